@@ -1,0 +1,724 @@
+//! Canonical bytes (RFC 8785, JCS) and the version's identity, `sha256(canonical bytes)`.
+//!
+//! The decision a newcomer would get wrong: we never build a `serde_json::Value` tree of the
+//! whole dataset. A 30 MB covid file as a `Value` takes ~500 MB (one B-tree node per small
+//! object). Instead the parser streams straight into canonical bytes, sorting each object's
+//! members in place in the output buffer, and a top-level array is remembered as *record
+//! spans* into that one buffer (with each record's key). Diffing then compares records as byte
+//! slices and parses only the ones that changed, one pair at a time.
+//!
+//! JCS details that matter: members sorted by UTF-16 code units (not UTF-8 bytes), numbers
+//! printed as ECMAScript does (`1e+21`, `1.5`, integers beyond 2^53 rounded to the nearest
+//! double), strings escaped minimally (only `"`, `\` and control characters), no whitespace.
+//! Duplicate member names are rejected, as I-JSON requires.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// A JSON Pointer (RFC 6901) naming each record's key, e.g. `/country/key`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyPointer {
+    tokens: Vec<String>,
+    text: String,
+}
+
+impl KeyPointer {
+    /// `""` means "records have no key" (matched by content).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let tokens = if text.is_empty() {
+            Vec::new()
+        } else {
+            parse_pointer(text)?
+        };
+        Ok(KeyPointer {
+            tokens,
+            text: text.to_string(),
+        })
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for KeyPointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Splits an RFC 6901 pointer into unescaped tokens. `""` is the whole document.
+pub fn parse_pointer(text: &str) -> Result<Vec<String>, String> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(rest) = text.strip_prefix('/') else {
+        return Err(format!("JSON pointer {text:?} must start with '/'"));
+    };
+    rest.split('/')
+        .map(|t| {
+            let mut out = String::with_capacity(t.len());
+            let mut chars = t.chars();
+            while let Some(c) = chars.next() {
+                if c == '~' {
+                    match chars.next() {
+                        Some('0') => out.push('~'),
+                        Some('1') => out.push('/'),
+                        _ => return Err(format!("JSON pointer {text:?} has a bad '~' escape")),
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            Ok(out)
+        })
+        .collect()
+}
+
+/// Escapes one token for a JSON pointer (`~` → `~0`, `/` → `~1`).
+pub fn escape_token(token: &str, out: &mut String) {
+    for c in token.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// One element of a top-level array: where its canonical bytes are, and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub start: usize,
+    pub end: usize,
+    /// Canonical bytes of the value at the key pointer, when the record has one.
+    pub key: Option<Box<[u8]>>,
+}
+
+/// A dataset version in canonical form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Document {
+    bytes: Vec<u8>,
+    sha256: String,
+    /// `Some` when the top level is an array: its elements, in order.
+    records: Option<Vec<Record>>,
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("len", &self.bytes.len())
+            .field("sha256", &self.sha256)
+            .field("records", &self.records.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+impl Document {
+    /// Parses any JSON text into canonical form, remembering records of a top-level array and
+    /// their keys. The error says what is wrong and where (line and column).
+    pub fn from_json(raw: &[u8], key: &KeyPointer) -> Result<Self, String> {
+        let mut ctx = Ctx {
+            out: Vec::with_capacity(raw.len()),
+            key: None,
+        };
+        let mut de = serde_json::Deserializer::from_slice(raw);
+        let records = de
+            .deserialize_any(TopLevel {
+                ctx: &mut ctx,
+                key: &key.tokens,
+            })
+            .and_then(|r| de.end().map(|()| r))
+            .map_err(|e| e.to_string())?;
+        Ok(Self::from_parts(ctx.out, records))
+    }
+
+    /// Canonical bytes of one `Value` (for small documents and tests).
+    pub fn from_value(value: &Value, key: &KeyPointer) -> Self {
+        let text = serde_json::to_vec(value).expect("a Value always serializes");
+        Self::from_json(&text, key).expect("a serialized Value is valid JSON")
+    }
+
+    fn from_parts(bytes: Vec<u8>, records: Option<Vec<Record>>) -> Self {
+        let sha256 = sha256_hex(&bytes);
+        Document {
+            bytes,
+            sha256,
+            records,
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+    pub fn records(&self) -> Option<&[Record]> {
+        self.records.as_deref()
+    }
+    pub fn record_count(&self) -> Option<usize> {
+        self.records.as_ref().map(Vec::len)
+    }
+    pub fn record_bytes(&self, r: &Record) -> &[u8] {
+        &self.bytes[r.start..r.end]
+    }
+    /// The whole document as a `Value` (only for small documents, or a fallback path).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_slice(&self.bytes).expect("canonical bytes are valid JSON")
+    }
+}
+
+/// Canonical bytes of a `Value`, appended to `out`.
+pub fn write_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                write_u64(u, out)
+            } else if let Some(i) = n.as_i64() {
+                write_i64(i, out)
+            } else {
+                write_f64(n.as_f64().unwrap_or(0.0), out)
+            }
+        }
+        Value::String(s) => write_str(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(v, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            // serde_json's map is sorted by UTF-8 bytes; JCS wants UTF-16 code units.
+            members.sort_by(|a, b| cmp_utf16(a.0, b.0));
+            out.push(b'{');
+            for (i, (k, v)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(k, out);
+                out.push(b':');
+                write_value(v, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+pub fn to_canonical_vec(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_value(value, &mut out);
+    out
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Renders a record key (canonical JSON) for people: strings without their quotes.
+pub fn display_key(key: &[u8]) -> String {
+    if key.first() == Some(&b'"') {
+        if let Ok(s) = serde_json::from_slice::<String>(key) {
+            return s;
+        }
+    }
+    String::from_utf8_lossy(key).into_owned()
+}
+
+/// Orders member names by UTF-16 code units, as JCS requires. UTF-8 byte order agrees with it
+/// except between U+E000..U+FFFF (lead byte 0xEE/0xEF) and supplementary characters (lead byte
+/// 0xF0..), which UTF-16 encodes as surrogates (0xD800..) and so sorts first.
+pub fn cmp_utf16(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        None => a.len().cmp(&b.len()),
+        Some(i) => {
+            let (x, y) = (a[i], b[i]);
+            let high_bmp = |c: u8| c == 0xEE || c == 0xEF;
+            let supplementary = |c: u8| c >= 0xF0;
+            if (high_bmp(x) && supplementary(y)) || (supplementary(x) && high_bmp(y)) {
+                y.cmp(&x)
+            } else {
+                x.cmp(&y)
+            }
+        }
+    }
+}
+
+fn write_u64(u: u64, out: &mut Vec<u8>) {
+    if u <= MAX_SAFE_INTEGER {
+        out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes());
+    } else {
+        write_f64(u as f64, out)
+    }
+}
+
+fn write_i64(i: i64, out: &mut Vec<u8>) {
+    if i.unsigned_abs() <= MAX_SAFE_INTEGER {
+        out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+    } else {
+        write_f64(i as f64, out)
+    }
+}
+
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+fn write_f64(f: f64, out: &mut Vec<u8>) {
+    if f == 0.0 {
+        // -0 prints as 0 in ECMAScript.
+        out.push(b'0');
+    } else {
+        out.extend_from_slice(ryu_js::Buffer::new().format_finite(f).as_bytes());
+    }
+}
+
+/// JCS string escaping: `"`, `\`, and U+0000..U+001F only; `\b \t \n \f \r` by name, the rest
+/// as `\u00xx` (lower-case hex). Everything else is written as UTF-8.
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.push(b'"');
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[run..i]);
+        run = i + 1;
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x0A => out.extend_from_slice(b"\\n"),
+            0x0C => out.extend_from_slice(b"\\f"),
+            0x0D => out.extend_from_slice(b"\\r"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xF) as usize],
+            ]),
+        }
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The streaming canonicalizer: serde visitors that write canonical bytes as they parse.
+
+struct Ctx {
+    out: Vec<u8>,
+    /// Canonical bytes of the value found at the key pointer in the current record.
+    key: Option<Box<[u8]>>,
+}
+
+/// The top level: an array becomes records, anything else one canonical value.
+struct TopLevel<'a> {
+    ctx: &'a mut Ctx,
+    key: &'a [String],
+}
+
+impl<'de> Visitor<'de> for TopLevel<'_> {
+    type Value = Option<Vec<Record>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let ctx = self.ctx;
+        let mut records = Vec::new();
+        ctx.out.push(b'[');
+        loop {
+            let comma = ctx.out.len();
+            if !records.is_empty() {
+                ctx.out.push(b',');
+            }
+            let start = ctx.out.len();
+            ctx.key = None;
+            let key_path = if self.key.is_empty() {
+                None
+            } else {
+                Some(self.key)
+            };
+            let seed = Canon {
+                ctx: &mut *ctx,
+                key_path,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                ctx.out.truncate(comma);
+                break;
+            }
+            records.push(Record {
+                start,
+                end: ctx.out.len(),
+                key: ctx.key.take(),
+            });
+        }
+        ctx.out.push(b']');
+        Ok(Some(records))
+    }
+
+    // Every other top-level value: canonicalize as a whole.
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        Canon::new(self.ctx).visit_map(map).map(|()| None)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Canon::new(self.ctx).visit_bool(v).map(|()| None)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Canon::new(self.ctx).visit_i64(v).map(|()| None)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Canon::new(self.ctx).visit_u64(v).map(|()| None)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Canon::new(self.ctx).visit_f64(v).map(|()| None)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Canon::new(self.ctx).visit_str(v).map(|()| None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Canon::new(self.ctx).visit_unit().map(|()| None)
+    }
+}
+
+/// Writes one value canonically. `key_path` is the rest of the key pointer when this value lies
+/// on it; at its end the value's canonical bytes are captured as the record key.
+struct Canon<'a, 'p> {
+    ctx: &'a mut Ctx,
+    key_path: Option<&'p [String]>,
+}
+
+impl<'a, 'p> Canon<'a, 'p> {
+    fn new(ctx: &'a mut Ctx) -> Self {
+        Canon {
+            ctx,
+            key_path: None,
+        }
+    }
+
+    fn capture(self, start: usize) {
+        if self.key_path.is_some_and(<[String]>::is_empty) {
+            self.ctx.key = Some(self.ctx.out[start..].into());
+        }
+    }
+
+    /// The writer for a child value; it stays on the key path if `on_path(token)` says so.
+    fn child(&mut self, on_path: impl FnOnce(&str) -> bool) -> Canon<'_, 'p> {
+        let key_path = match self.key_path {
+            Some([first, rest @ ..]) if on_path(first) => Some(rest),
+            _ => None,
+        };
+        Canon {
+            ctx: self.ctx,
+            key_path,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Canon<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Canon<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        let start = self.ctx.out.len();
+        self.ctx
+            .out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        self.capture(start);
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        let start = self.ctx.out.len();
+        write_i64(v, &mut self.ctx.out);
+        self.capture(start);
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        let start = self.ctx.out.len();
+        write_u64(v, &mut self.ctx.out);
+        self.capture(start);
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        let start = self.ctx.out.len();
+        write_f64(v, &mut self.ctx.out);
+        self.capture(start);
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let start = self.ctx.out.len();
+        write_str(v, &mut self.ctx.out);
+        self.capture(start);
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        let start = self.ctx.out.len();
+        self.ctx.out.extend_from_slice(b"null");
+        self.capture(start);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let start = self.ctx.out.len();
+        self.ctx.out.push(b'[');
+        let mut index = 0usize;
+        loop {
+            let comma = self.ctx.out.len();
+            if index > 0 {
+                self.ctx.out.push(b',');
+            }
+            let child = self.child(|t| t.parse::<usize>() == Ok(index));
+            if seq.next_element_seed(child)?.is_none() {
+                self.ctx.out.truncate(comma);
+                break;
+            }
+            index += 1;
+        }
+        self.ctx.out.push(b']');
+        self.capture(start);
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let start = self.ctx.out.len();
+        self.ctx.out.push(b'{');
+        // Members are written in arrival order, remembering where each one is; if they did not
+        // arrive sorted, the object's bytes are reordered once at the end.
+        let mut members: Vec<(Cow<'de, str>, usize, usize)> = Vec::new();
+        let mut sorted = true;
+        while let Some(name) = map.next_key_seed(NameSeed)? {
+            if let Some(prev) = members.last() {
+                match cmp_utf16(&prev.0, &name) {
+                    Ordering::Less => {}
+                    Ordering::Equal => {
+                        return Err(de::Error::custom(format_args!(
+                            "duplicate member name {name:?}"
+                        )))
+                    }
+                    Ordering::Greater => sorted = false,
+                }
+            }
+            if !members.is_empty() {
+                self.ctx.out.push(b',');
+            }
+            let member_start = self.ctx.out.len();
+            write_str(&name, &mut self.ctx.out);
+            self.ctx.out.push(b':');
+            map.next_value_seed(self.child(|t| t == name))?;
+            members.push((name, member_start, self.ctx.out.len()));
+        }
+        if !sorted {
+            members.sort_by(|a, b| cmp_utf16(&a.0, &b.0));
+            if let Some(dup) = members.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(de::Error::custom(format_args!(
+                    "duplicate member name {:?}",
+                    dup[0].0
+                )));
+            }
+            let body_start = start + 1;
+            let old: Vec<u8> = self.ctx.out[body_start..].to_vec();
+            self.ctx.out.truncate(body_start);
+            for (i, (_, s, e)) in members.iter().enumerate() {
+                if i > 0 {
+                    self.ctx.out.push(b',');
+                }
+                self.ctx
+                    .out
+                    .extend_from_slice(&old[s - body_start..e - body_start]);
+            }
+            // A key captured inside a moved member keeps its bytes: it was copied out already.
+        }
+        self.ctx.out.push(b'}');
+        self.capture(start);
+        Ok(())
+    }
+}
+
+/// Reads a member name, borrowing it from the input when it has no escapes.
+struct NameSeed;
+
+impl<'de> DeserializeSeed<'de> for NameSeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NameSeed {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn canon(text: &str) -> String {
+        let doc = Document::from_json(text.as_bytes(), &KeyPointer::default()).unwrap();
+        String::from_utf8(doc.bytes().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn sorts_members_and_drops_whitespace() {
+        assert_eq!(
+            canon(r#"{ "b": 1, "a": [ true, null ] }"#),
+            r#"{"a":[true,null],"b":1}"#
+        );
+        assert_eq!(
+            canon(r#"{"a":{"d":1,"c":2},"b":0}"#),
+            r#"{"a":{"c":2,"d":1},"b":0}"#
+        );
+    }
+
+    #[test]
+    fn numbers_follow_ecmascript() {
+        assert_eq!(
+            canon("[1.0, -0, 1e21, 1e-7, 0.000001, 123.456e2, 9007199254740993, -5]"),
+            "[1,0,1e+21,1e-7,0.000001,12345.6,9007199254740992,-5]"
+        );
+        assert_eq!(
+            canon("[4.50, 2e-3, 333333333.33333329, 1E30]"),
+            "[4.5,0.002,333333333.3333333,1e+30]"
+        );
+    }
+
+    #[test]
+    fn strings_escape_minimally() {
+        assert_eq!(
+            canon(r#""\u20ac\/\u0001\n\"\\\u2028""#),
+            "\"€/\\u0001\\n\\\"\\\\\u{2028}\""
+        );
+    }
+
+    #[test]
+    fn rfc8785_member_order_uses_utf16() {
+        // The example from RFC 8785 section 3.2.3.
+        let text = r#"{"\u20ac":"Euro Sign","\r":"Carriage Return","\ufb33":"Hebrew Letter Dalet With Dagesh","1":"One","\ud83d\ude00":"Emoji: Grinning Face","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis"}"#;
+        let doc = Document::from_json(text.as_bytes(), &KeyPointer::default()).unwrap();
+        let v: serde_json::Map<String, Value> = serde_json::from_slice(doc.bytes()).unwrap();
+        let order: Vec<&str> = {
+            // Re-read the order from the bytes, not the (sorted) map.
+            let s = std::str::from_utf8(doc.bytes()).unwrap();
+            let mut names: Vec<(usize, &str)> = v
+                .keys()
+                .map(|k| {
+                    (
+                        s.find(&format!("\"{}\"", k.replace('\r', "\\r"))).unwrap(),
+                        k.as_str(),
+                    )
+                })
+                .collect();
+            names.sort();
+            names.into_iter().map(|(_, k)| k).collect()
+        };
+        assert_eq!(order, ["\r", "1", "\u{80}", "ö", "€", "😀", "\u{fb33}"]);
+        assert_eq!(
+            write_value_string(&serde_json::to_value(&v).unwrap()),
+            String::from_utf8(doc.bytes().to_vec()).unwrap()
+        );
+    }
+
+    fn write_value_string(v: &Value) -> String {
+        String::from_utf8(to_canonical_vec(v)).unwrap()
+    }
+
+    #[test]
+    fn rejects_duplicate_names_and_trailing_garbage() {
+        let k = KeyPointer::default();
+        assert!(Document::from_json(br#"{"a":1,"a":2}"#, &k)
+            .unwrap_err()
+            .contains("duplicate"));
+        assert!(Document::from_json(br#"{"b":1,"a":2,"b":3}"#, &k)
+            .unwrap_err()
+            .contains("duplicate"));
+        assert!(Document::from_json(b"[1] x", &k)
+            .unwrap_err()
+            .contains("trailing"));
+        assert!(Document::from_json(b"[1,", &k).is_err());
+    }
+
+    #[test]
+    fn records_carry_spans_and_keys() {
+        let key = KeyPointer::parse("/country/key").unwrap();
+        let doc = Document::from_json(
+            br#"[ {"dates":{}, "country":{"name":"France","key":"france"}}, {"x":1}, {"country":{"key":7}} ]"#,
+            &key,
+        )
+        .unwrap();
+        let recs = doc.records().unwrap();
+        assert_eq!(recs.len(), 3);
+        assert_eq!(
+            doc.record_bytes(&recs[0]),
+            br#"{"country":{"key":"france","name":"France"},"dates":{}}"#
+        );
+        assert_eq!(recs[0].key.as_deref(), Some(&br#""france""#[..]));
+        assert_eq!(recs[1].key, None);
+        assert_eq!(display_key(recs[2].key.as_deref().unwrap()), "7");
+        assert_eq!(doc.sha256(), sha256_hex(doc.bytes()));
+    }
+
+    #[test]
+    fn key_order_and_whitespace_do_not_change_the_hash() {
+        let key = KeyPointer::parse("/id").unwrap();
+        let a = Document::from_json(br#"[{"id":1,"v":[1,2]},{"id":2}]"#, &key).unwrap();
+        let b =
+            Document::from_json(b"[ {\"v\" : [1, 2],\n \"id\":1}, {\"id\":2} ]\n", &key).unwrap();
+        assert_eq!(a.sha256(), b.sha256());
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn from_value_agrees_with_the_streaming_path() {
+        let v = json!({"z": [1, 2.5, "x"], "a": {"b": null, "\u{e000}": 1, "\u{10000}": 2}});
+        let doc = Document::from_value(&v, &KeyPointer::default());
+        assert_eq!(doc.bytes(), to_canonical_vec(&v).as_slice());
+    }
+}

@@ -1,0 +1,179 @@
+//! Every object key and metadata name, built in one place.
+//!
+//! Layout (DESIGN.md): `{prefix}/{dataset}/latest.json`, `manifest.json`,
+//! `snapshots/{ts}-{sha12}.json.gz`, `deltas/{ts}-{sha12}.delta.json.gz`. Dataset names are
+//! validated here (`[a-z0-9._-]+`, not `.`/`..`) so no name can escape the prefix.
+
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+pub const META_VERSION: &str = "snapsync-version";
+pub const META_SHA256: &str = "snapsync-sha256";
+pub const META_PREV_SHA256: &str = "snapsync-prev-sha256";
+pub const META_CREATED_AT: &str = "snapsync-created-at";
+/// The rest of the version's manifest entry rides on `latest.json` (and the delta) so a crash
+/// between the commit point and the manifest write can be repaired from metadata alone.
+pub const META_SNAPSHOT: &str = "snapsync-snapshot";
+pub const META_DELTA: &str = "snapsync-delta";
+pub const META_STATS: &str = "snapsync-stats";
+
+pub const LATEST: &str = "latest.json";
+pub const MANIFEST: &str = "manifest.json";
+
+/// Checks a dataset name against `[a-z0-9._-]+` (and not `.` or `..`).
+pub fn validate_dataset_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "dataset name {name:?} must match [a-z0-9._-]+ (and not be . or ..)"
+        )))
+    }
+}
+
+/// Normalises a store prefix: no leading/trailing slashes, no empty, `.` or `..` segments.
+pub fn normalize_prefix(prefix: &str) -> Result<String> {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    for seg in trimmed.split('/') {
+        if seg.is_empty() || seg == "." || seg == ".." || seg.contains('\0') {
+            return Err(Error::Config(format!(
+                "store prefix {prefix:?} has an empty, '.', '..' or NUL segment"
+            )));
+        }
+    }
+    Ok(trimmed.to_string())
+}
+
+/// The keys of one dataset under one prefix.
+#[derive(Debug, Clone)]
+pub struct DatasetKeys {
+    base: String,
+}
+
+impl DatasetKeys {
+    /// `prefix` must come from [`normalize_prefix`], `dataset` pass [`validate_dataset_name`].
+    pub fn new(prefix: &str, dataset: &str) -> Self {
+        let base = if prefix.is_empty() {
+            dataset.to_string()
+        } else {
+            format!("{prefix}/{dataset}")
+        };
+        DatasetKeys { base }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+    pub fn latest(&self) -> String {
+        format!("{}/{LATEST}", self.base)
+    }
+    pub fn manifest(&self) -> String {
+        format!("{}/{MANIFEST}", self.base)
+    }
+    pub fn snapshots_dir(&self) -> String {
+        format!("{}/snapshots/", self.base)
+    }
+    pub fn deltas_dir(&self) -> String {
+        format!("{}/deltas/", self.base)
+    }
+    pub fn snapshot(&self, created_at: OffsetDateTime, sha256: &str) -> String {
+        format!(
+            "{}/snapshots/{}-{}.json.gz",
+            self.base,
+            key_timestamp(created_at),
+            &sha256[..12]
+        )
+    }
+    pub fn delta(&self, created_at: OffsetDateTime, sha256: &str) -> String {
+        format!(
+            "{}/deltas/{}-{}.delta.json.gz",
+            self.base,
+            key_timestamp(created_at),
+            &sha256[..12]
+        )
+    }
+    /// The probe object `doctor` writes and deletes.
+    pub fn probe(&self, nonce: &str) -> String {
+        format!("{}/.snapsync-probe-{nonce}", self.base)
+    }
+}
+
+/// `2026-11-24T060000Z`: sortable, and free of `:` (awkward in file names and URLs).
+pub fn key_timestamp(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// RFC 3339 in UTC with second precision: `2026-11-24T06:00:00Z`.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn layout_matches_design() {
+        let k = DatasetKeys::new("history", "covid-countries");
+        let t = datetime!(2026-11-24 06:00:00 UTC);
+        let sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(k.latest(), "history/covid-countries/latest.json");
+        assert_eq!(k.manifest(), "history/covid-countries/manifest.json");
+        assert_eq!(
+            k.snapshot(t, sha),
+            "history/covid-countries/snapshots/2026-11-24T060000Z-0123456789ab.json.gz"
+        );
+        assert_eq!(
+            k.delta(t, sha),
+            "history/covid-countries/deltas/2026-11-24T060000Z-0123456789ab.delta.json.gz"
+        );
+        assert_eq!(DatasetKeys::new("", "x").latest(), "x/latest.json");
+        assert_eq!(rfc3339(t), "2026-11-24T06:00:00Z");
+    }
+
+    #[test]
+    fn names_cannot_escape_the_prefix() {
+        for bad in ["", ".", "..", "../x", "a/b", "/abs", "A", "a\0b", "é"] {
+            assert!(validate_dataset_name(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(validate_dataset_name("covid-countries.v1_x").is_ok());
+        assert!(normalize_prefix("a/../b").is_err());
+        assert!(normalize_prefix("a//b").is_err());
+        assert_eq!(normalize_prefix("/a/b/").unwrap(), "a/b");
+        assert_eq!(normalize_prefix("").unwrap(), "");
+    }
+}

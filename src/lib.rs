@@ -1,0 +1,21 @@
+//! snapsync: a versioned, verifiable history of a remote JSON dataset in S3 or a directory.
+//!
+//! A run is data flowing one way: fetch (`source`) → validate → canonicalize and hash
+//! (`canonical`) → plan (`plan`) → diff and verify (`delta`) → publish (`sync`, through the
+//! `store` trait) → record (`db`). The middle is pure; I/O stays at the edges.
+#![forbid(unsafe_code)]
+
+pub mod canonical;
+pub mod delta;
+pub mod error;
+pub mod keys;
+pub mod store;
+
+pub use error::{Error, Result};
+pub mod clock;
+pub mod db;
+pub mod manifest;
+pub mod plan;
+pub mod source;
+pub mod sync;
+pub mod validate;

@@ -1,0 +1,183 @@
+//! The manifest (`manifest.json`): the index of every version, and the metadata each object
+//! carries so the manifest can be rebuilt from the objects alone.
+//!
+//! Every object of a version (snapshot, delta, `latest.json`) carries the version's whole
+//! manifest entry in its user metadata. That is what makes the publish protocol repairable: a
+//! crash after the commit point (latest.json) but before the manifest write leaves an entry
+//! that the next run reads back from `latest.json`'s metadata (or, further back, from the
+//! delta objects) and appends.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys;
+
+pub const FORMAT: &str = "snapsync-manifest/1";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub dataset: String,
+    pub versions: Vec<Entry>,
+}
+
+impl Manifest {
+    pub fn new(dataset: &str) -> Self {
+        Manifest {
+            format: FORMAT.to_string(),
+            dataset: dataset.to_string(),
+            versions: Vec::new(),
+        }
+    }
+
+    pub fn last(&self) -> Option<&Entry> {
+        self.versions.last()
+    }
+
+    pub fn get(&self, version: u64) -> Option<&Entry> {
+        self.versions.iter().find(|e| e.version == version)
+    }
+
+    /// Checks the chain: versions 1..n in order, each `prev_sha256` the previous `sha256`.
+    pub fn check_chain(&self) -> Result<(), String> {
+        let mut prev: Option<&Entry> = None;
+        for e in &self.versions {
+            let want_version = prev.map_or(1, |p| p.version + 1);
+            if e.version != want_version {
+                return Err(format!(
+                    "version {} follows {}",
+                    e.version,
+                    want_version - 1
+                ));
+            }
+            if e.prev_sha256.as_deref() != prev.map(|p| p.sha256.as_str()) {
+                return Err(format!(
+                    "version {} does not follow from the one before it",
+                    e.version
+                ));
+            }
+            prev = Some(e);
+        }
+        Ok(())
+    }
+}
+
+/// One version, as listed in the manifest and carried in object metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub version: u64,
+    pub created_at: String,
+    pub sha256: String,
+    pub prev_sha256: Option<String>,
+    /// Object keys, relative to the bucket (the store's root).
+    pub snapshot: String,
+    pub delta: Option<String>,
+    pub canonical_bytes: u64,
+    pub snapshot_bytes: u64,
+    pub delta_bytes: Option<u64>,
+    pub records: Option<u64>,
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+}
+
+impl Entry {
+    pub fn to_metadata(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert(keys::META_VERSION.into(), self.version.to_string());
+        m.insert(keys::META_SHA256.into(), self.sha256.clone());
+        if let Some(p) = &self.prev_sha256 {
+            m.insert(keys::META_PREV_SHA256.into(), p.clone());
+        }
+        m.insert(keys::META_CREATED_AT.into(), self.created_at.clone());
+        m.insert(keys::META_SNAPSHOT.into(), self.snapshot.clone());
+        if let Some(d) = &self.delta {
+            m.insert(keys::META_DELTA.into(), d.clone());
+        }
+        let mut stats = format!(
+            "canonical={};snapshot={};added={};removed={};changed={}",
+            self.canonical_bytes, self.snapshot_bytes, self.added, self.removed, self.changed
+        );
+        if let Some(d) = self.delta_bytes {
+            stats.push_str(&format!(";delta={d}"));
+        }
+        if let Some(r) = self.records {
+            stats.push_str(&format!(";records={r}"));
+        }
+        m.insert(keys::META_STATS.into(), stats);
+        m
+    }
+
+    /// Reads an entry back from object metadata; `None` when it is not a snapsync object.
+    pub fn from_metadata(m: &BTreeMap<String, String>) -> Option<Entry> {
+        let stats: BTreeMap<&str, u64> = m
+            .get(keys::META_STATS)?
+            .split(';')
+            .filter_map(|kv| kv.split_once('='))
+            .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+            .collect();
+        let sha256 = m.get(keys::META_SHA256)?.clone();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(Entry {
+            version: m.get(keys::META_VERSION)?.parse().ok()?,
+            created_at: m.get(keys::META_CREATED_AT)?.clone(),
+            sha256,
+            prev_sha256: m.get(keys::META_PREV_SHA256).cloned(),
+            snapshot: m.get(keys::META_SNAPSHOT)?.clone(),
+            delta: m.get(keys::META_DELTA).cloned(),
+            canonical_bytes: *stats.get("canonical")?,
+            snapshot_bytes: *stats.get("snapshot")?,
+            delta_bytes: stats.get("delta").copied(),
+            records: stats.get("records").copied(),
+            added: stats.get("added").copied().unwrap_or(0),
+            removed: stats.get("removed").copied().unwrap_or(0),
+            changed: stats.get("changed").copied().unwrap_or(0),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(version: u64, prev: Option<&str>, sha: char) -> Entry {
+        Entry {
+            version,
+            created_at: "2026-11-24T06:00:00Z".into(),
+            sha256: sha.to_string().repeat(64),
+            prev_sha256: prev.map(str::to_string),
+            snapshot: "p/d/snapshots/x.json.gz".into(),
+            delta: prev.map(|_| "p/d/deltas/x.delta.json.gz".into()),
+            canonical_bytes: 100,
+            snapshot_bytes: 40,
+            delta_bytes: prev.map(|_| 10),
+            records: Some(3),
+            added: 1,
+            removed: 0,
+            changed: 2,
+        }
+    }
+
+    #[test]
+    fn metadata_roundtrip() {
+        for e in [entry(1, None, 'a'), entry(2, Some(&"a".repeat(64)), 'b')] {
+            assert_eq!(Entry::from_metadata(&e.to_metadata()), Some(e));
+        }
+        assert_eq!(Entry::from_metadata(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn chain_check_finds_gaps_and_forks() {
+        let a = "a".repeat(64);
+        let mut m = Manifest::new("d");
+        m.versions = vec![entry(1, None, 'a'), entry(2, Some(&a), 'b')];
+        assert!(m.check_chain().is_ok());
+        m.versions.push(entry(4, Some(&"b".repeat(64)), 'c'));
+        assert!(m.check_chain().is_err());
+        m.versions[2] = entry(3, Some(&a), 'c');
+        assert!(m.check_chain().unwrap_err().contains("does not follow"));
+    }
+}

@@ -1,0 +1,266 @@
+//! Plan, then do: given the new document and what the store holds, decide what to publish and
+//! build every object's bytes and metadata, without any I/O. `sync.rs` then executes the plan.
+//!
+//! Versions get strictly increasing `created_at` (at least one second after the previous
+//! version): object keys embed it, so a writer that lost a race and re-bases never collides
+//! with the orphans of its own failed attempt.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use time::{Duration, OffsetDateTime};
+
+use crate::canonical::Document;
+use crate::delta::{Delta, Diff, VersionRef, FORMAT};
+use crate::keys::{self, DatasetKeys};
+use crate::manifest::Entry;
+use crate::store::{PutMode, PutOptions};
+
+/// The version the store holds now, as read at the start of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub entry: Entry,
+    pub etag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The store already has this version.
+    Unchanged,
+    /// A new version; `prev` is what it follows.
+    Publish {
+        version: u64,
+        created_at: OffsetDateTime,
+    },
+}
+
+pub fn decide(new_sha256: &str, remote: Option<&Remote>, now: OffsetDateTime) -> Decision {
+    let now = now.replace_nanosecond(0).expect("0 is a valid nanosecond");
+    match remote {
+        Some(r) if r.entry.sha256 == new_sha256 => Decision::Unchanged,
+        Some(r) => {
+            let floor = keys::parse_rfc3339(&r.entry.created_at)
+                .map(|t| t + Duration::seconds(1))
+                .unwrap_or(now);
+            Decision::Publish {
+                version: r.entry.version + 1,
+                created_at: now.max(floor),
+            }
+        }
+        None => Decision::Publish {
+            version: 1,
+            created_at: now,
+        },
+    }
+}
+
+/// One object to write.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub key: String,
+    pub body: Bytes,
+    pub opts: PutOptions,
+}
+
+/// Everything a publish writes, in order: immutable objects first, the commit point last.
+#[derive(Debug, Clone)]
+pub struct PublishPlan {
+    pub entry: Entry,
+    /// Snapshot, then delta (when there is a previous version); created with `If-None-Match`.
+    pub immutable: Vec<Upload>,
+    /// `latest.json`: the commit point.
+    pub latest: Upload,
+}
+
+impl PublishPlan {
+    pub fn bytes_out(&self) -> u64 {
+        self.immutable
+            .iter()
+            .chain([&self.latest])
+            .map(|u| u.body.len() as u64)
+            .sum()
+    }
+}
+
+/// Inputs of [`build`]: the new document, and the previous version with the diff to it.
+pub struct Inputs<'a> {
+    pub keys: &'a DatasetKeys,
+    pub dataset: &'a str,
+    pub doc: &'a Document,
+    /// The already-compressed snapshot (computed in parallel with the diff).
+    pub snapshot_gz: Bytes,
+    pub prev: Option<(&'a Remote, &'a Diff)>,
+    pub version: u64,
+    pub created_at: OffsetDateTime,
+    pub gzip_level: u32,
+}
+
+pub fn build(i: Inputs<'_>) -> PublishPlan {
+    let sha = i.doc.sha256();
+    let created_at = keys::rfc3339(i.created_at);
+    let snapshot_key = i.keys.snapshot(i.created_at, sha);
+    let (delta, summary) = match i.prev {
+        Some((remote, diff)) => {
+            let delta = Delta {
+                format: FORMAT.to_string(),
+                dataset: i.dataset.to_string(),
+                from: VersionRef {
+                    version: remote.entry.version,
+                    sha256: remote.entry.sha256.clone(),
+                },
+                to: VersionRef {
+                    version: i.version,
+                    sha256: sha.to_string(),
+                },
+                created_at: created_at.clone(),
+                summary: diff.summary,
+                changes: diff.changes.clone(),
+                patch: diff.patch.clone(),
+            };
+            let json = serde_json::to_vec(&delta).expect("a delta serializes");
+            let gz = gzip(&json, i.gzip_level);
+            (Some((i.keys.delta(i.created_at, sha), gz)), diff.summary)
+        }
+        None => (
+            None,
+            crate::delta::Summary {
+                added: i.doc.record_count().unwrap_or(0) as u64,
+                removed: 0,
+                changed: 0,
+            },
+        ),
+    };
+    let entry = Entry {
+        version: i.version,
+        created_at,
+        sha256: sha.to_string(),
+        prev_sha256: i.prev.map(|(r, _)| r.entry.sha256.clone()),
+        snapshot: snapshot_key.clone(),
+        delta: delta.as_ref().map(|(k, _)| k.clone()),
+        canonical_bytes: i.doc.bytes().len() as u64,
+        snapshot_bytes: i.snapshot_gz.len() as u64,
+        delta_bytes: delta.as_ref().map(|(_, b)| b.len() as u64),
+        records: i.doc.record_count().map(|n| n as u64),
+        added: summary.added,
+        removed: summary.removed,
+        changed: summary.changed,
+    };
+    let meta = entry.to_metadata();
+    let mut immutable = vec![Upload {
+        key: snapshot_key,
+        body: i.snapshot_gz,
+        opts: PutOptions::gzip_json(PutMode::Create).with_metadata(meta.clone()),
+    }];
+    if let Some((key, gz)) = delta {
+        immutable.push(Upload {
+            key,
+            body: Bytes::from(gz),
+            opts: PutOptions::gzip_json(PutMode::Create).with_metadata(meta.clone()),
+        });
+    }
+    let latest_mode = match i.prev {
+        Some((remote, _)) => PutMode::Update(remote.etag.clone()),
+        None => PutMode::Create,
+    };
+    let latest = Upload {
+        key: i.keys.latest(),
+        body: Bytes::copy_from_slice(i.doc.bytes()),
+        opts: PutOptions::json(latest_mode).with_metadata(meta),
+    };
+    PublishPlan {
+        entry,
+        immutable,
+        latest,
+    }
+}
+
+pub fn gzip(bytes: &[u8], level: u32) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 8),
+        flate2::Compression::new(level.min(9)),
+    );
+    enc.write_all(bytes).expect("writing to a Vec cannot fail");
+    enc.finish().expect("writing to a Vec cannot fail")
+}
+
+pub fn gunzip(bytes: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::with_capacity(bytes.len() * 4);
+    flate2::read::MultiGzDecoder::new(bytes)
+        .take(limit + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "decompresses to more than {limit} bytes"
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn remote(version: u64, sha: &str, created_at: &str) -> Remote {
+        Remote {
+            entry: Entry {
+                version,
+                created_at: created_at.into(),
+                sha256: sha.into(),
+                prev_sha256: None,
+                snapshot: String::new(),
+                delta: None,
+                canonical_bytes: 0,
+                snapshot_bytes: 0,
+                delta_bytes: None,
+                records: None,
+                added: 0,
+                removed: 0,
+                changed: 0,
+            },
+            etag: "e".into(),
+        }
+    }
+
+    #[test]
+    fn same_hash_is_unchanged() {
+        let r = remote(3, "abc", "2026-11-24T06:00:00Z");
+        assert_eq!(
+            decide("abc", Some(&r), datetime!(2026-11-25 06:00 UTC)),
+            Decision::Unchanged
+        );
+    }
+
+    #[test]
+    fn first_version_is_one() {
+        let now = datetime!(2026-11-25 06:00:00.5 UTC);
+        assert_eq!(
+            decide("abc", None, now),
+            Decision::Publish {
+                version: 1,
+                created_at: datetime!(2026-11-25 06:00 UTC)
+            }
+        );
+    }
+
+    #[test]
+    fn created_at_strictly_increases_even_when_the_clock_does_not() {
+        let r = remote(3, "abc", "2026-11-25T06:00:00Z");
+        assert_eq!(
+            decide("def", Some(&r), datetime!(2026-11-25 05:00 UTC)),
+            Decision::Publish {
+                version: 4,
+                created_at: datetime!(2026-11-25 06:00:01 UTC)
+            }
+        );
+    }
+
+    #[test]
+    fn gzip_roundtrip_and_limit() {
+        let data = vec![b'x'; 100_000];
+        let gz = gzip(&data, 6);
+        assert_eq!(gunzip(&gz, 100_000).unwrap(), data);
+        assert!(gunzip(&gz, 99_999).is_err());
+    }
+}

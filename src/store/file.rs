@@ -1,0 +1,323 @@
+//! The embedded default store: a plain directory that mirrors the S3 layout.
+//!
+//! `DIR/{key}` holds the object's bytes exactly as S3 would (so `zcat` and `sha256sum` work on
+//! it), and `DIR/.snapsync/meta/{key}.json` its ETag, encoding and user metadata. Conditional
+//! puts are made atomic with an exclusive `flock` on `DIR/.snapsync/lock` around
+//! check-then-rename, so two processes on one machine get S3's semantics.
+//!
+//! The one decision to keep: the data file is renamed into place *before* its metadata, and the
+//! metadata rename is the commit. A crash between the two leaves the old metadata in charge
+//! (the next conditional put still matches it and overwrites); [`FileStore::get`] notices the
+//! bytes no longer hash to the recorded ETag and reports the object as torn instead of returning
+//! bytes that do not belong to their metadata.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{ListEntry, ObjectMeta, PutMode, PutOptions, Store};
+use crate::error::{Error, Result};
+
+const STATE_DIR: &str = ".snapsync";
+
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: PathBuf,
+    url: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MetaFile {
+    etag: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content_encoding: Option<String>,
+    #[serde(default)]
+    content_type: String,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+impl FileStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir.join(STATE_DIR).join("tmp")).map_err(|e| Error::io(dir, e))?;
+        let root = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
+        let url = format!("file://{}", root.display());
+        Ok(FileStore { root, url })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Maps a key to a path inside the root, refusing anything that could leave it.
+    fn data_path(&self, key: &str) -> Result<PathBuf> {
+        let bad = key.is_empty()
+            || key.starts_with('/')
+            || key.contains('\0')
+            || key.contains('\\')
+            || key
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == ".." || s == STATE_DIR);
+        if bad {
+            return Err(self.err(key, "invalid object key", false));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn meta_path(&self, key: &str) -> PathBuf {
+        self.root
+            .join(STATE_DIR)
+            .join("meta")
+            .join(format!("{key}.json"))
+    }
+
+    fn err(&self, key: &str, reason: impl std::fmt::Display, retryable: bool) -> Error {
+        Error::Store {
+            store: self.url.clone(),
+            key: key.to_string(),
+            reason: reason.to_string(),
+            retryable,
+        }
+    }
+
+    fn io_err(&self, key: &str, e: std::io::Error) -> Error {
+        self.err(key, e, false)
+    }
+
+    fn read_meta(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        let data = self.data_path(key)?;
+        let size = match fs::metadata(&data) {
+            Ok(m) if m.is_file() => m.len(),
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io_err(key, e)),
+        };
+        match fs::read(self.meta_path(key)) {
+            Ok(raw) => {
+                let m: MetaFile = serde_json::from_slice(&raw).map_err(|e| Error::Corrupt {
+                    store: self.url.clone(),
+                    key: key.to_string(),
+                    reason: format!("metadata file is not valid: {e}"),
+                })?;
+                Ok(Some(ObjectMeta {
+                    key: key.to_string(),
+                    etag: m.etag,
+                    size: m.size,
+                    content_encoding: m.content_encoding,
+                    metadata: m.metadata,
+                }))
+            }
+            // A file put there by hand: it exists, with no metadata; its ETag is its hash.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let bytes = fs::read(&data).map_err(|e| self.io_err(key, e))?;
+                Ok(Some(ObjectMeta {
+                    key: key.to_string(),
+                    etag: etag_of(&bytes),
+                    size,
+                    content_encoding: None,
+                    metadata: BTreeMap::new(),
+                }))
+            }
+            Err(e) => Err(self.io_err(key, e)),
+        }
+    }
+
+    fn lock(&self) -> Result<File> {
+        let path = self.root.join(STATE_DIR).join("lock");
+        let f = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        f.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(f)
+    }
+
+    fn put_blocking(&self, key: &str, body: &[u8], opts: &PutOptions) -> Result<String> {
+        let data_path = self.data_path(key)?;
+        let meta_path = self.meta_path(key);
+        let _guard = self.lock()?;
+        let current = self.read_meta(key)?;
+        match (&opts.mode, &current) {
+            (PutMode::Create, Some(_)) => return Err(self.precondition(key)),
+            (PutMode::Update(want), Some(cur)) if &cur.etag != want => {
+                return Err(self.precondition(key))
+            }
+            (PutMode::Update(_), None) => return Err(self.precondition(key)),
+            _ => {}
+        }
+        let etag = etag_of(body);
+        let meta = MetaFile {
+            etag: etag.clone(),
+            size: body.len() as u64,
+            content_encoding: opts.content_encoding.map(str::to_string),
+            content_type: opts.content_type.to_string(),
+            metadata: opts.metadata.clone(),
+        };
+        let meta_bytes = serde_json::to_vec_pretty(&meta).expect("metadata serializes");
+        let tmp_dir = self.root.join(STATE_DIR).join("tmp");
+        let tmp_data = write_temp(&tmp_dir, body).map_err(|e| self.io_err(key, e))?;
+        let tmp_meta = write_temp(&tmp_dir, &meta_bytes).map_err(|e| self.io_err(key, e))?;
+        for p in [&data_path, &meta_path] {
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent).map_err(|e| self.io_err(key, e))?;
+            }
+        }
+        // Data first, metadata last: the metadata rename is the commit (see module docs).
+        fs::rename(&tmp_data, &data_path).map_err(|e| self.io_err(key, e))?;
+        sync_parent(&data_path);
+        fs::rename(&tmp_meta, &meta_path).map_err(|e| self.io_err(key, e))?;
+        sync_parent(&meta_path);
+        Ok(etag)
+    }
+
+    fn precondition(&self, key: &str) -> Error {
+        Error::PreconditionFailed {
+            store: self.url.clone(),
+            key: key.to_string(),
+        }
+    }
+
+    fn list_blocking(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        let mut out = Vec::new();
+        // Walk from the deepest directory the prefix names, then filter by the string prefix.
+        let dir_part = prefix.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        let start = if dir_part.is_empty() {
+            self.root.clone()
+        } else {
+            self.data_path(dir_part)?
+        };
+        let mut stack = vec![start];
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.io_err(prefix, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| self.io_err(prefix, e))?;
+                let path = entry.path();
+                let rel = path
+                    .strip_prefix(&self.root)
+                    .expect("walk stays under root");
+                let Some(rel) = rel.to_str() else { continue };
+                if rel == STATE_DIR {
+                    continue;
+                }
+                let ft = entry.file_type().map_err(|e| self.io_err(rel, e))?;
+                if ft.is_dir() {
+                    stack.push(path);
+                } else if ft.is_file() && rel.starts_with(prefix) {
+                    let size = entry.metadata().map_err(|e| self.io_err(rel, e))?.len();
+                    out.push(ListEntry {
+                        key: rel.to_string(),
+                        size,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}
+
+pub(crate) fn etag_of(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..16])
+}
+
+fn write_temp(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let path = dir.join(format!("put-{:016x}", rand::random::<u64>()));
+    let mut f = File::create(&path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(path)
+}
+
+fn sync_parent(path: &Path) {
+    // Best effort: makes the rename durable on filesystems that need it.
+    if let Some(parent) = path.parent() {
+        if let Ok(d) = File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+#[async_trait::async_trait]
+impl Store for FileStore {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn prefix(&self) -> &str {
+        ""
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || this.read_meta(&key)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || {
+            let Some(meta) = this.read_meta(&key)? else {
+                return Ok(None);
+            };
+            let bytes = match fs::read(this.data_path(&key)?) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(this.io_err(&key, e)),
+            };
+            if etag_of(&bytes) != meta.etag {
+                return Err(Error::Corrupt {
+                    store: this.url.clone(),
+                    key,
+                    reason: "stored bytes do not match their recorded ETag (torn write or edited by hand)"
+                        .into(),
+                });
+            }
+            Ok(Some((Bytes::from(bytes), meta)))
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, body: Bytes, opts: PutOptions) -> Result<String> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || this.put_blocking(&key, &body, &opts)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<()> {
+        let (this, key) = (self.clone(), key.to_string());
+        blocking(move || {
+            let data = this.data_path(&key)?;
+            let _guard = this.lock()?;
+            for p in [this.meta_path(&key), data] {
+                match fs::remove_file(&p) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(this.io_err(&key, e)),
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        let (this, prefix) = (self.clone(), prefix.to_string());
+        blocking(move || this.list_blocking(&prefix)).await
+    }
+}

@@ -1,0 +1,189 @@
+//! The store: a narrow object-store trait and its two implementations.
+//!
+//! Everything snapsync knows about publishing safely lives *above* this trait (in `sync.rs` and
+//! `history.rs`); a backend only has to store bytes with metadata and honour the three
+//! [`PutMode`]s atomically. `Create` and `Update` are the whole concurrency story: a new
+//! immutable object never replaces another one, and `latest.json` only moves forward from the
+//! ETag the writer read. A backend that cannot honour them must say so through
+//! [`Store::conditional_writes`] rather than silently overwrite.
+
+pub mod file;
+pub mod s3;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::keys;
+
+/// What a HEAD returns: enough to decide without downloading the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: String,
+    /// Opaque; only ever compared and sent back in [`PutMode::Update`].
+    pub etag: String,
+    /// Size of the stored bytes (compressed, when `content_encoding` is gzip).
+    pub size: u64,
+    pub content_encoding: Option<String>,
+    /// User metadata, names without the `x-amz-meta-` prefix, lower-case.
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMode {
+    /// Only if no object exists at the key (`If-None-Match: *`).
+    Create,
+    /// Only if the current object has this ETag (`If-Match`).
+    Update(String),
+    /// Unconditional; only for objects nobody races on (doctor's probe).
+    Overwrite,
+}
+
+#[derive(Debug, Clone)]
+pub struct PutOptions {
+    pub mode: PutMode,
+    pub content_type: &'static str,
+    pub content_encoding: Option<&'static str>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl PutOptions {
+    pub fn json(mode: PutMode) -> Self {
+        PutOptions {
+            mode,
+            content_type: "application/json",
+            content_encoding: None,
+            metadata: BTreeMap::new(),
+        }
+    }
+    pub fn gzip_json(mode: PutMode) -> Self {
+        PutOptions {
+            content_encoding: Some("gzip"),
+            ..PutOptions::json(mode)
+        }
+    }
+    pub fn with_metadata(mut self, metadata: BTreeMap<String, String>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub key: String,
+    pub size: u64,
+}
+
+/// How the store behaves with conditional writes, as far as it knows or `doctor` probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionalWrites {
+    Honoured,
+    Ignored,
+    Unknown,
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// `file:///abs/dir` or `s3://bucket/prefix`: for messages, never holds a secret.
+    fn url(&self) -> &str;
+    /// The key prefix every dataset lives under (already normalised).
+    fn prefix(&self) -> &str;
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>>;
+    /// The stored bytes exactly as put (still gzip when put gzip) with their metadata.
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>>;
+    /// Returns the new ETag. A failed condition is [`Error::PreconditionFailed`].
+    async fn put(&self, key: &str, body: Bytes, opts: PutOptions) -> Result<String>;
+    /// Deleting a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Every key under `prefix` (a plain string prefix), sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>>;
+    fn conditional_writes(&self) -> ConditionalWrites {
+        ConditionalWrites::Honoured
+    }
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// A parsed `--store` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    File { dir: std::path::PathBuf },
+    S3 { bucket: String, prefix: String },
+}
+
+impl StoreUrl {
+    pub fn parse(s: &str) -> Result<Self> {
+        if let Some(rest) = s.strip_prefix("file://") {
+            if rest.is_empty() {
+                return Err(Error::Config(format!(
+                    "store {s:?}: file:// needs a directory"
+                )));
+            }
+            return Ok(StoreUrl::File { dir: rest.into() });
+        }
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let bucket_ok = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            if !bucket_ok {
+                return Err(Error::Config(format!(
+                    "store {s:?}: {bucket:?} is not a valid bucket name"
+                )));
+            }
+            return Ok(StoreUrl::S3 {
+                bucket: bucket.to_string(),
+                prefix: keys::normalize_prefix(prefix)?,
+            });
+        }
+        Err(Error::Config(format!(
+            "store {s:?}: expected file://DIR or s3://BUCKET/PREFIX"
+        )))
+    }
+}
+
+/// Builds the real store for a URL.
+pub async fn open(url: &StoreUrl, s3: &s3::S3Options) -> Result<DynStore> {
+    Ok(match url {
+        StoreUrl::File { dir } => Arc::new(file::FileStore::open(dir)?),
+        StoreUrl::S3 { bucket, prefix } => {
+            Arc::new(s3::S3Store::connect(bucket, prefix, s3).await?)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_store_urls() {
+        assert_eq!(
+            StoreUrl::parse("file://./data").unwrap(),
+            StoreUrl::File {
+                dir: "./data".into()
+            }
+        );
+        assert_eq!(
+            StoreUrl::parse("s3://my-bucket/a/b/").unwrap(),
+            StoreUrl::S3 {
+                bucket: "my-bucket".into(),
+                prefix: "a/b".into()
+            }
+        );
+        assert_eq!(
+            StoreUrl::parse("s3://my-bucket").unwrap(),
+            StoreUrl::S3 {
+                bucket: "my-bucket".into(),
+                prefix: String::new()
+            }
+        );
+        assert!(StoreUrl::parse("s3://My_Bucket/x").is_err());
+        assert!(StoreUrl::parse("s3://b/../x").is_err());
+        assert!(StoreUrl::parse("http://x").is_err());
+        assert!(StoreUrl::parse("file://").is_err());
+    }
+}

@@ -1,0 +1,650 @@
+//! One run of one dataset: fetch → validate → canonicalize → compare → diff and verify →
+//! publish → record. The glue of the pure modules and the I/O edges.
+//!
+//! The publish protocol (DESIGN.md): immutable objects first (`If-None-Match: *`), then
+//! `latest.json` with `If-Match` on the ETag read at the start of the attempt — the commit
+//! point — then the manifest, then SQLite. A 412 on the commit point means another writer got
+//! there first: the attempt starts over from the new `latest.json` (re-basing the delta onto
+//! it), so concurrent writers produce a linear history, never a fork. Nothing is written before
+//! the run has applied its own delta to the previous document and got the new hash back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::canonical::{sha256_hex, Document, KeyPointer};
+use crate::clock::Clock;
+use crate::db::{Db, RunRecord, SourceState};
+use crate::delta::{self, Diff};
+use crate::error::{Error, Result};
+use crate::keys::{self, DatasetKeys};
+use crate::manifest::{Entry, Manifest};
+use crate::plan::{self, Decision, Remote};
+use crate::source::{redact_url, Fetched, Source, Validators};
+use crate::store::{DynStore, PutMode, PutOptions};
+use crate::validate::{self, Guards};
+
+/// Most attempts at the commit point before giving up on a store that keeps changing.
+const MAX_ATTEMPTS: u32 = 8;
+/// Canonical JSON bodies read back from the store are at most this large when decompressed.
+const MAX_BODY: u64 = 8 << 30;
+
+/// One dataset's settings.
+#[derive(Debug, Clone)]
+pub struct DatasetConfig {
+    pub name: String,
+    pub url: String,
+    pub key: KeyPointer,
+    pub guards: Guards,
+    pub gzip_level: u32,
+}
+
+impl DatasetConfig {
+    /// What turns fetched bytes into canonical bytes: the same source bytes through the same
+    /// pipeline cannot make a new version.
+    pub fn pipeline_fingerprint(&self) -> String {
+        sha256_hex(format!("snapsync-pipeline/1\nkey={}\n", self.key).as_bytes())
+    }
+}
+
+/// What a run needs from outside.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: DynStore,
+    pub db: Db,
+    pub source: Arc<dyn Source>,
+    pub clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Publish even when a guard fails (logged).
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Changed,
+    Unchanged,
+    NotModified,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Changed => "changed",
+            Outcome::Unchanged => "unchanged",
+            Outcome::NotModified => "not-modified",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// The result of one run of one dataset: the summary line, and the `runs` row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub dataset: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<u64>,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub retryable: bool,
+}
+
+impl Report {
+    /// `covid-countries changed version=7 sha256=… added=0 removed=0 changed=190`
+    pub fn summary_line(&self) -> String {
+        let mut s = format!("{} {}", self.dataset, self.outcome.as_str());
+        if let Some(v) = self.version {
+            s.push_str(&format!(" version={v}"));
+        }
+        if let Some(h) = &self.sha256 {
+            s.push_str(&format!(" sha256={h}"));
+        }
+        if let (Some(a), Some(r), Some(c)) = (self.added, self.removed, self.changed) {
+            s.push_str(&format!(" added={a} removed={r} changed={c}"));
+        }
+        if let Some(e) = &self.error {
+            s.push_str(&format!(" error={:?}", e));
+        }
+        s
+    }
+}
+
+/// Runs one dataset; never panics on input, always returns a report (failures included) and
+/// records it in the database when it can.
+pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> Report {
+    let t0 = Instant::now();
+    let started_at = deps.clock.now();
+    let mut run = Run {
+        deps,
+        ds,
+        opts,
+        keys: DatasetKeys::new(deps.store.prefix(), &ds.name),
+        bytes_in: 0,
+        bytes_out: 0,
+        fetch_ms: None,
+        dataset_id: None,
+    };
+    let result = run.execute().await;
+    let duration_ms = t0.elapsed().as_millis() as u64;
+    let mut report = Report {
+        dataset: ds.name.clone(),
+        outcome: Outcome::Failed,
+        version: None,
+        sha256: None,
+        added: None,
+        removed: None,
+        changed: None,
+        bytes_in: run.bytes_in,
+        bytes_out: run.bytes_out,
+        duration_ms,
+        error: None,
+        retryable: false,
+    };
+    match &result {
+        Ok(done) => {
+            report.outcome = done.outcome;
+            report.version = done.entry.as_ref().map(|e| e.version);
+            report.sha256 = done.entry.as_ref().map(|e| e.sha256.clone());
+            if done.outcome == Outcome::Changed {
+                let e = done.entry.as_ref().expect("a changed run has an entry");
+                (report.added, report.removed, report.changed) =
+                    (Some(e.added), Some(e.removed), Some(e.changed));
+            }
+        }
+        Err(e) => {
+            report.error = Some(e.to_string());
+            report.retryable = e.is_retryable();
+        }
+    }
+    if let Some(id) = run.dataset_id {
+        let record = RunRecord {
+            started_at: keys::rfc3339(started_at),
+            finished_at: keys::rfc3339(deps.clock.now()),
+            outcome: report.outcome.as_str().to_string(),
+            version: report.version,
+            sha256: report.sha256.clone(),
+            bytes_in: report.bytes_in,
+            bytes_out: report.bytes_out,
+            fetch_ms: run.fetch_ms,
+            total_ms: duration_ms,
+            error: report.error.clone(),
+        };
+        if let Err(e) = deps.db.record_run(id, record).await {
+            warn!(dataset = %ds.name, error = %e, "could not record the run");
+        }
+    }
+    info!(
+        dataset = %ds.name,
+        outcome = report.outcome.as_str(),
+        version = report.version,
+        sha256 = report.sha256.as_deref(),
+        bytes_in = report.bytes_in,
+        bytes_out = report.bytes_out,
+        duration_ms,
+        error = report.error.as_deref(),
+        "run finished"
+    );
+    report
+}
+
+struct Run<'a> {
+    deps: &'a Deps,
+    ds: &'a DatasetConfig,
+    opts: RunOptions,
+    keys: DatasetKeys,
+    bytes_in: u64,
+    bytes_out: u64,
+    fetch_ms: Option<u64>,
+    dataset_id: Option<i64>,
+}
+
+struct Done {
+    outcome: Outcome,
+    entry: Option<Entry>,
+}
+
+impl Run<'_> {
+    async fn execute(&mut self) -> Result<Done> {
+        let deps = self.deps;
+        let ds = self.ds;
+        let state = deps.db.dataset(deps.store.url(), &ds.name).await?;
+        self.dataset_id = Some(state.id);
+        let pipeline = ds.pipeline_fingerprint();
+        let same_pipeline = state.pipeline.as_deref() == Some(pipeline.as_str());
+
+        // 1. Fetch, conditionally when the last fetch led to the version we know.
+        let validators = match (&state.last, same_pipeline) {
+            (Some(_), true) => Validators {
+                etag: state.etag.clone(),
+                last_modified: state.last_modified.clone(),
+            },
+            _ => Validators::default(),
+        };
+        let t = Instant::now();
+        let fetched = deps.source.fetch(&ds.url, &validators).await?;
+        self.fetch_ms = Some(t.elapsed().as_millis() as u64);
+        let (raw, validators) = match fetched {
+            Fetched::NotModified => {
+                return Ok(Done {
+                    outcome: Outcome::NotModified,
+                    entry: state.last,
+                })
+            }
+            Fetched::Body { bytes, validators } => (bytes, validators),
+        };
+        self.bytes_in = raw.len() as u64;
+        let source = SourceState {
+            source_url: redact_url(&ds.url),
+            etag: validators.etag,
+            last_modified: validators.last_modified,
+            source_sha256: Some(sha256_hex(&raw)),
+            pipeline,
+        };
+
+        // 2. The same bytes through the same pipeline as the version we know: if the store
+        //    still has that version, nothing can have changed. One HEAD, nothing parsed.
+        if let (Some(last), true) = (&state.last, same_pipeline) {
+            if state.source_sha256 == source.source_sha256 {
+                let remote = self.remote().await?;
+                if remote.as_ref().is_some_and(|r| r.entry == *last) {
+                    deps.db
+                        .record_versions(state.id, Vec::new(), None, Some(source))
+                        .await?;
+                    return Ok(Done {
+                        outcome: Outcome::Unchanged,
+                        entry: Some(last.clone()),
+                    });
+                }
+            }
+        }
+
+        // 3. Validate and canonicalize.
+        let doc = {
+            let key = ds.key.clone();
+            tokio::task::spawn_blocking(move || Document::from_json(&raw, &key))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                .map_err(|reason| Error::InvalidJson {
+                    what: format!("{}: {}", ds.name, redact_url(&ds.url)),
+                    reason,
+                })?
+        };
+        let doc = Arc::new(doc);
+
+        // 4. Compare with the store and publish; start over when another writer commits first.
+        for attempt in 1..=MAX_ATTEMPTS {
+            let remote = self.remote().await?;
+            if remote.is_none() && state.last.is_some() {
+                warn!(dataset = %ds.name, store = deps.store.url(), "the store has no latest.json although the database remembers versions; starting a new history there");
+                deps.db.forget_versions_after(state.id, 0).await?;
+            }
+            let created_at = match plan::decide(doc.sha256(), remote.as_ref(), deps.clock.now()) {
+                Decision::Unchanged => {
+                    let r = remote.expect("unchanged implies a remote version");
+                    let agrees = state.last.as_ref() == Some(&r.entry);
+                    let manifest = if agrees {
+                        None
+                    } else {
+                        Some(self.reconcile_manifest(&r.entry).await?)
+                    };
+                    self.record(&manifest, &r.entry, None, source).await?;
+                    return Ok(Done {
+                        outcome: Outcome::Unchanged,
+                        entry: Some(r.entry),
+                    });
+                }
+                Decision::Publish { created_at, .. } => created_at,
+            };
+            validate::check(
+                &ds.name,
+                &ds.key,
+                &ds.guards,
+                &doc,
+                remote.as_ref().and_then(|r| r.entry.records),
+                self.opts.force,
+            )?;
+            let version = remote.as_ref().map_or(1, |r| r.entry.version + 1);
+            let (diff, snapshot_gz) = self
+                .diff_and_compress(&doc, remote.as_ref(), state.id)
+                .await?;
+            let publish = plan::build(plan::Inputs {
+                keys: &self.keys,
+                dataset: &ds.name,
+                doc: &doc,
+                snapshot_gz,
+                prev: remote.as_ref().zip(diff.as_ref()),
+                version,
+                created_at,
+                gzip_level: ds.gzip_level,
+            });
+            for up in &publish.immutable {
+                self.put_immutable(up, &publish.entry).await?;
+            }
+            let latest = publish.latest;
+            match deps
+                .store
+                .put(&latest.key, latest.body.clone(), latest.opts.clone())
+                .await
+            {
+                Ok(_) => {}
+                Err(Error::PreconditionFailed { .. }) => {
+                    info!(dataset = %ds.name, attempt, "another writer committed first; comparing again with its version");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            self.bytes_out += latest.body.len() as u64;
+            info!(dataset = %ds.name, version, sha256 = doc.sha256(), "committed");
+            let manifest = self.reconcile_manifest(&publish.entry).await?;
+            self.record(&Some(manifest), &publish.entry, Some(latest.body), source)
+                .await?;
+            return Ok(Done {
+                outcome: Outcome::Changed,
+                entry: Some(publish.entry),
+            });
+        }
+        Err(Error::Contended {
+            dataset: ds.name.clone(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// `HEAD latest.json`: the version the store holds and the ETag to commit against.
+    async fn remote(&self) -> Result<Option<Remote>> {
+        let key = self.keys.latest();
+        let Some(meta) = self.deps.store.head(&key).await? else {
+            return Ok(None);
+        };
+        let entry = Entry::from_metadata(&meta.metadata).ok_or_else(|| Error::Corrupt {
+            store: self.deps.store.url().to_string(),
+            key: key.clone(),
+            reason:
+                "has no snapsync metadata (written by something else?); refusing to overwrite it"
+                    .into(),
+        })?;
+        Ok(Some(Remote {
+            entry,
+            etag: meta.etag,
+        }))
+    }
+
+    /// Diffs against the previous version and checks the delta by applying it, while the
+    /// snapshot is compressed on the other core.
+    async fn diff_and_compress(
+        &mut self,
+        doc: &Arc<Document>,
+        remote: Option<&Remote>,
+        dataset_id: i64,
+    ) -> Result<(Option<Diff>, Bytes)> {
+        let level = self.ds.gzip_level;
+        let gz_doc = doc.clone();
+        let gz = tokio::task::spawn_blocking(move || plan::gzip(gz_doc.bytes(), level));
+        let diff = match remote {
+            None => None,
+            Some(r) => {
+                let prev = self.previous(&r.entry, dataset_id).await?;
+                let new = doc.clone();
+                let name = self.ds.name.clone();
+                let d = tokio::task::spawn_blocking(move || -> Result<Diff> {
+                    let d = delta::diff(&prev, &new);
+                    let applied = delta::apply_document(&prev, &d.patch).map_err(|e| {
+                        Error::DeltaMismatch {
+                            dataset: name.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    let got = sha256_hex(&applied);
+                    if got != new.sha256() {
+                        return Err(Error::DeltaMismatch {
+                            dataset: name,
+                            reason: format!(
+                                "applying it gives sha256 {got}, expected {}",
+                                new.sha256()
+                            ),
+                        });
+                    }
+                    Ok(d)
+                })
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+                Some(d)
+            }
+        };
+        let gz = gz
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        Ok((diff, Bytes::from(gz)))
+    }
+
+    /// The previous version's document: from the local cache when it has that hash, else from
+    /// `latest.json` (or, if that is torn, the version's snapshot), checked against its hash.
+    async fn previous(&mut self, entry: &Entry, dataset_id: i64) -> Result<Document> {
+        let store = &self.deps.store;
+        let body = match self.deps.db.cached_body(dataset_id, &entry.sha256).await? {
+            Some(body) => body,
+            None => match fetch_body(store, &self.keys.latest(), &entry.sha256).await {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(error = %e, "latest.json unreadable; reading the version's snapshot instead");
+                    fetch_body(store, &entry.snapshot, &entry.sha256).await?
+                }
+            },
+        };
+        let key = self.ds.key.clone();
+        let url = store.url().to_string();
+        let latest = self.keys.latest();
+        tokio::task::spawn_blocking(move || Document::from_json(&body, &key))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            .map_err(|reason| Error::Corrupt {
+                store: url,
+                key: latest,
+                reason: format!("previous version is not valid JSON: {reason}"),
+            })
+    }
+
+    /// Writes a snapshot or delta with `If-None-Match: *`. The key can already exist only if
+    /// this very object was written before (a retried attempt): accepted when its metadata is
+    /// this version's.
+    async fn put_immutable(&mut self, up: &plan::Upload, entry: &Entry) -> Result<()> {
+        let store = &self.deps.store;
+        match store.put(&up.key, up.body.clone(), up.opts.clone()).await {
+            Ok(_) => {
+                self.bytes_out += up.body.len() as u64;
+                Ok(())
+            }
+            Err(Error::PreconditionFailed { .. }) => {
+                let existing = store.head(&up.key).await?;
+                if existing
+                    .and_then(|m| Entry::from_metadata(&m.metadata))
+                    .as_ref()
+                    == Some(entry)
+                {
+                    Ok(())
+                } else {
+                    Err(Error::Corrupt {
+                        store: store.url().to_string(),
+                        key: up.key.clone(),
+                        reason: "already exists with other content; not overwriting".into(),
+                    })
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes the manifest list every version up to `upto` (appending what a crashed run left
+    /// out, recovered from object metadata), with `If-Match` so concurrent writers merge.
+    async fn reconcile_manifest(&mut self, upto: &Entry) -> Result<Manifest> {
+        let store = self.deps.store.clone();
+        let key = self.keys.manifest();
+        for _ in 0..MAX_ATTEMPTS {
+            let (mut manifest, mode) = match store.get(&key).await? {
+                Some((bytes, meta)) => {
+                    let m: Manifest =
+                        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
+                            store: store.url().to_string(),
+                            key: key.clone(),
+                            reason: format!("not a valid manifest: {e}"),
+                        })?;
+                    (m, PutMode::Update(meta.etag))
+                }
+                None => (Manifest::new(&self.ds.name), PutMode::Create),
+            };
+            let have = manifest.last().map_or(0, |e| e.version);
+            if have >= upto.version {
+                if manifest.get(upto.version) != Some(upto) {
+                    return Err(Error::Corrupt {
+                        store: store.url().to_string(),
+                        key,
+                        reason: format!(
+                            "lists a different version {} than latest.json",
+                            upto.version
+                        ),
+                    });
+                }
+                return Ok(manifest);
+            }
+            let missing = self.recover_entries(have, upto).await?;
+            manifest.versions.extend(missing);
+            manifest.check_chain().map_err(|reason| Error::Corrupt {
+                store: store.url().to_string(),
+                key: key.clone(),
+                reason: format!("would break the chain: {reason}"),
+            })?;
+            let body = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
+            let opts = PutOptions::json(mode).with_metadata(upto.to_metadata());
+            let len = body.len() as u64;
+            match store.put(&key, Bytes::from(body), opts).await {
+                Ok(_) => {
+                    self.bytes_out += len;
+                    return Ok(manifest);
+                }
+                Err(Error::PreconditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Contended {
+            dataset: self.ds.name.clone(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// Entries `have+1 ..= upto.version`, walking back from `upto` through the metadata of the
+    /// delta objects (each carries its version's entry).
+    async fn recover_entries(&self, have: u64, upto: &Entry) -> Result<Vec<Entry>> {
+        let mut out = vec![upto.clone()];
+        if upto.version > have + 1 {
+            let store = &self.deps.store;
+            let deltas = store.list(&self.keys.deltas_dir()).await?;
+            let snapshots = store.list(&self.keys.snapshots_dir()).await?;
+            while out.last().expect("non-empty").version > have + 1 {
+                let child = out.last().expect("non-empty");
+                let want = child.prev_sha256.clone().unwrap_or_default();
+                let suffix = |ext: &str| format!("-{}{ext}", &want[..12.min(want.len())]);
+                let candidates = deltas
+                    .iter()
+                    .filter(|e| e.key.ends_with(&suffix(".delta.json.gz")))
+                    .chain(
+                        snapshots
+                            .iter()
+                            .filter(|e| e.key.ends_with(&suffix(".json.gz"))),
+                    );
+                let mut found = None;
+                for c in candidates {
+                    if let Some(m) = store.head(&c.key).await? {
+                        if let Some(e) = Entry::from_metadata(&m.metadata) {
+                            if e.sha256 == want && e.version + 1 == child.version {
+                                found = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+                let Some(e) = found else {
+                    return Err(Error::Corrupt {
+                        store: store.url().to_string(),
+                        key: self.keys.manifest(),
+                        reason: format!(
+                            "misses version {} and no object in the store describes it",
+                            child.version - 1
+                        ),
+                    });
+                };
+                out.push(e);
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Mirrors the store's state into SQLite after a commit or a confirmed unchanged run.
+    async fn record(
+        &self,
+        manifest: &Option<Manifest>,
+        entry: &Entry,
+        body: Option<Bytes>,
+        source: SourceState,
+    ) -> Result<()> {
+        let id = self.dataset_id.expect("set at the start");
+        let entries = match manifest {
+            Some(m) => m.versions.clone(),
+            None => vec![entry.clone()],
+        };
+        // Only the newest body is cached; an unchanged run on a fresh database leaves the cache
+        // empty and the next changed run reads latest.json once.
+        let body = body.map(|b| (entry.version, entry.sha256.clone(), b.to_vec()));
+        self.deps
+            .db
+            .record_versions(id, entries, body, Some(source))
+            .await
+    }
+}
+
+/// Reads a stored body (gunzipping when stored gzip) and checks it hashes to `sha256`.
+pub async fn fetch_body(store: &DynStore, key: &str, sha256: &str) -> Result<Vec<u8>> {
+    let (bytes, meta) = store.get(key).await?.ok_or_else(|| Error::Store {
+        store: store.url().to_string(),
+        key: key.to_string(),
+        reason: "missing".into(),
+        retryable: false,
+    })?;
+    let body = if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
+        plan::gunzip(&bytes, MAX_BODY).map_err(|e| Error::Corrupt {
+            store: store.url().to_string(),
+            key: key.to_string(),
+            reason: format!("not valid gzip: {e}"),
+        })?
+    } else {
+        bytes.to_vec()
+    };
+    let got = sha256_hex(&body);
+    if got != sha256 {
+        return Err(Error::Corrupt {
+            store: store.url().to_string(),
+            key: key.to_string(),
+            reason: format!("content hashes to {got}, its metadata says {sha256}"),
+        });
+    }
+    Ok(body)
+}
