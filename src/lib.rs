@@ -12,7 +12,10 @@ pub mod keys;
 pub mod store;
 
 pub use error::{Error, Result};
+pub mod cli;
 pub mod clock;
+pub mod commands;
+pub mod config;
 pub mod db;
 pub mod manifest;
 pub mod plan;

@@ -1,1 +1,90 @@
-fn main() {}
+//! The `snapsync` binary: parse the command line, set up logging, dispatch, and turn the result
+//! into an exit status (0 ok, 1 a dataset or operation failed, 2 usage or configuration).
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use snapsync::cli::{Cli, Command};
+use snapsync::commands;
+use snapsync::config::Config;
+use snapsync::Error;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_format.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("snapsync: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(dispatch(cli))
+}
+
+async fn dispatch(cli: Cli) -> ExitCode {
+    let config = match Config::resolve(&cli.global) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.into()),
+    };
+    let result = match cli.command {
+        Command::Run(args) => match commands::run(&config, args.json, args.force).await {
+            Ok(reports) if commands::any_failed(&reports) => return ExitCode::from(1),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        },
+        Command::Status(args) => commands::status(&config, args.json).await,
+        Command::Log(args) => commands::log(&config, args.json).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("snapsync: {e:#}");
+    let usage = matches!(e.downcast_ref::<Error>(), Some(Error::Config(_)));
+    ExitCode::from(if usage { 2 } else { 1 })
+}
+
+/// Text on a terminal, logfmt otherwise (Heroku's log router and grep both like it).
+/// `SNAPSYNC_LOG` (or `RUST_LOG`) sets the filter; default `info`.
+fn init_logging(format: Option<&str>) {
+    let filter = std::env::var("SNAPSYNC_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let tty = std::io::stderr().is_terminal();
+    let logfmt = match format {
+        Some("logfmt") => true,
+        Some(_) => false,
+        None => !tty,
+    };
+    if logfmt {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_logfmt::builder()
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(tty)
+            .compact()
+            .init();
+    }
+}

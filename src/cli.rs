@@ -1,0 +1,93 @@
+//! Command-line definitions. Every setting has a flag and a `SNAPSYNC_*` variable (flags win
+//! over the environment, the environment over `snapsync.toml`, that over defaults), so the
+//! same binary is configured by hand, by cron, or by Heroku config vars.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "snapsync",
+    version,
+    about = "Keeps a versioned, verifiable history of a remote JSON dataset in S3 or a local directory",
+    long_about = "Keeps a versioned, verifiable history of a remote JSON dataset in S3 or a local directory.\n\n\
+        Each run fetches the dataset, canonicalizes and hashes it, and only when it changed publishes a \
+        dated snapshot, a new latest.json and a changes-only delta (RFC 6902 JSON Patch).\n\n\
+        With no configuration at all, `snapsync run` syncs the coviddata countries dataset into \
+        ./snapsync-data and ./snapsync.db."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Configuration file [default: ./snapsync.toml if present]
+    #[arg(long, env = "SNAPSYNC_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the history lives: file://DIR or s3://BUCKET/PREFIX [default: file://./snapsync-data]
+    #[arg(long, env = "SNAPSYNC_STORE", global = true, value_name = "URL")]
+    pub store: Option<String>,
+    /// Local state database [default: ./snapsync.db]
+    #[arg(long, env = "SNAPSYNC_DB", global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Dataset name, [a-z0-9._-]+ [default: covid-countries, or all datasets of the config file]
+    #[arg(long, env = "SNAPSYNC_DATASET", global = true, value_name = "NAME")]
+    pub dataset: Option<String>,
+    /// Source URL of a single dataset [default: the coviddata countries stats URL]
+    #[arg(long, env = "SNAPSYNC_URL", global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// JSON Pointer to each record's key inside top-level array items; "" for none [default: /country/key]
+    #[arg(long, env = "SNAPSYNC_KEY", global = true, value_name = "POINTER")]
+    pub key: Option<String>,
+    /// Largest accepted (decoded) source body, in bytes [default: 1073741824]
+    #[arg(long, env = "SNAPSYNC_MAX_BYTES", global = true, value_name = "BYTES")]
+    pub max_bytes: Option<u64>,
+    /// Seconds to wait for the source to send anything (headers or more body) [default: 30]
+    #[arg(long, env = "SNAPSYNC_TIMEOUT", global = true, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Extra fetch attempts after connection errors, timeouts and 5xx [default: 3]
+    #[arg(long, env = "SNAPSYNC_RETRIES", global = true, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Allow plain http:// sources that are not on loopback
+    #[arg(long, env = "SNAPSYNC_ALLOW_INSECURE_HTTP", global = true)]
+    pub allow_insecure_http: bool,
+    /// S3-compatible endpoint (e.g. http://127.0.0.1:8333)
+    #[arg(long, env = "AWS_ENDPOINT_URL", global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Log format on stderr [default: text on a terminal, logfmt otherwise]
+    #[arg(long, env = "SNAPSYNC_LOG_FORMAT", global = true, value_parser = ["text", "logfmt"])]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// One pass over the configured datasets; exit 0 when all ended changed, unchanged or
+    /// not-modified, 1 when any failed, 2 on a usage or configuration error
+    Run(RunArgs),
+    /// Per dataset: last run, last version, and whether the database and the store agree
+    Status(JsonArg),
+    /// The version history, from the store's manifest
+    Log(JsonArg),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Print one JSON object per dataset instead of the summary line
+    #[arg(long)]
+    pub json: bool,
+    /// Publish even when a guard (empty data, shrinking record count, missing keys) fails
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Machine-readable output
+    #[arg(long)]
+    pub json: bool,
+}

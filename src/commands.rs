@@ -1,0 +1,203 @@
+//! Command glue: builds the real store, database and source from the `Config`, runs a
+//! command, and prints its result. Output for scripts goes to stdout; logs go to stderr.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use serde_json::json;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::db::Db;
+use crate::keys::DatasetKeys;
+use crate::manifest::{Entry, Manifest};
+use crate::source::HttpSource;
+use crate::store::{self, DynStore};
+use crate::sync::{self, Deps, Outcome, Report, RunOptions};
+
+/// How many datasets run at once.
+const PARALLEL_DATASETS: usize = 4;
+
+pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let (db, warning) = Db::open(&config.db).await?;
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    Ok(db)
+}
+
+pub async fn deps(config: &Config) -> anyhow::Result<Deps> {
+    let store = store::open(&config.store, &config.s3).await?;
+    let db = open_db(config).await?;
+    let source = HttpSource::new(config.source.clone())?;
+    Ok(Deps {
+        store,
+        db,
+        source: Arc::new(source),
+        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
+    })
+}
+
+/// Runs every configured dataset (a few at a time) and prints one line (or JSON object) each,
+/// in configuration order. Returns the reports.
+pub async fn run(config: &Config, json: bool, force: bool) -> anyhow::Result<Vec<Report>> {
+    let deps = deps(config).await?;
+    let opts = RunOptions { force };
+    let reports: Vec<Report> = futures_util::stream::iter(&config.datasets)
+        .map(|ds| sync::run_dataset(&deps, ds, opts))
+        .buffered(PARALLEL_DATASETS)
+        .collect()
+        .await;
+    for r in &reports {
+        if json {
+            println!("{}", serde_json::to_string(r).expect("a report serializes"));
+        } else {
+            println!("{}", r.summary_line());
+        }
+    }
+    Ok(reports)
+}
+
+pub fn any_failed(reports: &[Report]) -> bool {
+    reports.iter().any(|r| r.outcome == Outcome::Failed)
+}
+
+/// Reads a dataset's manifest from the store (an empty one when there is none yet).
+pub async fn read_manifest(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    dataset: &str,
+) -> anyhow::Result<Manifest> {
+    match store.get(&keys.manifest()).await? {
+        Some((bytes, _)) => serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} in {} is not a valid manifest",
+                keys.manifest(),
+                store.url()
+            )
+        }),
+        None => Ok(Manifest::new(dataset)),
+    }
+}
+
+pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
+    let store = store::open(&config.store, &config.s3).await?;
+    let db = open_db(config).await?;
+    for ds in &config.datasets {
+        let keys = DatasetKeys::new(store.prefix(), &ds.name);
+        let state = db.dataset(store.url(), &ds.name).await?;
+        let (last_run, last_ok) = db.last_runs(state.id).await?;
+        let remote = store
+            .head(&keys.latest())
+            .await?
+            .and_then(|m| Entry::from_metadata(&m.metadata));
+        let agreement = match (&state.last, &remote) {
+            (None, None) => "no versions yet",
+            (Some(l), Some(r)) if l == r => "agrees",
+            (Some(l), Some(r)) if l.version < r.version => {
+                "database behind the store (the next run catches up)"
+            }
+            (None, Some(_)) => "database empty (rebuilt from the store on the next run)",
+            (Some(_), None) => "store has no latest.json (the next run starts a new history there)",
+            _ => "database and store disagree",
+        };
+        if json {
+            let v = json!({
+                "dataset": ds.name,
+                "store": store.url(),
+                "source": crate::source::redact_url(&ds.url),
+                "last_run": last_run.as_ref().map(|r| json!({
+                    "started_at": r.started_at, "outcome": r.outcome, "version": r.version,
+                    "duration_ms": r.total_ms, "error": r.error})),
+                "last_success": last_ok.as_ref().map(|r| json!({"started_at": r.started_at, "outcome": r.outcome})),
+                "local_version": state.last.as_ref().map(|e| json!({"version": e.version, "sha256": e.sha256, "created_at": e.created_at})),
+                "store_version": remote.as_ref().map(|e| json!({"version": e.version, "sha256": e.sha256, "created_at": e.created_at})),
+                "agreement": agreement,
+                "next_run": null,
+            });
+            println!("{v}");
+        } else {
+            println!("{}", ds.name);
+            println!("  store:         {}", store.url());
+            println!("  source:        {}", crate::source::redact_url(&ds.url));
+            match &last_run {
+                Some(r) => println!(
+                    "  last run:      {} {} ({} ms){}",
+                    r.started_at,
+                    r.outcome,
+                    r.total_ms,
+                    r.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ),
+                None => println!("  last run:      never (on this database)"),
+            }
+            if let Some(r) = &last_ok {
+                println!("  last success:  {} {}", r.started_at, r.outcome);
+            }
+            match &remote {
+                Some(e) => println!(
+                    "  version:       {} sha256={} ({})",
+                    e.version, e.sha256, e.created_at
+                ),
+                None => println!("  version:       none published"),
+            }
+            println!("  local state:   {agreement}");
+            println!("  next run:      on demand (`snapsync run`)");
+        }
+    }
+    Ok(())
+}
+
+pub async fn log(config: &Config, json: bool) -> anyhow::Result<()> {
+    let store = store::open(&config.store, &config.s3).await?;
+    for ds in &config.datasets {
+        let keys = DatasetKeys::new(store.prefix(), &ds.name);
+        let manifest = read_manifest(&store, &keys, &ds.name).await?;
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string(&manifest).expect("a manifest serializes")
+            );
+            continue;
+        }
+        if config.datasets.len() > 1 {
+            println!("{}", ds.name);
+        }
+        if manifest.versions.is_empty() {
+            println!("no versions of {} in {}", ds.name, store.url());
+        }
+        for e in manifest.versions.iter().rev() {
+            println!(
+                "v{:<4} {}  {}  +{} -{} ~{}  records={}  snapshot={} delta={}",
+                e.version,
+                e.created_at,
+                &e.sha256[..12],
+                e.added,
+                e.removed,
+                e.changed,
+                e.records.map_or("-".to_string(), |n| n.to_string()),
+                human_bytes(e.snapshot_bytes),
+                e.delta_bytes.map_or("-".to_string(), human_bytes),
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

@@ -1,0 +1,358 @@
+//! One validated `Config` from flags, `SNAPSYNC_*` variables, `snapsync.toml` and defaults.
+//!
+//! Everything a user can get wrong is checked here, once, before any work starts, and reported
+//! in one line naming the file, line and field (or the flag). Nothing secret is ever part of
+//! the configuration: credentials stay in aws-config's chain.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::canonical::KeyPointer;
+use crate::cli::GlobalArgs;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::source::{check_url, SourceOptions};
+use crate::store::s3::S3Options;
+use crate::store::StoreUrl;
+use crate::sync::DatasetConfig;
+use crate::validate::Guards;
+
+pub const DEFAULT_URL: &str = "https://coviddata.github.io/coviddata/v1/countries/stats.json";
+pub const DEFAULT_DATASET: &str = "covid-countries";
+pub const DEFAULT_KEY: &str = "/country/key";
+pub const DEFAULT_STORE: &str = "file://./snapsync-data";
+pub const DEFAULT_DB: &str = "./snapsync.db";
+pub const DEFAULT_CONFIG: &str = "./snapsync.toml";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreUrl,
+    pub store_text: String,
+    pub db: PathBuf,
+    pub datasets: Vec<DatasetConfig>,
+    pub source: SourceOptions,
+    pub s3: S3Options,
+}
+
+/// `snapsync.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    db: Option<PathBuf>,
+    #[serde(default)]
+    store: FileStoreSection,
+    #[serde(default)]
+    source: FileSourceSection,
+    #[serde(default, rename = "dataset")]
+    datasets: Vec<FileDataset>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStoreSection {
+    url: Option<String>,
+    endpoint: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSourceSection {
+    max_bytes: Option<u64>,
+    timeout_secs: Option<f64>,
+    retries: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDataset {
+    name: String,
+    url: String,
+    key: Option<String>,
+    #[serde(default)]
+    allow_insecure_http: bool,
+    gzip_level: Option<u32>,
+    #[serde(default)]
+    guards: FileGuards,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGuards {
+    min_records: Option<u64>,
+    max_shrink: Option<f64>,
+    require_key: Option<bool>,
+    allow_duplicates: Option<bool>,
+}
+
+impl Config {
+    /// Resolves the configuration. `cwd_config_exists` is whether `./snapsync.toml` exists
+    /// (passed in so tests do not depend on the working directory).
+    pub fn resolve(args: &GlobalArgs) -> Result<Config> {
+        let (file, file_path) = match &args.config {
+            Some(p) => (Some(load_file(p)?), Some(p.clone())),
+            None if Path::new(DEFAULT_CONFIG).exists() => {
+                let p = PathBuf::from(DEFAULT_CONFIG);
+                (Some(load_file(&p)?), Some(p))
+            }
+            None => (None, None),
+        };
+        let file = file.unwrap_or_default();
+        let store_text = args
+            .store
+            .clone()
+            .or(file.store.url.clone())
+            .unwrap_or_else(|| DEFAULT_STORE.to_string());
+        let store = StoreUrl::parse(&store_text)?;
+        let db = args
+            .db
+            .clone()
+            .or(file.db.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+
+        let mut source = SourceOptions::default();
+        if let Some(n) = args.max_bytes.or(file.source.max_bytes) {
+            if n == 0 {
+                return Err(Error::Config("max_bytes must be more than 0".into()));
+            }
+            source.max_bytes = n;
+        }
+        if let Some(t) = args.timeout.or(file.source.timeout_secs) {
+            if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
+                return Err(Error::Config(format!(
+                    "timeout {t} must be between 0 and 86400 seconds"
+                )));
+            }
+            source.read_timeout = Duration::from_secs_f64(t);
+            source.connect_timeout = source.connect_timeout.min(source.read_timeout);
+        }
+        if let Some(r) = args.retries.or(file.source.retries) {
+            source.retries = r.min(20);
+        }
+        source.allow_insecure_http = args.allow_insecure_http;
+
+        let key_text = |k: Option<&str>| {
+            args.key
+                .clone()
+                .or(k.map(str::to_string))
+                .unwrap_or_else(|| DEFAULT_KEY.to_string())
+        };
+        let where_ = |i: usize| match &file_path {
+            Some(p) => format!("{} [[dataset]] #{}", p.display(), i + 1),
+            None => "command line".to_string(),
+        };
+        let mut datasets = Vec::new();
+        if file.datasets.is_empty() {
+            let name = args
+                .dataset
+                .clone()
+                .unwrap_or_else(|| DEFAULT_DATASET.to_string());
+            let url = args.url.clone().unwrap_or_else(|| DEFAULT_URL.to_string());
+            datasets.push(dataset(
+                &name,
+                &url,
+                &key_text(None),
+                &Guards::default(),
+                6,
+                args.allow_insecure_http,
+                "command line",
+            )?);
+        } else {
+            for (i, d) in file.datasets.iter().enumerate() {
+                if args.dataset.as_ref().is_some_and(|n| n != &d.name) {
+                    continue;
+                }
+                let defaults = Guards::default();
+                let guards = Guards {
+                    min_records: d.guards.min_records.unwrap_or(defaults.min_records),
+                    max_shrink: d.guards.max_shrink.unwrap_or(defaults.max_shrink),
+                    require_key: d.guards.require_key.unwrap_or(defaults.require_key),
+                    allow_duplicates: d
+                        .guards
+                        .allow_duplicates
+                        .unwrap_or(defaults.allow_duplicates),
+                };
+                let url = args.url.clone().unwrap_or_else(|| d.url.clone());
+                let insecure = d.allow_insecure_http || args.allow_insecure_http;
+                datasets.push(dataset(
+                    &d.name,
+                    &url,
+                    &key_text(d.key.as_deref()),
+                    &guards,
+                    d.gzip_level.unwrap_or(6),
+                    insecure,
+                    &where_(i),
+                )?);
+            }
+            if datasets.is_empty() {
+                return Err(Error::Config(format!(
+                    "dataset {:?} is not in {}",
+                    args.dataset.as_deref().unwrap_or_default(),
+                    file_path.as_deref().unwrap_or(Path::new("")).display()
+                )));
+            }
+            if datasets.len() > 1 && args.url.is_some() {
+                return Err(Error::Config(
+                    "--url names the source of one dataset; pick it with --dataset".into(),
+                ));
+            }
+            let mut names: Vec<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+            names.sort_unstable();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(Error::Config(format!(
+                    "dataset {:?} is defined twice",
+                    w[0]
+                )));
+            }
+        }
+        let s3 = S3Options {
+            endpoint: args.endpoint.clone().or(file.store.endpoint),
+            path_style: true,
+            ..S3Options::default()
+        };
+        Ok(Config {
+            store,
+            store_text,
+            db,
+            datasets,
+            source,
+            s3,
+        })
+    }
+}
+
+fn dataset(
+    name: &str,
+    url: &str,
+    key: &str,
+    guards: &Guards,
+    gzip_level: u32,
+    allow_insecure_http: bool,
+    where_: &str,
+) -> Result<DatasetConfig> {
+    let ctx = |e: Error| match e {
+        Error::Config(m) => Error::Config(format!("{where_}: {m}")),
+        other => other,
+    };
+    keys::validate_dataset_name(name).map_err(ctx)?;
+    if !url.starts_with("file://") {
+        check_url(url, allow_insecure_http).map_err(ctx)?;
+    }
+    let key = KeyPointer::parse(key).map_err(|m| Error::Config(format!("{where_}: key: {m}")))?;
+    if !(0.0..=1.0).contains(&guards.max_shrink) {
+        return Err(Error::Config(format!(
+            "{where_}: guards.max_shrink must be between 0 and 1"
+        )));
+    }
+    if gzip_level > 9 {
+        return Err(Error::Config(format!("{where_}: gzip_level must be 0..=9")));
+    }
+    Ok(DatasetConfig {
+        name: name.to_string(),
+        url: url.to_string(),
+        key,
+        guards: guards.clone(),
+        gzip_level,
+    })
+}
+
+fn load_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(":{line}:{col}")
+            })
+            .unwrap_or_default();
+        Error::Config(format!("{}{at}: {}", path.display(), e.message().trim()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn resolve(argv: &[&str], toml: Option<&str>) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args: Vec<String> = vec!["snapsync".into()];
+        args.extend(argv.iter().map(|s| s.to_string()));
+        if let Some(t) = toml {
+            let p = dir.path().join("snapsync.toml");
+            std::fs::write(&p, t).unwrap();
+            args.push("--config".into());
+            args.push(p.display().to_string());
+        }
+        args.push("run".into());
+        let cli = crate::cli::Cli::try_parse_from(args).unwrap();
+        Config::resolve(&cli.global)
+    }
+
+    #[test]
+    fn defaults_sync_covid_into_the_current_directory() {
+        let c = resolve(&[], None).unwrap();
+        assert_eq!(
+            c.store,
+            StoreUrl::File {
+                dir: "./snapsync-data".into()
+            }
+        );
+        assert_eq!(c.db, PathBuf::from("./snapsync.db"));
+        assert_eq!(c.datasets.len(), 1);
+        assert_eq!(c.datasets[0].name, "covid-countries");
+        assert_eq!(c.datasets[0].url, DEFAULT_URL);
+        assert_eq!(c.datasets[0].key.as_str(), "/country/key");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let toml = "db = \"x.db\"\n[store]\nurl = \"s3://bucket-a/p\"\n[[dataset]]\nname = \"a\"\nurl = \"https://example.com/a.json\"\n";
+        let c = resolve(&["--store", "file:///tmp/s"], Some(toml)).unwrap();
+        assert_eq!(
+            c.store,
+            StoreUrl::File {
+                dir: "/tmp/s".into()
+            }
+        );
+        assert_eq!(c.db, PathBuf::from("x.db"));
+        assert_eq!(c.datasets[0].name, "a");
+    }
+
+    #[test]
+    fn file_errors_name_file_line_and_field() {
+        let err = resolve(&[], Some("[store]\nurl = \"s3://b/p\"\nbogus = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("snapsync.toml:3:1"), "{err}");
+        assert!(err.contains("bogus"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(resolve(&["--dataset", "../etc"], None)
+            .unwrap_err()
+            .to_string()
+            .contains("must match"));
+        assert!(resolve(&["--url", "http://example.com/x"], None)
+            .unwrap_err()
+            .to_string()
+            .contains("loopback"));
+        assert!(resolve(&["--key", "country"], None)
+            .unwrap_err()
+            .to_string()
+            .contains("must start with '/'"));
+        assert!(resolve(&["--store", "ftp://x"], None).is_err());
+        let dup = "[[dataset]]\nname = \"a\"\nurl = \"https://e.com/1\"\n[[dataset]]\nname = \"a\"\nurl = \"https://e.com/2\"\n";
+        assert!(resolve(&[], Some(dup))
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+    }
+}
