@@ -135,15 +135,14 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
                 &new_ids,
                 Some(Instant::now() + ALIGN_DEADLINE),
             );
+            // Positions are tracked here rather than taken from the ops: `similar` can report
+            // a `new_index` on a Delete that lies after the following Equal.
+            let (mut i, mut j) = (0usize, 0usize);
             for op in ops {
                 match op {
-                    DiffOp::Equal {
-                        old_index,
-                        new_index,
-                        len,
-                    } => {
+                    DiffOp::Equal { len, .. } => {
                         for k in 0..len {
-                            let (o, n) = (&old_recs[old_index + k], &new_recs[new_index + k]);
+                            let (o, n) = (&old_recs[i + k], &new_recs[j + k]);
                             let (ob, nb) = (old.record_bytes(o), new.record_bytes(n));
                             if ob == nb {
                                 continue;
@@ -151,7 +150,7 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
                             let ov: Value = serde_json::from_slice(ob).expect("canonical");
                             let nv: Value = serde_json::from_slice(nb).expect("canonical");
                             let mut path = String::new();
-                            push_index(&mut path, new_index + k);
+                            push_index(&mut path, j + k);
                             diff_values(&mut path, &ov, &nv, &mut d.patch);
                             d.summary.changed += 1;
                             d.changes.push(Change {
@@ -159,40 +158,23 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
                                 op: ChangeKind::Changed,
                             });
                         }
+                        (i, j) = (i + len, j + len);
                     }
-                    DiffOp::Delete {
-                        old_index,
-                        old_len,
-                        new_index,
-                    } => {
-                        remove_records(&mut d, &old_recs[old_index..old_index + old_len], new_index)
+                    DiffOp::Delete { old_len, .. } => {
+                        remove_records(&mut d, &old_recs[i..i + old_len], j);
+                        i += old_len;
                     }
-                    DiffOp::Insert {
-                        new_index, new_len, ..
-                    } => add_records(
-                        &mut d,
-                        new,
-                        &new_recs[new_index..new_index + new_len],
-                        new_index,
-                    ),
+                    DiffOp::Insert { new_len, .. } => {
+                        add_records(&mut d, new, &new_recs[j..j + new_len], j);
+                        j += new_len;
+                    }
                     DiffOp::Replace {
-                        old_index,
-                        old_len,
-                        new_index,
-                        new_len,
+                        old_len, new_len, ..
                     } => {
                         // Different keys: the old records go, the new ones come.
-                        remove_records(
-                            &mut d,
-                            &old_recs[old_index..old_index + old_len],
-                            new_index,
-                        );
-                        add_records(
-                            &mut d,
-                            new,
-                            &new_recs[new_index..new_index + new_len],
-                            new_index,
-                        );
+                        remove_records(&mut d, &old_recs[i..i + old_len], j);
+                        add_records(&mut d, new, &new_recs[j..j + new_len], j);
+                        (i, j) = (i + old_len, j + new_len);
                     }
                 }
             }
@@ -299,57 +281,54 @@ fn diff_arrays(path: &mut String, old: &[Value], new: &[Value], ops: &mut Vec<Pa
     let new_ids: Vec<[u8; 32]> = new.iter().map(digest).collect();
     let len = path.len();
     let deadline = Some(Instant::now() + ALIGN_DEADLINE);
+    let (mut i, mut j) = (0usize, 0usize);
     for op in similar::capture_diff_slices_deadline(Algorithm::Myers, &old_ids, &new_ids, deadline)
     {
         match op {
-            DiffOp::Equal { .. } => {}
-            DiffOp::Delete {
-                old_len, new_index, ..
-            } => {
+            DiffOp::Equal { len: n, .. } => (i, j) = (i + n, j + n),
+            DiffOp::Delete { old_len, .. } => {
                 for _ in 0..old_len {
-                    push_index(path, new_index);
+                    push_index(path, j);
                     ops.push(PatchOp::Remove { path: path.clone() });
                     path.truncate(len);
                 }
+                i += old_len;
             }
-            DiffOp::Insert {
-                new_index, new_len, ..
-            } => {
+            DiffOp::Insert { new_len, .. } => {
                 for k in 0..new_len {
-                    push_index(path, new_index + k);
+                    push_index(path, j + k);
                     ops.push(PatchOp::Add {
                         path: path.clone(),
-                        value: new[new_index + k].clone(),
+                        value: new[j + k].clone(),
                     });
                     path.truncate(len);
                 }
+                j += new_len;
             }
             DiffOp::Replace {
-                old_index,
-                old_len,
-                new_index,
-                new_len,
+                old_len, new_len, ..
             } => {
                 // Pair up what can be paired and diff it in place; then remove or add the rest.
                 let paired = old_len.min(new_len);
                 for k in 0..paired {
-                    push_index(path, new_index + k);
-                    diff_values(path, &old[old_index + k], &new[new_index + k], ops);
+                    push_index(path, j + k);
+                    diff_values(path, &old[i + k], &new[j + k], ops);
                     path.truncate(len);
                 }
                 for _ in paired..old_len {
-                    push_index(path, new_index + paired);
+                    push_index(path, j + paired);
                     ops.push(PatchOp::Remove { path: path.clone() });
                     path.truncate(len);
                 }
                 for k in paired..new_len {
-                    push_index(path, new_index + k);
+                    push_index(path, j + k);
                     ops.push(PatchOp::Add {
                         path: path.clone(),
-                        value: new[new_index + k].clone(),
+                        value: new[j + k].clone(),
                     });
                     path.truncate(len);
                 }
+                (i, j) = (i + old_len, j + new_len);
             }
         }
     }

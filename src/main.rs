@@ -61,7 +61,7 @@ fn init_logging(format: Option<&str>) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new("info,rusqlite_migration=warn"));
     let tty = std::io::stderr().is_terminal();
     let logfmt = match format {
         Some("logfmt") => true,

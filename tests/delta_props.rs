@@ -1,0 +1,124 @@
+//! Properties of the pure core over arbitrary JSON: apply(diff(a, b), a) == b, the canonical
+//! form is a fixed point, and no input makes the parser or the patcher panic.
+
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+use snapsync::canonical::{to_canonical_vec, Document, KeyPointer};
+use snapsync::delta::{apply_document, apply_value, diff, PatchOp};
+
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        (-1e6f64..1e6).prop_map(|f| json!(f)),
+        "[a-z~/é😀\u{e000}\"\\\\]{0,6}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map("[a-e~/😀\u{e000}]{0,3}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+/// Keyed records like the covid file, so the record-level diff paths are exercised.
+fn arb_records() -> impl Strategy<Value = Value> {
+    prop::collection::vec((0u8..12, arb_json()), 0..10).prop_map(|recs| {
+        let mut seen = std::collections::HashSet::new();
+        Value::Array(
+            recs.into_iter()
+                .filter(|(k, _)| seen.insert(*k))
+                .map(|(k, v)| json!({"country": {"key": format!("c{k}")}, "v": v}))
+                .collect(),
+        )
+    })
+}
+
+fn check_roundtrip(a: &Value, b: &Value) -> Result<(), TestCaseError> {
+    let key = KeyPointer::parse("/country/key").unwrap();
+    let (da, db) = (Document::from_value(a, &key), Document::from_value(b, &key));
+    let d = diff(&da, &db);
+    let applied = apply_document(&da, &d.patch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&applied[..], db.bytes());
+    // The same patch through the whole-tree path, and through JSON (what consumers read).
+    let patch: Vec<PatchOp> =
+        serde_json::from_slice(&serde_json::to_vec(&d.patch).unwrap()).unwrap();
+    let mut tree = da.to_value();
+    apply_value(&mut tree, &patch).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(to_canonical_vec(&tree), db.bytes().to_vec());
+    if da == db {
+        prop_assert!(d.patch.is_empty());
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn apply_of_diff_gives_the_new_document(a in arb_json(), b in arb_json()) {
+        check_roundtrip(&a, &b)?;
+    }
+
+    #[test]
+    fn apply_of_diff_on_keyed_records(a in arb_records(), b in arb_records()) {
+        check_roundtrip(&a, &b)?;
+    }
+
+    #[test]
+    fn canonical_form_is_a_fixed_point(v in arb_json()) {
+        let key = KeyPointer::default();
+        let once = Document::from_value(&v, &key);
+        let twice = Document::from_json(once.bytes(), &key).unwrap();
+        prop_assert_eq!(once.bytes(), twice.bytes());
+        prop_assert_eq!(once.bytes(), &to_canonical_vec(&v)[..]);
+        // Pretty-printed input (other whitespace) has the same identity.
+        let pretty = serde_json::to_vec_pretty(&v).unwrap();
+        let reparsed = Document::from_json(&pretty, &key).unwrap();
+        prop_assert_eq!(reparsed.sha256(), once.sha256());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = Document::from_json(&bytes, &KeyPointer::parse("/a/0").unwrap());
+    }
+
+    #[test]
+    fn arbitrary_patches_never_panic(doc in arb_records(), ops in prop::collection::vec(arb_op(), 0..6)) {
+        let d = Document::from_value(&doc, &KeyPointer::parse("/country/key").unwrap());
+        if let Ok(out) = apply_document(&d, &ops) {
+            // Whatever applied is valid canonical JSON.
+            let again = Document::from_json(&out, &KeyPointer::default()).unwrap();
+            prop_assert_eq!(again.bytes(), &out[..]);
+        }
+    }
+}
+
+fn arb_pointer() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            Just("0".to_string()),
+            Just("1".to_string()),
+            Just("-".to_string()),
+            Just("v".to_string()),
+            Just("country".to_string()),
+            Just("~1x".to_string()),
+            Just("01".to_string())
+        ],
+        0..4,
+    )
+    .prop_map(|t| t.iter().map(|s| format!("/{s}")).collect())
+}
+
+fn arb_op() -> impl Strategy<Value = PatchOp> {
+    prop_oneof![
+        (arb_pointer(), arb_json()).prop_map(|(path, value)| PatchOp::Add { path, value }),
+        arb_pointer().prop_map(|path| PatchOp::Remove { path }),
+        (arb_pointer(), arb_json()).prop_map(|(path, value)| PatchOp::Replace { path, value }),
+        (arb_pointer(), arb_pointer()).prop_map(|(from, path)| PatchOp::Move { from, path }),
+        (arb_pointer(), arb_pointer()).prop_map(|(from, path)| PatchOp::Copy { from, path }),
+        (arb_pointer(), arb_json()).prop_map(|(path, value)| PatchOp::Test { path, value }),
+    ]
+}
