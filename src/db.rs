@@ -203,12 +203,12 @@ impl Db {
         .await
     }
 
-    /// The cached canonical body, if it is the one with this hash.
+    /// The cached canonical body (gzip), if it is the one with this hash.
     pub async fn cached_body(&self, dataset_id: i64, sha256: &str) -> Result<Option<Vec<u8>>> {
         let sha256 = sha256.to_string();
         self.call(move |c| {
             c.query_row(
-                "SELECT body FROM body_cache WHERE dataset_id = ?1 AND sha256 = ?2",
+                "SELECT body_gz FROM body_cache WHERE dataset_id = ?1 AND sha256 = ?2",
                 params![dataset_id, sha256],
                 |r| r.get(0),
             )
@@ -223,7 +223,7 @@ impl Db {
         &self,
         dataset_id: i64,
         entries: Vec<Entry>,
-        body: Option<(u64, String, Vec<u8>)>,
+        body: Option<(u64, String, bytes::Bytes)>,
         source: Option<SourceState>,
     ) -> Result<()> {
         self.call(move |c| {
@@ -253,8 +253,8 @@ impl Db {
             }
             if let Some((version, sha256, body)) = body {
                 tx.execute(
-                    "INSERT OR REPLACE INTO body_cache (dataset_id, version, sha256, body) VALUES (?1, ?2, ?3, ?4)",
-                    params![dataset_id, version as i64, sha256, body],
+                    "INSERT OR REPLACE INTO body_cache (dataset_id, version, sha256, body_gz) VALUES (?1, ?2, ?3, ?4)",
+                    params![dataset_id, version as i64, sha256, &body[..]],
                 )?;
             }
             if let Some(s) = source {

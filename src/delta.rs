@@ -13,12 +13,18 @@
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 use similar::{Algorithm, DiffOp};
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::io::Write;
+
+use serde_json::value::RawValue;
+
 use crate::canonical::{
-    display_key, escape_token, parse_pointer, to_canonical_vec, write_value, Document, Record,
+    cmp_utf16, display_key, escape_token, parse_pointer, raw_members, to_canonical_vec,
+    write_value, Document, Record,
 };
 
 pub const FORMAT: &str = "snapsync-delta/1";
@@ -44,12 +50,6 @@ impl PatchOp {
             | PatchOp::Move { path, .. }
             | PatchOp::Copy { path, .. }
             | PatchOp::Test { path, .. } => path,
-        }
-    }
-    fn from(&self) -> Option<&str> {
-        match self {
-            PatchOp::Move { from, .. } | PatchOp::Copy { from, .. } => Some(from),
-            _ => None,
         }
     }
     fn name(&self) -> &'static str {
@@ -147,11 +147,9 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
                             if ob == nb {
                                 continue;
                             }
-                            let ov: Value = serde_json::from_slice(ob).expect("canonical");
-                            let nv: Value = serde_json::from_slice(nb).expect("canonical");
                             let mut path = String::new();
                             push_index(&mut path, j + k);
-                            diff_values(&mut path, &ov, &nv, &mut d.patch);
+                            diff_raw(&mut path, utf8(ob), utf8(nb), &mut d.patch);
                             d.summary.changed += 1;
                             d.changes.push(Change {
                                 key: change_key(n),
@@ -181,8 +179,12 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
         }
         _ => {
             if old.bytes() != new.bytes() {
-                let (ov, nv) = (old.to_value(), new.to_value());
-                diff_values(&mut String::new(), &ov, &nv, &mut d.patch);
+                diff_raw(
+                    &mut String::new(),
+                    utf8(old.bytes()),
+                    utf8(new.bytes()),
+                    &mut d.patch,
+                );
                 d.summary.changed = 1;
             }
         }
@@ -222,6 +224,10 @@ fn add_records(d: &mut Diff, doc: &Document, recs: &[Record], at: usize) {
     }
 }
 
+fn utf8(canonical: &[u8]) -> &str {
+    std::str::from_utf8(canonical).expect("canonical bytes are UTF-8")
+}
+
 fn push_index(path: &mut String, i: usize) {
     path.push('/');
     path.push_str(itoa::Buffer::new().format(i));
@@ -232,58 +238,79 @@ fn push_name(path: &mut String, name: &str) {
     escape_token(name, path);
 }
 
-/// Recursive value diff at `path`: objects member by member, arrays aligned with `similar`,
-/// anything else replaced whole.
-pub fn diff_values(path: &mut String, old: &Value, new: &Value, ops: &mut Vec<PatchOp>) {
+/// Recursive diff of two canonical JSON texts at `path`: objects member by member, arrays
+/// aligned with `similar`, anything else replaced whole. It works on borrowed slices: only the
+/// containers on a changed path are split, and only added or replaced values are parsed.
+pub fn diff_raw(path: &mut String, old: &str, new: &str, ops: &mut Vec<PatchOp>) {
     if old == new {
         return;
     }
-    match (old, new) {
-        (Value::Object(o), Value::Object(n)) => diff_objects(path, o, n, ops),
-        (Value::Array(o), Value::Array(n)) => diff_arrays(path, o, n, ops),
+    match (old.as_bytes().first(), new.as_bytes().first()) {
+        (Some(b'{'), Some(b'{')) => diff_raw_objects(path, old, new, ops),
+        (Some(b'['), Some(b'[')) => diff_raw_arrays(path, old, new, ops),
         _ => ops.push(PatchOp::Replace {
             path: path.clone(),
-            value: new.clone(),
+            value: parse(new),
         }),
     }
 }
 
-fn diff_objects(
-    path: &mut String,
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
-    ops: &mut Vec<PatchOp>,
-) {
+fn parse(canonical: &str) -> Value {
+    serde_json::from_str(canonical).expect("canonical text is valid JSON")
+}
+
+fn diff_raw_objects(path: &mut String, old: &str, new: &str, ops: &mut Vec<PatchOp>) {
+    let o = raw_members(old).expect("canonical text is valid JSON");
+    let n = raw_members(new).expect("canonical text is valid JSON");
     let len = path.len();
-    for (k, ov) in old {
-        push_name(path, k);
-        match new.get(k) {
-            None => ops.push(PatchOp::Remove { path: path.clone() }),
-            Some(nv) => diff_values(path, ov, nv, ops),
+    // Canonical members are sorted (UTF-16 order): one merge pass.
+    let (mut a, mut b) = (0, 0);
+    while a < o.len() || b < n.len() {
+        let ord = match (o.get(a), n.get(b)) {
+            (Some(x), Some(y)) => cmp_utf16(&x.0, &y.0),
+            (Some(_), None) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match ord {
+            Ordering::Less => {
+                push_name(path, &o[a].0);
+                ops.push(PatchOp::Remove { path: path.clone() });
+                a += 1;
+            }
+            Ordering::Greater => {
+                push_name(path, &n[b].0);
+                ops.push(PatchOp::Add {
+                    path: path.clone(),
+                    value: parse(n[b].1.get()),
+                });
+                b += 1;
+            }
+            Ordering::Equal => {
+                push_name(path, &n[b].0);
+                diff_raw(path, o[a].1.get(), n[b].1.get(), ops);
+                a += 1;
+                b += 1;
+            }
         }
         path.truncate(len);
     }
-    for (k, nv) in new {
-        if !old.contains_key(k) {
-            push_name(path, k);
-            ops.push(PatchOp::Add {
-                path: path.clone(),
-                value: nv.clone(),
-            });
-            path.truncate(len);
-        }
-    }
 }
 
-fn diff_arrays(path: &mut String, old: &[Value], new: &[Value], ops: &mut Vec<PatchOp>) {
-    let digest = |v: &Value| -> [u8; 32] { Sha256::digest(to_canonical_vec(v)).into() };
-    let old_ids: Vec<[u8; 32]> = old.iter().map(digest).collect();
-    let new_ids: Vec<[u8; 32]> = new.iter().map(digest).collect();
+fn diff_raw_arrays(path: &mut String, old: &str, new: &str, ops: &mut Vec<PatchOp>) {
+    let old: Vec<&str> = serde_json::from_str::<Vec<&RawValue>>(old)
+        .expect("canonical text is valid JSON")
+        .into_iter()
+        .map(RawValue::get)
+        .collect();
+    let new: Vec<&str> = serde_json::from_str::<Vec<&RawValue>>(new)
+        .expect("canonical text is valid JSON")
+        .into_iter()
+        .map(RawValue::get)
+        .collect();
     let len = path.len();
     let deadline = Some(Instant::now() + ALIGN_DEADLINE);
     let (mut i, mut j) = (0usize, 0usize);
-    for op in similar::capture_diff_slices_deadline(Algorithm::Myers, &old_ids, &new_ids, deadline)
-    {
+    for op in similar::capture_diff_slices_deadline(Algorithm::Myers, &old, &new, deadline) {
         match op {
             DiffOp::Equal { len: n, .. } => (i, j) = (i + n, j + n),
             DiffOp::Delete { old_len, .. } => {
@@ -299,7 +326,7 @@ fn diff_arrays(path: &mut String, old: &[Value], new: &[Value], ops: &mut Vec<Pa
                     push_index(path, j + k);
                     ops.push(PatchOp::Add {
                         path: path.clone(),
-                        value: new[j + k].clone(),
+                        value: parse(new[j + k]),
                     });
                     path.truncate(len);
                 }
@@ -312,7 +339,7 @@ fn diff_arrays(path: &mut String, old: &[Value], new: &[Value], ops: &mut Vec<Pa
                 let paired = old_len.min(new_len);
                 for k in 0..paired {
                     push_index(path, j + k);
-                    diff_values(path, &old[i + k], &new[j + k], ops);
+                    diff_raw(path, old[i + k], new[j + k], ops);
                     path.truncate(len);
                 }
                 for _ in paired..old_len {
@@ -324,7 +351,7 @@ fn diff_arrays(path: &mut String, old: &[Value], new: &[Value], ops: &mut Vec<Pa
                     push_index(path, j + k);
                     ops.push(PatchOp::Add {
                         path: path.clone(),
-                        value: new[j + k].clone(),
+                        value: parse(new[j + k]),
                     });
                     path.truncate(len);
                 }
@@ -350,7 +377,7 @@ pub struct ApplyError {
 /// Applies `patch` to a whole `Value` (RFC 6902, all six operations).
 pub fn apply_value(doc: &mut Value, patch: &[PatchOp]) -> Result<(), ApplyError> {
     for (index, op) in patch.iter().enumerate() {
-        apply_one(doc, op, None).map_err(|reason| ApplyError {
+        apply_one(doc, op).map_err(|reason| ApplyError {
             index,
             op: op.name(),
             path: op.path().to_string(),
@@ -362,158 +389,236 @@ pub fn apply_value(doc: &mut Value, patch: &[PatchOp]) -> Result<(), ApplyError>
 
 /// Applies `patch` to a canonical document and returns the canonical bytes of the result.
 ///
-/// Operations inside one top-level record parse that record alone; the rest of the document is
-/// carried over as bytes. Operations that span records or the root fall back to the whole tree.
+/// The document stays text: only the containers on an operation's path are split into their
+/// members (borrowed slices), so applying a delta to a 30 MB dataset parses little more than
+/// the changed paths and copies the rest through.
 pub fn apply_document(doc: &Document, patch: &[PatchOp]) -> Result<Vec<u8>, ApplyError> {
-    let Some(records) = doc.records() else {
-        let mut v = doc.to_value();
-        apply_value(&mut v, patch)?;
-        return Ok(to_canonical_vec(&v));
-    };
-    let mut slots: Vec<Slot<'_>> = records
-        .iter()
-        .map(|r| Slot::Bytes(std::borrow::Cow::Borrowed(doc.record_bytes(r))))
-        .collect();
+    let mut out = Vec::with_capacity(doc.bytes().len() + 1024);
+    apply_document_into(doc, patch, &mut out)?;
+    Ok(out)
+}
+
+/// [`apply_document`], streaming the result into `out` (a hasher, to check a delta without
+/// holding a second copy of the document).
+pub fn apply_document_into(
+    doc: &Document,
+    patch: &[PatchOp],
+    out: &mut impl Write,
+) -> Result<(), ApplyError> {
+    let mut root = Lazy::Raw(utf8(doc.bytes()));
     for (index, op) in patch.iter().enumerate() {
-        let err = |reason: String| ApplyError {
+        apply_lazy(&mut root, op).map_err(|reason| ApplyError {
             index,
             op: op.name(),
             path: op.path().to_string(),
             reason,
+        })?;
+    }
+    let mut buf = Vec::new();
+    root.write(out, &mut buf).map_err(|e| ApplyError {
+        index: patch.len(),
+        op: "write",
+        path: String::new(),
+        reason: e.to_string(),
+    })
+}
+
+/// A JSON value being patched: canonical text until an operation needs to look inside it.
+#[derive(Clone)]
+enum Lazy<'a> {
+    Raw(&'a str),
+    /// Members in canonical (UTF-16) order.
+    Object(Vec<(Cow<'a, str>, Lazy<'a>)>),
+    Array(Vec<Lazy<'a>>),
+    Owned(Value),
+}
+
+impl<'a> Lazy<'a> {
+    fn expand(&mut self) {
+        let expanded = match self {
+            Lazy::Raw(t) if t.starts_with('{') => Lazy::Object(
+                raw_members(t)
+                    .expect("canonical text is valid JSON")
+                    .into_iter()
+                    .map(|(k, v)| (k, Lazy::Raw(v.get())))
+                    .collect(),
+            ),
+            Lazy::Raw(t) if t.starts_with('[') => Lazy::Array(
+                serde_json::from_str::<Vec<&RawValue>>(t)
+                    .expect("canonical text is valid JSON")
+                    .into_iter()
+                    .map(|v| Lazy::Raw(v.get()))
+                    .collect(),
+            ),
+            Lazy::Owned(Value::Object(m)) => {
+                let mut members: Vec<(Cow<'a, str>, Lazy<'a>)> = std::mem::take(m)
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k), Lazy::Owned(v)))
+                    .collect();
+                members.sort_by(|a, b| cmp_utf16(&a.0, &b.0));
+                Lazy::Object(members)
+            }
+            Lazy::Owned(Value::Array(a)) => {
+                Lazy::Array(std::mem::take(a).into_iter().map(Lazy::Owned).collect())
+            }
+            _ => return,
         };
-        let path = parse_pointer(op.path()).map_err(err)?;
-        let from = op.from().map(parse_pointer).transpose().map_err(err)?;
-        let record_of = |tokens: &[String]| -> Option<usize> {
-            (tokens.len() >= 2)
-                .then(|| array_index(&tokens[0], usize::MAX).ok())
-                .flatten()
-        };
-        let single = record_of(&path).filter(|&i| {
-            i < slots.len() && from.as_deref().is_none_or(|f| record_of(f) == Some(i))
-        });
-        if path.len() == 1 && from.is_none() {
-            top_level_op(&mut slots, op, &path[0]).map_err(err)?;
-            continue;
-        }
-        match single {
-            Some(i) => {
-                // Inside record i: parse it (once), apply with the record-relative pointers.
-                for (j, s) in slots.iter_mut().enumerate() {
-                    if j != i {
-                        s.close();
-                    }
-                }
-                let value = slots[i].open();
-                apply_one(value, op, Some(1)).map_err(err)?;
-            }
-            None => {
-                // Top-level or cross-record: do it on the whole array.
-                let mut whole = Value::Array(slots.iter_mut().map(Slot::take_value).collect());
-                apply_one(&mut whole, op, None).map_err(err)?;
-                slots = match whole {
-                    Value::Array(items) => items.into_iter().map(Slot::Value).collect(),
-                    other => return finish_non_array(other, &patch[index + 1..], index + 1),
-                };
-            }
-        }
+        *self = expanded;
     }
-    let mut out = Vec::with_capacity(doc.bytes().len() + 1024);
-    out.push(b'[');
-    for (i, s) in slots.iter_mut().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        match s {
-            Slot::Bytes(b) => out.extend_from_slice(b),
-            Slot::Value(v) => write_value(v, &mut out),
-        }
-    }
-    out.push(b']');
-    Ok(out)
-}
 
-/// add/remove/replace/test of a whole record, without parsing the others.
-fn top_level_op(slots: &mut Vec<Slot<'_>>, op: &PatchOp, token: &str) -> Result<(), String> {
-    let len = slots.len();
-    let existing = |i: usize| {
-        if i < len {
-            Ok(i)
-        } else {
-            Err(format!("index {i} is out of bounds (length {len})"))
-        }
-    };
-    let bytes = |v: &Value| Slot::Bytes(std::borrow::Cow::Owned(to_canonical_vec(v)));
-    match op {
-        PatchOp::Add { value, .. } => {
-            let i = if token == "-" {
-                len
-            } else {
-                array_index(token, len)?
-            };
-            slots.insert(i, bytes(value));
-        }
-        PatchOp::Remove { .. } => {
-            slots.remove(existing(array_index(token, len)?)?);
-        }
-        PatchOp::Replace { value, .. } => slots[existing(array_index(token, len)?)?] = bytes(value),
-        PatchOp::Test { value, .. } => {
-            let slot = &mut slots[existing(array_index(token, len)?)?];
-            slot.close();
-            match slot {
-                Slot::Bytes(b) if **b == *to_canonical_vec(value) => {}
-                _ => return Err("test failed: value differs".into()),
-            }
-        }
-        PatchOp::Move { .. } | PatchOp::Copy { .. } => {
-            unreachable!("callers pass ops without from")
-        }
-    }
-    Ok(())
-}
-
-fn finish_non_array(mut v: Value, rest: &[PatchOp], offset: usize) -> Result<Vec<u8>, ApplyError> {
-    apply_value(&mut v, rest).map_err(|mut e| {
-        e.index += offset;
-        e
-    })?;
-    Ok(to_canonical_vec(&v))
-}
-
-/// A record while a patch is applied: its canonical bytes, or parsed while operations touch it.
-enum Slot<'a> {
-    Bytes(std::borrow::Cow<'a, [u8]>),
-    Value(Value),
-}
-
-impl Slot<'_> {
-    fn open(&mut self) -> &mut Value {
-        if let Slot::Bytes(b) = self {
-            *self = Slot::Value(serde_json::from_slice(b).expect("record bytes are valid JSON"));
-        }
+    fn child(&mut self, token: &str) -> Result<&mut Lazy<'a>, String> {
+        self.expand();
         match self {
-            Slot::Value(v) => v,
-            Slot::Bytes(_) => unreachable!(),
+            Lazy::Object(m) => match m.binary_search_by(|(k, _)| cmp_utf16(k, token)) {
+                Ok(i) => Ok(&mut m[i].1),
+                Err(_) => Err(format!("member {token:?} does not exist")),
+            },
+            Lazy::Array(a) => {
+                let len = a.len();
+                let i = array_index(token, len)?;
+                a.get_mut(i)
+                    .ok_or_else(|| format!("index {i} is out of bounds (length {len})"))
+            }
+            _ => Err(format!("cannot descend into a scalar at {token:?}")),
         }
     }
-    /// Back to bytes, so at most one record is a tree at any time.
-    fn close(&mut self) {
-        if let Slot::Value(v) = self {
-            *self = Slot::Bytes(std::borrow::Cow::Owned(to_canonical_vec(v)));
+
+    fn resolve(&mut self, path: &[String]) -> Result<&mut Lazy<'a>, String> {
+        path.iter().try_fold(self, |cur, t| cur.child(t))
+    }
+
+    fn add(&mut self, path: &[String], value: Lazy<'a>) -> Result<(), String> {
+        let Some((last, parent)) = path.split_last() else {
+            *self = value;
+            return Ok(());
+        };
+        let parent = self.resolve(parent)?;
+        parent.expand();
+        match parent {
+            Lazy::Object(m) => {
+                match m.binary_search_by(|(k, _)| cmp_utf16(k, last)) {
+                    Ok(i) => m[i].1 = value,
+                    Err(i) => m.insert(i, (Cow::Owned(last.clone()), value)),
+                }
+                Ok(())
+            }
+            Lazy::Array(a) => {
+                let i = if last == "-" {
+                    a.len()
+                } else {
+                    array_index(last, a.len())?
+                };
+                a.insert(i, value);
+                Ok(())
+            }
+            _ => Err("parent is not an object or array".into()),
         }
     }
-    fn take_value(&mut self) -> Value {
-        match std::mem::replace(self, Slot::Value(Value::Null)) {
-            Slot::Value(v) => v,
-            Slot::Bytes(b) => serde_json::from_slice(&b).expect("record bytes are valid JSON"),
+
+    fn remove(&mut self, path: &[String]) -> Result<Lazy<'a>, String> {
+        let Some((last, parent)) = path.split_last() else {
+            return Err("cannot remove the whole document".into());
+        };
+        let parent = self.resolve(parent)?;
+        parent.expand();
+        match parent {
+            Lazy::Object(m) => match m.binary_search_by(|(k, _)| cmp_utf16(k, last)) {
+                Ok(i) => Ok(m.remove(i).1),
+                Err(_) => Err(format!("member {last:?} does not exist")),
+            },
+            Lazy::Array(a) => {
+                let i = array_index(last, a.len())?;
+                if i >= a.len() {
+                    return Err(format!("index {i} is out of bounds (length {})", a.len()));
+                }
+                Ok(a.remove(i))
+            }
+            _ => Err("parent is not an object or array".into()),
+        }
+    }
+
+    /// Canonical bytes; `buf` is scratch space for owned values.
+    fn write(&self, out: &mut impl Write, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        match self {
+            Lazy::Raw(t) => out.write_all(t.as_bytes()),
+            Lazy::Owned(v) => {
+                buf.clear();
+                write_value(v, buf);
+                out.write_all(buf)
+            }
+            Lazy::Array(items) => {
+                out.write_all(b"[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    item.write(out, buf)?;
+                }
+                out.write_all(b"]")
+            }
+            Lazy::Object(members) => {
+                out.write_all(b"{")?;
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    buf.clear();
+                    crate::canonical::write_str(k, buf);
+                    buf.push(b':');
+                    out.write_all(buf)?;
+                    v.write(out, buf)?;
+                }
+                out.write_all(b"}")
+            }
+        }
+    }
+
+    fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write(&mut out, &mut Vec::new())
+            .expect("writing to a Vec cannot fail");
+        out
+    }
+}
+
+fn apply_lazy<'a>(root: &mut Lazy<'a>, op: &PatchOp) -> Result<(), String> {
+    let path = parse_pointer(op.path())?;
+    match op {
+        PatchOp::Add { value, .. } => root.add(&path, Lazy::Owned(value.clone())),
+        PatchOp::Remove { .. } => root.remove(&path).map(drop),
+        PatchOp::Replace { value, .. } => {
+            *root.resolve(&path)? = Lazy::Owned(value.clone());
+            Ok(())
+        }
+        PatchOp::Move { from, .. } => {
+            let from = parse_pointer(from)?;
+            if from == path {
+                return root.resolve(&from).map(drop);
+            }
+            if path.len() > from.len() && path.starts_with(&from) {
+                return Err("cannot move a value into one of its own children".into());
+            }
+            let v = root.remove(&from)?;
+            root.add(&path, v)
+        }
+        PatchOp::Copy { from, .. } => {
+            let v = root.resolve(&parse_pointer(from)?)?.clone();
+            root.add(&path, v)
+        }
+        PatchOp::Test { value, .. } => {
+            if root.resolve(&path)?.canonical() == to_canonical_vec(value) {
+                Ok(())
+            } else {
+                Err("test failed: value differs".into())
+            }
         }
     }
 }
 
-/// Applies one operation; `skip` drops that many leading tokens (the record index).
-fn apply_one(doc: &mut Value, op: &PatchOp, skip: Option<usize>) -> Result<(), String> {
-    let skip = skip.unwrap_or(0);
+/// Applies one operation to a whole tree.
+fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
     let path = parse_pointer(op.path())?;
-    let path = &path[skip..];
+    let path = &path[..];
     match op {
         PatchOp::Add { value, .. } => add(doc, path, value.clone()),
         PatchOp::Remove { .. } => remove(doc, path).map(drop),
@@ -524,9 +629,9 @@ fn apply_one(doc: &mut Value, op: &PatchOp, skip: Option<usize>) -> Result<(), S
         }
         PatchOp::Move { from, .. } => {
             let from = parse_pointer(from)?;
-            let from = &from[skip..];
+            let from = &from[..];
             if from == path {
-                return Ok(());
+                return resolve_mut(doc, from).map(drop);
             }
             if path.len() > from.len() && path.starts_with(from) {
                 return Err("cannot move a value into one of its own children".into());
@@ -536,7 +641,7 @@ fn apply_one(doc: &mut Value, op: &PatchOp, skip: Option<usize>) -> Result<(), S
         }
         PatchOp::Copy { from, .. } => {
             let from = parse_pointer(from)?;
-            let v = resolve_mut(doc, &from[skip..])?.clone();
+            let v = resolve_mut(doc, &from)?.clone();
             add(doc, path, v)
         }
         PatchOp::Test { value, .. } => {

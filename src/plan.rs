@@ -164,7 +164,7 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
     };
     let latest = Upload {
         key: i.keys.latest(),
-        body: Bytes::copy_from_slice(i.doc.bytes()),
+        body: i.doc.shared_bytes(),
         opts: PutOptions::json(latest_mode).with_metadata(meta),
     };
     PublishPlan {

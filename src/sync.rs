@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
-use tracing::{info, warn};
+use sha2::{Digest, Sha256};
+use tracing::{debug, info, warn};
 
 use crate::canonical::{sha256_hex, Document, KeyPointer};
 use crate::clock::Clock;
@@ -290,6 +291,11 @@ impl Run<'_> {
                 })?
         };
         let doc = Arc::new(doc);
+        debug!(
+            ms = t.elapsed().as_millis() as u64,
+            bytes = doc.bytes().len(),
+            "fetched and canonicalized"
+        );
 
         // 4. Compare with the store and publish; start over when another writer commits first.
         for attempt in 1..=MAX_ATTEMPTS {
@@ -346,7 +352,7 @@ impl Run<'_> {
                 .put(&latest.key, latest.body.clone(), latest.opts.clone())
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => debug!(ms = t.elapsed().as_millis() as u64, "uploaded"),
                 Err(Error::PreconditionFailed { .. }) => {
                     info!(dataset = %ds.name, attempt, "another writer committed first; comparing again with its version");
                     continue;
@@ -356,8 +362,10 @@ impl Run<'_> {
             self.bytes_out += latest.body.len() as u64;
             info!(dataset = %ds.name, version, sha256 = doc.sha256(), "committed");
             let manifest = self.reconcile_manifest(&publish.entry).await?;
-            self.record(&Some(manifest), &publish.entry, Some(latest.body), source)
+            let snapshot_gz = publish.immutable[0].body.clone();
+            self.record(&Some(manifest), &publish.entry, Some(snapshot_gz), source)
                 .await?;
+            debug!(ms = t.elapsed().as_millis() as u64, "recorded");
             return Ok(Done {
                 outcome: Outcome::Changed,
                 entry: Some(publish.entry),
@@ -402,18 +410,34 @@ impl Run<'_> {
         let diff = match remote {
             None => None,
             Some(r) => {
+                let t = Instant::now();
                 let prev = self.previous(&r.entry, dataset_id).await?;
+                debug!(
+                    ms = t.elapsed().as_millis() as u64,
+                    "previous version loaded"
+                );
                 let new = doc.clone();
                 let name = self.ds.name.clone();
                 let d = tokio::task::spawn_blocking(move || -> Result<Diff> {
+                    let t = Instant::now();
                     let d = delta::diff(&prev, &new);
-                    let applied = delta::apply_document(&prev, &d.patch).map_err(|e| {
+                    debug!(
+                        ms = t.elapsed().as_millis() as u64,
+                        ops = d.patch.len(),
+                        "diffed"
+                    );
+                    let mut hasher = Sha256::new();
+                    delta::apply_document_into(&prev, &d.patch, &mut hasher).map_err(|e| {
                         Error::DeltaMismatch {
                             dataset: name.clone(),
                             reason: e.to_string(),
                         }
                     })?;
-                    let got = sha256_hex(&applied);
+                    let got = hex::encode(hasher.finalize());
+                    debug!(
+                        ms = t.elapsed().as_millis() as u64,
+                        "delta applied and checked"
+                    );
                     if got != new.sha256() {
                         return Err(Error::DeltaMismatch {
                             dataset: name,
@@ -440,9 +464,10 @@ impl Run<'_> {
     /// `latest.json` (or, if that is torn, the version's snapshot), checked against its hash.
     async fn previous(&mut self, entry: &Entry, dataset_id: i64) -> Result<Document> {
         let store = &self.deps.store;
-        let body = match self.deps.db.cached_body(dataset_id, &entry.sha256).await? {
-            Some(body) => body,
-            None => match fetch_body(store, &self.keys.latest(), &entry.sha256).await {
+        let cached = self.deps.db.cached_body(dataset_id, &entry.sha256).await?;
+        let body = match cached.map(|gz| plan::gunzip(&gz, MAX_BODY)) {
+            Some(Ok(body)) => body,
+            _ => match fetch_body(store, &self.keys.latest(), &entry.sha256).await {
                 Ok(b) => b,
                 Err(e) => {
                     warn!(error = %e, "latest.json unreadable; reading the version's snapshot instead");
@@ -451,16 +476,26 @@ impl Run<'_> {
             },
         };
         let key = self.ds.key.clone();
-        let url = store.url().to_string();
-        let latest = self.keys.latest();
-        tokio::task::spawn_blocking(move || Document::from_json(&body, &key))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-            .map_err(|reason| Error::Corrupt {
-                store: url,
-                key: latest,
-                reason: format!("previous version is not valid JSON: {reason}"),
-            })
+        let corrupt = |reason: String| Error::Corrupt {
+            store: store.url().to_string(),
+            key: self.keys.latest(),
+            reason,
+        };
+        let doc =
+            tokio::task::spawn_blocking(move || Document::from_canonical(Bytes::from(body), &key))
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                .map_err(|reason| {
+                    corrupt(format!("previous version is not valid JSON: {reason}"))
+                })?;
+        if doc.sha256() != entry.sha256 {
+            return Err(corrupt(format!(
+                "previous version hashes to {}, expected {}",
+                doc.sha256(),
+                entry.sha256
+            )));
+        }
+        Ok(doc)
     }
 
     /// Writes a snapshot or delta with `If-None-Match: *`. The key can already exist only if
@@ -603,7 +638,7 @@ impl Run<'_> {
         &self,
         manifest: &Option<Manifest>,
         entry: &Entry,
-        body: Option<Bytes>,
+        snapshot_gz: Option<Bytes>,
         source: SourceState,
     ) -> Result<()> {
         let id = self.dataset_id.expect("set at the start");
@@ -611,9 +646,10 @@ impl Run<'_> {
             Some(m) => m.versions.clone(),
             None => vec![entry.clone()],
         };
-        // Only the newest body is cached; an unchanged run on a fresh database leaves the cache
-        // empty and the next changed run reads latest.json once.
-        let body = body.map(|b| (entry.version, entry.sha256.clone(), b.to_vec()));
+        // Only the newest body is cached (as its gzip snapshot: a fifth of the bytes to write);
+        // an unchanged run on a fresh database leaves the cache empty and the next changed run
+        // reads latest.json once.
+        let body = snapshot_gz.map(|gz| (entry.version, entry.sha256.clone(), gz));
         self.deps
             .db
             .record_versions(id, entries, body, Some(source))

@@ -88,7 +88,16 @@ proptest! {
     #[test]
     fn arbitrary_patches_never_panic(doc in arb_records(), ops in prop::collection::vec(arb_op(), 0..6)) {
         let d = Document::from_value(&doc, &KeyPointer::parse("/country/key").unwrap());
-        if let Ok(out) = apply_document(&d, &ops) {
+        let lazy = apply_document(&d, &ops);
+        // The text-level patcher and the tree patcher agree on success, error and result.
+        let mut tree = d.to_value();
+        let whole = apply_value(&mut tree, &ops).map(|()| to_canonical_vec(&tree));
+        match (&lazy, &whole) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(a), Err(b)) => prop_assert_eq!(a.index, b.index),
+            _ => prop_assert!(false, "lazy {:?} vs tree {:?}", lazy.as_ref().map(|_| ()), whole.as_ref().map(|_| ())),
+        }
+        if let Ok(out) = lazy {
             // Whatever applied is valid canonical JSON.
             let again = Document::from_json(&out, &KeyPointer::default()).unwrap();
             prop_assert_eq!(again.bytes(), &out[..]);

@@ -51,10 +51,11 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_by_dataset ON runs (dataset_id, id);
 
--- The last published canonical body, so a diff never downloads the previous version.
+-- The last published canonical body (gzip, as its snapshot), so a diff never downloads the
+-- previous version.
 CREATE TABLE body_cache (
     dataset_id  INTEGER PRIMARY KEY REFERENCES datasets(id) ON DELETE CASCADE,
     version     INTEGER NOT NULL,
     sha256      TEXT NOT NULL,
-    body        BLOB NOT NULL
+    body_gz     BLOB NOT NULL
 );
