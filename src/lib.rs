@@ -7,6 +7,7 @@
 
 pub mod canonical;
 pub mod delta;
+pub mod doctor;
 pub mod error;
 pub mod keys;
 pub mod store;
