@@ -1,0 +1,361 @@
+//! `snapsync run` end to end on the embedded default (file store + SQLite), against a real
+//! HTTP server on 127.0.0.1 serving fixture files.
+
+mod common;
+
+use common::cli::{sha256_hex, Sandbox};
+use common::http::{Fault, HttpServer};
+use serde_json::{json, Value};
+
+const DATASET: &str = "covid-countries";
+
+fn country(key: &str, days: &[(&str, u64)]) -> Value {
+    let mut dates = serde_json::Map::new();
+    let mut total = 0;
+    for (day, new) in days {
+        total += new;
+        dates.insert(
+            day.to_string(),
+            json!({"new": {"cases": new, "deaths": 0}, "cumulative": {"cases": total, "deaths": 0}}),
+        );
+    }
+    json!({"country": {"key": key, "name": key.to_uppercase()}, "dates": dates})
+}
+
+fn dataset(keys: &[&str]) -> Value {
+    Value::Array(
+        keys.iter()
+            .map(|k| country(k, &[("2020-01-22", 1), ("2020-01-23", 2)]))
+            .collect(),
+    )
+}
+
+fn body(v: &Value) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap()
+}
+
+/// A server with the dataset at /stats.json, and a sandbox that has published it once.
+fn published(v: &Value) -> (HttpServer, Sandbox, String) {
+    let server = HttpServer::start();
+    server.set("/stats.json", body(v));
+    let sb = Sandbox::new();
+    let url = server.url("/stats.json");
+    let r = sb.sync(&url, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.outcome(), "changed", "{r:?}");
+    (server, sb, url)
+}
+
+#[test]
+fn first_run_publishes_version_1_that_anyone_can_check_with_sha256sum() {
+    let v = dataset(&["france", "spain"]);
+    let (_server, sb, _) = published(&v);
+    let manifest = sb.manifest(DATASET);
+    let versions = manifest["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1);
+    let entry = &versions[0];
+    assert_eq!(entry["version"], 1);
+    assert_eq!(entry["delta"], Value::Null, "version 1 has no delta");
+    let sha = entry["sha256"].as_str().unwrap();
+    assert_eq!(
+        sha256_hex(&sb.latest_bytes(DATASET)),
+        sha,
+        "latest.json is the canonical bytes"
+    );
+    assert_eq!(
+        sha256_hex(&sb.object_gunzipped(entry["snapshot"].as_str().unwrap())),
+        sha
+    );
+    // Canonical: sorted keys, no whitespace.
+    let latest = String::from_utf8(sb.latest_bytes(DATASET)).unwrap();
+    assert!(
+        latest.starts_with(
+            r#"[{"country":{"key":"france","name":"FRANCE"},"dates":{"2020-01-22":{"cumulative""#
+        ),
+        "{latest}"
+    );
+    assert!(!sb.dataset_dir(DATASET).join("deltas").exists());
+}
+
+#[test]
+fn summary_line_and_json_follow_the_contract() {
+    let server = HttpServer::start();
+    server.set("/stats.json", body(&dataset(&["a", "b", "c"])));
+    let sb = Sandbox::new();
+    let r = sb.sync(&server.url("/stats.json"), &[]);
+    let sha = sha256_hex(&sb.latest_bytes(DATASET));
+    assert_eq!(
+        r.summary(),
+        format!("covid-countries changed version=1 sha256={sha} added=3 removed=0 changed=0")
+    );
+    server.set_validators("/stats.json", false, false);
+    let r = sb.sync(&server.url("/stats.json"), &["--json"]);
+    let j: Value = serde_json::from_str(r.summary()).unwrap();
+    assert_eq!(j["dataset"], DATASET);
+    assert_eq!(j["outcome"], "unchanged");
+    assert_eq!(j["version"], 1);
+    assert_eq!(j["sha256"], sha.as_str());
+}
+
+#[test]
+fn same_data_again_is_unchanged_and_writes_nothing() {
+    let v = dataset(&["france", "spain"]);
+    let (server, sb, url) = published(&v);
+    server.set_validators("/stats.json", false, false);
+    let before = sb.store_files();
+    let r = sb.sync(&url, &[]);
+    assert_eq!((r.code, r.outcome()), (0, "unchanged"), "{r:?}");
+    assert_eq!(r.field("version").as_deref(), Some("1"));
+    assert_eq!(sb.store_files(), before);
+}
+
+#[test]
+fn reordered_keys_and_whitespace_at_the_source_are_not_a_new_version() {
+    let v = dataset(&["france", "spain"]);
+    let (server, sb, url) = published(&v);
+    // Same data, other member order and layout.
+    let reordered = r#"[{"dates":{"2020-01-23":{"cumulative":{"deaths":0,"cases":3},"new":{"deaths":0,"cases":2}},
+        "2020-01-22":{"new":{"cases":1,"deaths":0},"cumulative":{"cases":1,"deaths":0}}},"country":{"name":"FRANCE","key":"france"}},
+      {"country":{"key":"spain","name":"SPAIN"},"dates":{"2020-01-22":{"new":{"cases":1,"deaths":0},"cumulative":{"cases":1,"deaths":0}},
+        "2020-01-23":{"new":{"cases":2,"deaths":0},"cumulative":{"cases":3,"deaths":0}}}}]"#;
+    server.set("/stats.json", reordered);
+    let before = sb.store_files();
+    let r = sb.sync(&url, &[]);
+    assert_eq!((r.code, r.outcome()), (0, "unchanged"), "{r:?}");
+    assert_eq!(sb.store_files(), before);
+}
+
+#[test]
+fn changed_data_publishes_a_verified_delta_in_the_design_format() {
+    let v = dataset(&["france", "spain"]);
+    let (server, sb, url) = published(&v);
+    let mut v2 = v.clone();
+    v2[1]["dates"]["2020-01-24"] =
+        json!({"new": {"cases": 5, "deaths": 1}, "cumulative": {"cases": 8, "deaths": 1}});
+    server.set("/stats.json", body(&v2));
+    let r = sb.sync(&url, &[]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    assert_eq!(r.field("version").as_deref(), Some("2"));
+    assert_eq!(r.field("changed").as_deref(), Some("1"));
+
+    let manifest = sb.manifest(DATASET);
+    let e2 = &manifest["versions"][1];
+    assert_eq!(e2["prev_sha256"], manifest["versions"][0]["sha256"]);
+    let delta = sb.delta(e2["delta"].as_str().unwrap());
+    assert_eq!(delta["format"], "snapsync-delta/1");
+    assert_eq!(delta["dataset"], DATASET);
+    assert_eq!(
+        delta["from"],
+        json!({"version": 1, "sha256": manifest["versions"][0]["sha256"]})
+    );
+    assert_eq!(delta["to"], json!({"version": 2, "sha256": e2["sha256"]}));
+    assert_eq!(
+        delta["summary"],
+        json!({"added": 0, "removed": 0, "changed": 1})
+    );
+    assert_eq!(delta["changes"], json!([{"key": "spain", "op": "changed"}]));
+    assert_eq!(
+        delta["patch"],
+        json!([{"op": "add", "path": "/1/dates/2020-01-24",
+                "value": {"cumulative": {"cases": 8, "deaths": 1}, "new": {"cases": 5, "deaths": 1}}}])
+    );
+    assert!(delta["created_at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn a_304_ends_the_run_without_parsing_or_uploading() {
+    let v = dataset(&["france"]);
+    let (server, sb, url) = published(&v);
+    let before = sb.store_files();
+    let r = sb.sync(&url, &[]);
+    assert_eq!((r.code, r.outcome()), (0, "not-modified"), "{r:?}");
+    let headers = server.last_headers("/stats.json");
+    assert!(
+        headers.iter().any(|(k, _)| k == "if-none-match"),
+        "{headers:?}"
+    );
+    assert_eq!(sb.store_files(), before);
+    // Not even a body that would fail to parse matters when the server says 304.
+    assert_eq!(r.field("version").as_deref(), Some("1"));
+}
+
+#[test]
+fn a_record_inserted_in_the_middle_is_one_add() {
+    let (server, sb, url) = published(&dataset(&["a", "b", "d", "e"]));
+    server.set("/stats.json", body(&dataset(&["a", "b", "c", "d", "e"])));
+    let r = sb.sync(&url, &[]);
+    assert_eq!(r.field("added").as_deref(), Some("1"), "{r:?}");
+    let delta = sb.delta(
+        sb.manifest(DATASET)["versions"][1]["delta"]
+            .as_str()
+            .unwrap(),
+    );
+    let patch = delta["patch"].as_array().unwrap();
+    assert_eq!(patch.len(), 1, "{patch:?}");
+    assert_eq!(patch[0]["op"], "add");
+    assert_eq!(patch[0]["path"], "/2");
+    assert_eq!(patch[0]["value"]["country"]["key"], "c");
+    assert_eq!(delta["changes"], json!([{"key": "c", "op": "added"}]));
+}
+
+#[test]
+fn a_removed_record_is_one_remove() {
+    let (server, sb, url) = published(&dataset(&["a", "b", "c"]));
+    server.set("/stats.json", body(&dataset(&["a", "c"])));
+    let r = sb.sync(&url, &[]);
+    assert_eq!(r.field("removed").as_deref(), Some("1"), "{r:?}");
+    let delta = sb.delta(
+        sb.manifest(DATASET)["versions"][1]["delta"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(delta["patch"], json!([{"op": "remove", "path": "/1"}]));
+}
+
+#[test]
+fn a_deep_value_change_is_replaced_at_its_own_path() {
+    let v = dataset(&["a", "b"]);
+    let (server, sb, url) = published(&v);
+    let mut v2 = v.clone();
+    v2[0]["dates"]["2020-01-22"]["new"]["deaths"] = json!(4);
+    server.set("/stats.json", body(&v2));
+    sb.sync(&url, &[]);
+    let delta = sb.delta(
+        sb.manifest(DATASET)["versions"][1]["delta"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(
+        delta["patch"],
+        json!([{"op": "replace", "path": "/0/dates/2020-01-22/new/deaths", "value": 4}])
+    );
+}
+
+#[test]
+fn deleting_the_database_loses_nothing_and_publishes_no_duplicate() {
+    let v = dataset(&["a", "b"]);
+    let (server, sb, url) = published(&v);
+    server.set_validators("/stats.json", false, false);
+    std::fs::remove_file(sb.db()).unwrap();
+    let before = sb.store_files();
+    let r = sb.sync(&url, &[]);
+    assert_eq!((r.code, r.outcome()), (0, "unchanged"), "{r:?}");
+    assert_eq!(
+        sb.store_files(),
+        before,
+        "a fresh database re-learns the version from the store"
+    );
+    // A change after that builds on the store's version, reading latest.json once.
+    let mut v2 = v.clone();
+    v2[0]["dates"]["2020-01-22"]["new"]["cases"] = json!(7);
+    server.set("/stats.json", body(&v2));
+    std::fs::remove_file(sb.db()).unwrap();
+    let r = sb.sync(&url, &[]);
+    assert_eq!(r.field("version").as_deref(), Some("2"), "{r:?}");
+    let versions = sb.manifest(DATASET)["versions"].as_array().unwrap().len();
+    assert_eq!(versions, 2);
+    let status = sb.run(&["status", "--json"]);
+    let s: Value = serde_json::from_str(status.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(s["agreement"], "agrees", "{status:?}");
+}
+
+#[test]
+fn a_garbage_database_file_is_reported_in_one_line_and_rebuilt() {
+    let v = dataset(&["a"]);
+    let (server, sb, url) = published(&v);
+    server.set_validators("/stats.json", false, false);
+    std::fs::write(sb.db(), vec![0xABu8; 4096]).unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", sb.db().display()));
+    }
+    let r = sb.sync(&url, &[]);
+    assert_eq!((r.code, r.outcome()), (0, "unchanged"), "{r:?}");
+    let warning: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("unusable"))
+        .collect();
+    assert_eq!(warning.len(), 1, "{r:?}");
+    assert!(warning[0].contains("level=warn"), "{r:?}");
+}
+
+#[test]
+fn failures_exit_1_with_one_line_and_publish_nothing() {
+    let v = dataset(&["a"]);
+    let (server, sb, url) = published(&v);
+    let before = sb.store_files();
+    server.push_faults("/stats.json", [Fault::Status(404)]);
+    let r = sb.sync(&url, &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.outcome(), "failed");
+    assert!(r.summary().contains("HTTP 404"), "{r:?}");
+    server.push_faults(
+        "/stats.json",
+        [Fault::Respond {
+            status: 200,
+            headers: vec![],
+            body: b"<html>oops</html>".to_vec(),
+        }],
+    );
+    let r = sb.sync(&url, &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.summary().contains("invalid JSON"), "{r:?}");
+    assert!(r.summary().contains(&url), "the error names the URL: {r:?}");
+    server.set("/stats.json", "[]");
+    let r = sb.sync(&url, &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.summary()
+            .contains("guard failed: the array of records is empty"),
+        "{r:?}"
+    );
+    assert_eq!(sb.store_files(), before);
+    let r = sb.sync(&url, &["--force"]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+}
+
+#[test]
+fn configuration_errors_exit_2() {
+    let sb = Sandbox::new();
+    let r = sb.run(&["run", "--store", "ftp://nowhere"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("expected file://DIR or s3://BUCKET/PREFIX"),
+        "{r:?}"
+    );
+    let r = sb.run(&["run", "--dataset", "../escape"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let r = sb.run(&["run", "--bogus-flag"]);
+    assert_eq!(r.code, 2, "{r:?}");
+}
+
+#[test]
+fn log_lists_versions_newest_first() {
+    let (server, sb, url) = published(&dataset(&["a", "b"]));
+    server.set("/stats.json", body(&dataset(&["a", "b", "c"])));
+    sb.sync(&url, &[]);
+    let r = sb.run(&["log"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{r:?}");
+    assert!(
+        lines[0].starts_with("v2 ")
+            && lines[0].contains("+1 -0 ~0")
+            && lines[0].contains("records=3"),
+        "{r:?}"
+    );
+    assert!(lines[1].starts_with("v1 "), "{r:?}");
+}
+
+#[test]
+fn every_command_has_help() {
+    let sb = Sandbox::new();
+    for cmd in ["run", "status", "log"] {
+        let r = sb.run(&[cmd, "--help"]);
+        assert_eq!(r.code, 0, "{cmd}: {r:?}");
+        assert!(r.stdout.contains("Usage: snapsync"), "{cmd}: {r:?}");
+        assert!(r.stdout.contains("--store <URL>"), "{cmd}: {r:?}");
+    }
+}
