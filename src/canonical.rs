@@ -159,37 +159,35 @@ impl Document {
         }
     }
 
-    /// Wraps bytes that are already canonical (a stored version, checked against its hash by
-    /// the caller) without rewriting them: record spans come from a borrowing parse that
-    /// allocates nothing per value, keys from a walk along the key pointer.
-    pub fn from_canonical(bytes: Bytes, key: &KeyPointer) -> Result<Self, String> {
+    /// Wraps a stored version's canonical bytes without rewriting them, after checking they
+    /// hash to `sha256`. Record spans and keys come from a scan of the (trusted, canonical)
+    /// text that allocates nothing per value: loading the previous version costs little more
+    /// than hashing it.
+    pub fn from_canonical(bytes: Bytes, key: &KeyPointer, sha256: &str) -> Result<Self, String> {
+        let got = sha256_hex(&bytes);
+        if got != sha256 {
+            return Err(format!("content hashes to {got}, expected {sha256}"));
+        }
         let records = if bytes.first() == Some(&b'[') {
-            let raws: Vec<&RawValue> = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-            let base = bytes.as_ptr() as usize;
-            let records = raws
-                .iter()
-                .map(|raw| {
-                    let text = raw.get();
-                    let start = text.as_ptr() as usize - base;
-                    let key = if key.tokens.is_empty() {
+            let spans = scan::elements(&bytes).ok_or("not a canonical JSON array")?;
+            let records = spans
+                .into_iter()
+                .map(|(start, end)| Record {
+                    start,
+                    end,
+                    key: if key.tokens.is_empty() {
                         None
                     } else {
-                        probe_key(text, &key.tokens)
-                    };
-                    Record {
-                        start,
-                        end: start + text.len(),
-                        key,
-                    }
+                        scan::pointer(&bytes[start..end], &key.tokens).map(Box::from)
+                    },
                 })
                 .collect();
             Some(records)
         } else {
-            serde_json::from_slice::<de::IgnoredAny>(&bytes).map_err(|e| e.to_string())?;
             None
         };
         Ok(Document {
-            sha256: sha256_hex(&bytes),
+            sha256: got,
             bytes,
             records,
         })
@@ -635,24 +633,117 @@ impl<'de> Visitor<'de> for NameSeed {
     }
 }
 
-/// The canonical bytes of the value at `tokens` inside canonical `text`, if there is one.
-fn probe_key(text: &str, tokens: &[String]) -> Option<Box<[u8]>> {
-    let mut cur: &RawValue = serde_json::from_str(text).ok()?;
-    for t in tokens {
-        cur = match cur.get().as_bytes().first() {
-            Some(b'{') => {
-                let members: Vec<(Cow<'_, str>, &RawValue)> = raw_members(cur.get()).ok()?;
-                members.into_iter().find(|(k, _)| k == t)?.1
+/// Navigation of canonical JSON text (no whitespace) by skipping values byte by byte. Only
+/// for text known to be canonical; malformed input gives `None`, never a panic.
+mod scan {
+    /// The index just after the string starting at `i` (an opening quote).
+    fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+        i += 1;
+        loop {
+            match *b.get(i)? {
+                b'"' => return Some(i + 1),
+                b'\\' => i += 2,
+                _ => i += 1,
             }
-            Some(b'[') => {
-                let items: Vec<&RawValue> = serde_json::from_str(cur.get()).ok()?;
-                let i: usize = t.parse().ok()?;
-                *items.get(i)?
-            }
-            _ => return None,
-        };
+        }
     }
-    Some(cur.get().as_bytes().into())
+
+    /// The index just after the value starting at `i`.
+    pub fn value_end(b: &[u8], i: usize) -> Option<usize> {
+        match *b.get(i)? {
+            b'"' => string_end(b, i),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                let mut j = i;
+                loop {
+                    match *b.get(j)? {
+                        b'"' => {
+                            j = string_end(b, j)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(j + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+            }
+            _ => {
+                let mut j = i;
+                while j < b.len() && !matches!(b[j], b',' | b'}' | b']') {
+                    j += 1;
+                }
+                (j > i).then_some(j)
+            }
+        }
+    }
+
+    /// Spans of the elements of a canonical array.
+    pub fn elements(b: &[u8]) -> Option<Vec<(usize, usize)>> {
+        if b.first() != Some(&b'[') || value_end(b, 0)? != b.len() {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut i = 1;
+        while *b.get(i)? != b']' {
+            let end = value_end(b, i)?;
+            out.push((i, end));
+            i = end;
+            if *b.get(i)? == b',' {
+                i += 1;
+            }
+        }
+        Some(out)
+    }
+
+    /// The text of the value at `tokens` inside the canonical value `b`.
+    pub fn pointer<'a>(mut b: &'a [u8], tokens: &[String]) -> Option<&'a [u8]> {
+        for t in tokens {
+            let mut i = 1;
+            let mut index = 0usize;
+            let found = loop {
+                match (*b.first()?, *b.get(i)?) {
+                    (_, b'}' | b']') => return None,
+                    (b'{', b'"') => {
+                        let name_end = string_end(b, i)?;
+                        let raw = &b[i..name_end];
+                        let matches = if raw.contains(&b'\\') {
+                            serde_json::from_slice::<String>(raw).ok()? == *t
+                        } else {
+                            &raw[1..raw.len() - 1] == t.as_bytes()
+                        };
+                        let start = name_end + 1; // past ':'
+                        let end = value_end(b, start)?;
+                        if matches {
+                            break (start, end);
+                        }
+                        i = end;
+                    }
+                    (b'[', _) => {
+                        let end = value_end(b, i)?;
+                        if t.parse::<usize>().ok() == Some(index)
+                            && (t == "0" || !t.starts_with('0'))
+                        {
+                            break (i, end);
+                        }
+                        index += 1;
+                        i = end;
+                    }
+                    _ => return None,
+                }
+                if *b.get(i)? == b',' {
+                    i += 1;
+                }
+            };
+            b = &b[found.0..found.1];
+        }
+        Some(b)
+    }
 }
 
 /// The members of a JSON object text, borrowed, in their order (canonical order for canonical
@@ -785,8 +876,9 @@ mod tests {
         assert_eq!(recs[1].key, None);
         assert_eq!(display_key(recs[2].key.as_deref().unwrap()), "7");
         assert_eq!(doc.sha256(), sha256_hex(doc.bytes()));
-        let again = Document::from_canonical(doc.shared_bytes(), &key).unwrap();
+        let again = Document::from_canonical(doc.shared_bytes(), &key, doc.sha256()).unwrap();
         assert_eq!(again, doc);
+        assert!(Document::from_canonical(doc.shared_bytes(), &key, &"0".repeat(64)).is_err());
     }
 
     #[test]

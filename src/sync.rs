@@ -464,38 +464,46 @@ impl Run<'_> {
     /// `latest.json` (or, if that is torn, the version's snapshot), checked against its hash.
     async fn previous(&mut self, entry: &Entry, dataset_id: i64) -> Result<Document> {
         let store = &self.deps.store;
-        let cached = self.deps.db.cached_body(dataset_id, &entry.sha256).await?;
-        let body = match cached.map(|gz| plan::gunzip(&gz, MAX_BODY)) {
-            Some(Ok(body)) => body,
-            _ => match fetch_body(store, &self.keys.latest(), &entry.sha256).await {
-                Ok(b) => b,
-                Err(e) => {
-                    warn!(error = %e, "latest.json unreadable; reading the version's snapshot instead");
-                    fetch_body(store, &entry.snapshot, &entry.sha256).await?
-                }
-            },
-        };
         let key = self.ds.key.clone();
-        let corrupt = |reason: String| Error::Corrupt {
-            store: store.url().to_string(),
-            key: self.keys.latest(),
-            reason,
+        let (sha, size) = (entry.sha256.clone(), entry.canonical_bytes);
+        let load = move |gz: Option<Bytes>, body: Option<Vec<u8>>| {
+            tokio::task::spawn_blocking(move || {
+                let body = match (gz, body) {
+                    (Some(gz), _) => {
+                        plan::gunzip(&gz, MAX_BODY, size).map_err(|e| e.to_string())?
+                    }
+                    (None, Some(body)) => body,
+                    (None, None) => unreachable!("one of the two is given"),
+                };
+                Document::from_canonical(Bytes::from(body), &key, &sha)
+            })
         };
-        let doc =
-            tokio::task::spawn_blocking(move || Document::from_canonical(Bytes::from(body), &key))
+        if let Some(gz) = self.deps.db.cached_body(dataset_id, &entry.sha256).await? {
+            match load.clone()(Some(Bytes::from(gz)), None)
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-                .map_err(|reason| {
-                    corrupt(format!("previous version is not valid JSON: {reason}"))
-                })?;
-        if doc.sha256() != entry.sha256 {
-            return Err(corrupt(format!(
-                "previous version hashes to {}, expected {}",
-                doc.sha256(),
-                entry.sha256
-            )));
+            {
+                Ok(doc) => return Ok(doc),
+                Err(e) => {
+                    warn!(error = %e, "the cached previous version is unusable; reading it from the store")
+                }
+            }
         }
-        Ok(doc)
+        let body = match fetch_body(store, &self.keys.latest(), &entry.sha256).await {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "latest.json unreadable; reading the version's snapshot instead");
+                fetch_body(store, &entry.snapshot, &entry.sha256).await?
+            }
+        };
+        load(None, Some(body))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            .map_err(|reason| Error::Corrupt {
+                store: store.url().to_string(),
+                key: self.keys.latest(),
+                reason: format!("previous version: {reason}"),
+            })
     }
 
     /// Writes a snapshot or delta with `If-None-Match: *`. The key can already exist only if
@@ -666,7 +674,7 @@ pub async fn fetch_body(store: &DynStore, key: &str, sha256: &str) -> Result<Vec
         retryable: false,
     })?;
     let body = if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
-        plan::gunzip(&bytes, MAX_BODY).map_err(|e| Error::Corrupt {
+        plan::gunzip(&bytes, MAX_BODY, 0).map_err(|e| Error::Corrupt {
             store: store.url().to_string(),
             key: key.to_string(),
             reason: format!("not valid gzip: {e}"),

@@ -81,8 +81,21 @@ proptest! {
     }
 
     #[test]
+    fn loading_stored_bytes_finds_the_same_records_and_keys(v in arb_records(), other in arb_json()) {
+        let key = KeyPointer::parse("/country/key").unwrap();
+        for value in [v, other] {
+            let doc = Document::from_value(&value, &key);
+            let loaded = Document::from_canonical(doc.shared_bytes(), &key, doc.sha256()).unwrap();
+            prop_assert_eq!(loaded, doc);
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
-        let _ = Document::from_json(&bytes, &KeyPointer::parse("/a/0").unwrap());
+        let key = KeyPointer::parse("/a/0").unwrap();
+        let _ = Document::from_json(&bytes, &key);
+        let sha = snapsync::canonical::sha256_hex(&bytes);
+        let _ = Document::from_canonical(bytes.into(), &key, &sha);
     }
 
     #[test]
