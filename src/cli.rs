@@ -59,6 +59,10 @@ pub struct GlobalArgs {
     /// S3-compatible endpoint (e.g. http://127.0.0.1:8333)
     #[arg(long, env = "AWS_ENDPOINT_URL", global = true, value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Publish even to a store that ignores conditional writes (only safe when a single
+    /// snapsync process ever writes there)
+    #[arg(long, env = "SNAPSYNC_SINGLE_WRITER", global = true)]
+    pub single_writer: bool,
     /// Log format on stderr [default: text on a terminal, logfmt otherwise]
     #[arg(long, env = "SNAPSYNC_LOG_FORMAT", global = true, value_parser = ["text", "logfmt"])]
     pub log_format: Option<String>,
@@ -73,6 +77,9 @@ pub enum Command {
     Status(JsonArg),
     /// The version history, from the store's manifest
     Log(JsonArg),
+    /// Check the configuration, the database, credentials, write access to the store (a probe
+    /// object under the prefix), conditional-write support, and each source
+    Doctor,
 }
 
 #[derive(Debug, Args)]

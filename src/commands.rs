@@ -7,12 +7,17 @@ use anyhow::Context;
 use futures_util::StreamExt;
 use serde_json::json;
 
+use crate::canonical::Document;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
+use crate::doctor;
+use crate::error::Error;
 use crate::keys::DatasetKeys;
 use crate::manifest::{Entry, Manifest};
 use crate::source::HttpSource;
+use crate::source::{Fetched, Source, Validators};
+use crate::store::ConditionalWrites;
 use crate::store::{self, DynStore};
 use crate::sync::{self, Deps, Outcome, Report, RunOptions};
 
@@ -43,6 +48,7 @@ pub async fn deps(config: &Config) -> anyhow::Result<Deps> {
 /// in configuration order. Returns the reports.
 pub async fn run(config: &Config, json: bool, force: bool) -> anyhow::Result<Vec<Report>> {
     let deps = deps(config).await?;
+    check_safe_to_publish(&deps, config.single_writer).await?;
     let opts = RunOptions { force };
     let reports: Vec<Report> = futures_util::stream::iter(&config.datasets)
         .map(|ds| sync::run_dataset(&deps, ds, opts))
@@ -57,6 +63,28 @@ pub async fn run(config: &Config, json: bool, force: bool) -> anyhow::Result<Vec
         }
     }
     Ok(reports)
+}
+
+/// Refuses to publish to a store that ignores conditional writes, unless told that only one
+/// writer exists: there, two writers could overwrite each other's commit point.
+pub async fn check_safe_to_publish(deps: &Deps, single_writer: bool) -> anyhow::Result<()> {
+    let store = &*deps.store;
+    match doctor::conditional_writes(store, &deps.db, deps.clock.now()).await? {
+        ConditionalWrites::Ignored if single_writer => {
+            tracing::warn!(
+                store = store.url(),
+                "the store ignores conditional writes; publishing anyway because --single-writer says only one snapsync writes here"
+            );
+            Ok(())
+        }
+        ConditionalWrites::Ignored => Err(Error::Config(format!(
+            "store {} ignores If-None-Match/If-Match on PUT, so two writers could overwrite each other's versions; \
+             refusing to publish (run a single writer and pass --single-writer or SNAPSYNC_SINGLE_WRITER=true)",
+            store.url()
+        ))
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 pub fn any_failed(reports: &[Report]) -> bool {
@@ -200,4 +228,118 @@ pub fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// `snapsync doctor`: every check prints one line; the result is whether all passed.
+pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
+    let mut ok = true;
+    let mut line = |good: bool, what: &str, detail: String| {
+        ok &= good;
+        println!("{} {what:<12} {detail}", if good { "ok  " } else { "FAIL" });
+    };
+    let names: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
+    line(
+        true,
+        "config",
+        format!(
+            "store={} db={} datasets={}",
+            config.store_text,
+            config.db.display(),
+            names.join(",")
+        ),
+    );
+    let db = match Db::open(&config.db).await {
+        Ok((db, warning)) => {
+            line(
+                warning.is_none(),
+                "database",
+                warning.unwrap_or_else(|| format!("{} opens and is migrated", config.db.display())),
+            );
+            Some(db)
+        }
+        Err(e) => {
+            line(false, "database", e.to_string());
+            None
+        }
+    };
+    let store = match store::open(&config.store, &config.s3).await {
+        Ok(s) => {
+            line(true, "store", format!("{} reachable", s.url()));
+            Some(s)
+        }
+        Err(e) => {
+            line(false, "store", e.to_string());
+            None
+        }
+    };
+    if let store::StoreUrl::S3 { .. } = &config.store {
+        match store::s3::S3Store::credentials_summary(&config.s3).await {
+            Ok(summary) => line(true, "credentials", summary),
+            Err(e) => line(false, "credentials", e),
+        }
+    }
+    if let Some(store) = &store {
+        let report = doctor::probe(&**store, store.prefix()).await;
+        for s in &report.steps {
+            line(s.ok, "store probe", format!("{}: {}", s.name, s.detail));
+        }
+        let verdict = report.conditional_writes;
+        match verdict {
+            ConditionalWrites::Honoured => line(
+                true,
+                "conditional",
+                "writes honoured: safe with concurrent writers".into(),
+            ),
+            ConditionalWrites::Ignored => line(
+                config.single_writer,
+                "conditional",
+                "writes IGNORED by this server: `run` refuses to publish unless --single-writer"
+                    .into(),
+            ),
+            ConditionalWrites::Unknown => {
+                line(false, "conditional", "writes could not be probed".into())
+            }
+        }
+        if let (Some(db), ConditionalWrites::Honoured | ConditionalWrites::Ignored) = (&db, verdict)
+        {
+            let now = SystemClock.now();
+            let _ = db
+                .save_store_probe(
+                    store.url(),
+                    verdict == ConditionalWrites::Honoured,
+                    &crate::keys::rfc3339(now),
+                )
+                .await;
+        }
+    }
+    let source = HttpSource::new(config.source.clone())?;
+    for ds in &config.datasets {
+        let shown = crate::source::redact_url(&ds.url);
+        match source.fetch(&ds.url, &Validators::default()).await {
+            Ok(Fetched::Body { bytes, .. }) => match Document::from_json(&bytes, &ds.key) {
+                Ok(doc) => line(
+                    true,
+                    "source",
+                    format!(
+                        "{} {shown}: {} of valid JSON{}",
+                        ds.name,
+                        human_bytes(bytes.len() as u64),
+                        doc.record_count()
+                            .map(|n| format!(", {n} records"))
+                            .unwrap_or_default()
+                    ),
+                ),
+                Err(e) => line(
+                    false,
+                    "source",
+                    format!("{} {shown}: invalid JSON: {e}", ds.name),
+                ),
+            },
+            Ok(Fetched::NotModified) => {
+                line(true, "source", format!("{} {shown}: reachable", ds.name))
+            }
+            Err(e) => line(false, "source", format!("{}: {e}", ds.name)),
+        }
+    }
+    Ok(ok)
 }

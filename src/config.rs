@@ -37,6 +37,7 @@ pub struct Config {
     pub datasets: Vec<DatasetConfig>,
     pub source: SourceOptions,
     pub s3: S3Options,
+    pub single_writer: bool,
 }
 
 /// `snapsync.toml`.
@@ -221,6 +222,7 @@ impl Config {
             datasets,
             source,
             s3,
+            single_writer: args.single_writer,
         })
     }
 }

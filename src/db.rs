@@ -344,6 +344,35 @@ impl Db {
     }
 }
 
+impl Db {
+    /// The cached verdict of the conditional-write probe for a store: (honoured, probed_at).
+    pub async fn store_probe(&self, url: &str) -> Result<Option<(bool, String)>> {
+        let url = url.to_string();
+        self.call(move |c| {
+            c.query_row(
+                "SELECT conditional_writes, probed_at FROM stores WHERE url = ?1",
+                [url],
+                |r| Ok((r.get::<_, String>(0)? == "honoured", r.get(1)?)),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn save_store_probe(&self, url: &str, honoured: bool, probed_at: &str) -> Result<()> {
+        let (url, at) = (url.to_string(), probed_at.to_string());
+        let verdict = if honoured { "honoured" } else { "ignored" };
+        self.call(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO stores (url, conditional_writes, probed_at) VALUES (?1, ?2, ?3)",
+                params![url, verdict, at],
+            )
+            .map(drop)
+        })
+        .await
+    }
+}
+
 const SELECT_ENTRY: &str =
     "SELECT version, created_at, sha256, prev_sha256, snapshot_key, delta_key, \
      canonical_bytes, snapshot_bytes, delta_bytes, records, added, removed, changed FROM versions";

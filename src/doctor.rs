@@ -254,6 +254,50 @@ fn probe_body(token: &str) -> Bytes {
     Bytes::from(gz.finish().unwrap_or_default())
 }
 
+/// How long a probe verdict is trusted before `run` probes the store again.
+const PROBE_TTL: time::Duration = time::Duration::days(7);
+
+/// Whether publishing to `store` is safe with concurrent writers: what the store says of
+/// itself, else the cached verdict of a probe, else a fresh probe (cached in `db`).
+pub async fn conditional_writes(
+    store: &dyn Store,
+    db: &crate::db::Db,
+    now: time::OffsetDateTime,
+) -> crate::error::Result<ConditionalWrites> {
+    let known = store.conditional_writes();
+    if known != ConditionalWrites::Unknown {
+        return Ok(known);
+    }
+    if let Some((honoured, at)) = db.store_probe(store.url()).await? {
+        let fresh = crate::keys::parse_rfc3339(&at).is_some_and(|t| now - t < PROBE_TTL);
+        if fresh {
+            return Ok(if honoured {
+                ConditionalWrites::Honoured
+            } else {
+                ConditionalWrites::Ignored
+            });
+        }
+    }
+    let report = probe(store, store.prefix()).await;
+    if let Some(failed) = report.steps.iter().find(|s| !s.ok) {
+        if report.conditional_writes == ConditionalWrites::Unknown {
+            return Err(Error::Store {
+                store: store.url().to_string(),
+                key: report.key.clone(),
+                reason: format!(
+                    "probing conditional writes failed at {}: {}",
+                    failed.name, failed.detail
+                ),
+                retryable: true,
+            });
+        }
+    }
+    let honoured = report.conditional_writes == ConditionalWrites::Honoured;
+    db.save_store_probe(store.url(), honoured, &crate::keys::rfc3339(now))
+        .await?;
+    Ok(report.conditional_writes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

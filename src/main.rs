@@ -41,6 +41,11 @@ async fn dispatch(cli: Cli) -> ExitCode {
         },
         Command::Status(args) => commands::status(&config, args.json).await,
         Command::Log(args) => commands::log(&config, args.json).await,
+        Command::Doctor => match commands::doctor(&config).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

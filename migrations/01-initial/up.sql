@@ -59,3 +59,11 @@ CREATE TABLE body_cache (
     sha256      TEXT NOT NULL,
     body_gz     BLOB NOT NULL
 );
+
+-- What `doctor` (or the first run against a store) found out about the store: whether it
+-- honours If-None-Match / If-Match on PUT. Re-probed when older than a week.
+CREATE TABLE stores (
+    url                 TEXT PRIMARY KEY,
+    conditional_writes  TEXT NOT NULL CHECK (conditional_writes IN ('honoured', 'ignored')),
+    probed_at           TEXT NOT NULL
+);

@@ -104,6 +104,60 @@ impl std::fmt::Debug for S3Store {
     }
 }
 
+/// The SDK configuration: aws-config's default chain (environment, profiles, `AWS_PROFILE`,
+/// `AWS_ENDPOINT_URL`) plus what `opts` sets, with our timeouts, retries and checksum policy.
+async fn load_sdk_config(opts: &S3Options) -> aws_config::SdkConfig {
+    let region = match &opts.region {
+        Some(r) => RegionProviderChain::first_try(Region::new(r.clone())),
+        // Environment and profile only: the default chain would also ask the EC2 instance
+        // metadata service, which on Heroku (or a laptop) is a wasted network round trip.
+        None => RegionProviderChain::first_try(
+            aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+        )
+        .or_else(aws_config::profile::ProfileFileRegionProvider::new()),
+    }
+    .or_else(Region::from_static(DEFAULT_REGION));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    if let Some(endpoint) = &opts.endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let Some(creds) = &opts.credentials {
+        loader = loader.credentials_provider(creds.clone());
+    }
+    loader.load().await
+}
+
+impl S3Store {
+    /// Resolves credentials the way `connect` would and says where they come from, showing
+    /// only the first characters of the access key id (never the secret).
+    pub async fn credentials_summary(opts: &S3Options) -> std::result::Result<String, String> {
+        use aws_sdk_s3::config::ProvideCredentials as _;
+        let sdk = load_sdk_config(opts).await;
+        let provider = sdk
+            .credentials_provider()
+            .ok_or("no credentials provider is configured")?;
+        let creds = provider.provide_credentials().await.map_err(|e| {
+            format!("no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE): {e}")
+        })?;
+        let id = creds.access_key_id();
+        let shown: String = id.chars().take(4).collect();
+        Ok(format!(
+            "resolved: access key id {shown}… (region {})",
+            sdk.region().map(|r| r.as_ref()).unwrap_or(DEFAULT_REGION)
+        ))
+    }
+}
+
 impl S3Store {
     /// Builds the client from the default chain plus `opts`, then checks that the bucket exists
     /// (a `HeadBucket`; a 403 there is tolerated, since writing may be allowed without
@@ -115,29 +169,7 @@ impl S3Store {
         } else {
             format!("s3://{bucket}/{prefix}")
         };
-        let region = match &opts.region {
-            Some(r) => RegionProviderChain::first_try(Region::new(r.clone())),
-            None => RegionProviderChain::default_provider(),
-        }
-        .or_else(Region::from_static(DEFAULT_REGION));
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .build(),
-            )
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-        if let Some(endpoint) = &opts.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        if let Some(creds) = &opts.credentials {
-            loader = loader.credentials_provider(creds.clone());
-        }
-        let sdk = loader.load().await;
+        let sdk = load_sdk_config(opts).await;
         // `opts.endpoint` was handed to the loader, which also reads `AWS_ENDPOINT_URL` itself.
         let endpoint = match sdk.endpoint_url() {
             Some(e) => crate::source::redact_url(e)
@@ -168,7 +200,7 @@ impl S3Store {
             list_page_size: opts.list_page_size,
             conditional_writes: opts
                 .conditional_writes
-                .unwrap_or(ConditionalWrites::Honoured),
+                .unwrap_or(ConditionalWrites::Unknown),
         };
         store.check_bucket().await?;
         Ok(store)
