@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod delta;
 pub mod doctor;
 pub mod error;
+pub mod history;
 pub mod keys;
 pub mod store;
 

@@ -5,8 +5,8 @@
 //! S3-compatible server (SeaweedFS from `scripts/test` / `reference/s3-up.sh`). The S3 half reads
 //! `S3_ENDPOINT`, `S3_BUCKET`, `S3_REGION`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`;
 //! every test works under its own random prefix, so runs can share a bucket. Without
-//! `S3_ENDPOINT` the S3 half is skipped loudly, unless `CI=true` or `SNAPSYNC_TEST_S3=1`, where
-//! skipping would hide a broken backend and the test fails instead.
+//! `S3_ENDPOINT` the S3 half fails (skipping would hide a broken backend), unless
+//! `SNAPSYNC_SKIP_S3=1` says to skip it.
 //!
 //! The `s3_only` tests pin down what only a network store can get wrong: readable errors that
 //! never show the secret, fast failure when the endpoint is down, an exact `Content-Encoding`,
@@ -17,6 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+mod common;
+
 use snapsync::doctor;
 use snapsync::store::file::FileStore;
 use snapsync::store::s3::{S3Options, S3Store};
@@ -50,52 +52,7 @@ fn file_fixture() -> Fixture {
     }
 }
 
-struct S3Env {
-    endpoint: String,
-    bucket: String,
-    region: String,
-}
-
-/// The S3 server to test against, or `None` (with a loud note) when none is configured locally.
-fn s3_env() -> Option<S3Env> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let Some(endpoint) = var("S3_ENDPOINT") else {
-        let required =
-            var("CI").as_deref() == Some("true") || var("SNAPSYNC_TEST_S3").as_deref() == Some("1");
-        if required {
-            panic!(
-                "S3_ENDPOINT is not set, but CI=true or SNAPSYNC_TEST_S3=1 requires the S3 store \
-                 tests: run scripts/test (it starts SeaweedFS and exports S3_* and AWS_*)"
-            );
-        }
-        // Once, and straight to stderr: `eprintln!` is captured by the harness for passing tests.
-        static NOTE: std::sync::Once = std::sync::Once::new();
-        NOTE.call_once(|| {
-            use std::io::Write as _;
-            let _ = std::io::stderr().write_all(
-                b"\n*** NOTE: S3_ENDPOINT is not set: the S3 store tests are SKIPPED (they pass \
-                  without running). Run scripts/test to run them against a local SeaweedFS. ***\n\n",
-            );
-        });
-        return None;
-    };
-    Some(S3Env {
-        endpoint,
-        bucket: var("S3_BUCKET").unwrap_or_else(|| "test-bucket".to_string()),
-        region: var("S3_REGION").unwrap_or_else(|| "us-east-1".to_string()),
-    })
-}
-
-fn s3_options(env: &S3Env) -> S3Options {
-    S3Options {
-        endpoint: Some(env.endpoint.clone()),
-        region: Some(env.region.clone()),
-        path_style: true,
-        // Small pages so every list in the suite crosses several pages.
-        list_page_size: Some(7),
-        ..S3Options::default()
-    }
-}
+use common::s3::{s3_env, s3_options, S3Env};
 
 async fn s3_store(env: &S3Env, opts: &S3Options) -> S3Store {
     S3Store::connect(&env.bucket, "", opts)

@@ -1,0 +1,382 @@
+//! DESIGN.md's publish protocol, on both stores (the file store and SeaweedFS): what a fresh
+//! machine uploads and downloads, two writers racing, a crash after the commit point, and a
+//! store that ignores conditional writes. Library level, so every request can be counted.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use common::http::HttpServer;
+use serde_json::{json, Value};
+use snapsync::canonical::KeyPointer;
+use snapsync::clock::SystemClock;
+use snapsync::db::Db;
+use snapsync::history;
+use snapsync::keys::DatasetKeys;
+use snapsync::source::{HttpSource, SourceOptions};
+use snapsync::store::file::FileStore;
+use snapsync::store::s3::S3Store;
+use snapsync::store::{
+    ConditionalWrites, DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store,
+};
+use snapsync::sync::{self, DatasetConfig, Deps, Outcome, Report, RunOptions};
+use snapsync::validate::Guards;
+use snapsync::{Error, Result};
+
+/// Counts requests by kind and key, and can be told to fail the next put of a key.
+struct Counting {
+    inner: DynStore,
+    puts: AtomicUsize,
+    put_bytes: AtomicUsize,
+    gets: Mutex<Vec<String>>,
+    fail_put: Mutex<Option<String>>,
+    /// Pretend to be a server that ignores If-None-Match / If-Match.
+    ignore_conditions: bool,
+}
+
+impl Counting {
+    fn new(inner: DynStore) -> Arc<Self> {
+        Arc::new(Counting {
+            inner,
+            puts: AtomicUsize::new(0),
+            put_bytes: AtomicUsize::new(0),
+            gets: Mutex::new(Vec::new()),
+            fail_put: Mutex::new(None),
+            ignore_conditions: false,
+        })
+    }
+    fn reset(&self) {
+        self.puts.store(0, Ordering::SeqCst);
+        self.put_bytes.store(0, Ordering::SeqCst);
+        self.gets.lock().unwrap().clear();
+    }
+    fn gets_of(&self, suffix: &str) -> usize {
+        self.gets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|k| k.ends_with(suffix))
+            .count()
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for Counting {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+    fn prefix(&self) -> &str {
+        self.inner.prefix()
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
+        self.gets.lock().unwrap().push(key.to_string());
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes, mut opts: PutOptions) -> Result<String> {
+        let fail = self
+            .fail_put
+            .lock()
+            .unwrap()
+            .as_deref()
+            .is_some_and(|k| key.ends_with(k));
+        if fail {
+            *self.fail_put.lock().unwrap() = None;
+            return Err(Error::Store {
+                store: self.url().into(),
+                key: key.into(),
+                reason: "injected crash".into(),
+                retryable: false,
+            });
+        }
+        self.puts.fetch_add(1, Ordering::SeqCst);
+        self.put_bytes.fetch_add(body.len(), Ordering::SeqCst);
+        if self.ignore_conditions {
+            opts.mode = PutMode::Overwrite;
+        }
+        self.inner.put(key, body, opts).await
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        self.inner.list(prefix).await
+    }
+    fn conditional_writes(&self) -> ConditionalWrites {
+        if self.ignore_conditions {
+            ConditionalWrites::Unknown
+        } else {
+            self.inner.conditional_writes()
+        }
+    }
+}
+
+/// A store under a fresh prefix, on the backend the test runs with.
+struct Backend {
+    store: DynStore,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn backend(kind: &str) -> Option<Backend> {
+    match kind {
+        "file" => {
+            let dir = tempfile::tempdir().unwrap();
+            Some(Backend {
+                store: Arc::new(FileStore::open(dir.path()).unwrap()),
+                _dir: Some(dir),
+            })
+        }
+        _ => {
+            let env = common::s3::s3_env()?;
+            let prefix = format!("protocol-{:016x}", rand::random::<u64>());
+            let store = S3Store::connect(&env.bucket, &prefix, &common::s3::s3_options(&env))
+                .await
+                .unwrap();
+            Some(Backend {
+                store: Arc::new(store),
+                _dir: None,
+            })
+        }
+    }
+}
+
+/// One machine: its own database, the shared store and a source URL.
+struct Machine {
+    deps: Deps,
+    ds: DatasetConfig,
+    _db_dir: tempfile::TempDir,
+}
+
+async fn machine(store: DynStore, url: &str) -> Machine {
+    let db_dir = tempfile::tempdir().unwrap();
+    let (db, _) = Db::open(&db_dir.path().join("state.db")).await.unwrap();
+    let source = HttpSource::new(SourceOptions {
+        retries: 0,
+        ..SourceOptions::default()
+    })
+    .unwrap();
+    Machine {
+        deps: Deps {
+            store,
+            db,
+            source: Arc::new(source),
+            clock: Arc::new(SystemClock),
+        },
+        ds: DatasetConfig {
+            name: "covid".into(),
+            url: url.into(),
+            key: KeyPointer::parse("/country/key").unwrap(),
+            guards: Guards {
+                max_shrink: 1.0,
+                ..Guards::default()
+            },
+            gzip_level: 3,
+        },
+        _db_dir: db_dir,
+    }
+}
+
+impl Machine {
+    async fn run(&self) -> Report {
+        sync::run_dataset(&self.deps, &self.ds, RunOptions::default()).await
+    }
+}
+
+fn data(tag: u64, n: u64) -> Vec<u8> {
+    let recs: Vec<Value> = (0..n)
+        .map(|i| json!({"country": {"key": format!("c{i:03}")}, "dates": {"2020-01-01": {"new": {"cases": i * tag}}}}))
+        .collect();
+    serde_json::to_vec(&recs).unwrap()
+}
+
+async fn assert_sound(store: &DynStore, expect_versions: usize) {
+    let keys = DatasetKeys::new(store.prefix(), "covid");
+    let report = history::verify(store, &keys, &KeyPointer::parse("/country/key").unwrap())
+        .await
+        .unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.versions, expect_versions, "{report:?}");
+}
+
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod file {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(super::backend("file").await.unwrap()).await;
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    if let Some(b) = super::backend("s3").await {
+                        super::$case(b).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    fresh_machine_unchanged_uploads_nothing_and_downloads_no_body,
+    fresh_machine_changed_reads_latest_once,
+    two_writers_make_one_linear_history,
+    crash_after_the_commit_point_is_repaired_by_the_next_run,
+    a_store_that_ignores_conditional_writes_is_refused_unless_single_writer,
+);
+
+async fn fresh_machine_unchanged_uploads_nothing_and_downloads_no_body(b: Backend) {
+    let server = HttpServer::start();
+    server.set("/d.json", data(1, 20));
+    server.set_validators("/d.json", false, false);
+    let store = Counting::new(b.store.clone());
+    let first = machine(store.clone(), &server.url("/d.json")).await;
+    assert_eq!(first.run().await.outcome, Outcome::Changed);
+    // A new dyno: empty database, same store, same data.
+    store.reset();
+    let fresh = machine(store.clone(), &server.url("/d.json")).await;
+    let r = fresh.run().await;
+    assert_eq!(
+        (r.outcome, r.version),
+        (Outcome::Unchanged, Some(1)),
+        "{r:?}"
+    );
+    assert_eq!(store.puts.load(Ordering::SeqCst), 0, "nothing uploaded");
+    assert_eq!(r.bytes_out, 0);
+    assert_eq!(
+        store.gets_of("latest.json") + store.gets_of(".json.gz"),
+        0,
+        "no dataset body downloaded"
+    );
+    // And again on that machine: still nothing.
+    store.reset();
+    assert_eq!(fresh.run().await.outcome, Outcome::Unchanged);
+    assert_eq!(store.puts.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        store.gets.lock().unwrap().len(),
+        0,
+        "a warm database reads nothing"
+    );
+}
+
+async fn fresh_machine_changed_reads_latest_once(b: Backend) {
+    let server = HttpServer::start();
+    server.set("/d.json", data(1, 20));
+    let store = Counting::new(b.store.clone());
+    assert_eq!(
+        machine(store.clone(), &server.url("/d.json"))
+            .await
+            .run()
+            .await
+            .outcome,
+        Outcome::Changed
+    );
+    server.set("/d.json", data(2, 20));
+    store.reset();
+    let r = machine(store.clone(), &server.url("/d.json"))
+        .await
+        .run()
+        .await;
+    assert_eq!(
+        (r.outcome, r.version, r.changed),
+        (Outcome::Changed, Some(2), Some(19)),
+        "{r:?}"
+    );
+    assert_eq!(
+        store.gets_of("latest.json"),
+        1,
+        "{:?}",
+        store.gets.lock().unwrap()
+    );
+    assert_sound(&b.store, 2).await;
+}
+
+async fn two_writers_make_one_linear_history(b: Backend) {
+    let server = HttpServer::start();
+    let a = machine(b.store.clone(), &server.url("/a.json")).await;
+    let c = machine(b.store.clone(), &server.url("/c.json")).await;
+    let mut published = 0;
+    for round in 0..6u64 {
+        server.set("/a.json", data(round * 2 + 1, 12));
+        server.set("/c.json", data(round * 2 + 2, 12));
+        let (ra, rc) = tokio::join!(a.run(), c.run());
+        for r in [&ra, &rc] {
+            assert_ne!(r.outcome, Outcome::Failed, "{r:?}");
+            published += usize::from(r.outcome == Outcome::Changed);
+        }
+    }
+    // Every committed version is in one unbroken chain, and every delta applies.
+    assert_sound(&b.store, published).await;
+    assert_eq!(
+        published, 12,
+        "each writer's data differed from the other's every time"
+    );
+}
+
+async fn crash_after_the_commit_point_is_repaired_by_the_next_run(b: Backend) {
+    let server = HttpServer::start();
+    server.set("/d.json", data(1, 10));
+    server.set_validators("/d.json", false, false);
+    let store = Counting::new(b.store.clone());
+    let m = machine(store.clone(), &server.url("/d.json")).await;
+    assert_eq!(m.run().await.outcome, Outcome::Changed);
+    // Two runs in a row die between latest.json (committed) and manifest.json.
+    for tag in [2, 3] {
+        server.set("/d.json", data(tag, 10));
+        *store.fail_put.lock().unwrap() = Some("manifest.json".into());
+        let r = m.run().await;
+        assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+        assert!(
+            r.error.as_deref().unwrap().contains("injected crash"),
+            "{r:?}"
+        );
+    }
+    // The next run (nothing new upstream) notices and appends both missing entries from
+    // object metadata, without publishing anything else.
+    let r = machine(store.clone(), &server.url("/d.json"))
+        .await
+        .run()
+        .await;
+    assert_eq!(
+        (r.outcome, r.version),
+        (Outcome::Unchanged, Some(3)),
+        "{r:?}"
+    );
+    assert_sound(&b.store, 3).await;
+}
+
+async fn a_store_that_ignores_conditional_writes_is_refused_unless_single_writer(b: Backend) {
+    let store = Arc::new(Counting {
+        inner: b.store.clone(),
+        puts: AtomicUsize::new(0),
+        put_bytes: AtomicUsize::new(0),
+        gets: Mutex::new(Vec::new()),
+        fail_put: Mutex::new(None),
+        ignore_conditions: true,
+    });
+    let m = machine(store.clone(), "http://127.0.0.1:9/unused").await;
+    let err = snapsync::commands::check_safe_to_publish(&m.deps, false)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("ignores If-None-Match/If-Match"),
+        "{err:#}"
+    );
+    snapsync::commands::check_safe_to_publish(&m.deps, true)
+        .await
+        .unwrap();
+    // The verdict is cached: no second probe.
+    let puts = store.puts.load(Ordering::SeqCst);
+    assert!(snapsync::commands::check_safe_to_publish(&m.deps, false)
+        .await
+        .is_err());
+    assert_eq!(store.puts.load(Ordering::SeqCst), puts);
+}
