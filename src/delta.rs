@@ -99,17 +99,18 @@ pub struct VersionRef {
     pub sha256: String,
 }
 
-/// The delta file, as DESIGN.md specifies it.
+/// The delta file, as DESIGN.md specifies it. Borrows its change list and patch when
+/// writing (a delta can hold hundreds of thousands of operations), owns them when read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Delta {
+pub struct Delta<'a> {
     pub format: String,
     pub dataset: String,
     pub from: VersionRef,
     pub to: VersionRef,
     pub created_at: String,
     pub summary: Summary,
-    pub changes: Vec<Change>,
-    pub patch: Vec<PatchOp>,
+    pub changes: Cow<'a, [Change]>,
+    pub patch: Cow<'a, [PatchOp]>,
 }
 
 /// Alignment of long arrays gives up on optimality after this long (the result stays correct,

@@ -159,7 +159,7 @@ async fn check_delta(
 }
 
 /// Reads and parses a delta object.
-pub async fn read_delta(store: &DynStore, key: &str) -> Result<Delta> {
+pub async fn read_delta(store: &DynStore, key: &str) -> Result<Delta<'static>> {
     let corrupt = |reason: String| Error::Corrupt {
         store: store.url().to_string(),
         key: key.to_string(),

@@ -5,6 +5,7 @@
 //! version): object keys embed it, so a writer that lost a race and re-bases never collides
 //! with the orphans of its own failed attempt.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use bytes::Bytes;
@@ -114,11 +115,13 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
                 },
                 created_at: created_at.clone(),
                 summary: diff.summary,
-                changes: diff.changes.clone(),
-                patch: diff.patch.clone(),
+                changes: Cow::Borrowed(&diff.changes),
+                patch: Cow::Borrowed(&diff.patch),
             };
-            let json = serde_json::to_vec(&delta).expect("a delta serializes");
-            let gz = gzip(&json, i.gzip_level);
+            // Serialized straight into the compressor: no uncompressed copy of a large patch.
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), compression(i.gzip_level));
+            serde_json::to_writer(&mut enc, &delta).expect("writing to a Vec cannot fail");
+            let gz = enc.finish().expect("writing to a Vec cannot fail");
             (Some((i.keys.delta(i.created_at, sha), gz)), diff.summary)
         }
         None => (
@@ -174,11 +177,13 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
     }
 }
 
+fn compression(level: u32) -> flate2::Compression {
+    flate2::Compression::new(level.min(9))
+}
+
 pub fn gzip(bytes: &[u8], level: u32) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 8),
-        flate2::Compression::new(level.min(9)),
-    );
+    let mut enc =
+        flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 8), compression(level));
     enc.write_all(bytes).expect("writing to a Vec cannot fail");
     enc.finish().expect("writing to a Vec cannot fail")
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! snapsync-gen --countries N --days D [--seed S] --out FILE
-//! snapsync-gen next --in FILE --out FILE [--seed S] [--revise FRACTION]
+//! snapsync-gen next --in FILE --out FILE [--seed S] [--revise FRACTION] [--revise-window DAYS]
 //! ```
 //!
 //! The file is a top-level JSON array of
@@ -25,10 +25,10 @@ use serde_json::Value;
 const USAGE: &str = "\
 usage:
   snapsync-gen --countries N --days D [--seed S] --out FILE
-  snapsync-gen next --in FILE --out FILE [--seed S] [--revise FRACTION]
+  snapsync-gen next --in FILE --out FILE [--seed S] [--revise FRACTION] [--revise-window DAYS]
 
 Writes covid-shaped JSON (the coviddata countries file shape), deterministic in the seed.
-`next` appends one day per country and revises FRACTION (default 0.001) of past `new` values.";
+`next` appends one day per country and revises FRACTION (default 0.001) of past `new` values\n(of the last DAYS days only, with --revise-window; default: anywhere).";
 
 /// Days since 1970-01-01 of 2020-01-22, the first date of the real file.
 const FIRST_DAY: i64 = 18283;
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let result = match args.first().map(String::as_str) {
-        Some("next") => parse_next(&args[1..]).map(|(a, b, c, d)| cmd_next(&a, &b, c, d)),
+        Some("next") => parse_next(&args[1..]).map(|(a, b, c, d, w)| cmd_next(&a, &b, c, d, w)),
         _ => parse_gen(&args).map(|(n, d, s, out)| cmd_gen(n, d, s, &out)),
     };
     match result {
@@ -158,8 +158,11 @@ fn parse_gen(args: &[String]) -> Result<(usize, usize, u64, String), String> {
     Ok((n, d, seed, out))
 }
 
-fn parse_next(args: &[String]) -> Result<(String, String, u64, f64), String> {
-    let f = flags(args, &["--in", "--out", "--seed", "--revise"])?;
+fn parse_next(args: &[String]) -> Result<(String, String, u64, f64, usize), String> {
+    let f = flags(
+        args,
+        &["--in", "--out", "--seed", "--revise", "--revise-window"],
+    )?;
     let input = get(&f, "--in").ok_or("--in is required")?.to_string();
     let out = get(&f, "--out").ok_or("--out is required")?.to_string();
     let seed = number::<u64>(&f, "--seed")?.unwrap_or(1);
@@ -167,7 +170,8 @@ fn parse_next(args: &[String]) -> Result<(String, String, u64, f64), String> {
     if !(0.0..=1.0).contains(&revise) {
         return Err("--revise must be a fraction between 0 and 1".into());
     }
-    Ok((input, out, seed, revise))
+    let window = number::<usize>(&f, "--revise-window")?.unwrap_or(0);
+    Ok((input, out, seed, revise, window))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -342,7 +346,7 @@ fn read_data(path: &Path) -> Result<Data, String> {
     })
 }
 
-fn cmd_next(input: &str, out: &str, seed: u64, revise: f64) -> Result<(), String> {
+fn cmd_next(input: &str, out: &str, seed: u64, revise: f64, window: usize) -> Result<(), String> {
     let mut data = read_data(Path::new(input))?;
     let days = data
         .countries
@@ -357,12 +361,16 @@ fn cmd_next(input: &str, out: &str, seed: u64, revise: f64) -> Result<(), String
     let mut rng = Rng::new(seed ^ (days as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
 
     // Revise a fraction of the past values: distinct (country, day, field) cells, each changed.
-    let cells = data.countries.len() * days * 3;
-    let want = ((cells as f64) * revise).round() as usize;
+    // With a window, only the last `window` days are revised (late reports, as upstream
+    // sources usually revise); 0 means anywhere in the history.
+    // The number of revisions is the fraction of *all* past values either way.
+    let span = if window == 0 { days } else { window.min(days) };
+    let cells = data.countries.len() * span * 3;
+    let want = ((data.countries.len() * days * 3) as f64 * revise).round() as usize;
     let mut chosen: HashSet<(usize, usize, usize)> = HashSet::with_capacity(want);
     while chosen.len() < want.min(cells) {
         let c = rng.below(data.countries.len() as u64) as usize;
-        let d = rng.below(days as u64) as usize;
+        let d = days - span + rng.below(span as u64) as usize;
         let f = rng.below(3) as usize;
         if !chosen.insert((c, d, f)) {
             continue;

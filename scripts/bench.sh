@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of `snapsync run` on a covid-shaped dataset served over loopback.
+#
+#   scripts/bench.sh
+#
+# Builds the release binaries, generates COUNTRIES x DAYS data (default 250 x 1000, ~30 MB) and
+# its next day with `snapsync-gen`, serves them with scripts/serve.py and times, RUNS times each
+# (median wall seconds and median max RSS, from /usr/bin/time -v):
+#   changed_run    the next-day file against a store + db holding day D (reset before each run)
+#   unchanged_run  the same bytes again from a server without validators (full fetch + hash)
+#   304_run        the same file from a server with ETag/Last-Modified (conditional GET -> 304)
+#   fresh_db_run   the same bytes with the db deleted before each run (state rebuilt from store)
+# then the sizes of the changed version's snapshot and delta, and the delta's patch op count
+# next to the number of leaf values that differ between the two canonical documents.
+#
+# Environment: BENCH_DIR (/tmp/snapsync-bench), COUNTRIES (250), DAYS (1000), RUNS (5),
+# SEED (1), REVISE (0.001: fraction of past `new` values the next day revises; each revision
+# also changes that series' cumulative values from its date on), REVISE_WINDOW (0: revisions
+# anywhere in the history; N: only in the last N days, like late reports), SKIP_BUILD=1 (use the binaries already built), SNAPSYNC_BIN, GEN_BIN (binaries to
+# use), TARGET_WALL_S (0.75), TARGET_RSS_MB (120).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_DIR=${BENCH_DIR:-/tmp/snapsync-bench}
+COUNTRIES=${COUNTRIES:-250}
+DAYS=${DAYS:-1000}
+RUNS=${RUNS:-5}
+SEED=${SEED:-1}
+REVISE=${REVISE:-0.001}
+REVISE_WINDOW=${REVISE_WINDOW:-0}
+TARGET_WALL_S=${TARGET_WALL_S:-0.75}
+TARGET_RSS_MB=${TARGET_RSS_MB:-120}
+DATASET=covid-countries
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+SNAPSYNC=${SNAPSYNC_BIN:-$TARGET_DIR/release/snapsync}
+GEN=${GEN_BIN:-$TARGET_DIR/release/snapsync-gen}
+PYTHON=${PYTHON:-python3}
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+
+case "$RUNS" in '' | *[!0-9]* | 0) die "RUNS must be a positive integer, got '$RUNS'" ;; esac
+
+# --- tools -------------------------------------------------------------------------------------
+if [ ! -x /usr/bin/time ]; then
+  say "installing GNU time (/usr/bin/time)"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  { $SUDO apt-get update -qq >&2 && $SUDO apt-get install -y -qq time >&2; } ||
+    die "/usr/bin/time is missing and could not be installed (apt-get install time)"
+fi
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  say "cargo build --release"
+  (cd "$ROOT" && cargo build --release --bins) >&2
+fi
+[ -x "$SNAPSYNC" ] || die "no snapsync binary at $SNAPSYNC"
+[ -x "$GEN" ] || die "no snapsync-gen binary at $GEN"
+
+# --- data --------------------------------------------------------------------------------------
+mkdir -p "$BENCH_DIR"
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+WWW=$BENCH_DIR/www
+DAY_FILE=$BENCH_DIR/day.json
+NEXT_FILE=$BENCH_DIR/next.json
+STORE=$BENCH_DIR/store
+DB=$BENCH_DIR/snapsync.db
+BASE_STORE=$BENCH_DIR/base-store
+BASE_DB=$BENCH_DIR/base-db
+TIMES=$BENCH_DIR/times
+LOG=$BENCH_DIR/snapsync.log
+rm -rf "$WWW" "$STORE" "$BASE_STORE" "$BASE_DB" "$TIMES"
+rm -f "$DB" "$DB-wal" "$DB-shm" "$LOG"
+mkdir -p "$WWW" "$TIMES" "$BASE_DB"
+
+say "generating $COUNTRIES countries x $DAYS days (seed $SEED) and the next day (revise $REVISE)"
+"$GEN" --countries "$COUNTRIES" --days "$DAYS" --seed "$SEED" --out "$DAY_FILE"
+"$GEN" next --in "$DAY_FILE" --out "$NEXT_FILE" --seed "$SEED" --revise "$REVISE" --revise-window "$REVISE_WINDOW"
+say "day file $(wc -c <"$DAY_FILE") bytes, next-day file $(wc -c <"$NEXT_FILE") bytes"
+
+# Publish a file under the served name atomically (servers never see a partial file).
+serve_file() {
+  cp "$1" "$WWW/.covid.json.tmp"
+  mv -f "$WWW/.covid.json.tmp" "$WWW/covid.json"
+}
+
+# --- servers -----------------------------------------------------------------------------------
+SERVER_PIDS=()
+cleanup() {
+  local pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${SERVER_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start_server NAME [serve.py args...]: starts it, sets PORT.
+start_server() {
+  local name=$1 out=$BENCH_DIR/serve-$1.out i
+  shift
+  : >"$out"
+  "$PYTHON" "$ROOT/scripts/serve.py" --dir "$WWW" --port 0 "$@" >"$out" 2>"$BENCH_DIR/serve-$name.err" &
+  SERVER_PIDS+=("$!")
+  PORT=""
+  for i in $(seq 1 100); do
+    PORT=$(sed -n '1s/^PORT=\([0-9][0-9]*\)$/\1/p' "$out")
+    [ -n "$PORT" ] && return 0
+    kill -0 "$!" 2>/dev/null || die "serve.py ($name) exited: $(cat "$BENCH_DIR/serve-$name.err")"
+    sleep 0.1
+  done
+  die "serve.py ($name) did not report its port"
+}
+start_server validators
+URL_V=http://127.0.0.1:$PORT/covid.json
+start_server plain --no-validators
+URL_N=http://127.0.0.1:$PORT/covid.json
+say "servers: $URL_V (ETag/Last-Modified), $URL_N (no validators)"
+
+# --- runs --------------------------------------------------------------------------------------
+# snap URL EXPECTED [TIME_FILE]: one `snapsync run`, timed when TIME_FILE is given; EXPECTED is
+# the outcome word of the summary line, or several joined with '|'.
+# Sets LAST_LINE (the summary line). Exits the script on failure or an unexpected outcome.
+snap() {
+  local url=$1 expect=$2 tfile=${3:-} out=$BENCH_DIR/run.out status=0 outcome
+  local cmd=("$SNAPSYNC" run --url "$url" --store "file://$STORE" --db "$DB"
+    --dataset "$DATASET" --key /country/key)
+  printf '\n=== %s expect=%s %s\n' "$(date -u +%H:%M:%S)" "$expect" "$url" >>"$LOG"
+  if [ -n "$tfile" ]; then
+    /usr/bin/time -v -o "$tfile" "${cmd[@]}" >"$out" 2>>"$LOG" || status=$?
+  else
+    "${cmd[@]}" >"$out" 2>>"$LOG" || status=$?
+  fi
+  LAST_LINE=$(tail -n 1 "$out")
+  if [ "$status" != 0 ]; then
+    tail -n 20 "$LOG" >&2
+    die "snapsync run failed (exit $status): $LAST_LINE (log: $LOG)"
+  fi
+  outcome=$(printf '%s\n' "$LAST_LINE" | awk '{print $2}')
+  [[ "|$expect|" == *"|$outcome|"* ]] || die "expected '$expect', snapsync said: $LAST_LINE (log: $LOG)"
+}
+
+reset_to_base() {
+  rm -rf "$STORE"
+  rm -f "$DB" "$DB-wal" "$DB-shm"
+  cp -a "$BASE_STORE" "$STORE"
+  cp -a "$BASE_DB/." "$BENCH_DIR/"
+}
+
+# Median wall seconds and max RSS MB of TIMES/<label>-*.txt, printed as "wall rss".
+medians() {
+  "$PYTHON" - "$TIMES" "$1" <<'EOF'
+import glob, statistics, sys, os
+walls, rss = [], []
+for p in sorted(glob.glob(os.path.join(sys.argv[1], sys.argv[2] + "-*.txt"))):
+    for line in open(p):
+        line = line.strip()
+        if line.startswith("Elapsed (wall clock) time"):
+            parts = line.rsplit(" ", 1)[1].split(":")
+            s = 0.0
+            for part in parts:
+                s = s * 60 + float(part)
+            walls.append(s)
+        elif line.startswith("Maximum resident set size"):
+            rss.append(int(line.rsplit(" ", 1)[1]) / 1024)
+if not walls or len(walls) != len(rss):
+    sys.exit("no /usr/bin/time figures for " + sys.argv[2])
+print("%.2f %.0f" % (statistics.median(walls), statistics.median(rss)))
+EOF
+}
+
+# Base state: a store and db holding day D.
+say "base run: day $DAYS"
+serve_file "$DAY_FILE"
+snap "$URL_V" changed
+BASE_LINE=$LAST_LINE
+cp -a "$STORE" "$BASE_STORE"
+for f in "$DB" "$DB-wal" "$DB-shm"; do
+  if [ -e "$f" ]; then cp -a "$f" "$BASE_DB/"; fi
+done
+cp "$STORE/$DATASET/latest.json" "$BENCH_DIR/latest-base.json"
+
+# a. changed run: the next day against the day-D state.
+serve_file "$NEXT_FILE"
+for i in $(seq 1 "$RUNS"); do
+  reset_to_base
+  snap "$URL_V" changed "$TIMES/changed-$i.txt"
+  say "changed run $i: $LAST_LINE"
+done
+CHANGED_LINE=$LAST_LINE
+cp "$STORE/$DATASET/latest.json" "$BENCH_DIR/latest-next.json"
+
+# b. unchanged run, same bytes, no validators.
+snap "$URL_N" unchanged
+for i in $(seq 1 "$RUNS"); do
+  snap "$URL_N" unchanged "$TIMES/unchanged-$i.txt"
+done
+say "unchanged run: $LAST_LINE"
+
+# c. 304 run: validators on, after a run of the same file.
+snap "$URL_V" 'unchanged|not-modified'
+for i in $(seq 1 "$RUNS"); do
+  snap "$URL_V" not-modified "$TIMES/notmod-$i.txt"
+done
+say "304 run: $LAST_LINE"
+
+# d. unchanged run from a fresh database (store kept).
+for i in $(seq 1 "$RUNS"); do
+  rm -f "$DB" "$DB-wal" "$DB-shm"
+  snap "$URL_N" unchanged "$TIMES/freshdb-$i.txt"
+done
+say "fresh-db run: $LAST_LINE"
+
+# e. sizes of the changed version, patch ops vs differing leaves.
+sha=$(printf '%s\n' "$CHANGED_LINE" | sed -n 's/.*sha256=\([0-9a-f]\{64\}\).*/\1/p')
+[ -n "$sha" ] || die "no sha256= in the changed run's summary: $CHANGED_LINE"
+sha12=${sha:0:12}
+shopt -s nullglob
+snaps=("$STORE/$DATASET"/snapshots/*"$sha12"*.json.gz)
+deltas=("$STORE/$DATASET"/deltas/*"$sha12"*.delta.json.gz)
+shopt -u nullglob
+[ "${#snaps[@]}" = 1 ] || die "expected one snapshot named *$sha12*, found ${#snaps[@]}"
+[ "${#deltas[@]}" = 1 ] || die "expected one delta named *$sha12*, found ${#deltas[@]}"
+snap_bytes=$(wc -c <"${snaps[0]}")
+delta_bytes=$(wc -c <"${deltas[0]}")
+patch_ops=$(zcat "${deltas[0]}" | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)["patch"]))')
+leaf_diff=$("$PYTHON" - "$BENCH_DIR/latest-base.json" "$BENCH_DIR/latest-next.json" <<'EOF'
+import json, sys
+
+def key(rec):
+    try:
+        return rec["country"]["key"]
+    except (TypeError, KeyError):
+        return None
+
+def diff(a, b, n):
+    """Counts [added, removed, changed] leaves; an added/removed subtree counts as one."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in a.keys() - b.keys():
+            n[1] += 1
+        for k in b.keys() - a.keys():
+            n[0] += 1
+        for k in a.keys() & b.keys():
+            diff(a[k], b[k], n)
+    elif isinstance(a, list) and isinstance(b, list):
+        for x, y in zip(a, b):
+            diff(x, y, n)
+        if len(b) > len(a):
+            n[0] += len(b) - len(a)
+        else:
+            n[1] += len(a) - len(b)
+    elif a != b or type(a) is not type(b):
+        n[2] += 1
+
+a = json.load(open(sys.argv[1]))
+b = json.load(open(sys.argv[2]))
+n = [0, 0, 0]
+if isinstance(a, list) and isinstance(b, list) and all(key(r) is not None for r in a + b):
+    # Top-level records matched by key, like the delta does.
+    diff({key(r): r for r in a}, {key(r): r for r in b}, n)
+else:
+    diff(a, b, n)
+print("%d %d %d %d" % (sum(n), n[0], n[1], n[2]))
+EOF
+)
+read -r leaf_total leaf_added leaf_removed leaf_changed <<<"$leaf_diff"
+
+# --- report ------------------------------------------------------------------------------------
+row() {
+  local label=$1 name=$2 wall rss flag=""
+  read -r wall rss <<<"$(medians "$name")"
+  if awk -v w="$wall" -v r="$rss" -v tw="$TARGET_WALL_S" -v tr="$TARGET_RSS_MB" \
+    'BEGIN { exit !(w > tw || r > tr) }'; then
+    flag="  OVER"
+  fi
+  printf '%-14s median_wall_s=%-6s median_rss_mb=%-5s (target <= %s s, <= %s MB)%s\n' \
+    "$label" "$wall" "$rss" "$TARGET_WALL_S" "$TARGET_RSS_MB" "$flag"
+}
+
+echo
+echo "snapsync bench: $COUNTRIES countries x $DAYS days (+1, revise $REVISE, window ${REVISE_WINDOW:-0} days), $(wc -c <"$NEXT_FILE") bytes, $RUNS runs each"
+echo "base:    $BASE_LINE"
+echo "changed: $CHANGED_LINE"
+row changed_run changed
+row unchanged_run unchanged
+row 304_run notmod
+row fresh_db_run freshdb
+awk -v s="$snap_bytes" -v d="$delta_bytes" \
+  'BEGIN { printf "sizes          snapshot_gz_bytes=%d  delta_gz_bytes=%d  delta/snapshot=%.4f\n", s, d, d / s }'
+echo "patch          patch_ops=$patch_ops  differing_leaves=$leaf_total (added=$leaf_added removed=$leaf_removed changed=$leaf_changed)"
