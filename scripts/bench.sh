@@ -17,7 +17,8 @@
 # SEED (1), REVISE (0.001: fraction of past `new` values the next day revises; each revision
 # also changes that series' cumulative values from its date on), REVISE_WINDOW (0: revisions
 # anywhere in the history; N: only in the last N days, like late reports), SKIP_BUILD=1 (use the binaries already built), SNAPSYNC_BIN, GEN_BIN (binaries to
-# use), TARGET_WALL_S (0.75), TARGET_RSS_MB (120).
+# use), TARGET_WALL_S (0.75), TARGET_RSS_MB (120), S3=1 (publish to the local SeaweedFS from
+# scripts/s3-up.sh instead of a file store; each changed run gets a fresh prefix holding day D).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,7 +29,8 @@ RUNS=${RUNS:-5}
 SEED=${SEED:-1}
 REVISE=${REVISE:-0.001}
 REVISE_WINDOW=${REVISE_WINDOW:-0}
-TARGET_WALL_S=${TARGET_WALL_S:-0.75}
+# The S3 issue's target for a changed run is 1.0 s; the file store's 0.75 s.
+if [ "${S3:-0}" = 1 ]; then TARGET_WALL_S=${TARGET_WALL_S:-1.0}; else TARGET_WALL_S=${TARGET_WALL_S:-0.75}; fi
 TARGET_RSS_MB=${TARGET_RSS_MB:-120}
 DATASET=covid-countries
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -58,6 +60,13 @@ fi
 [ -x "$SNAPSYNC" ] || die "no snapsync binary at $SNAPSYNC"
 [ -x "$GEN" ] || die "no snapsync-gen binary at $GEN"
 
+S3_MODE=${S3:-0}
+if [ "$S3_MODE" = 1 ]; then
+  eval "$(bash "$ROOT/scripts/s3-up.sh")"
+  export AWS_ENDPOINT_URL=$S3_ENDPOINT AWS_REGION=$S3_REGION AWS_EC2_METADATA_DISABLED=true
+  export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
+fi
+
 # --- data --------------------------------------------------------------------------------------
 mkdir -p "$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
@@ -71,6 +80,14 @@ BASE_DB=$BENCH_DIR/base-db
 TIMES=$BENCH_DIR/times
 LOG=$BENCH_DIR/snapsync.log
 rm -rf "$WWW" "$STORE" "$BASE_STORE" "$BASE_DB" "$TIMES"
+new_store() {
+  if [ "$S3_MODE" = 1 ]; then
+    STORE_URL="s3://$S3_BUCKET/bench-$(date +%s)-$RANDOM$RANDOM"
+  else
+    STORE_URL="file://$STORE"
+  fi
+}
+new_store
 rm -f "$DB" "$DB-wal" "$DB-shm" "$LOG"
 mkdir -p "$WWW" "$TIMES" "$BASE_DB"
 
@@ -128,7 +145,7 @@ say "servers: $URL_V (ETag/Last-Modified), $URL_N (no validators)"
 # Sets LAST_LINE (the summary line). Exits the script on failure or an unexpected outcome.
 snap() {
   local url=$1 expect=$2 tfile=${3:-} out=$BENCH_DIR/run.out status=0 outcome
-  local cmd=("$SNAPSYNC" run --url "$url" --store "file://$STORE" --db "$DB"
+  local cmd=("$SNAPSYNC" run --url "$url" --store "$STORE_URL" --db "$DB"
     --dataset "$DATASET" --key /country/key)
   printf '\n=== %s expect=%s %s\n' "$(date -u +%H:%M:%S)" "$expect" "$url" >>"$LOG"
   if [ -n "$tfile" ]; then
@@ -145,7 +162,21 @@ snap() {
   [[ "|$expect|" == *"|$outcome|"* ]] || die "expected '$expect', snapsync said: $LAST_LINE (log: $LOG)"
 }
 
+# bytes_out of the last run, from its "run finished" log line.
+last_bytes_out() {
+  grep 'run finished' "$LOG" | tail -n 1 | sed -n 's/.*bytes_out=\([0-9]*\).*/\1/p'
+}
+
 reset_to_base() {
+  if [ "$S3_MODE" = 1 ]; then
+    # A fresh prefix holding day D (an S3 prefix cannot be copied back cheaply).
+    new_store
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    serve_file "$DAY_FILE"
+    snap "$URL_V" changed
+    serve_file "$NEXT_FILE"
+    return
+  fi
   rm -rf "$STORE"
   rm -f "$DB" "$DB-wal" "$DB-shm"
   cp -a "$BASE_STORE" "$STORE"
@@ -179,11 +210,13 @@ say "base run: day $DAYS"
 serve_file "$DAY_FILE"
 snap "$URL_V" changed
 BASE_LINE=$LAST_LINE
-cp -a "$STORE" "$BASE_STORE"
-for f in "$DB" "$DB-wal" "$DB-shm"; do
-  if [ -e "$f" ]; then cp -a "$f" "$BASE_DB/"; fi
-done
-cp "$STORE/$DATASET/latest.json" "$BENCH_DIR/latest-base.json"
+if [ "$S3_MODE" != 1 ]; then
+  cp -a "$STORE" "$BASE_STORE"
+  for f in "$DB" "$DB-wal" "$DB-shm"; do
+    if [ -e "$f" ]; then cp -a "$f" "$BASE_DB/"; fi
+  done
+  cp "$STORE/$DATASET/latest.json" "$BENCH_DIR/latest-base.json"
+fi
 
 # a. changed run: the next day against the day-D state.
 serve_file "$NEXT_FILE"
@@ -193,7 +226,7 @@ for i in $(seq 1 "$RUNS"); do
   say "changed run $i: $LAST_LINE"
 done
 CHANGED_LINE=$LAST_LINE
-cp "$STORE/$DATASET/latest.json" "$BENCH_DIR/latest-next.json"
+CHANGED_BYTES_OUT=$(last_bytes_out)
 
 # b. unchanged run, same bytes, no validators.
 snap "$URL_N" unchanged
@@ -201,6 +234,7 @@ for i in $(seq 1 "$RUNS"); do
   snap "$URL_N" unchanged "$TIMES/unchanged-$i.txt"
 done
 say "unchanged run: $LAST_LINE"
+UNCHANGED_BYTES_OUT=$(last_bytes_out)
 
 # c. 304 run: validators on, after a run of the same file.
 snap "$URL_V" 'unchanged|not-modified'
@@ -215,8 +249,11 @@ for i in $(seq 1 "$RUNS"); do
   snap "$URL_N" unchanged "$TIMES/freshdb-$i.txt"
 done
 say "fresh-db run: $LAST_LINE"
+FRESHDB_BYTES_OUT=$(last_bytes_out)
 
-# e. sizes of the changed version, patch ops vs differing leaves.
+# e. sizes of the changed version, patch ops vs differing leaves (file store only).
+if [ "$S3_MODE" != 1 ]; then
+cp "$STORE/$DATASET/latest.json" "$BENCH_DIR/latest-next.json"
 sha=$(printf '%s\n' "$CHANGED_LINE" | sed -n 's/.*sha256=\([0-9a-f]\{64\}\).*/\1/p')
 [ -n "$sha" ] || die "no sha256= in the changed run's summary: $CHANGED_LINE"
 sha12=${sha:0:12}
@@ -269,6 +306,7 @@ print("%d %d %d %d" % (sum(n), n[0], n[1], n[2]))
 EOF
 )
 read -r leaf_total leaf_added leaf_removed leaf_changed <<<"$leaf_diff"
+fi
 
 # --- report ------------------------------------------------------------------------------------
 row() {
@@ -283,6 +321,7 @@ row() {
 }
 
 echo
+echo "store: $([ "$S3_MODE" = 1 ] && echo "SeaweedFS on loopback ($S3_ENDPOINT)" || echo file)"
 echo "snapsync bench: $COUNTRIES countries x $DAYS days (+1, revise $REVISE, window ${REVISE_WINDOW:-0} days), $(wc -c <"$NEXT_FILE") bytes, $RUNS runs each"
 echo "base:    $BASE_LINE"
 echo "changed: $CHANGED_LINE"
@@ -290,6 +329,8 @@ row changed_run changed
 row unchanged_run unchanged
 row 304_run notmod
 row fresh_db_run freshdb
+echo "bytes_out      changed=$CHANGED_BYTES_OUT unchanged=$UNCHANGED_BYTES_OUT fresh_db_unchanged=$FRESHDB_BYTES_OUT"
+[ "$S3_MODE" = 1 ] && exit 0
 awk -v s="$snap_bytes" -v d="$delta_bytes" \
   'BEGIN { printf "sizes          snapshot_gz_bytes=%d  delta_gz_bytes=%d  delta/snapshot=%.4f\n", s, d, d / s }'
 echo "patch          patch_ops=$patch_ops  differing_leaves=$leaf_total (added=$leaf_added removed=$leaf_removed changed=$leaf_changed)"
