@@ -281,13 +281,17 @@ pub async fn conditional_writes(
     let report = probe(store, store.prefix()).await;
     if let Some(failed) = report.steps.iter().find(|s| !s.ok) {
         if report.conditional_writes == ConditionalWrites::Unknown {
+            // The step's detail is already a store error ("store S: object K: reason"): keep
+            // its reason and say what we were doing, without repeating store and key.
+            let prefix = format!("store {}: object {}: ", store.url(), report.key);
+            let reason = failed
+                .detail
+                .strip_prefix(&prefix)
+                .unwrap_or(&failed.detail);
             return Err(Error::Store {
                 store: store.url().to_string(),
                 key: report.key.clone(),
-                reason: format!(
-                    "probing conditional writes failed at {}: {}",
-                    failed.name, failed.detail
-                ),
+                reason: format!("{reason} (while checking that the store honours conditional writes, at step {})", failed.name),
                 retryable: true,
             });
         }
