@@ -50,9 +50,33 @@ pub struct GlobalArgs {
     /// Seconds to wait for the source to send anything (headers or more body) [default: 30]
     #[arg(long, env = "SNAPSYNC_TIMEOUT", global = true, value_name = "SECS")]
     pub timeout: Option<f64>,
+    /// Seconds to wait for the source's TCP/TLS connection [default: 10, at most --timeout]
+    #[arg(
+        long,
+        env = "SNAPSYNC_CONNECT_TIMEOUT",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub connect_timeout: Option<f64>,
+    /// Seconds one whole fetch attempt may take, body included [default: 300]
+    #[arg(
+        long,
+        env = "SNAPSYNC_TOTAL_TIMEOUT",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub total_timeout: Option<f64>,
     /// Extra fetch attempts after connection errors, timeouts and 5xx [default: 3]
     #[arg(long, env = "SNAPSYNC_RETRIES", global = true, value_name = "N")]
     pub retries: Option<u32>,
+    /// Wait before the first retry of a fetch, in milliseconds; doubles each retry [default: 500]
+    #[arg(
+        long,
+        env = "SNAPSYNC_RETRY_BACKOFF_MS",
+        global = true,
+        value_name = "MS"
+    )]
+    pub retry_backoff_ms: Option<u64>,
     /// Allow plain http:// sources that are not on loopback
     #[arg(long, env = "SNAPSYNC_ALLOW_INSECURE_HTTP", global = true)]
     pub allow_insecure_http: bool,

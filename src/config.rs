@@ -65,7 +65,10 @@ struct FileStoreSection {
 struct FileSourceSection {
     max_bytes: Option<u64>,
     timeout_secs: Option<f64>,
+    connect_timeout_secs: Option<f64>,
+    total_timeout_secs: Option<f64>,
     retries: Option<u32>,
+    retry_backoff_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,16 +126,25 @@ impl Config {
             source.max_bytes = n;
         }
         if let Some(t) = args.timeout.or(file.source.timeout_secs) {
-            if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
-                return Err(Error::Config(format!(
-                    "timeout {t} must be between 0 and 86400 seconds"
-                )));
-            }
-            source.read_timeout = Duration::from_secs_f64(t);
+            source.read_timeout = seconds("timeout", t)?;
             source.connect_timeout = source.connect_timeout.min(source.read_timeout);
+        }
+        if let Some(t) = args.connect_timeout.or(file.source.connect_timeout_secs) {
+            source.connect_timeout = seconds("connect timeout", t)?;
+        }
+        if let Some(t) = args.total_timeout.or(file.source.total_timeout_secs) {
+            source.total_timeout = seconds("total timeout", t)?;
         }
         if let Some(r) = args.retries.or(file.source.retries) {
             source.retries = r.min(20);
+        }
+        if let Some(ms) = args.retry_backoff_ms.or(file.source.retry_backoff_ms) {
+            if ms > 600_000 {
+                return Err(Error::Config(format!(
+                    "retry backoff {ms} ms must be at most 600000 ms"
+                )));
+            }
+            source.backoff = Duration::from_millis(ms);
         }
         source.allow_insecure_http = args.allow_insecure_http;
 
@@ -179,6 +191,15 @@ impl Config {
                 };
                 let url = args.url.clone().unwrap_or_else(|| d.url.clone());
                 let insecure = d.allow_insecure_http || args.allow_insecure_http;
+                if d.allow_insecure_http {
+                    // The fetch (and its redirects) may use plain http to this dataset's host.
+                    if let Some(host) = url::Url::parse(&url)
+                        .ok()
+                        .and_then(|u| u.host_str().map(str::to_string))
+                    {
+                        source.insecure_http_hosts.push(host);
+                    }
+                }
                 datasets.push(dataset(
                     &d.name,
                     &url,
@@ -225,6 +246,16 @@ impl Config {
             single_writer: args.single_writer,
         })
     }
+}
+
+/// A timeout setting: more than 0, at most a day.
+fn seconds(what: &str, t: f64) -> Result<Duration> {
+    if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
+        return Err(Error::Config(format!(
+            "{what} {t} must be between 0 and 86400 seconds"
+        )));
+    }
+    Ok(Duration::from_secs_f64(t))
 }
 
 fn dataset(
@@ -337,6 +368,28 @@ mod tests {
         assert!(err.contains("snapsync.toml:3:1"), "{err}");
         assert!(err.contains("bogus"), "{err}");
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn source_settings_come_from_flags_and_the_file() {
+        let toml =
+            "[source]\ntimeout_secs = 5\nconnect_timeout_secs = 2\ntotal_timeout_secs = 60\n\
+                    retries = 1\nretry_backoff_ms = 50\nmax_bytes = 1000\n\
+                    [[dataset]]\nname = \"a\"\nurl = \"http://data.example.com/a.json\"\n\
+                    allow_insecure_http = true\n";
+        let s = resolve(&["--retry-backoff-ms", "7"], Some(toml))
+            .unwrap()
+            .source;
+        assert_eq!(s.read_timeout, Duration::from_secs(5));
+        assert_eq!(s.connect_timeout, Duration::from_secs(2));
+        assert_eq!(s.total_timeout, Duration::from_secs(60));
+        assert_eq!((s.retries, s.max_bytes), (1, 1000));
+        assert_eq!(s.backoff, Duration::from_millis(7));
+        assert!(!s.allow_insecure_http);
+        assert_eq!(s.insecure_http_hosts, vec!["data.example.com".to_string()]);
+        let s = resolve(&["--timeout", "0.5"], None).unwrap().source;
+        assert_eq!(s.connect_timeout, Duration::from_millis(500));
+        assert!(resolve(&["--connect-timeout", "0"], None).is_err());
     }
 
     #[test]

@@ -5,12 +5,29 @@
 //! only failures that can pass (connection errors, timeouts, 5xx, 429) are retried; a 404 or a
 //! bad body is reported at once. URLs in messages go through [`redact_url`], since users put
 //! tokens in query strings.
+//!
+//! Every failure becomes one line that says in plain words what went wrong ("connection
+//! refused", "timed out waiting for the response headers", "the body was cut off"), never the
+//! bare error chain of the HTTP stack. A body is checked for the things a JSON parser reports
+//! badly (empty, an HTML error page served with 200, bytes that are not UTF-8) before it leaves
+//! here; the JSON itself is parsed by the caller. Redirects are followed at most
+//! [`MAX_REDIRECTS`] times, never in a loop, and never from https (or loopback) to a plain
+//! http host that was not allowed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
+
+/// Most redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 10;
+/// Longest wait between two attempts, whatever the backoff or `Retry-After` ask for: a run
+/// from cron should fail and say why rather than sleep for an hour.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Largest buffer reserved up front from a `Content-Length` (the rest grows as bytes arrive, so
+/// a server announcing a huge body and sending little costs nothing).
+const MAX_PREALLOCATE: u64 = 64 << 20;
 
 #[derive(Debug, Clone)]
 pub struct SourceOptions {
@@ -27,6 +44,9 @@ pub struct SourceOptions {
     pub backoff: Duration,
     /// Allow `http://` to non-loopback hosts.
     pub allow_insecure_http: bool,
+    /// Hosts (`host` or `host:port`) that may be reached over plain `http://` although they are
+    /// not loopback: those of datasets that set `allow_insecure_http`. Checked on redirects too.
+    pub insecure_http_hosts: Vec<String>,
 }
 
 impl Default for SourceOptions {
@@ -39,6 +59,7 @@ impl Default for SourceOptions {
             retries: 3,
             backoff: Duration::from_millis(500),
             allow_insecure_http: false,
+            insecure_http_hosts: Vec::new(),
         }
     }
 }
@@ -69,20 +90,83 @@ pub struct HttpSource {
     opts: SourceOptions,
 }
 
+/// A failed attempt, with the server's `Retry-After` when it sent one.
+struct Failure {
+    error: Error,
+    retry_after: Option<Duration>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+/// Where in the exchange a transport error happened, for the message.
+#[derive(Clone, Copy)]
+enum Stage {
+    /// Connecting, sending the request or waiting for the response headers.
+    Response,
+    /// Reading the body: `received` decoded bytes so far, `expected` from `Content-Length`
+    /// when the body is not being decoded.
+    Body {
+        received: u64,
+        expected: Option<u64>,
+    },
+}
+
 impl HttpSource {
     pub fn new(opts: SourceOptions) -> Result<Self> {
+        let policy = {
+            let allow_all = opts.allow_insecure_http;
+            let hosts = opts.insecure_http_hosts.clone();
+            reqwest::redirect::Policy::custom(move |attempt| {
+                let next = attempt.url();
+                if attempt.previous().iter().any(|u| u == next) {
+                    let msg = format!(
+                        "redirect loop: {} redirects back to an address already visited",
+                        redact_url(next.as_str())
+                    );
+                    return attempt.error(msg);
+                }
+                // `previous` starts with the URL first asked for, which is not a redirect.
+                if attempt.previous().len() > MAX_REDIRECTS {
+                    let msg = format!("too many redirects (more than {MAX_REDIRECTS})");
+                    return attempt.error(msg);
+                }
+                match check_parsed(next, allow_all, &hosts) {
+                    Ok(()) => attempt.follow(),
+                    Err(why) => {
+                        let msg = format!(
+                            "refused to follow a redirect to {}: {why}",
+                            redact_url(next.as_str())
+                        );
+                        attempt.error(msg)
+                    }
+                }
+            })
+        };
         let client = reqwest::Client::builder()
             .user_agent(concat!("snapsync/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.connect_timeout)
             .read_timeout(opts.read_timeout)
             .timeout(opts.total_timeout)
-            .redirect(reqwest::redirect::Policy::limited(10))
+            .redirect(policy)
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(HttpSource { client, opts })
     }
 
-    async fn attempt(&self, url: &str, shown: &str, validators: &Validators) -> Result<Fetched> {
+    async fn attempt(
+        &self,
+        url: &str,
+        shown: &str,
+        validators: &Validators,
+    ) -> Result<Fetched, Failure> {
+        let started = Instant::now();
         let mut req = self.client.get(url);
         if let Some(etag) = &validators.etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -90,20 +174,13 @@ impl HttpSource {
         if let Some(lm) = &validators.last_modified {
             req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
         }
-        let mut resp = req.send().await.map_err(|e| fetch_error(shown, &e))?;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| self.fetch_error(url, shown, &e, Stage::Response, started))?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok(Fetched::NotModified);
-        }
-        if !status.is_success() {
-            return Err(Error::HttpStatus {
-                url: shown.to_string(),
-                status: status.as_u16(),
-                detail: status
-                    .canonical_reason()
-                    .map(|r| format!(" {r}"))
-                    .unwrap_or_default(),
-            });
         }
         let header = |name: reqwest::header::HeaderName| {
             resp.headers()
@@ -111,27 +188,147 @@ impl HttpSource {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        if !status.is_success() {
+            let retry_after = header(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Err(Failure {
+                error: Error::HttpStatus {
+                    url: shown.to_string(),
+                    status: status.as_u16(),
+                    detail: status
+                        .canonical_reason()
+                        .map(|r| format!(" {r}"))
+                        .unwrap_or_default(),
+                },
+                retry_after,
+            });
+        }
         let validators = Validators {
             etag: header(reqwest::header::ETAG),
             last_modified: header(reqwest::header::LAST_MODIFIED),
         };
+        let content_type = header(reqwest::header::CONTENT_TYPE);
         let limit = self.opts.max_bytes;
         let too_large = || Error::TooLarge {
             url: shown.to_string(),
             limit,
         };
-        // Content-Length is of the encoded body; reqwest drops it when it decodes.
-        if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(too_large());
+        // Content-Length is of the encoded body; reqwest drops it when it decodes, so when it is
+        // there it is the size of the bytes we are about to count.
+        let expected = resp.content_length();
+        if expected.is_some_and(|n| n > limit) {
+            return Err(too_large().into());
         }
-        let mut bytes = Vec::with_capacity(resp.content_length().unwrap_or(0).min(limit) as usize);
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_error(shown, &e))? {
-            if bytes.len() as u64 + chunk.len() as u64 > limit {
-                return Err(too_large());
+        let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(MAX_PREALLOCATE) as usize);
+        loop {
+            let stage = Stage::Body {
+                received: bytes.len() as u64,
+                expected,
+            };
+            let chunk = match resp.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => return Err(self.fetch_error(url, shown, &e, stage, started).into()),
+            };
+            let needed = bytes.len() as u64 + chunk.len() as u64;
+            if needed > limit {
+                return Err(too_large().into());
+            }
+            if needed > bytes.capacity() as u64 {
+                // Double, but never past the limit: an endless body at a 100 MB limit peaks at
+                // 100 MB of buffer, not 128 MB plus the copy.
+                let target = (bytes.capacity() as u64 * 2).max(needed).min(limit);
+                bytes.reserve_exact(target as usize - bytes.len());
             }
             bytes.extend_from_slice(&chunk);
         }
+        let bytes = check_body(shown, bytes, content_type.as_deref())?;
         Ok(Fetched::Body { bytes, validators })
+    }
+
+    /// One plain-words line for a transport failure (never reqwest's chain, which names the
+    /// URL unredacted and says "error sending request" for everything).
+    fn fetch_error(
+        &self,
+        url: &str,
+        shown: &str,
+        e: &reqwest::Error,
+        stage: Stage,
+        started: Instant,
+    ) -> Error {
+        let root = scrub(&root_cause(e), url, e);
+        let lower = root.to_ascii_lowercase();
+        let io_kind = io_error_kind(e);
+        let tls = url.starts_with("https:")
+            && e.is_connect()
+            && (lower.contains("certificate")
+                || lower.contains("tls")
+                || lower.contains("handshake")
+                || lower.contains("alert")
+                || lower.contains("corrupt message")
+                || io_kind == Some(std::io::ErrorKind::InvalidData));
+        let (reason, retryable) = if e.is_redirect() {
+            (root, false)
+        } else if e.is_timeout() {
+            let o = &self.opts;
+            let reason = if started.elapsed() + Duration::from_millis(50) >= o.total_timeout {
+                format!(
+                    "timed out: the download took longer than the total timeout of {}",
+                    secs(o.total_timeout)
+                )
+            } else {
+                match stage {
+                    Stage::Response if e.is_connect() => format!(
+                        "timed out connecting (no connection within {})",
+                        secs(o.connect_timeout)
+                    ),
+                    Stage::Response => format!(
+                        "timed out waiting for the response headers (nothing within {})",
+                        secs(o.read_timeout)
+                    ),
+                    Stage::Body { received, .. } => format!(
+                        "timed out reading the body: nothing received for {} after {received} bytes",
+                        secs(o.read_timeout)
+                    ),
+                }
+            };
+            (reason, true)
+        } else if tls && lower.contains("certificate") {
+            (
+                format!("TLS error: the server's certificate is not trusted ({root})"),
+                false,
+            )
+        } else if tls {
+            (format!("TLS handshake failed ({root})"), true)
+        } else if e.is_connect() {
+            let reason = match io_kind {
+                Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".to_string(),
+                _ if lower.contains("dns") || lower.contains("lookup") => {
+                    format!("cannot resolve the host name ({root})")
+                }
+                _ => format!("cannot connect ({root})"),
+            };
+            (reason, true)
+        } else if let Stage::Body { received, expected } = stage {
+            let reason = match expected {
+                Some(total) if received < total => format!(
+                    "the body was cut off: the connection closed after {received} of the {total} bytes announced by Content-Length"
+                ),
+                _ if e.is_decode() => format!(
+                    "the compressed body could not be decoded after {received} bytes ({root})"
+                ),
+                _ => format!("the connection failed while reading the body after {received} bytes ({root})"),
+            };
+            (reason, true)
+        } else {
+            (format!("request failed ({root})"), true)
+        };
+        Error::Fetch {
+            url: shown.to_string(),
+            reason: one_line(&reason),
+            retryable,
+        }
     }
 }
 
@@ -141,56 +338,178 @@ impl Source for HttpSource {
     async fn fetch(&self, url: &str, validators: &Validators) -> Result<Fetched> {
         let shown = redact_url(url);
         if let Some(path) = url.strip_prefix("file://") {
+            let limit = self.opts.max_bytes;
+            let len = tokio::fs::metadata(path)
+                .await
+                .map_err(|e| Error::io(path, e))?
+                .len();
+            if len > limit {
+                return Err(Error::TooLarge { url: shown, limit });
+            }
             let bytes = tokio::fs::read(path)
                 .await
                 .map_err(|e| Error::io(path, e))?;
-            if bytes.len() as u64 > self.opts.max_bytes {
-                return Err(Error::TooLarge {
-                    url: shown,
-                    limit: self.opts.max_bytes,
-                });
+            if bytes.len() as u64 > limit {
+                return Err(Error::TooLarge { url: shown, limit });
             }
             return Ok(Fetched::Body {
-                bytes,
+                bytes: check_body(&shown, bytes, None)?,
                 validators: Validators::default(),
             });
         }
-        check_url(url, self.opts.allow_insecure_http)?;
+        let parsed = url::Url::parse(url)
+            .map_err(|e| Error::Config(format!("source URL {shown:?}: {e}")))?;
+        check_parsed(
+            &parsed,
+            self.opts.allow_insecure_http,
+            &self.opts.insecure_http_hosts,
+        )
+        .map_err(|why| Error::Config(format!("source URL {shown}: {why}")))?;
         let mut attempt = 0;
         loop {
             match self.attempt(url, &shown, validators).await {
-                Err(e) if e.is_retryable() && attempt < self.opts.retries => {
-                    let wait = self.opts.backoff * 2u32.saturating_pow(attempt);
-                    warn!(error = %e, attempt = attempt + 1, retry_in_ms = wait.as_millis() as u64, "fetch failed, retrying");
+                Err(f) if f.error.is_retryable() && attempt < self.opts.retries => {
+                    let backoff = self
+                        .opts
+                        .backoff
+                        .saturating_mul(2u32.saturating_pow(attempt));
+                    let wait = backoff
+                        .max(f.retry_after.unwrap_or_default())
+                        .min(MAX_BACKOFF);
+                    warn!(error = %f.error, attempt = attempt + 1, retry_in_ms = wait.as_millis() as u64, "fetch failed, retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                other => {
-                    if let Ok(Fetched::Body { bytes, .. }) = &other {
-                        debug!(bytes = bytes.len(), "fetched");
+                Err(f) => return Err(after_attempts(f.error, attempt + 1)),
+                Ok(fetched) => {
+                    if let Fetched::Body { bytes, .. } = &fetched {
+                        debug!(bytes = bytes.len(), attempts = attempt + 1, "fetched");
                     }
-                    return other;
+                    return Ok(fetched);
                 }
             }
         }
     }
 }
 
+/// Says how many attempts a retried failure took, so "HTTP 503" after three tries does not
+/// read like a single unlucky request.
+fn after_attempts(error: Error, attempts: u32) -> Error {
+    if attempts < 2 {
+        return error;
+    }
+    match error {
+        Error::Fetch {
+            url,
+            reason,
+            retryable,
+        } => Error::Fetch {
+            url,
+            reason: format!("{reason} (gave up after {attempts} attempts)"),
+            retryable,
+        },
+        Error::HttpStatus {
+            url,
+            status,
+            detail,
+        } => Error::HttpStatus {
+            url,
+            status,
+            detail: format!("{detail} (gave up after {attempts} attempts)"),
+        },
+        other => other,
+    }
+}
+
+/// What a JSON parser would report badly: an empty body, an HTML page (an error or login page
+/// served with 200), bytes that are not UTF-8. A leading UTF-8 byte order mark is dropped
+/// (RFC 8259 lets a parser ignore it; serde_json does not).
+fn check_body(shown: &str, mut bytes: Vec<u8>, content_type: Option<&str>) -> Result<Vec<u8>> {
+    let bad = |reason: String| Error::Fetch {
+        url: shown.to_string(),
+        reason: one_line(&reason),
+        retryable: false,
+    };
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        bytes.drain(..3);
+    }
+    let Some(first) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return Err(bad(if bytes.is_empty() {
+            "invalid JSON: the body is empty".to_string()
+        } else {
+            "invalid JSON: the body is only whitespace".to_string()
+        }));
+    };
+    let html_type = content_type.is_some_and(|t| {
+        let t = t.trim_start().to_ascii_lowercase();
+        t.starts_with("text/html") || t.starts_with("application/xhtml")
+    });
+    if bytes[first] == b'<' || (html_type && !matches!(bytes[first], b'[' | b'{')) {
+        let excerpt: String = String::from_utf8_lossy(&bytes[first..bytes.len().min(first + 60)])
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let ct = content_type
+            .map(|t| format!(" (Content-Type {})", one_line(t)))
+            .unwrap_or_default();
+        return Err(bad(format!(
+            "invalid JSON: the server sent what looks like an HTML page{ct}, not JSON: {:?}",
+            excerpt.trim_end()
+        )));
+    }
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        let at = e.valid_up_to();
+        let before = &bytes[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = at
+            - before
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |i| i + 1)
+            + 1;
+        return Err(bad(format!(
+            "the body is not valid UTF-8: byte 0x{:02X} at line {line} column {column} (offset {at}); JSON must be UTF-8",
+            bytes[at]
+        )));
+    }
+    Ok(bytes)
+}
+
 /// https anywhere; http only to loopback unless allowed.
 pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<()> {
     let parsed = url::Url::parse(url)
         .map_err(|e| Error::Config(format!("source URL {:?}: {e}", redact_url(url))))?;
-    match parsed.scheme() {
+    check_parsed(&parsed, allow_insecure_http, &[])
+        .map_err(|why| Error::Config(format!("source URL {}: {why}", redact_url(url))))
+}
+
+/// The scheme rule of [`check_url`] for a parsed URL (the first one or a redirect's target):
+/// `Err` says why it is not allowed. `insecure_hosts` may use plain http although not loopback.
+fn check_parsed(
+    url: &url::Url,
+    allow_insecure_http: bool,
+    insecure_hosts: &[String],
+) -> Result<(), String> {
+    let listed = || {
+        let host = url.host_str().unwrap_or_default();
+        let with_port = url
+            .port_or_known_default()
+            .map(|p| format!("{host}:{p}"))
+            .unwrap_or_default();
+        insecure_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(&with_port))
+    };
+    match url.scheme() {
         "https" => Ok(()),
-        "http" if allow_insecure_http || is_loopback(&parsed) => Ok(()),
-        "http" => Err(Error::Config(format!(
-            "source URL {}: plain http is only allowed for loopback addresses (set allow_insecure_http to allow it)",
-            redact_url(url)
-        ))),
-        other => Err(Error::Config(format!(
-            "source URL {}: unsupported scheme {other:?} (use https://, http:// on loopback, or file://)",
-            redact_url(url)
-        ))),
+        "http" if allow_insecure_http || is_loopback(url) || listed() => Ok(()),
+        "http" => Err(
+            "plain http is only allowed for loopback addresses (set allow_insecure_http to allow it)"
+                .to_string(),
+        ),
+        other => Err(format!(
+            "unsupported scheme {other:?} (use https://, http:// on loopback, or file://)"
+        )),
     }
 }
 
@@ -242,33 +561,46 @@ pub fn redact_url(url: &str) -> String {
     parsed.to_string()
 }
 
-fn fetch_error(shown: &str, e: &reqwest::Error) -> Error {
-    // The innermost cause is the useful part ("Connection refused", "invalid peer certificate").
+/// The innermost cause: the useful part ("Connection refused", "invalid peer certificate").
+fn root_cause(e: &reqwest::Error) -> String {
     let mut root: &dyn std::error::Error = e;
     while let Some(next) = root.source() {
         root = next;
     }
-    let root = root.to_string();
-    let (what, retryable) = if e.is_timeout() {
-        ("timed out", true)
-    } else if e.is_connect() {
-        if root.contains("certificate") || root.to_ascii_lowercase().contains("tls") {
-            ("TLS handshake failed", false)
-        } else {
-            ("cannot connect", true)
+    root.to_string()
+}
+
+fn io_error_kind(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
         }
-    } else if e.is_redirect() {
-        ("too many redirects", false)
-    } else if e.is_body() || e.is_decode() {
-        ("reading the body failed", true)
-    } else {
-        ("request failed", true)
-    };
-    Error::Fetch {
-        url: shown.to_string(),
-        reason: format!("{what}: {root}"),
-        retryable,
+        cause = c.source();
     }
+    None
+}
+
+/// Replaces any URL that reqwest put into an error message by its redacted form.
+fn scrub(text: &str, url: &str, e: &reqwest::Error) -> String {
+    let mut out = text.replace(url, &redact_url(url));
+    if let Some(u) = e.url() {
+        out = out.replace(u.as_str(), &redact_url(u.as_str()));
+    }
+    out
+}
+
+/// Messages end up in one summary line and one log line.
+fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_control())
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `0.5 s`, `30 s`.
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -294,5 +626,53 @@ mod tests {
         assert!(check_url("http://example.com/x", true).is_ok());
         assert!(check_url("ftp://example.com/x", true).is_err());
         assert!(check_url("https://example.com/x", false).is_ok());
+    }
+
+    #[test]
+    fn a_dataset_may_allow_plain_http_to_its_own_host_only() {
+        let hosts = ["data.example.com".to_string()];
+        let ok = |u: &str| check_parsed(&url::Url::parse(u).unwrap(), false, &hosts).is_ok();
+        assert!(ok("http://data.example.com/x.json"));
+        assert!(ok("http://DATA.example.com:8080/x.json"));
+        assert!(!ok("http://other.example.com/x.json"));
+    }
+
+    fn body_error(bytes: &[u8], content_type: Option<&str>) -> String {
+        check_body("https://e.com/x", bytes.to_vec(), content_type)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn bodies_a_json_parser_would_report_badly_are_named() {
+        assert!(body_error(b"", None).contains("the body is empty"));
+        assert!(body_error(b" \n ", None).contains("only whitespace"));
+        let html = body_error(b"\n<html>\n<h1>Down</h1>", None);
+        assert!(
+            html.contains("looks like an HTML page, not JSON: \"<html> <h1>Down</h1>\""),
+            "{html}"
+        );
+        let typed = body_error(b"Service down", Some("text/html"));
+        assert!(
+            typed.contains("HTML page (Content-Type text/html)"),
+            "{typed}"
+        );
+        let utf8 = body_error(b"[\"a\",\n\"\xFF\"]", None);
+        assert!(
+            utf8.contains("not valid UTF-8: byte 0xFF at line 2 column 2 (offset 7)"),
+            "{utf8}"
+        );
+    }
+
+    #[test]
+    fn good_bodies_pass_and_lose_a_byte_order_mark() {
+        let ok = check_body("u", b"\xEF\xBB\xBF[1]".to_vec(), Some("text/html")).unwrap();
+        assert_eq!(ok, b"[1]");
+        assert!(check_body("u", "[\"caf\u{e9}\"]".into(), None).is_ok());
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        assert_eq!(one_line("a\nb\r\n c\t"), "a b  c");
     }
 }

@@ -656,3 +656,88 @@ async fn endless(stream: &mut TcpStream, chunk: usize, head_only: bool) -> std::
         stream.write_all(&data).await?;
     }
 }
+
+/// A loopback HTTPS server whose certificate is self-signed (freshly made for `127.0.0.1` and
+/// `localhost`), so a client that checks certificates refuses it. A client that got past the
+/// handshake would be served `[]` with 200 for any path, so a TLS test cannot pass by accident
+/// on an HTTP-level error.
+pub struct TlsServer {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TlsServer {
+    pub fn start() -> TlsServer {
+        use tokio_rustls::rustls;
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".into()])
+                .expect("self-signed certificate");
+        let cert = certified.cert.der().clone();
+        let key =
+            rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key.into())
+        .expect("TLS server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind test HTTPS server on 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("set_nonblocking");
+        let addr = listener.local_addr().expect("local_addr");
+        let (shutdown, mut stop) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("test-https-{}", addr.port()))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("build test HTTPS server runtime");
+                rt.block_on(async move {
+                    let listener = TcpListener::from_std(listener).expect("tokio TcpListener");
+                    loop {
+                        tokio::select! {
+                            _ = &mut stop => break,
+                            accepted = listener.accept() => if let Ok((stream, _)) = accepted {
+                                let acceptor = acceptor.clone();
+                                tokio::spawn(async move {
+                                    // The handshake fails when the client refuses the certificate.
+                                    let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                                    let mut buf = [0u8; 4096];
+                                    let _ = tls.read(&mut buf).await;
+                                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]").await;
+                                    let _ = tls.shutdown().await;
+                                });
+                            },
+                        }
+                    }
+                });
+            })
+            .expect("spawn test HTTPS server thread");
+        TlsServer {
+            addr,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// `https://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
