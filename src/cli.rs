@@ -87,6 +87,10 @@ pub struct GlobalArgs {
     /// snapsync process ever writes there)
     #[arg(long, env = "SNAPSYNC_SINGLE_WRITER", global = true)]
     pub single_writer: bool,
+    /// When the worker runs each dataset: "daily", "daily HH:MM" (UTC) or a cron expression
+    /// (5 fields, or 6 with seconds first) [default: daily 06:00]
+    #[arg(long, env = "SNAPSYNC_SCHEDULE", global = true, value_name = "WHEN")]
+    pub schedule: Option<String>,
     /// Log format on stderr [default: text on a terminal, logfmt otherwise]
     #[arg(long, env = "SNAPSYNC_LOG_FORMAT", global = true, value_parser = ["text", "logfmt"])]
     pub log_format: Option<String>,
@@ -101,6 +105,9 @@ pub enum Command {
     Status(JsonArg),
     /// The version history, from the store's manifest
     Log(JsonArg),
+    /// Long-running: run each dataset on its schedule (at once if a slot was missed while the
+    /// worker was down), log a heartbeat, retry failures, stop cleanly on SIGTERM/SIGINT
+    Worker(WorkerArgs),
     /// Check the configuration, the database, credentials, write access to the store (a probe
     /// object under the prefix), conditional-write support, and each source
     Doctor,
@@ -121,4 +128,31 @@ pub struct JsonArg {
     /// Machine-readable output
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Seconds between "worker alive" log lines
+    #[arg(
+        long,
+        env = "SNAPSYNC_HEARTBEAT_SECS",
+        default_value_t = 60.0,
+        value_name = "SECS"
+    )]
+    pub heartbeat: f64,
+    /// First retry delay after a failed run, doubling up to --max-retries (never past the next slot)
+    #[arg(
+        long,
+        env = "SNAPSYNC_RETRY_SECS",
+        default_value_t = 60.0,
+        value_name = "SECS"
+    )]
+    pub retry: f64,
+    /// Retries of a failed run before waiting for the next slot
+    #[arg(long, env = "SNAPSYNC_MAX_RETRIES", default_value_t = 5)]
+    pub max_retries: u32,
+    /// POST a JSON message here when a dataset changed or a run failed (a failing webhook never
+    /// fails the run)
+    #[arg(long, env = "SNAPSYNC_NOTIFY_URL", value_name = "URL")]
+    pub notify_url: Option<String>,
 }

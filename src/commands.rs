@@ -49,9 +49,12 @@ pub async fn deps(config: &Config) -> anyhow::Result<Deps> {
 pub async fn run(config: &Config, json: bool, force: bool) -> anyhow::Result<Vec<Report>> {
     let deps = deps(config).await?;
     check_safe_to_publish(&deps, config.single_writer).await?;
-    let opts = RunOptions { force };
+    let opts = RunOptions {
+        force,
+        cancel: None,
+    };
     let reports: Vec<Report> = futures_util::stream::iter(&config.datasets)
-        .map(|ds| sync::run_dataset(&deps, ds, opts))
+        .map(|ds| sync::run_dataset(&deps, ds, opts.clone()))
         .buffered(PARALLEL_DATASETS)
         .collect()
         .await;
@@ -342,4 +345,57 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
         }
     }
     Ok(ok)
+}
+
+/// `snapsync worker`: until `shutdown`.
+pub async fn worker(
+    config: &Config,
+    args: &crate::cli::WorkerArgs,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let secs = |what: &str, v: f64| {
+        if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+            Ok(std::time::Duration::from_secs_f64(v))
+        } else {
+            Err(Error::Config(format!(
+                "{what} must be between 0 and 86400 seconds, not {v}"
+            )))
+        }
+    };
+    if let Some(url) = &args.notify_url {
+        crate::source::check_url(url, config.source.allow_insecure_http).map_err(|_| {
+            Error::Config("the notify URL must be https:// (or http:// on loopback)".into())
+        })?;
+    }
+    let opts = crate::worker::WorkerOptions {
+        heartbeat: secs("--heartbeat", args.heartbeat)?,
+        retry_base: secs("--retry", args.retry)?,
+        max_retries: args.max_retries,
+        notify_url: args.notify_url.clone(),
+        ..crate::worker::WorkerOptions::default()
+    };
+    let deps = deps(config).await?;
+    // A store that is down when the dyno starts is waited for, not a reason to crash-loop.
+    loop {
+        match check_safe_to_publish(&deps, config.single_writer).await {
+            Ok(()) => break,
+            Err(e) if e.downcast_ref::<Error>().is_some_and(Error::is_retryable) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot check the store yet; retrying in a minute");
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(opts.retry_base) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let datasets = config
+        .datasets
+        .iter()
+        .cloned()
+        .zip(config.schedules.iter().cloned())
+        .collect();
+    let clock = deps.clock.clone();
+    crate::worker::run(deps, datasets, opts, clock, shutdown).await;
+    Ok(())
 }

@@ -18,6 +18,7 @@ use crate::store::s3::S3Options;
 use crate::store::StoreUrl;
 use crate::sync::DatasetConfig;
 use crate::validate::Guards;
+use crate::worker::{Schedule, DEFAULT_SCHEDULE};
 
 pub const DEFAULT_URL: &str = "https://coviddata.github.io/coviddata/v1/countries/stats.json";
 pub const DEFAULT_DATASET: &str = "covid-countries";
@@ -35,6 +36,8 @@ pub struct Config {
     pub store_text: String,
     pub db: PathBuf,
     pub datasets: Vec<DatasetConfig>,
+    /// The worker's schedule of each dataset (same order as `datasets`).
+    pub schedules: Vec<Schedule>,
     pub source: SourceOptions,
     pub s3: S3Options,
     pub single_writer: bool,
@@ -80,6 +83,8 @@ struct FileDataset {
     #[serde(default)]
     allow_insecure_http: bool,
     gzip_level: Option<u32>,
+    /// `daily`, `daily HH:MM` (UTC) or a cron expression.
+    schedule: Option<String>,
     #[serde(default)]
     guards: FileGuards,
 }
@@ -159,6 +164,15 @@ impl Config {
             None => "command line".to_string(),
         };
         let mut datasets = Vec::new();
+        let mut schedules = Vec::new();
+        let schedule = |text: Option<&str>, where_: &str| {
+            let text = args
+                .schedule
+                .as_deref()
+                .or(text)
+                .unwrap_or(DEFAULT_SCHEDULE);
+            Schedule::parse(text).map_err(|e| Error::Config(format!("{where_}: {e}")))
+        };
         if file.datasets.is_empty() {
             let name = args
                 .dataset
@@ -174,6 +188,7 @@ impl Config {
                 args.allow_insecure_http,
                 "command line",
             )?);
+            schedules.push(schedule(None, "command line")?);
         } else {
             for (i, d) in file.datasets.iter().enumerate() {
                 if args.dataset.as_ref().is_some_and(|n| n != &d.name) {
@@ -209,6 +224,7 @@ impl Config {
                     insecure,
                     &where_(i),
                 )?);
+                schedules.push(schedule(d.schedule.as_deref(), &where_(i))?);
             }
             if datasets.is_empty() {
                 return Err(Error::Config(format!(
@@ -241,6 +257,7 @@ impl Config {
             store_text,
             db,
             datasets,
+            schedules,
             source,
             s3,
             single_writer: args.single_writer,

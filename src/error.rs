@@ -54,6 +54,8 @@ pub enum Error {
     Io { path: PathBuf, reason: String },
     #[error("configuration: {0}")]
     Config(String),
+    #[error("{dataset}: shutting down: abandoned before the commit point (nothing published)")]
+    Cancelled { dataset: String },
     #[error("{dataset}: gave up after {attempts} attempts: another writer keeps committing first")]
     Contended { dataset: String, attempts: u32 },
 }

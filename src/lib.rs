@@ -24,3 +24,4 @@ pub mod plan;
 pub mod source;
 pub mod sync;
 pub mod validate;
+pub mod worker;

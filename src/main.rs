@@ -41,6 +41,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         },
         Command::Status(args) => commands::status(&config, args.json).await,
         Command::Log(args) => commands::log(&config, args.json).await,
+        Command::Worker(args) => commands::worker(&config, &args, shutdown_signal()).await,
         Command::Doctor => match commands::doctor(&config).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),
@@ -51,6 +52,28 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// Cancelled on SIGTERM (Heroku's stop) or SIGINT (Ctrl-C).
+fn shutdown_signal() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = term => tracing::info!("SIGTERM: stopping"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+        }
+        t.cancel();
+    });
+    token
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {

@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::canonical::{sha256_hex, Document, KeyPointer};
@@ -60,10 +61,21 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Publish even when a guard fails (logged).
     pub force: bool,
+    /// Shutdown: a run abandons its work while it is still before the commit point; once
+    /// `latest.json` is being written it finishes (manifest and database included).
+    pub cancel: Option<CancellationToken>,
+}
+
+impl RunOptions {
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -242,7 +254,13 @@ impl Run<'_> {
             _ => Validators::default(),
         };
         let t = Instant::now();
-        let fetched = deps.source.fetch(&ds.url, &validators).await?;
+        let fetched = match &self.opts.cancel {
+            Some(token) => tokio::select! {
+                r = deps.source.fetch(&ds.url, &validators) => r?,
+                () = token.cancelled() => return Err(self.abandoned()),
+            },
+            None => deps.source.fetch(&ds.url, &validators).await?,
+        };
         self.fetch_ms = Some(t.elapsed().as_millis() as u64);
         let (raw, validators) = match fetched {
             Fetched::NotModified => {
@@ -322,7 +340,7 @@ impl Run<'_> {
                 Decision::Publish { created_at, .. } => created_at,
             };
             validate::check(
-                &ds.name,
+                &format!("{}: {}", ds.name, redact_url(&ds.url)),
                 &ds.key,
                 &ds.guards,
                 &doc,
@@ -343,8 +361,15 @@ impl Run<'_> {
                 created_at,
                 gzip_level: ds.gzip_level,
             });
+            if self.opts.cancelled() {
+                return Err(self.abandoned());
+            }
             for up in &publish.immutable {
                 self.put_immutable(up, &publish.entry).await?;
+            }
+            // Last chance to stop: past this line the version is committed and recorded.
+            if self.opts.cancelled() {
+                return Err(self.abandoned());
             }
             let latest = publish.latest;
             match deps
@@ -375,6 +400,12 @@ impl Run<'_> {
             dataset: ds.name.clone(),
             attempts: MAX_ATTEMPTS,
         })
+    }
+
+    fn abandoned(&self) -> Error {
+        Error::Cancelled {
+            dataset: self.ds.name.clone(),
+        }
     }
 
     /// `HEAD latest.json`: the version the store holds and the ETag to commit against.
