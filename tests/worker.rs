@@ -136,18 +136,20 @@ async fn runs_at_start_then_on_every_slot_and_again_after_a_restart_only_when_du
         let path = dir.path().to_path_buf();
         async move {
             let d = deps(store, source, clock.clone(), &path).await;
-            tokio::spawn(worker::run(
+            // Spawned, so the test can watch it; the handle is awaited after `stop`.
+            let handle = tokio::spawn(worker::run(
                 d,
                 vec![(dataset(), schedule)],
                 opts,
                 clock,
                 stop,
-            ))
+            ));
+            Some(handle)
         }
     };
     // Never ran: at once (06:00:03), then on every slot.
     let stop = CancellationToken::new();
-    let w = start(stop.clone()).await;
+    let w = start(stop.clone()).await.expect("started");
     while source.0.load(Ordering::SeqCst) < 4 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -167,7 +169,7 @@ async fn runs_at_start_then_on_every_slot_and_again_after_a_restart_only_when_du
     // A restart right after the last run (same database): its next run is the next slot, not
     // "at once" — no period runs twice.
     let stop = CancellationToken::new();
-    let w = start(stop.clone()).await;
+    let w = start(stop.clone()).await.expect("started");
     let restarted_at = clock.now();
     while source.0.load(Ordering::SeqCst) < 5 {
         tokio::time::sleep(Duration::from_millis(100)).await;
