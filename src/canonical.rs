@@ -129,15 +129,32 @@ impl Document {
     /// Parses any JSON text into canonical form, remembering records of a top-level array and
     /// their keys. The error says what is wrong and where (line and column).
     pub fn from_json(raw: &[u8], key: &KeyPointer) -> Result<Self, String> {
+        Self::from_json_dropping(raw, key, &[])
+    }
+
+    /// [`Document::from_json`] that leaves out every member or element matching one of `drops`
+    /// (JSON pointer tokens, `*` matching any name or index) while it streams: the `drop`
+    /// transform at parsing speed. A pattern must not name whole top-level records.
+    pub fn from_json_dropping(
+        raw: &[u8],
+        key: &KeyPointer,
+        drops: &[Vec<String>],
+    ) -> Result<Self, String> {
         let mut ctx = Ctx {
             out: Vec::with_capacity(raw.len()),
             key: None,
         };
+        let drops: Vec<&[String]> = drops
+            .iter()
+            .map(Vec::as_slice)
+            .filter(|d| !d.is_empty())
+            .collect();
         let mut de = serde_json::Deserializer::from_slice(raw);
         let records = de
             .deserialize_any(TopLevel {
                 ctx: &mut ctx,
                 key: &key.tokens,
+                drops: &drops,
             })
             .and_then(|r| de.end().map(|()| r))
             .map_err(|e| e.to_string())?;
@@ -377,6 +394,7 @@ struct Ctx {
 struct TopLevel<'a> {
     ctx: &'a mut Ctx,
     key: &'a [String],
+    drops: &'a [&'a [String]],
 }
 
 impl<'de> Visitor<'de> for TopLevel<'_> {
@@ -402,9 +420,21 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
             } else {
                 Some(self.key)
             };
+            let index = records.len();
+            let drops: Vec<&[String]> = self
+                .drops
+                .iter()
+                .filter_map(|d| match d {
+                    [first, rest @ ..] if first == "*" || first.parse::<usize>() == Ok(index) => {
+                        Some(rest)
+                    }
+                    _ => None,
+                })
+                .collect();
             let seed = Canon {
                 ctx: &mut *ctx,
                 key_path,
+                drops,
             };
             if seq.next_element_seed(seed)?.is_none() {
                 ctx.out.truncate(comma);
@@ -422,7 +452,9 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 
     // Every other top-level value: canonicalize as a whole.
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        Canon::new(self.ctx).visit_map(map).map(|()| None)
+        let mut c = Canon::new(self.ctx);
+        c.drops = self.drops.to_vec();
+        c.visit_map(map).map(|()| None)
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
         Canon::new(self.ctx).visit_bool(v).map(|()| None)
@@ -449,6 +481,8 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 struct Canon<'a, 'p> {
     ctx: &'a mut Ctx,
     key_path: Option<&'p [String]>,
+    /// The rest of each drop pattern that is still on this value's path.
+    drops: Vec<&'p [String]>,
 }
 
 impl<'a, 'p> Canon<'a, 'p> {
@@ -456,6 +490,7 @@ impl<'a, 'p> Canon<'a, 'p> {
         Canon {
             ctx,
             key_path: None,
+            drops: Vec::new(),
         }
     }
 
@@ -465,17 +500,39 @@ impl<'a, 'p> Canon<'a, 'p> {
         }
     }
 
-    /// The writer for a child value; it stays on the key path if `on_path(token)` says so.
-    fn child(&mut self, on_path: impl FnOnce(&str) -> bool) -> Canon<'_, 'p> {
+    /// Where a child value stands on the key path and the drop patterns, or `None` when a
+    /// drop pattern ends at it. `matches(token)` says whether a pointer token names this child.
+    fn descend(&self, matches: impl Fn(&str) -> bool) -> Option<Descent<'p>> {
         let key_path = match self.key_path {
-            Some([first, rest @ ..]) if on_path(first) => Some(rest),
+            Some([first, rest @ ..]) if matches(first) => Some(rest),
             _ => None,
         };
+        let mut drops: Vec<&'p [String]> = Vec::new();
+        for &d in &self.drops {
+            if let [first, rest @ ..] = d {
+                if first == "*" || matches(first) {
+                    if rest.is_empty() {
+                        return None;
+                    }
+                    drops.push(rest);
+                }
+            }
+        }
+        Some(Descent { key_path, drops })
+    }
+
+    fn child(&mut self, d: Descent<'p>) -> Canon<'_, 'p> {
         Canon {
             ctx: self.ctx,
-            key_path,
+            key_path: d.key_path,
+            drops: d.drops,
         }
     }
+}
+
+struct Descent<'p> {
+    key_path: Option<&'p [String]>,
+    drops: Vec<&'p [String]>,
 }
 
 impl<'de> DeserializeSeed<'de> for Canon<'_, '_> {
@@ -534,14 +591,24 @@ impl<'de> Visitor<'de> for Canon<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         let start = self.ctx.out.len();
         self.ctx.out.push(b'[');
-        let mut index = 0usize;
+        let (mut index, mut written) = (0usize, 0usize);
         loop {
             let comma = self.ctx.out.len();
-            if index > 0 {
+            if written > 0 {
                 self.ctx.out.push(b',');
             }
-            let child = self.child(|t| t.parse::<usize>() == Ok(index));
-            if seq.next_element_seed(child)?.is_none() {
+            let more = match self.descend(|t| t.parse::<usize>() == Ok(index)) {
+                Some(d) => {
+                    let more = seq.next_element_seed(self.child(d))?.is_some();
+                    written += usize::from(more);
+                    more
+                }
+                None => {
+                    self.ctx.out.truncate(comma);
+                    seq.next_element::<de::IgnoredAny>()?.is_some()
+                }
+            };
+            if !more {
                 self.ctx.out.truncate(comma);
                 break;
             }
@@ -571,13 +638,17 @@ impl<'de> Visitor<'de> for Canon<'_, '_> {
                     Ordering::Greater => sorted = false,
                 }
             }
+            let Some(descent) = self.descend(|t| t == name) else {
+                map.next_value::<de::IgnoredAny>()?;
+                continue;
+            };
             if !members.is_empty() {
                 self.ctx.out.push(b',');
             }
             let member_start = self.ctx.out.len();
             write_str(&name, &mut self.ctx.out);
             self.ctx.out.push(b':');
-            map.next_value_seed(self.child(|t| t == name))?;
+            map.next_value_seed(self.child(descent))?;
             members.push((name, member_start, self.ctx.out.len()));
         }
         if !sorted {

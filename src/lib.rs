@@ -12,6 +12,7 @@ pub mod error;
 pub mod history;
 pub mod keys;
 pub mod store;
+pub mod transform;
 
 pub use error::{Error, Result};
 pub mod cli;

@@ -1,0 +1,628 @@
+//! Transforms (the assignment's Part 4): pure functions over JSON, applied in order between
+//! fetching and canonicalizing. `drop` and `keep` take JSON pointers with `*` wildcards
+//! (`/*/dates/*/cumulative`); `filter`, `rename` and `join` work on the records of a top-level
+//! array.
+//!
+//! The decision to know: a leading run of `drop` transforms is done *while parsing*
+//! ([`Document::from_json_dropping`]), at the canonicalizer's speed and without building trees;
+//! every other transform parses one record at a time into a `Value`. Both paths give the same
+//! bytes (tests check it). The join table is loaded by the caller (I/O stays in `sync.rs`); its
+//! content hash is part of the pipeline fingerprint, so a change in the joined data alone is a
+//! new version.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{Map, Value};
+
+use crate::canonical::{parse_pointer, write_value, Document, KeyPointer};
+
+/// A JSON pointer whose tokens may be `*` (any member name or array index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(pub Vec<String>);
+
+impl Pattern {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let tokens = parse_pointer(text)?;
+        if tokens.is_empty() {
+            return Err("a path must not be empty (it would name the whole document)".into());
+        }
+        Ok(Pattern(tokens))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    Equals(Value),
+    In(Vec<Value>),
+    /// Numbers within `[min, max]` (either bound optional).
+    Range {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Join {
+    /// Rows of the joined dataset, by (normalised) key.
+    pub rows: HashMap<String, Map<String, Value>>,
+    /// Where each record's key is (pointer relative to the record).
+    pub on: Vec<String>,
+    /// Object (pointer relative to the record) the joined fields are written into; created when
+    /// missing.
+    pub into: Vec<String>,
+    /// Output member name -> column of the joined dataset.
+    pub fields: BTreeMap<String, String>,
+    /// sha256 of the joined dataset's bytes, for the pipeline fingerprint.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transform {
+    Drop(Vec<Pattern>),
+    Keep(Vec<Pattern>),
+    /// Keep only records whose value at the pointer satisfies the condition.
+    Filter {
+        field: Vec<String>,
+        condition: Condition,
+    },
+    /// Rename the member at each pattern to a new name (same parent).
+    Rename(Vec<(Pattern, String)>),
+    Join(Box<Join>),
+}
+
+/// What the transforms did, for the run's summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub filtered_out: u64,
+    /// Record keys the join found no row for (the first 20).
+    pub unmatched: Vec<String>,
+    pub unmatched_count: u64,
+}
+
+/// Parses `raw`, applies `transforms` in order, and returns the canonical document.
+pub fn apply(
+    raw: &[u8],
+    key: &KeyPointer,
+    transforms: &[Transform],
+) -> Result<(Document, Stats), String> {
+    let streamed = transforms
+        .iter()
+        .take_while(|t| matches!(t, Transform::Drop(_)))
+        .count();
+    let drops: Vec<Vec<String>> = transforms[..streamed]
+        .iter()
+        .flat_map(|t| match t {
+            Transform::Drop(p) => p.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+            _ => Vec::new(),
+        })
+        .collect();
+    let doc = Document::from_json_dropping(raw, key, &drops)?;
+    let rest = &transforms[streamed..];
+    if rest.is_empty() {
+        return Ok((doc, Stats::default()));
+    }
+    let mut stats = Stats::default();
+    let mut out = Vec::with_capacity(doc.bytes().len());
+    match doc.records() {
+        Some(records) => {
+            out.push(b'[');
+            let mut written = 0;
+            for (i, r) in records.iter().enumerate() {
+                let mut v: Value =
+                    serde_json::from_slice(doc.record_bytes(r)).map_err(|e| e.to_string())?;
+                if !apply_record(&mut v, i, rest, &mut stats) {
+                    stats.filtered_out += 1;
+                    continue;
+                }
+                if written > 0 {
+                    out.push(b',');
+                }
+                write_value(&v, &mut out);
+                written += 1;
+            }
+            out.push(b']');
+        }
+        None => {
+            // A single document: drop/keep/rename patterns address it from its root.
+            let mut v = doc.to_value();
+            for t in rest {
+                match t {
+                    Transform::Drop(p) => p.iter().for_each(|p| drop_path(&mut v, &p.0)),
+                    Transform::Keep(p) => {
+                        let paths: Vec<&[String]> = p.iter().map(|p| &p.0[..]).collect();
+                        v = keep_paths(&v, &paths);
+                    }
+                    Transform::Rename(r) => r.iter().for_each(|(p, to)| rename(&mut v, &p.0, to)),
+                    Transform::Filter { .. } | Transform::Join(_) => {
+                        return Err("filter and join need a top-level array of records".into())
+                    }
+                }
+            }
+            write_value(&v, &mut out);
+        }
+    }
+    let doc = Document::from_json(&out, key)?;
+    Ok((doc, stats))
+}
+
+/// Applies record-level transforms to record `index`; `false` when a filter removes it.
+fn apply_record(v: &mut Value, index: usize, transforms: &[Transform], stats: &mut Stats) -> bool {
+    let idx = index.to_string();
+    // Document-level patterns start with the record's index (or `*`).
+    let local = |p: &Pattern| -> Option<Vec<String>> {
+        match p.0.split_first() {
+            Some((first, rest)) if (first == "*" || *first == idx) && !rest.is_empty() => {
+                Some(rest.to_vec())
+            }
+            _ => None,
+        }
+    };
+    for t in transforms {
+        match t {
+            Transform::Drop(patterns) => {
+                for p in patterns.iter().filter_map(local) {
+                    drop_path(v, &p);
+                }
+            }
+            Transform::Keep(patterns) => {
+                let local: Vec<Vec<String>> = patterns.iter().filter_map(local).collect();
+                let refs: Vec<&[String]> = local.iter().map(Vec::as_slice).collect();
+                *v = keep_paths(v, &refs);
+            }
+            Transform::Filter { field, condition } => {
+                if !condition.holds(pointer(v, field)) {
+                    return false;
+                }
+            }
+            Transform::Rename(renames) => {
+                for (p, to) in renames {
+                    if let Some(p) = local(p) {
+                        rename(v, &p, to);
+                    }
+                }
+            }
+            Transform::Join(join) => join.apply(v, stats),
+        }
+    }
+    true
+}
+
+fn pointer<'v>(v: &'v Value, tokens: &[String]) -> Option<&'v Value> {
+    tokens.iter().try_fold(v, |cur, t| match cur {
+        Value::Object(m) => m.get(t),
+        Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
+}
+
+fn token_matches(pattern: &str, name: &str) -> bool {
+    pattern == "*" || pattern == name
+}
+
+/// Removes every member or element matching `tokens`.
+pub fn drop_path(v: &mut Value, tokens: &[String]) {
+    let Some((first, rest)) = tokens.split_first() else {
+        return;
+    };
+    match v {
+        Value::Object(m) => {
+            if rest.is_empty() {
+                m.retain(|k, _| !token_matches(first, k));
+            } else {
+                for (k, child) in m.iter_mut() {
+                    if token_matches(first, k) {
+                        drop_path(child, rest);
+                    }
+                }
+            }
+        }
+        Value::Array(a) => {
+            if rest.is_empty() {
+                let mut i = 0;
+                a.retain(|_| {
+                    let keep = !token_matches(first, &i.to_string());
+                    i += 1;
+                    keep
+                });
+            } else {
+                for (i, child) in a.iter_mut().enumerate() {
+                    if token_matches(first, &i.to_string()) {
+                        drop_path(child, rest);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Keeps only what lies on one of the paths (and everything below a path's end).
+pub fn keep_paths(v: &Value, paths: &[&[String]]) -> Value {
+    if paths.iter().any(|p| p.is_empty()) {
+        return v.clone();
+    }
+    let below = |name: &str| -> Vec<&[String]> {
+        paths
+            .iter()
+            .filter(|p| token_matches(&p[0], name))
+            .map(|p| &p[1..])
+            .collect()
+    };
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter_map(|(k, child)| {
+                    let sub = below(k);
+                    (!sub.is_empty()).then(|| (k.clone(), keep_paths(child, &sub)))
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .enumerate()
+                .filter_map(|(i, child)| {
+                    let sub = below(&i.to_string());
+                    (!sub.is_empty()).then(|| keep_paths(child, &sub))
+                })
+                .collect(),
+        ),
+        // A path that goes on below a scalar keeps nothing of it.
+        _ => Value::Null,
+    }
+}
+
+/// Renames the members matching `tokens` to `to` (same parent); an existing member named `to`
+/// is replaced.
+pub fn rename(v: &mut Value, tokens: &[String], to: &str) {
+    let Some((first, rest)) = tokens.split_first() else {
+        return;
+    };
+    match v {
+        Value::Object(m) if rest.is_empty() => {
+            let names: Vec<String> = m
+                .keys()
+                .filter(|k| token_matches(first, k) && *k != to)
+                .cloned()
+                .collect();
+            for name in names {
+                if let Some(val) = m.remove(&name) {
+                    m.insert(to.to_string(), val);
+                }
+            }
+        }
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                if token_matches(first, k) {
+                    rename(child, rest, to);
+                }
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter_mut().enumerate() {
+                if token_matches(first, &i.to_string()) {
+                    rename(child, rest, to);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Condition {
+    fn holds(&self, v: Option<&Value>) -> bool {
+        let Some(v) = v else { return false };
+        match self {
+            Condition::Equals(want) => json_eq(v, want),
+            Condition::In(options) => options.iter().any(|o| json_eq(v, o)),
+            Condition::Range { min, max } => v
+                .as_f64()
+                .is_some_and(|x| min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m)),
+        }
+    }
+}
+
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// `"Korea, Rep."` -> `"korea-rep"`: the coviddata key style, for joining on names.
+pub fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+impl Join {
+    /// Builds the join from the joined dataset's rows. `key_column` names each row's key;
+    /// `names` maps a row key to the dataset's key where they differ ("Korea, Rep." ->
+    /// "south-korea"); other row keys are matched by their slug.
+    pub fn from_rows(
+        rows: Vec<Map<String, Value>>,
+        key_column: &str,
+        names: &BTreeMap<String, String>,
+        on: Vec<String>,
+        into: Vec<String>,
+        fields: BTreeMap<String, String>,
+        sha256: String,
+    ) -> Result<Self, String> {
+        let mut table = HashMap::new();
+        for (i, row) in rows.into_iter().enumerate() {
+            let key = match row.get(key_column) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => return Err(format!("row {} has no {key_column:?} column", i + 1)),
+            };
+            let key = names.get(&key).cloned().unwrap_or_else(|| slug(&key));
+            table.insert(key, row);
+        }
+        for (out, column) in &fields {
+            if !table.is_empty() && !table.values().any(|r| r.contains_key(column)) {
+                return Err(format!("field {out:?}: no row has a column {column:?}"));
+            }
+        }
+        Ok(Join {
+            rows: table,
+            on,
+            into,
+            fields,
+            sha256,
+        })
+    }
+
+    fn apply(&self, v: &mut Value, stats: &mut Stats) {
+        let key = match pointer(v, &self.on) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        let Some(row) = self.rows.get(&key).or_else(|| self.rows.get(&slug(&key))) else {
+            stats.unmatched_count += 1;
+            if stats.unmatched.len() < 20 {
+                stats.unmatched.push(key);
+            }
+            return;
+        };
+        let mut target = v;
+        for t in &self.into {
+            let Value::Object(m) = target else { return };
+            target = m
+                .entry(t.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
+        if let Value::Object(m) = target {
+            for (out, column) in &self.fields {
+                m.insert(out.clone(), row.get(column).cloned().unwrap_or(Value::Null));
+            }
+        }
+    }
+}
+
+/// Reads a CSV table (first line: headers) into rows; numbers become JSON numbers.
+pub fn csv_rows(bytes: &[u8]) -> Result<Vec<Map<String, Value>>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("CSV header: {e}"))?
+        .clone();
+    let mut rows = Vec::new();
+    for (i, rec) in reader.records().enumerate() {
+        let rec = rec.map_err(|e| format!("CSV row {}: {e}", i + 2))?;
+        let mut row = Map::new();
+        for (h, field) in headers.iter().zip(rec.iter()) {
+            let value = if field.is_empty() {
+                Value::Null
+            } else if let Ok(n) = field.parse::<i64>() {
+                Value::from(n)
+            } else if let Some(n) = field.parse::<f64>().ok().filter(|f| f.is_finite()) {
+                Value::from(n)
+            } else {
+                Value::String(field.to_string())
+            };
+            row.insert(h.to_string(), value);
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Reads a JSON table: an array of objects.
+pub fn json_rows(bytes: &[u8]) -> Result<Vec<Map<String, Value>>, String> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::Array(items) = v else {
+        return Err("expected a JSON array of objects".into());
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| match item {
+            Value::Object(m) => Ok(m),
+            _ => Err(format!("item {i} is not an object")),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+    use serde_json::json;
+
+    fn p(s: &str) -> Pattern {
+        Pattern::parse(s).unwrap()
+    }
+
+    fn run(input: Value, transforms: &[Transform]) -> Value {
+        let key = KeyPointer::parse("/k").unwrap();
+        let raw = serde_json::to_vec(&input).unwrap();
+        let (doc, _) = apply(&raw, &key, transforms).unwrap();
+        doc.to_value()
+    }
+
+    #[rstest]
+    #[case::cumulative(json!([{"k":1,"d":{"a":{"new":1,"cumulative":2}}}]), "/*/d/*/cumulative", json!([{"k":1,"d":{"a":{"new":1}}}]))]
+    #[case::missing_path(json!([{"k":1}]), "/*/d/*/cumulative", json!([{"k":1}]))]
+    #[case::non_object_records(json!([1, "x", {"k": 2, "z": 3}]), "/*/z", json!([1, "x", {"k": 2}]))]
+    #[case::array_elements(json!([{"k":1,"l":[1,2,3]}]), "/*/l/1", json!([{"k":1,"l":[1,3]}]))]
+    #[case::first_array_element(json!([{"k":1,"l":[1,2,3]}]), "/*/l/0", json!([{"k":1,"l":[2,3]}]))]
+    #[case::one_record_only(json!([{"k":1,"z":1},{"k":2,"z":2}]), "/1/z", json!([{"k":1,"z":1},{"k":2}]))]
+    fn drop_removes_matching_paths(
+        #[case] input: Value,
+        #[case] pattern: &str,
+        #[case] expect: Value,
+    ) {
+        // Streaming (a leading drop) and tree (a drop after another transform) agree.
+        assert_eq!(
+            run(input.clone(), &[Transform::Drop(vec![p(pattern)])]),
+            expect
+        );
+        let noop = Transform::Rename(vec![(p("/*/nothing"), "x".into())]);
+        assert_eq!(
+            run(input, &[noop, Transform::Drop(vec![p(pattern)])]),
+            expect
+        );
+    }
+
+    #[test]
+    fn drop_on_a_single_document() {
+        let out = run(
+            json!({"a": {"b": 1, "c": 2}}),
+            &[Transform::Drop(vec![p("/a/c")])],
+        );
+        assert_eq!(out, json!({"a": {"b": 1}}));
+    }
+
+    #[test]
+    fn keep_keeps_only_listed_paths() {
+        let input = json!([{"k":1,"c":{"name":"F","pop":3},"d":{"a":{"new":1,"cum":2}}}]);
+        let out = run(
+            input,
+            &[Transform::Keep(vec![
+                p("/*/k"),
+                p("/*/c/name"),
+                p("/*/d/*/new"),
+            ])],
+        );
+        assert_eq!(out, json!([{"k":1,"c":{"name":"F"},"d":{"a":{"new":1}}}]));
+    }
+
+    #[rstest]
+    #[case::equals(Condition::Equals(json!("eu")), "r", 1)]
+    #[case::in_list(Condition::In(vec![json!("eu"), json!("as")]), "r", 2)]
+    #[case::range(Condition::Range { min: Some(2.0), max: None }, "n", 2)]
+    #[case::missing_field(Condition::Equals(json!(1)), "nope", 0)]
+    fn filter_keeps_matching_records(
+        #[case] condition: Condition,
+        #[case] field: &str,
+        #[case] expect: usize,
+    ) {
+        let input =
+            json!([{"k":1,"r":"eu","n":1},{"k":2,"r":"as","n":2},{"k":3,"r":"af","n":3},{"k":4}]);
+        let out = run(
+            input,
+            &[Transform::Filter {
+                field: vec![field.into()],
+                condition,
+            }],
+        );
+        assert_eq!(out.as_array().unwrap().len(), expect, "{out}");
+    }
+
+    #[test]
+    fn rename_moves_a_member() {
+        let out = run(
+            json!([{"k":1,"c":{"name":"F"}}, 7]),
+            &[Transform::Rename(vec![(p("/*/c/name"), "label".into())])],
+        );
+        assert_eq!(out, json!([{"k":1,"c":{"label":"F"}}, 7]));
+    }
+
+    #[test]
+    fn join_adds_fields_by_key_and_reports_unmatched() {
+        let rows = csv_rows(
+            b"name,continent,population\nFrance,Europe,68000000\n\"Korea, Rep.\",Asia,51700000\n",
+        )
+        .unwrap();
+        let names = BTreeMap::from([("Korea, Rep.".to_string(), "south-korea".to_string())]);
+        let fields = BTreeMap::from([
+            ("continent".to_string(), "continent".to_string()),
+            ("population".to_string(), "population".to_string()),
+        ]);
+        let join = Join::from_rows(
+            rows,
+            "name",
+            &names,
+            vec!["k".into()],
+            vec!["info".into()],
+            fields,
+            "x".into(),
+        )
+        .unwrap();
+        let key = KeyPointer::parse("/k").unwrap();
+        let raw = serde_json::to_vec(&json!([{"k":"france"},{"k":"south-korea"},{"k":"atlantis"}]))
+            .unwrap();
+        let (doc, stats) = apply(&raw, &key, &[Transform::Join(Box::new(join))]).unwrap();
+        assert_eq!(
+            doc.to_value(),
+            json!([{"k":"france","info":{"continent":"Europe","population":68000000}},
+                   {"k":"south-korea","info":{"continent":"Asia","population":51700000}},
+                   {"k":"atlantis"}])
+        );
+        assert_eq!(
+            (stats.unmatched_count, stats.unmatched),
+            (1, vec!["atlantis".to_string()])
+        );
+    }
+
+    #[test]
+    fn join_rejects_unknown_columns_and_rows_without_key() {
+        let rows = csv_rows(b"name,x\nFrance,1\n").unwrap();
+        let fields = BTreeMap::from([("c".to_string(), "continent".to_string())]);
+        assert!(Join::from_rows(
+            rows.clone(),
+            "name",
+            &BTreeMap::new(),
+            vec![],
+            vec![],
+            fields,
+            String::new()
+        )
+        .is_err());
+        assert!(Join::from_rows(
+            rows,
+            "id",
+            &BTreeMap::new(),
+            vec![],
+            vec![],
+            BTreeMap::new(),
+            String::new()
+        )
+        .is_err());
+        assert!(json_rows(b"{}").is_err());
+        assert!(csv_rows(b"a,b\n1,2,3\n").is_err());
+    }
+
+    #[test]
+    fn slugs_match_coviddata_keys() {
+        assert_eq!(slug("United States"), "united-states");
+        assert_eq!(slug("Korea, Rep."), "korea-rep");
+        assert_eq!(slug("Bosnia and Herzegovina"), "bosnia-and-herzegovina");
+    }
+
+    #[test]
+    fn patterns_must_name_something() {
+        assert!(Pattern::parse("").is_err());
+        assert!(Pattern::parse("no-slash").is_err());
+        assert!(Pattern::parse("/*/a").is_ok());
+    }
+}
