@@ -4,6 +4,7 @@
 //! in one line naming the file, line and field (or the flag). Nothing secret is ever part of
 //! the configuration: credentials stay in aws-config's chain.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::source::{check_url, SourceOptions};
 use crate::store::s3::S3Options;
 use crate::store::StoreUrl;
 use crate::sync::DatasetConfig;
+use crate::transform::{Condition, JoinSpec, Pattern, TableFormat, Transform, TransformSpec};
 use crate::validate::Guards;
 use crate::worker::{Schedule, DEFAULT_SCHEDULE};
 
@@ -87,6 +89,52 @@ struct FileDataset {
     schedule: Option<String>,
     #[serde(default)]
     guards: FileGuards,
+    /// `[[dataset.transform]]`, applied in order.
+    #[serde(default, rename = "transform")]
+    transforms: Vec<FileTransform>,
+}
+
+/// One `[[dataset.transform]]`: exactly one of its keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTransform {
+    drop: Option<Vec<String>>,
+    keep: Option<Vec<String>>,
+    filter: Option<FileFilter>,
+    rename: Option<BTreeMap<String, String>>,
+    join: Option<FileJoin>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileFilter {
+    field: String,
+    equals: Option<toml::Value>,
+    #[serde(rename = "in")]
+    one_of: Option<Vec<toml::Value>>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileJoin {
+    /// A file (relative to the configuration file) or an https:// URL.
+    source: String,
+    /// `csv` or `json` (default: from the source's extension).
+    format: Option<String>,
+    /// The table's key column.
+    key: String,
+    /// Pointer to the key inside each record.
+    on: String,
+    /// Pointer (inside each record) of the object the fields go into; "" for the record.
+    #[serde(default)]
+    into: String,
+    /// Output member -> table column.
+    fields: BTreeMap<String, String>,
+    /// Table key -> dataset key, where the names differ.
+    #[serde(default)]
+    names: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,6 +273,12 @@ impl Config {
                     &where_(i),
                 )?);
                 schedules.push(schedule(d.schedule.as_deref(), &where_(i))?);
+                let base = file_path
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new("."));
+                let last = datasets.last_mut().expect("just pushed");
+                last.transforms = transforms(&d.transforms, base, insecure, &where_(i))?;
             }
             if datasets.is_empty() {
                 return Err(Error::Config(format!(
@@ -307,7 +361,121 @@ fn dataset(
         key,
         guards: guards.clone(),
         gzip_level,
+        transforms: Vec::new(),
     })
+}
+
+/// Validates `[[dataset.transform]]` entries into transform specs.
+fn transforms(
+    list: &[FileTransform],
+    base: &Path,
+    allow_insecure_http: bool,
+    where_: &str,
+) -> Result<Vec<TransformSpec>> {
+    let mut out = Vec::new();
+    for (j, t) in list.iter().enumerate() {
+        let at = format!("{where_} transform #{}", j + 1);
+        let err = |what: &str, m: String| Error::Config(format!("{at} ({what}): {m}"));
+        let set = [
+            t.drop.is_some(),
+            t.keep.is_some(),
+            t.filter.is_some(),
+            t.rename.is_some(),
+            t.join.is_some(),
+        ];
+        if set.iter().filter(|&&b| b).count() != 1 {
+            return Err(Error::Config(format!(
+                "{at}: needs exactly one of drop, keep, filter, rename, join"
+            )));
+        }
+        let patterns = |what: &str, list: &[String]| -> Result<Vec<Pattern>> {
+            if list.is_empty() {
+                return Err(err(what, "lists no path".into()));
+            }
+            list.iter()
+                .map(|p| {
+                    let pat = Pattern::parse(p).map_err(|m| err(what, m))?;
+                    Ok(pat)
+                })
+                .collect()
+        };
+        let spec = if let Some(list) = &t.drop {
+            TransformSpec::Ready(Transform::Drop(patterns("drop", list)?))
+        } else if let Some(list) = &t.keep {
+            TransformSpec::Ready(Transform::Keep(patterns("keep", list)?))
+        } else if let Some(f) = &t.filter {
+            let field = crate::canonical::parse_pointer(&f.field).map_err(|m| err("filter", m))?;
+            let json =
+                |v: &toml::Value| serde_json::to_value(v).map_err(|e| err("filter", e.to_string()));
+            let condition = match (&f.equals, &f.one_of, f.min, f.max) {
+                (Some(v), None, None, None) => Condition::Equals(json(v)?),
+                (None, Some(vs), None, None) => {
+                    Condition::In(vs.iter().map(json).collect::<Result<_>>()?)
+                }
+                (None, None, min, max) if min.is_some() || max.is_some() => {
+                    Condition::Range { min, max }
+                }
+                _ => return Err(err("filter", "needs one of equals, in, or min/max".into())),
+            };
+            TransformSpec::Ready(Transform::Filter { field, condition })
+        } else if let Some(map) = &t.rename {
+            let mut renames = Vec::new();
+            for (from, to) in map {
+                if to.is_empty() || to.contains('/') {
+                    return Err(err(
+                        "rename",
+                        format!("{to:?} must be a member name, not a path"),
+                    ));
+                }
+                renames.push((
+                    Pattern::parse(from).map_err(|m| err("rename", m))?,
+                    to.clone(),
+                ));
+            }
+            TransformSpec::Ready(Transform::Rename(renames))
+        } else {
+            let j = t.join.as_ref().expect("one is set");
+            let format = match j.format.as_deref() {
+                Some("csv") => TableFormat::Csv,
+                Some("json") => TableFormat::Json,
+                None if j.source.ends_with(".csv") => TableFormat::Csv,
+                None if j.source.ends_with(".json") => TableFormat::Json,
+                other => {
+                    return Err(err(
+                        "join",
+                        format!("format {other:?}: use \"csv\" or \"json\""),
+                    ))
+                }
+            };
+            let source = if j.source.contains("://") {
+                if !j.source.starts_with("file://") {
+                    check_url(&j.source, allow_insecure_http)
+                        .map_err(|e| err("join", e.to_string()))?;
+                }
+                j.source.clone()
+            } else {
+                let path = base.join(&j.source);
+                let abs = std::fs::canonicalize(&path)
+                    .map_err(|e| err("join", format!("source {}: {e}", path.display())))?;
+                format!("file://{}", abs.display())
+            };
+            let pointer = |p: &str| crate::canonical::parse_pointer(p).map_err(|m| err("join", m));
+            if j.fields.is_empty() {
+                return Err(err("join", "fields maps no column".into()));
+            }
+            TransformSpec::Join(JoinSpec {
+                source,
+                format,
+                key_column: j.key.clone(),
+                names: j.names.clone(),
+                on: pointer(&j.on)?,
+                into: pointer(&j.into)?,
+                fields: j.fields.clone(),
+            })
+        };
+        out.push(spec);
+    }
+    Ok(out)
 }
 
 fn load_file(path: &Path) -> Result<FileConfig> {

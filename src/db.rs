@@ -373,6 +373,50 @@ impl Db {
     }
 }
 
+impl Db {
+    /// A cached joined dataset: (validators, body).
+    pub async fn join_cache(
+        &self,
+        url: &str,
+    ) -> Result<Option<(crate::source::Validators, Vec<u8>)>> {
+        let url = url.to_string();
+        self.call(move |c| {
+            c.query_row(
+                "SELECT etag, last_modified, body FROM join_cache WHERE url = ?1",
+                [url],
+                |r| {
+                    Ok((
+                        crate::source::Validators {
+                            etag: r.get(0)?,
+                            last_modified: r.get(1)?,
+                        },
+                        r.get(2)?,
+                    ))
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    pub async fn save_join_cache(
+        &self,
+        url: &str,
+        v: crate::source::Validators,
+        body: Vec<u8>,
+    ) -> Result<()> {
+        let url = url.to_string();
+        self.call(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO join_cache (url, etag, last_modified, body) VALUES (?1, ?2, ?3, ?4)",
+                params![url, v.etag, v.last_modified, body],
+            )
+            .map(drop)
+        })
+        .await
+    }
+}
+
 const SELECT_ENTRY: &str =
     "SELECT version, created_at, sha256, prev_sha256, snapshot_key, delta_key, \
      canonical_bytes, snapshot_bytes, delta_bytes, records, added, removed, changed FROM versions";

@@ -27,6 +27,7 @@ use crate::manifest::{Entry, Manifest};
 use crate::plan::{self, Decision, Remote};
 use crate::source::{redact_url, Fetched, Source, Validators};
 use crate::store::{DynStore, PutMode, PutOptions};
+use crate::transform::{self, Transform, TransformSpec};
 use crate::validate::{self, Guards};
 
 /// Most attempts at the commit point before giving up on a store that keeps changing.
@@ -42,13 +43,25 @@ pub struct DatasetConfig {
     pub key: KeyPointer,
     pub guards: Guards,
     pub gzip_level: u32,
+    /// Applied in order between fetching and canonicalizing.
+    pub transforms: Vec<TransformSpec>,
 }
 
 impl DatasetConfig {
     /// What turns fetched bytes into canonical bytes: the same source bytes through the same
-    /// pipeline cannot make a new version.
-    pub fn pipeline_fingerprint(&self) -> String {
-        sha256_hex(format!("snapsync-pipeline/1\nkey={}\n", self.key).as_bytes())
+    /// pipeline (key, transforms, and the content of joined tables) cannot make a new version.
+    pub fn pipeline_fingerprint(&self, transforms: &[Transform]) -> String {
+        let mut text = format!("snapsync-pipeline/2\nkey={}\n", self.key);
+        for t in transforms {
+            match t {
+                Transform::Join(j) => text.push_str(&format!(
+                    "join on={:?} into={:?} fields={:?} table={}\n",
+                    j.on, j.into, j.fields, j.sha256
+                )),
+                other => text.push_str(&format!("{other:?}\n")),
+            }
+        }
+        sha256_hex(text.as_bytes())
     }
 }
 
@@ -116,6 +129,9 @@ pub struct Report {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub duration_ms: u64,
+    /// Records a join found no row for (datasets with a join).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unmatched: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip)]
@@ -134,6 +150,9 @@ impl Report {
         }
         if let (Some(a), Some(r), Some(c)) = (self.added, self.removed, self.changed) {
             s.push_str(&format!(" added={a} removed={r} changed={c}"));
+        }
+        if let Some(n) = self.unmatched {
+            s.push_str(&format!(" unmatched={n}"));
         }
         if let Some(e) = &self.error {
             s.push_str(&format!(" error={:?}", e));
@@ -156,6 +175,7 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
         bytes_out: 0,
         fetch_ms: None,
         dataset_id: None,
+        unmatched: None,
     };
     let result = run.execute().await;
     let duration_ms = t0.elapsed().as_millis() as u64;
@@ -170,6 +190,7 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
         bytes_in: run.bytes_in,
         bytes_out: run.bytes_out,
         duration_ms,
+        unmatched: run.unmatched,
         error: None,
         retryable: false,
     };
@@ -229,6 +250,7 @@ struct Run<'a> {
     bytes_out: u64,
     fetch_ms: Option<u64>,
     dataset_id: Option<i64>,
+    unmatched: Option<u64>,
 }
 
 struct Done {
@@ -242,7 +264,8 @@ impl Run<'_> {
         let ds = self.ds;
         let state = deps.db.dataset(deps.store.url(), &ds.name).await?;
         self.dataset_id = Some(state.id);
-        let pipeline = ds.pipeline_fingerprint();
+        let transforms = self.load_transforms().await?;
+        let pipeline = ds.pipeline_fingerprint(&transforms);
         let same_pipeline = state.pipeline.as_deref() == Some(pipeline.as_str());
 
         // 1. Fetch, conditionally when the last fetch led to the version we know.
@@ -298,9 +321,9 @@ impl Run<'_> {
         }
 
         // 3. Validate and canonicalize.
-        let doc = {
+        let (doc, stats) = {
             let key = ds.key.clone();
-            tokio::task::spawn_blocking(move || Document::from_json(&raw, &key))
+            tokio::task::spawn_blocking(move || transform::apply(&raw, &key, &transforms))
                 .await
                 .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
                 .map_err(|reason| Error::InvalidJson {
@@ -308,6 +331,14 @@ impl Run<'_> {
                     reason,
                 })?
         };
+        if stats.unmatched_count > 0 {
+            warn!(dataset = %ds.name, unmatched = stats.unmatched_count, keys = %stats.unmatched.join(","), "records the join found no row for");
+        }
+        self.unmatched = Some(stats.unmatched_count).filter(|_| {
+            ds.transforms
+                .iter()
+                .any(|t| matches!(t, TransformSpec::Join(_)))
+        });
         let doc = Arc::new(doc);
         debug!(
             ms = t.elapsed().as_millis() as u64,
@@ -406,6 +437,37 @@ impl Run<'_> {
         Error::Cancelled {
             dataset: self.ds.name.clone(),
         }
+    }
+
+    /// Loads the tables of join transforms (through the source, with their validators cached
+    /// in the database) and returns the transforms ready to apply.
+    async fn load_transforms(&mut self) -> Result<Vec<Transform>> {
+        let mut out = Vec::with_capacity(self.ds.transforms.len());
+        for spec in &self.ds.transforms {
+            match spec {
+                TransformSpec::Ready(t) => out.push(t.clone()),
+                TransformSpec::Join(j) => {
+                    let db = &self.deps.db;
+                    let cached = db.join_cache(&j.source).await?;
+                    let validators = cached.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
+                    let bytes = match self.deps.source.fetch(&j.source, &validators).await? {
+                        Fetched::NotModified => cached.map(|(_, b)| b).unwrap_or_default(),
+                        Fetched::Body { bytes, validators } => {
+                            db.save_join_cache(&j.source, validators, bytes.clone())
+                                .await?;
+                            bytes
+                        }
+                    };
+                    self.bytes_in += bytes.len() as u64;
+                    let join = j.load(&bytes).map_err(|reason| Error::InvalidJson {
+                        what: format!("{}: joined table {}", self.ds.name, redact_url(&j.source)),
+                        reason,
+                    })?;
+                    out.push(Transform::Join(Box::new(join)));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// `HEAD latest.json`: the version the store holds and the ETag to commit against.

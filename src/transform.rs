@@ -70,6 +70,51 @@ pub enum Transform {
     Join(Box<Join>),
 }
 
+/// A transform as configured: ready to apply, or a join whose table is still to be loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransformSpec {
+    Ready(Transform),
+    Join(JoinSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TableFormat {
+    Csv,
+    Json,
+}
+
+/// A join before its table is fetched: where the table is and how to use it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinSpec {
+    /// `https://…`, `http://` on loopback, or `file:///abs/path`.
+    pub source: String,
+    pub format: TableFormat,
+    pub key_column: String,
+    pub names: BTreeMap<String, String>,
+    pub on: Vec<String>,
+    pub into: Vec<String>,
+    pub fields: BTreeMap<String, String>,
+}
+
+impl JoinSpec {
+    /// The join, from the table's bytes.
+    pub fn load(&self, bytes: &[u8]) -> Result<Join, String> {
+        let rows = match self.format {
+            TableFormat::Csv => csv_rows(bytes)?,
+            TableFormat::Json => json_rows(bytes)?,
+        };
+        Join::from_rows(
+            rows,
+            &self.key_column,
+            &self.names,
+            self.on.clone(),
+            self.into.clone(),
+            self.fields.clone(),
+            crate::canonical::sha256_hex(bytes),
+        )
+    }
+}
+
 /// What the transforms did, for the run's summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {

@@ -175,6 +175,7 @@ async fn machine(store: DynStore, url: &str) -> Machine {
                 ..Guards::default()
             },
             gzip_level: 3,
+            transforms: Vec::new(),
         },
         _db_dir: db_dir,
     }

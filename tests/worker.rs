@@ -82,6 +82,7 @@ fn dataset() -> DatasetConfig {
         key: KeyPointer::parse("/country/key").unwrap(),
         guards: Guards::default(),
         gzip_level: 3,
+        transforms: Vec::new(),
     }
 }
 

@@ -67,3 +67,11 @@ CREATE TABLE stores (
     conditional_writes  TEXT NOT NULL CHECK (conditional_writes IN ('honoured', 'ignored')),
     probed_at           TEXT NOT NULL
 );
+
+-- Second datasets that transforms join in, cached with their HTTP validators.
+CREATE TABLE join_cache (
+    url            TEXT PRIMARY KEY,
+    etag           TEXT,
+    last_modified  TEXT,
+    body           BLOB NOT NULL
+);
