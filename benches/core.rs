@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use snapsync::canonical::{Document, KeyPointer};
 use snapsync::delta;
 use snapsync::plan;
+use snapsync::transform::{self, JoinSpec, Pattern, TableFormat, Transform};
 
 fn generate(dir: &Path, countries: u32, days: u32) -> (Vec<u8>, Vec<u8>) {
     let gen = env!("CARGO_BIN_EXE_snapsync-gen");
@@ -74,6 +75,43 @@ fn core(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(new.bytes().len() as u64));
     g.bench_function("gzip_snapshot_level3", |b| {
         b.iter(|| plan::gzip(new.bytes(), 3))
+    });
+
+    // Transforms, end to end from the fetched bytes (compare with canonicalize_and_hash).
+    let drop = vec![Transform::Drop(vec![Pattern::parse(
+        "/*/dates/*/cumulative",
+    )
+    .unwrap()])];
+    g.throughput(Throughput::Bytes(next.len() as u64));
+    g.bench_function("transform_drop_cumulative", |b| {
+        b.iter(|| transform::apply(&next, &key, &drop).unwrap())
+    });
+    let mut csv = String::from("name,continent,population\n");
+    for r in new.records().unwrap() {
+        let k = String::from_utf8_lossy(r.key.as_deref().unwrap())
+            .trim_matches('"')
+            .to_string();
+        csv.push_str(&format!("{k},Europe,{}\n", k.len() * 1000));
+    }
+    let spec = JoinSpec {
+        source: String::new(),
+        format: TableFormat::Csv,
+        key_column: "name".into(),
+        names: Default::default(),
+        on: vec!["country".into(), "key".into()],
+        into: vec!["country".into()],
+        fields: [
+            ("continent".to_string(), "continent".to_string()),
+            ("population".to_string(), "population".to_string()),
+        ]
+        .into(),
+    };
+    let join = vec![
+        drop[0].clone(),
+        Transform::Join(Box::new(spec.load(csv.as_bytes()).unwrap())),
+    ];
+    g.bench_function("transform_drop_then_join", |b| {
+        b.iter(|| transform::apply(&next, &key, &join).unwrap())
     });
     g.finish();
 }
