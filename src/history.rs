@@ -122,8 +122,9 @@ pub fn apply_step(
         .map_err(|reason| format!("applied, it does not give version {}: {reason}", to.version))
 }
 
+/// The first 12 characters of a hash, for messages (whatever a tampered manifest holds).
 fn short(sha: &str) -> &str {
-    &sha[..12.min(sha.len())]
+    sha.get(..12).unwrap_or(sha)
 }
 
 // ---------------------------------------------------------------------------------------------
