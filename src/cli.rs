@@ -111,6 +111,23 @@ pub enum Command {
     /// Check the configuration, the database, credentials, write access to the store (a probe
     /// object under the prefix), conditional-write support, and each source
     Doctor,
+    /// Consumer: bring a local copy up to date through deltas (each checked by its sha256), or
+    /// latest.json when that is cheaper; needs only read access to the store
+    Pull(PullArgs),
+    /// Write the dataset as of a time or version (nearest kept snapshot plus deltas, checked
+    /// against the manifest's sha256)
+    Restore(RestoreArgs),
+    /// Replay the whole chain: snapshots, deltas, manifest, latest.json and the database agree;
+    /// exit 0 only when the history is sound
+    Verify(VerifyArgs),
+    /// Feed recorded dataset files through the pipeline in date order, each published with its
+    /// recorded date: backfill a history or rehearse one
+    Replay(ReplayArgs),
+    /// Retention: delete old snapshots, keeping N daily and M monthly, version 1's, the newest,
+    /// and every delta (so every version stays restorable)
+    Prune(PruneArgs),
+    /// What changed between two versions or files
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -155,4 +172,92 @@ pub struct WorkerArgs {
     /// fails the run)
     #[arg(long, env = "SNAPSYNC_NOTIFY_URL", value_name = "URL")]
     pub notify_url: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consumers and history: pull, restore, verify, replay, prune, diff (src/commands_history.rs).
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Store to pull from: file://DIR or s3://BUCKET/PREFIX [default: --store]
+    #[arg(long, env = "SNAPSYNC_FROM", value_name = "STORE_URL")]
+    pub from: Option<String>,
+    /// The local copy to keep up to date (its version is remembered in FILE.snapsync.json)
+    #[arg(long, env = "SNAPSYNC_OUT", value_name = "FILE")]
+    pub out: PathBuf,
+    /// Print the result as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["at", "version"])))]
+pub struct RestoreArgs {
+    /// The version current at this time (RFC 3339, e.g. 2026-05-01T00:00:00Z, or a date)
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// This version number
+    #[arg(long, value_name = "N")]
+    pub version: Option<u64>,
+    /// Where to write the canonical JSON ("-" for stdout)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Fix what the store's own objects prove: missing manifest entries, snapshots lost but
+    /// restorable through deltas, and the local database
+    #[arg(long)]
+    pub repair: bool,
+    /// With --repair: also delete orphan objects older than an hour
+    #[arg(long, requires = "repair")]
+    pub prune_orphans: bool,
+    /// Print one JSON object per dataset
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Recorded dataset files, or directories of *.json files, dated by a YYYY-MM-DD in their
+    /// names (2021-03-04.json) unless --dates is given
+    #[arg(required = true, value_name = "DIR|FILE")]
+    pub inputs: Vec<PathBuf>,
+    /// The files' dates, in the order the files are given (YYYY-MM-DD or RFC 3339)
+    #[arg(long, value_delimiter = ',', value_name = "DATE,...")]
+    pub dates: Option<Vec<String>>,
+    /// Publish even when a guard (empty data, shrinking record count, missing keys) fails
+    #[arg(long)]
+    pub force: bool,
+    /// Print one JSON object per file instead of the summary line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Keep the last snapshot of each of the N most recent days that have versions
+    #[arg(long, env = "SNAPSYNC_KEEP_DAILY", value_name = "N")]
+    pub keep_daily: u32,
+    /// Keep the last snapshot of each of the M most recent months that have versions
+    #[arg(long, env = "SNAPSYNC_KEEP_MONTHLY", value_name = "M")]
+    pub keep_monthly: u32,
+    /// Show what would be deleted, delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// A version (3, v3, latest) or a JSON file (write ./3 for a file named 3)
+    #[arg(value_name = "A")]
+    pub a: String,
+    /// A version (3, v3, latest) or a JSON file
+    #[arg(value_name = "B")]
+    pub b: String,
+    /// summary: the changed records; patch: the RFC 6902 JSON Patch; unified: a unified diff
+    /// of the pretty-printed changed records (coloured on a terminal)
+    #[arg(long, default_value = "summary", value_parser = ["summary", "patch", "unified"])]
+    pub format: String,
 }

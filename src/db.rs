@@ -436,6 +436,8 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         added: r.get::<_, i64>(10)? as u64,
         removed: r.get::<_, i64>(11)? as u64,
         changed: r.get::<_, i64>(12)? as u64,
+        // The database mirrors versions, not retention: `prune` is recorded in the manifest.
+        pruned: false,
     })
 }
 

@@ -1,49 +1,72 @@
-//! Working with a published history as a whole: `verify` replays the chain.
+//! Working with a published history as a whole: `verify` (and `--repair`), `restore`, `prune`
+//! and `replay`.
 //!
-//! Verification trusts nothing but hashes: every snapshot must decompress to its recorded
-//! sha256, every delta applied to its base's snapshot must give the next version's sha256, the
-//! manifest must be one unbroken chain, and `latest.json` must be its last version. Objects in
-//! `snapshots/` or `deltas/` that no manifest entry names are orphans of uncommitted attempts:
+//! Verification trusts nothing but hashes: every kept snapshot must decompress to its recorded
+//! sha256, every delta applied to the version before it must give the next version's sha256,
+//! the manifest must be one unbroken chain, `latest.json` must be its last version, and the
+//! local database (when there is one) must mirror it. Objects in `snapshots/` or `deltas/` that
+//! no manifest entry names are orphans of uncommitted attempts (or of an interrupted prune):
 //! reported, not errors.
+//!
+//! The decision a newcomer would get wrong: `prune` deletes *snapshots only*, never deltas, and
+//! never version 1's snapshot (the chain's base) or the newest one. Every version therefore
+//! stays restorable from the nearest older kept snapshot plus deltas, `verify` can still walk
+//! the whole chain from version 1, and a consumer at any old version can still catch up by
+//! deltas. A pruned snapshot is marked `pruned: true` in its manifest entry (the key stays, so
+//! older readers still parse the manifest). The manifest is rewritten *before* the snapshots
+//! are deleted: a prune interrupted in between leaves orphans, never a manifest naming
+//! missing objects.
+//!
+//! Everything that changes the store is planned first as data (`Fix`, `PrunePlan`), then
+//! executed; the plans are what `--dry-run` prints.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::canonical::{Document, KeyPointer};
+use crate::clock::FixedClock;
+use crate::db::Db;
 use crate::delta::{self, Delta};
 use crate::error::{Error, Result};
-use crate::keys::DatasetKeys;
+use crate::keys::{self, DatasetKeys};
 use crate::manifest::{Entry, Manifest};
 use crate::plan;
-use crate::store::DynStore;
-use crate::sync::fetch_body;
+use crate::source::{Fetched, Source, Validators};
+use crate::store::{DynStore, PutMode, PutOptions};
+use crate::sync::{self, fetch_body, DatasetConfig, Deps, Report, RunOptions};
 
 /// Decompressed deltas are at most this large.
 const MAX_DELTA: u64 = 4 << 30;
+/// Most attempts at rewriting the manifest while other writers keep changing it.
+const MAX_ATTEMPTS: u32 = 8;
+/// Orphans younger than this (by the time in their key) may belong to a run that has not
+/// reached its commit point yet: never deleted.
+pub const ORPHAN_GRACE: time::Duration = time::Duration::hours(1);
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub versions: usize,
-    /// What is wrong; empty when the history is sound.
-    pub problems: Vec<String>,
-    /// Objects no manifest entry refers to.
-    pub orphans: Vec<String>,
-}
-
-impl VerifyReport {
-    pub fn is_sound(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
+// ---------------------------------------------------------------------------------------------
+// Reading
 
 /// Reads a dataset's manifest (`None` when the dataset has none).
 pub async fn read_manifest(store: &DynStore, keys: &DatasetKeys) -> Result<Option<Manifest>> {
+    Ok(read_manifest_with_etag(store, keys)
+        .await?
+        .map(|(m, _, _)| m))
+}
+
+/// The manifest, its ETag (for a conditional rewrite) and its size in bytes.
+pub async fn read_manifest_with_etag(
+    store: &DynStore,
+    keys: &DatasetKeys,
+) -> Result<Option<(Manifest, String, u64)>> {
     let key = keys.manifest();
     match store.get(&key).await? {
         None => Ok(None),
-        Some((bytes, _)) => serde_json::from_slice(&bytes)
-            .map(Some)
+        Some((bytes, meta)) => serde_json::from_slice(&bytes)
+            .map(|m| Some((m, meta.etag, bytes.len() as u64)))
             .map_err(|e| Error::Corrupt {
                 store: store.url().to_string(),
                 key,
@@ -52,114 +75,13 @@ pub async fn read_manifest(store: &DynStore, keys: &DatasetKeys) -> Result<Optio
     }
 }
 
-/// Replays the whole chain of one dataset.
-pub async fn verify(
-    store: &DynStore,
-    keys: &DatasetKeys,
-    key: &KeyPointer,
-) -> Result<VerifyReport> {
-    let mut report = VerifyReport::default();
-    let Some(manifest) = read_manifest(store, keys).await? else {
-        if store.head(&keys.latest()).await?.is_some() {
-            report
-                .problems
-                .push("latest.json exists but manifest.json does not".into());
-        }
-        return Ok(report);
-    };
-    report.versions = manifest.versions.len();
-    if let Err(e) = manifest.check_chain() {
-        report.problems.push(format!("manifest: {e}"));
-    }
-    match store.head(&keys.latest()).await? {
-        None if !manifest.versions.is_empty() => {
-            report.problems.push("latest.json is missing".into())
-        }
-        None => {}
-        Some(meta) => {
-            let latest = Entry::from_metadata(&meta.metadata);
-            if latest.as_ref() != manifest.last() {
-                let v = latest.map_or("no snapsync metadata".to_string(), |e| {
-                    format!("version {}", e.version)
-                });
-                report.problems.push(format!(
-                    "latest.json ({v}) is not the manifest's last version ({})",
-                    manifest.last().map_or(0, |e| e.version)
-                ));
-            } else if let Some(last) = manifest.last() {
-                if let Err(e) = fetch_body(store, &keys.latest(), &last.sha256).await {
-                    report.problems.push(e.to_string());
-                }
-            }
-        }
-    }
-    let mut prev: Option<(Entry, Document)> = None;
-    for entry in &manifest.versions {
-        let doc = match fetch_body(store, &entry.snapshot, &entry.sha256).await {
-            Ok(body) => Document::from_canonical(Bytes::from(body), key, &entry.sha256).ok(),
-            Err(e) => {
-                report
-                    .problems
-                    .push(format!("version {}: {e}", entry.version));
-                None
-            }
-        };
-        if let (Some(delta_key), Some((prev_entry, prev_doc))) = (&entry.delta, &prev) {
-            if let Err(problem) = check_delta(store, delta_key, prev_entry, prev_doc, entry).await {
-                report.problems.push(format!(
-                    "version {}: delta {delta_key}: {problem}",
-                    entry.version
-                ));
-            }
-        } else if entry.delta.is_none() && entry.version > 1 {
-            report
-                .problems
-                .push(format!("version {} has no delta", entry.version));
-        }
-        prev = doc.map(|d| (entry.clone(), d));
-    }
-    let named: BTreeSet<&str> = manifest
-        .versions
-        .iter()
-        .flat_map(|e| std::iter::once(e.snapshot.as_str()).chain(e.delta.as_deref()))
-        .collect();
-    for dir in [keys.snapshots_dir(), keys.deltas_dir()] {
-        for obj in store.list(&dir).await? {
-            if !named.contains(obj.key.as_str()) {
-                report.orphans.push(obj.key);
-            }
-        }
-    }
-    Ok(report)
-}
-
-/// Applies one delta to its base and checks the result's hash.
-async fn check_delta(
-    store: &DynStore,
-    delta_key: &str,
-    base: &Entry,
-    base_doc: &Document,
-    entry: &Entry,
-) -> std::result::Result<(), String> {
-    let delta = read_delta(store, delta_key)
-        .await
-        .map_err(|e| e.to_string())?;
-    if delta.from.sha256 != base.sha256 || delta.to.sha256 != entry.sha256 {
-        return Err("its from/to hashes are not this version's".into());
-    }
-    let applied = delta::apply_document(base_doc, &delta.patch).map_err(|e| e.to_string())?;
-    let got = crate::canonical::sha256_hex(&applied);
-    if got != entry.sha256 {
-        return Err(format!(
-            "applied to version {} it gives {got}",
-            base.version
-        ));
-    }
-    Ok(())
-}
-
 /// Reads and parses a delta object.
 pub async fn read_delta(store: &DynStore, key: &str) -> Result<Delta<'static>> {
+    Ok(read_delta_counted(store, key).await?.0)
+}
+
+/// [`read_delta`], also returning the bytes transferred.
+pub async fn read_delta_counted(store: &DynStore, key: &str) -> Result<(Delta<'static>, u64)> {
     let corrupt = |reason: String| Error::Corrupt {
         store: store.url().to_string(),
         key: key.to_string(),
@@ -171,5 +93,1145 @@ pub async fn read_delta(store: &DynStore, key: &str) -> Result<Delta<'static>> {
         .ok_or_else(|| corrupt("missing".into()))?;
     let json =
         plan::gunzip(&bytes, MAX_DELTA, 0).map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
-    serde_json::from_slice(&json).map_err(|e| corrupt(format!("not a valid delta: {e}")))
+    let delta =
+        serde_json::from_slice(&json).map_err(|e| corrupt(format!("not a valid delta: {e}")))?;
+    Ok((delta, bytes.len() as u64))
+}
+
+/// Applies a delta to the document of the version before `to`, checking that the delta says it
+/// goes from that version to `to` and that the result hashes to `to.sha256`. The error says
+/// what did not match.
+pub fn apply_step(
+    delta: &Delta<'_>,
+    base: &Document,
+    to: &Entry,
+) -> std::result::Result<Document, String> {
+    if delta.from.sha256 != base.sha256() || delta.to.sha256 != to.sha256 {
+        return Err(format!(
+            "it goes from {} to {}, not from {} to version {} ({})",
+            short(&delta.from.sha256),
+            short(&delta.to.sha256),
+            short(base.sha256()),
+            to.version,
+            short(&to.sha256)
+        ));
+    }
+    let applied = delta::apply_document(base, &delta.patch).map_err(|e| e.to_string())?;
+    // One hash of the result: `from_canonical` checks it.
+    Document::from_canonical(Bytes::from(applied), &KeyPointer::default(), &to.sha256)
+        .map_err(|reason| format!("applied, it does not give version {}: {reason}", to.version))
+}
+
+/// The first 12 characters of a hash, for messages (whatever a tampered manifest holds).
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verify
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub versions: usize,
+    /// What is wrong; empty when the history is sound.
+    pub problems: Vec<String>,
+    /// Worth knowing, not wrong (a local database behind the store).
+    pub notes: Vec<String>,
+    /// Objects no manifest entry refers to.
+    pub orphans: Vec<String>,
+    /// What `--repair` would do: only what the store's own objects prove.
+    pub fixes: Vec<Fix>,
+}
+
+impl VerifyReport {
+    pub fn is_sound(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// One repair, as data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fix {
+    /// Rewrite `manifest.json` (conditionally on the ETag read, or create it).
+    Manifest {
+        manifest: Manifest,
+        etag: Option<String>,
+        why: String,
+    },
+    /// Make the database's versions of this dataset the manifest's.
+    Db {
+        dataset_id: i64,
+        entries: Vec<Entry>,
+        why: String,
+    },
+}
+
+impl Fix {
+    pub fn describe(&self) -> String {
+        match self {
+            Fix::Manifest { why, .. } => format!("rewrite manifest.json: {why}"),
+            Fix::Db { why, .. } => format!("update the database: {why}"),
+        }
+    }
+}
+
+/// The local database to compare with, for the store it describes.
+pub struct DbCheck<'a> {
+    pub db: &'a Db,
+    pub store_url: &'a str,
+    pub dataset: &'a str,
+}
+
+/// Replays the whole chain of one dataset (no database check).
+pub async fn verify(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    key: &KeyPointer,
+) -> Result<VerifyReport> {
+    verify_with(store, keys, key, None).await
+}
+
+/// Replays the whole chain of one dataset and, when given, compares the local database.
+pub async fn verify_with(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    key: &KeyPointer,
+    db: Option<DbCheck<'_>>,
+) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let latest_meta = store.head(&keys.latest()).await?;
+    let latest = latest_meta
+        .as_ref()
+        .and_then(|m| Entry::from_metadata(&m.metadata));
+    if latest_meta.is_some() && latest.is_none() {
+        report
+            .problems
+            .push("latest.json has no snapsync metadata".into());
+    }
+    let (manifest, etag) = match read_manifest_with_etag(store, keys).await {
+        Ok(Some((m, etag, _))) => (Some(m), Some(etag)),
+        Ok(None) => (None, None),
+        Err(Error::Corrupt { reason, .. }) => {
+            report.problems.push(format!("manifest.json: {reason}"));
+            let etag = store.head(&keys.manifest()).await?.map(|m| m.etag);
+            (None, etag)
+        }
+        Err(e) => return Err(e),
+    };
+    if manifest.is_none() && etag.is_none() && latest.is_some() {
+        report
+            .problems
+            .push("latest.json exists but manifest.json does not".into());
+    }
+
+    // The manifest behind latest.json (a crash between the commit point and the manifest
+    // write), unreadable or missing: the versions it lacks are proven by the objects' own
+    // metadata. The chain walked is the manifest plus what was recovered.
+    let mut walk = manifest
+        .clone()
+        .unwrap_or_else(|| Manifest::new(dataset_name(keys)));
+    let have = walk.last().map_or(0, |e| e.version);
+    let mut recovered = Vec::new();
+    if let Some(l) = &latest {
+        if l.version > have {
+            if manifest.is_some() {
+                report.problems.push(format!(
+                    "manifest.json ends at version {have} but latest.json is version {}",
+                    l.version
+                ));
+            }
+            match recover_entries(store, keys, have, l).await {
+                Ok(found) => recovered = found,
+                Err(reason) => report.problems.push(format!(
+                    "versions {}..={} cannot be recovered: {reason}",
+                    have + 1,
+                    l.version
+                )),
+            }
+        }
+    }
+    walk.versions.extend(recovered.iter().cloned());
+    report.versions = walk.versions.len();
+    if let Err(e) = walk.check_chain() {
+        report.problems.push(format!("manifest: {e}"));
+    }
+
+    match (&latest_meta, walk.last()) {
+        (None, Some(_)) => report.problems.push("latest.json is missing".into()),
+        (Some(_), Some(last)) => match &latest {
+            Some(l) if l.same_version(last) => {
+                if let Err(e) = fetch_body(store, &keys.latest(), &last.sha256).await {
+                    report.problems.push(e.to_string());
+                }
+            }
+            Some(l) => report.problems.push(format!(
+                "latest.json (version {}) is not the manifest's last version ({})",
+                l.version, last.version
+            )),
+            None => {}
+        },
+        _ => {}
+    }
+
+    let mut newly_pruned = Vec::new();
+    let mut prev: Option<(Entry, Document)> = None;
+    for entry in &walk.versions {
+        let v = entry.version;
+        let mut doc = None;
+        match (&entry.delta, &prev) {
+            (Some(delta_key), Some((prev_entry, prev_doc))) if prev_entry.version + 1 == v => {
+                match read_delta(store, delta_key).await {
+                    Ok(d) => match apply_step(&d, prev_doc, entry) {
+                        Ok(next) => doc = Some(next),
+                        Err(why) => report
+                            .problems
+                            .push(format!("version {v}: delta {delta_key}: {why}")),
+                    },
+                    Err(e) => report.problems.push(format!("version {v}: {e}")),
+                }
+            }
+            (None, _) if v > 1 => report.problems.push(format!("version {v} has no delta")),
+            _ => {}
+        }
+        if let Some(snapshot) = entry.live_snapshot() {
+            match fetch_body(store, snapshot, &entry.sha256).await {
+                Ok(body) if doc.is_none() => {
+                    doc = Document::from_canonical(Bytes::from(body), key, &entry.sha256).ok()
+                }
+                Ok(_) => {}
+                Err(Error::Store { reason, .. }) if reason == "missing" && doc.is_some() => {
+                    report.problems.push(format!(
+                        "version {v}: snapshot {snapshot} is missing (the version is still restorable through its delta)"
+                    ));
+                    newly_pruned.push(v);
+                }
+                Err(e) => report.problems.push(format!("version {v}: {e}")),
+            }
+        } else if doc.is_none() {
+            report.problems.push(format!(
+                "version {v} cannot be restored: its snapshot was pruned and the chain to it is broken"
+            ));
+        }
+        prev = doc.map(|d| (entry.clone(), d));
+    }
+
+    // Repairing the manifest: what was recovered, and snapshots the deltas make unnecessary.
+    if !recovered.is_empty() || !newly_pruned.is_empty() {
+        let mut m = walk.clone();
+        for e in &mut m.versions {
+            if newly_pruned.contains(&e.version) {
+                e.pruned = true;
+            }
+        }
+        if m.check_chain().is_ok() {
+            let mut why = Vec::new();
+            if !recovered.is_empty() {
+                why.push(format!(
+                    "add versions {}..={} from the objects' metadata",
+                    recovered[0].version,
+                    recovered[recovered.len() - 1].version
+                ));
+            }
+            if !newly_pruned.is_empty() {
+                why.push(format!(
+                    "mark the missing snapshots of versions {newly_pruned:?} as pruned"
+                ));
+            }
+            report.fixes.push(Fix::Manifest {
+                manifest: m,
+                etag: etag.clone(),
+                why: why.join("; "),
+            });
+        }
+    }
+
+    // Orphans: what no version names (a pruned snapshot left behind counts).
+    let named: BTreeSet<&str> = walk
+        .versions
+        .iter()
+        .flat_map(|e| e.live_snapshot().into_iter().chain(e.delta.as_deref()))
+        .chain(
+            latest
+                .iter()
+                .flat_map(|l| std::iter::once(l.snapshot.as_str()).chain(l.delta.as_deref())),
+        )
+        .collect();
+    for dir in [keys.snapshots_dir(), keys.deltas_dir()] {
+        for obj in store.list(&dir).await? {
+            if !named.contains(obj.key.as_str()) {
+                report.orphans.push(obj.key);
+            }
+        }
+    }
+
+    if let Some(check) = db {
+        compare_db(&check, &walk, &mut report).await?;
+    }
+    Ok(report)
+}
+
+/// The dataset name: the last segment of its keys' base (`{prefix}/{dataset}`).
+fn dataset_name(keys: &DatasetKeys) -> &str {
+    keys.base().rsplit('/').next().unwrap_or_default()
+}
+
+/// Compares the database's versions with the (verified) chain.
+async fn compare_db(
+    check: &DbCheck<'_>,
+    chain: &Manifest,
+    report: &mut VerifyReport,
+) -> Result<()> {
+    let state = check.db.dataset(check.store_url, check.dataset).await?;
+    let local = check.db.versions(state.id).await?;
+    let n = local.len().min(chain.versions.len());
+    let conflict = local[..n]
+        .iter()
+        .zip(&chain.versions[..n])
+        .find(|(a, b)| !a.same_version(b))
+        .map(|(a, _)| a.version);
+    let why = if let Some(v) = conflict {
+        let why = format!("the database's version {v} is not the store's");
+        report.problems.push(why.clone());
+        why
+    } else if local.len() > chain.versions.len() {
+        let why = format!(
+            "the database lists {} versions, the store {}",
+            local.len(),
+            chain.versions.len()
+        );
+        report.problems.push(why.clone());
+        why
+    } else if local.len() < chain.versions.len() {
+        let why = format!(
+            "the database is behind the store ({} of {} versions; the next run catches up)",
+            local.len(),
+            chain.versions.len()
+        );
+        report.notes.push(why.clone());
+        why
+    } else {
+        return Ok(());
+    };
+    report.fixes.push(Fix::Db {
+        dataset_id: state.id,
+        entries: chain.versions.clone(),
+        why,
+    });
+    Ok(())
+}
+
+/// Entries `have+1 ..= upto.version`, walking back from `upto` through the metadata of the
+/// snapshot and delta objects (each carries its version's whole entry).
+async fn recover_entries(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    have: u64,
+    upto: &Entry,
+) -> std::result::Result<Vec<Entry>, String> {
+    let mut out = vec![upto.clone()];
+    if upto.version > have + 1 {
+        let deltas = store
+            .list(&keys.deltas_dir())
+            .await
+            .map_err(|e| e.to_string())?;
+        let snapshots = store
+            .list(&keys.snapshots_dir())
+            .await
+            .map_err(|e| e.to_string())?;
+        while out.last().expect("non-empty").version > have + 1 {
+            let child = out.last().expect("non-empty");
+            let want = child.prev_sha256.clone().unwrap_or_default();
+            let suffix = |ext: &str| format!("-{}{ext}", short(&want));
+            let candidates = deltas
+                .iter()
+                .filter(|e| e.key.ends_with(&suffix(".delta.json.gz")))
+                .chain(
+                    snapshots
+                        .iter()
+                        .filter(|e| e.key.ends_with(&suffix(".json.gz"))),
+                );
+            let mut found = None;
+            for c in candidates {
+                let meta = store.head(&c.key).await.map_err(|e| e.to_string())?;
+                if let Some(e) = meta.and_then(|m| Entry::from_metadata(&m.metadata)) {
+                    if e.sha256 == want && e.version + 1 == child.version {
+                        found = Some(e);
+                        break;
+                    }
+                }
+            }
+            let Some(e) = found else {
+                return Err(format!(
+                    "no object in the store describes version {}",
+                    child.version - 1
+                ));
+            };
+            out.push(e);
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Carries out the fixes of a report. Returns what was done, one line each.
+pub async fn repair(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    db: Option<&Db>,
+    fixes: &[Fix],
+) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for fix in fixes {
+        match fix {
+            Fix::Manifest { manifest, etag, .. } => {
+                let mode = etag.clone().map_or(PutMode::Create, PutMode::Update);
+                put_manifest(store, keys, manifest, mode).await?;
+                done.push(fix.describe());
+            }
+            Fix::Db {
+                dataset_id,
+                entries,
+                ..
+            } => {
+                let Some(db) = db else { continue };
+                let last = entries.last().map_or(0, |e| e.version);
+                db.forget_versions_after(*dataset_id, last).await?;
+                db.record_versions(*dataset_id, entries.clone(), None, None)
+                    .await?;
+                done.push(fix.describe());
+            }
+        }
+    }
+    Ok(done)
+}
+
+async fn put_manifest(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    manifest: &Manifest,
+    mode: PutMode,
+) -> Result<()> {
+    let body = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
+    let meta = manifest.last().map(Entry::to_metadata).unwrap_or_default();
+    store
+        .put(
+            &keys.manifest(),
+            Bytes::from(body),
+            PutOptions::json(mode).with_metadata(meta),
+        )
+        .await
+        .map(drop)
+}
+
+/// The time in an object key's file name (`2026-11-24T060000Z-…`).
+pub fn key_time(key: &str) -> Option<OffsetDateTime> {
+    let name = key.rsplit('/').next()?;
+    let ts = name.get(..18)?;
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour][minute][second]Z");
+    PrimitiveDateTime::parse(ts, &fmt)
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
+/// Orphans that can go: those whose key time is older than the grace period (a run may still
+/// be about to commit a younger one). A key without a time is not ours to judge by age: it
+/// goes too, since only snapsync writes under `snapshots/` and `deltas/`.
+pub fn deletable_orphans(orphans: &[String], now: OffsetDateTime) -> Vec<String> {
+    orphans
+        .iter()
+        .filter(|k| key_time(k).is_none_or(|t| t + ORPHAN_GRACE <= now))
+        .cloned()
+        .collect()
+}
+
+/// Deletes objects; returns how many.
+pub async fn delete_objects(store: &DynStore, keys: &[String]) -> Result<usize> {
+    for k in keys {
+        store.delete(k).await?;
+    }
+    Ok(keys.len())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restore
+
+/// Which version to restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Version(u64),
+    /// The version current at that time: the last one created at or before it.
+    At(OffsetDateTime),
+}
+
+/// How to rebuild one version: a kept snapshot, then deltas in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestorePlan {
+    pub target: Entry,
+    pub base: Entry,
+    pub deltas: Vec<Entry>,
+}
+
+impl RestorePlan {
+    pub fn bytes(&self) -> u64 {
+        self.base.snapshot_bytes
+            + self
+                .deltas
+                .iter()
+                .map(|e| e.delta_bytes.unwrap_or(0))
+                .sum::<u64>()
+    }
+}
+
+/// The version a target names.
+pub fn resolve_target(manifest: &Manifest, target: Target) -> std::result::Result<&Entry, String> {
+    match target {
+        Target::Version(n) => manifest.get(n).ok_or_else(|| {
+            format!(
+                "there is no version {n} (the history has versions 1..={})",
+                manifest.last().map_or(0, |e| e.version)
+            )
+        }),
+        Target::At(t) => manifest
+            .versions
+            .iter()
+            .rev()
+            .find(|e| keys::parse_rfc3339(&e.created_at).is_some_and(|c| c <= t))
+            .ok_or_else(|| match manifest.versions.first() {
+                Some(first) => format!(
+                    "no version existed at {} (the first is from {})",
+                    keys::rfc3339(t),
+                    first.created_at
+                ),
+                None => "the history has no versions".to_string(),
+            }),
+    }
+}
+
+/// Ways to rebuild `target`, best first: from each kept snapshot at or before it (nearest
+/// first), plus the deltas after it. Deltas only go forward, so later snapshots are no use.
+pub fn restore_plans(manifest: &Manifest, target: &Entry) -> Vec<RestorePlan> {
+    let upto: Vec<&Entry> = manifest
+        .versions
+        .iter()
+        .filter(|e| e.version <= target.version)
+        .collect();
+    let mut plans = Vec::new();
+    for (i, base) in upto.iter().enumerate().rev() {
+        if base.pruned {
+            continue;
+        }
+        let deltas: Vec<Entry> = upto[i + 1..].iter().map(|e| (*e).clone()).collect();
+        if deltas.iter().any(|e| e.delta.is_none()) {
+            continue;
+        }
+        plans.push(RestorePlan {
+            target: target.clone(),
+            base: (*base).clone(),
+            deltas,
+        });
+    }
+    plans
+}
+
+/// Rebuilds one version: the first plan whose snapshot reads back; each delta checked against
+/// the next version's hash, the result against the manifest's.
+pub async fn restore(
+    store: &DynStore,
+    manifest: &Manifest,
+    target: &Entry,
+) -> Result<(Document, RestorePlan)> {
+    let corrupt = |reason: String| Error::Corrupt {
+        store: store.url().to_string(),
+        key: target.snapshot.clone(),
+        reason,
+    };
+    let plans = restore_plans(manifest, target);
+    if plans.is_empty() {
+        return Err(corrupt(format!(
+            "version {} cannot be restored: no kept snapshot at or before it with deltas up to it",
+            target.version
+        )));
+    }
+    let mut last_err = None;
+    for p in plans {
+        let body = match fetch_body(store, &p.base.snapshot, &p.base.sha256).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot unusable; trying an older one");
+                last_err = Some(e);
+                continue;
+            }
+        };
+        let mut doc =
+            Document::from_canonical(Bytes::from(body), &KeyPointer::default(), &p.base.sha256)
+                .map_err(corrupt)?;
+        for e in &p.deltas {
+            let key = e
+                .delta
+                .as_deref()
+                .expect("plans only hold entries with deltas");
+            let d = read_delta(store, key).await?;
+            doc = apply_step(&d, &doc, e).map_err(|why| Error::Corrupt {
+                store: store.url().to_string(),
+                key: key.to_string(),
+                reason: why,
+            })?;
+        }
+        if doc.sha256() != target.sha256 {
+            return Err(corrupt(format!(
+                "restored version {} hashes to {}, the manifest says {}",
+                target.version,
+                doc.sha256(),
+                target.sha256
+            )));
+        }
+        return Ok((doc, p));
+    }
+    Err(last_err.expect("at least one plan was tried"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prune
+
+/// How many snapshots to keep: the last version of each of the `daily` most recent days that
+/// have versions, and of each of the `monthly` most recent months.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub daily: u32,
+    pub monthly: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunePlan {
+    /// The manifest with the pruned entries marked (written first).
+    pub manifest: Manifest,
+    /// Versions whose snapshots stay, and why.
+    pub keep: BTreeMap<u64, Vec<&'static str>>,
+    /// Snapshots to delete (after the manifest is written).
+    pub delete_snapshots: Vec<String>,
+    /// Orphans old enough to delete.
+    pub delete_orphans: Vec<String>,
+}
+
+impl PrunePlan {
+    pub fn is_empty(&self) -> bool {
+        self.delete_snapshots.is_empty() && self.delete_orphans.is_empty()
+    }
+}
+
+/// Decides which snapshots go. Version 1 (the chain's base) and the newest version always stay;
+/// deltas all stay, so every version remains restorable. A version whose `created_at` cannot
+/// be read is kept.
+pub fn prune_plan(
+    manifest: &Manifest,
+    retention: Retention,
+    orphans: &[String],
+    now: OffsetDateTime,
+) -> PrunePlan {
+    let mut keep: BTreeMap<u64, Vec<&'static str>> = BTreeMap::new();
+    if let Some(first) = manifest.versions.first() {
+        keep.entry(first.version).or_default().push("base");
+    }
+    if let Some(last) = manifest.last() {
+        keep.entry(last.version).or_default().push("latest");
+    }
+    let mut by = |len: usize, n: u32, why: &'static str| {
+        let mut periods = 0u32;
+        let mut seen: Option<&str> = None;
+        for e in manifest.versions.iter().rev() {
+            let Some(period) = e.created_at.get(..len) else {
+                keep.entry(e.version).or_default().push("undated");
+                continue;
+            };
+            if seen == Some(period) {
+                continue;
+            }
+            seen = Some(period);
+            if periods >= n {
+                continue;
+            }
+            periods += 1;
+            keep.entry(e.version).or_default().push(why);
+        }
+    };
+    by(10, retention.daily, "daily");
+    by(7, retention.monthly, "monthly");
+    let mut m = manifest.clone();
+    let mut delete_snapshots = Vec::new();
+    for e in &mut m.versions {
+        if !keep.contains_key(&e.version) && !e.pruned {
+            e.pruned = true;
+            delete_snapshots.push(e.snapshot.clone());
+        }
+    }
+    PrunePlan {
+        manifest: m,
+        keep,
+        delete_snapshots,
+        delete_orphans: deletable_orphans(orphans, now),
+    }
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneOutcome {
+    pub plan: Option<PrunePlan>,
+    pub deleted: usize,
+}
+
+/// Plans and (unless `dry_run`) carries out a prune: the manifest first (conditionally, planning
+/// again when another writer changed it), then the deletions.
+pub async fn prune(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    retention: Retention,
+    now: OffsetDateTime,
+    dry_run: bool,
+) -> Result<PruneOutcome> {
+    for _ in 0..MAX_ATTEMPTS {
+        let Some((manifest, etag, _)) = read_manifest_with_etag(store, keys).await? else {
+            return Ok(PruneOutcome::default());
+        };
+        manifest.check_chain().map_err(|reason| Error::Corrupt {
+            store: store.url().to_string(),
+            key: keys.manifest(),
+            reason: format!("{reason}; run `snapsync verify` before pruning"),
+        })?;
+        let latest = store
+            .head(&keys.latest())
+            .await?
+            .and_then(|m| Entry::from_metadata(&m.metadata));
+        if latest.as_ref().map(|l| l.version) != manifest.last().map(|e| e.version) {
+            return Err(Error::Corrupt {
+                store: store.url().to_string(),
+                key: keys.manifest(),
+                reason: "does not end at latest.json's version; run `snapsync verify --repair` before pruning".into(),
+            });
+        }
+        let orphans = list_orphans(store, keys, &manifest).await?;
+        let plan = prune_plan(&manifest, retention, &orphans, now);
+        if dry_run || plan.is_empty() {
+            return Ok(PruneOutcome {
+                plan: Some(plan),
+                deleted: 0,
+            });
+        }
+        if plan.manifest != manifest {
+            match put_manifest(store, keys, &plan.manifest, PutMode::Update(etag)).await {
+                Ok(()) => {}
+                Err(Error::PreconditionFailed { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let mut deleted = delete_objects(store, &plan.delete_snapshots).await?;
+        deleted += delete_objects(store, &plan.delete_orphans).await?;
+        return Ok(PruneOutcome {
+            plan: Some(plan),
+            deleted,
+        });
+    }
+    Err(Error::Contended {
+        dataset: keys.base().to_string(),
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+/// Objects under `snapshots/` and `deltas/` that no live manifest entry names.
+pub async fn list_orphans(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    manifest: &Manifest,
+) -> Result<Vec<String>> {
+    let named: BTreeSet<&str> = manifest
+        .versions
+        .iter()
+        .flat_map(|e| e.live_snapshot().into_iter().chain(e.delta.as_deref()))
+        .collect();
+    let mut out = Vec::new();
+    for dir in [keys.snapshots_dir(), keys.deltas_dir()] {
+        for obj in store.list(&dir).await? {
+            if !named.contains(obj.key.as_str()) {
+                out.push(obj.key);
+            }
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay
+
+/// One recorded dataset file and the date it was recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedFile {
+    pub path: PathBuf,
+    pub date: OffsetDateTime,
+}
+
+/// Parses `2021-03-04` (midnight UTC) or an RFC 3339 time.
+pub fn parse_date(text: &str) -> Option<OffsetDateTime> {
+    if let Some(t) = keys::parse_rfc3339(text) {
+        return Some(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(text, &fmt)
+        .ok()
+        .map(|d| PrimitiveDateTime::new(d, Time::MIDNIGHT).assume_utc())
+}
+
+/// The first `YYYY-MM-DD` in a file name.
+pub fn date_in_name(path: &Path) -> Option<OffsetDateTime> {
+    let name = path.file_name()?.to_str()?;
+    let b = name.as_bytes();
+    (0..b.len().saturating_sub(9)).find_map(|i| {
+        let s = name.get(i..i + 10)?;
+        let shape = s.bytes().enumerate().all(|(j, c)| match j {
+            4 | 7 => c == b'-',
+            _ => c.is_ascii_digit(),
+        });
+        if shape {
+            parse_date(s)
+        } else {
+            None
+        }
+    })
+}
+
+/// Dates the files (from `dates`, in the order given, or from their names) and sorts them.
+/// Two files of one date are an error: the history could not say which came first.
+pub fn date_files(
+    paths: &[PathBuf],
+    dates: Option<&[String]>,
+) -> std::result::Result<Vec<RecordedFile>, String> {
+    let mut files = Vec::with_capacity(paths.len());
+    if let Some(dates) = dates {
+        if dates.len() != paths.len() {
+            return Err(format!(
+                "--dates gives {} dates for {} files",
+                dates.len(),
+                paths.len()
+            ));
+        }
+        for (p, d) in paths.iter().zip(dates) {
+            let date = parse_date(d)
+                .ok_or_else(|| format!("--dates: {d:?} is not a date (YYYY-MM-DD or RFC 3339)"))?;
+            files.push(RecordedFile {
+                path: p.clone(),
+                date,
+            });
+        }
+    } else {
+        for p in paths {
+            let date = date_in_name(p).ok_or_else(|| {
+                format!(
+                    "{}: no date (YYYY-MM-DD) in its name; name the files like 2021-03-04.json or pass --dates",
+                    p.display()
+                )
+            })?;
+            files.push(RecordedFile {
+                path: p.clone(),
+                date,
+            });
+        }
+    }
+    files.sort_by(|a, b| a.date.cmp(&b.date).then_with(|| a.path.cmp(&b.path)));
+    if let Some(w) = files.windows(2).find(|w| w[0].date == w[1].date) {
+        return Err(format!(
+            "{} and {} are both dated {}",
+            w[0].path.display(),
+            w[1].path.display(),
+            keys::rfc3339(w[0].date)
+        ));
+    }
+    Ok(files)
+}
+
+/// The files of the arguments: a directory gives its `*.json` files (not recursively).
+pub fn collect_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
+        if meta.is_dir() {
+            let entries = std::fs::read_dir(input).map_err(|e| Error::io(input, e))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+                .collect();
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(input.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A `Source` that serves one recorded file, whatever the URL asked for.
+pub struct RecordedSource {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+}
+
+#[async_trait::async_trait]
+impl Source for RecordedSource {
+    async fn fetch(&self, _url: &str, _validators: &Validators) -> Result<Fetched> {
+        let bytes = tokio::fs::read(&self.path)
+            .await
+            .map_err(|e| Error::io(&self.path, e))?;
+        if bytes.len() as u64 > self.max_bytes {
+            return Err(Error::TooLarge {
+                url: self.path.display().to_string(),
+                limit: self.max_bytes,
+            });
+        }
+        Ok(Fetched::Body {
+            bytes,
+            validators: Validators::default(),
+        })
+    }
+}
+
+/// Files dated after `after` (the store's newest version): replaying again resumes where the
+/// history ends instead of appending old data as new versions.
+pub fn files_after(
+    files: Vec<RecordedFile>,
+    after: Option<OffsetDateTime>,
+) -> (Vec<RecordedFile>, usize) {
+    let total = files.len();
+    let kept: Vec<RecordedFile> = files
+        .into_iter()
+        .filter(|f| after.is_none_or(|a| f.date > a))
+        .collect();
+    let skipped = total - kept.len();
+    (kept, skipped)
+}
+
+/// The `created_at` of the store's newest version, if any.
+pub async fn latest_created_at(
+    store: &DynStore,
+    keys: &DatasetKeys,
+) -> Result<Option<OffsetDateTime>> {
+    Ok(store
+        .head(&keys.latest())
+        .await?
+        .and_then(|m| Entry::from_metadata(&m.metadata))
+        .and_then(|e| keys::parse_rfc3339(&e.created_at)))
+}
+
+/// Feeds one recorded file through the normal pipeline, with the clock at its recorded date.
+pub async fn replay_file(
+    deps: &Deps,
+    ds: &DatasetConfig,
+    file: &RecordedFile,
+    max_bytes: u64,
+    opts: RunOptions,
+) -> Report {
+    let deps = Deps {
+        store: deps.store.clone(),
+        db: deps.db.clone(),
+        source: Arc::new(RecordedSource {
+            path: file.path.clone(),
+            max_bytes,
+        }),
+        clock: Arc::new(FixedClock(file.date)),
+    };
+    let ds = DatasetConfig {
+        url: format!("file://{}", file.path.display()),
+        ..ds.clone()
+    };
+    sync::run_dataset(&deps, &ds, opts).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn entry(version: u64, created_at: &str) -> Entry {
+        Entry {
+            version,
+            created_at: created_at.into(),
+            sha256: format!("{version:064x}"),
+            prev_sha256: (version > 1).then(|| format!("{:064x}", version - 1)),
+            snapshot: format!("d/snapshots/{version}.json.gz"),
+            delta: (version > 1).then(|| format!("d/deltas/{version}.delta.json.gz")),
+            canonical_bytes: 1000,
+            snapshot_bytes: 100,
+            delta_bytes: (version > 1).then_some(10),
+            records: None,
+            added: 0,
+            removed: 0,
+            changed: 0,
+            pruned: false,
+        }
+    }
+
+    /// One version a day from 2026-01-01 for `days` days.
+    fn daily(days: u64) -> Manifest {
+        let mut m = Manifest::new("d");
+        let start = datetime!(2026-01-01 06:00 UTC);
+        m.versions = (1..=days)
+            .map(|v| {
+                entry(
+                    v,
+                    &keys::rfc3339(start + time::Duration::days(v as i64 - 1)),
+                )
+            })
+            .collect();
+        m
+    }
+
+    #[test]
+    fn prune_keeps_base_latest_recent_days_and_month_ends() {
+        let m = daily(100); // 2026-01-01 .. 2026-04-10
+        let p = prune_plan(
+            &m,
+            Retention {
+                daily: 7,
+                monthly: 2,
+            },
+            &[],
+            datetime!(2026-05-01 0:00 UTC),
+        );
+        let kept: Vec<u64> = p.keep.keys().copied().collect();
+        // base 1; days 94..=100; month ends: April (100) and March (90).
+        assert_eq!(kept, vec![1, 90, 94, 95, 96, 97, 98, 99, 100]);
+        assert_eq!(p.delete_snapshots.len(), 91);
+        assert!(p.manifest.check_chain().is_ok());
+        assert!(p
+            .manifest
+            .versions
+            .iter()
+            .all(|e| e.pruned != p.keep.contains_key(&e.version)));
+        // Planning again over the result deletes nothing more.
+        let again = prune_plan(
+            &p.manifest,
+            Retention {
+                daily: 7,
+                monthly: 2,
+            },
+            &[],
+            datetime!(2026-05-01 0:00 UTC),
+        );
+        assert!(again.is_empty());
+        assert_eq!(again.manifest, p.manifest);
+    }
+
+    #[test]
+    fn prune_keeps_everything_with_generous_retention_and_the_last_of_each_day() {
+        let mut m = daily(3);
+        m.versions.push(entry(4, "2026-01-03T18:00:00Z"));
+        let p = prune_plan(
+            &m,
+            Retention {
+                daily: 30,
+                monthly: 0,
+            },
+            &[],
+            datetime!(2026-05-01 0:00 UTC),
+        );
+        assert_eq!(p.keep.keys().copied().collect::<Vec<_>>(), vec![1, 2, 4]);
+        assert_eq!(
+            p.delete_snapshots,
+            vec!["d/snapshots/3.json.gz".to_string()]
+        );
+        let none = prune_plan(
+            &m,
+            Retention {
+                daily: 0,
+                monthly: 0,
+            },
+            &[],
+            datetime!(2026-05-01 0:00 UTC),
+        );
+        assert_eq!(none.keep.keys().copied().collect::<Vec<_>>(), vec![1, 4]);
+    }
+
+    #[test]
+    fn orphans_younger_than_the_grace_period_stay() {
+        let orphans = vec![
+            "d/snapshots/2026-05-01T000000Z-aaaaaaaaaaaa.json.gz".to_string(),
+            "d/deltas/2026-04-30T220000Z-bbbbbbbbbbbb.delta.json.gz".to_string(),
+            "d/snapshots/junk".to_string(),
+        ];
+        assert_eq!(
+            deletable_orphans(&orphans, datetime!(2026-05-01 00:30 UTC)),
+            vec![orphans[1].clone(), orphans[2].clone()]
+        );
+    }
+
+    #[test]
+    fn restore_starts_from_the_nearest_kept_snapshot() {
+        let mut m = daily(10);
+        for v in [2, 3, 4, 6, 7] {
+            m.versions[v - 1].pruned = true;
+        }
+        let plans = restore_plans(&m, m.get(7).unwrap());
+        let bases: Vec<u64> = plans.iter().map(|p| p.base.version).collect();
+        assert_eq!(bases, vec![5, 1]);
+        assert_eq!(
+            plans[0]
+                .deltas
+                .iter()
+                .map(|e| e.version)
+                .collect::<Vec<_>>(),
+            vec![6, 7]
+        );
+        assert_eq!(restore_plans(&m, m.get(5).unwrap())[0].deltas, vec![]);
+        assert_eq!(
+            resolve_target(&m, Target::At(datetime!(2026-01-03 12:00 UTC)))
+                .unwrap()
+                .version,
+            3
+        );
+        assert_eq!(
+            resolve_target(&m, Target::At(datetime!(2026-01-03 06:00 UTC)))
+                .unwrap()
+                .version,
+            3
+        );
+        assert!(
+            resolve_target(&m, Target::At(datetime!(2025-12-31 0:00 UTC)))
+                .unwrap_err()
+                .contains("first is from")
+        );
+        assert!(resolve_target(&m, Target::Version(11)).is_err());
+    }
+
+    #[test]
+    fn recorded_files_are_dated_by_name_or_flag() {
+        let p = |s: &str| PathBuf::from(s);
+        let files = date_files(
+            &[p("x/2021-03-05.json"), p("x/stats-2021-03-04.json")],
+            None,
+        )
+        .unwrap();
+        assert_eq!(files[0].path, p("x/stats-2021-03-04.json"));
+        assert_eq!(files[1].date, datetime!(2021-03-05 0:00 UTC));
+        assert!(date_files(&[p("a.json")], None)
+            .unwrap_err()
+            .contains("no date"));
+        assert!(date_files(&[p("2021-02-30.json")], None).is_err());
+        assert!(
+            date_files(&[p("a/2021-03-04.json"), p("b/2021-03-04.json")], None)
+                .unwrap_err()
+                .contains("both dated")
+        );
+        let dates = vec!["2021-01-02".to_string(), "2021-01-01T06:00:00Z".to_string()];
+        let files = date_files(&[p("a.json"), p("b.json")], Some(&dates)).unwrap();
+        assert_eq!(files[0].path, p("b.json"));
+        assert!(date_files(&[p("a.json")], Some(&dates)).is_err());
+        assert!(date_files(&[p("a.json")], Some(&["yesterday".to_string()])).is_err());
+        let (kept, skipped) = files_after(files, Some(datetime!(2021-01-01 06:00 UTC)));
+        assert_eq!((kept.len(), skipped), (1, 1));
+    }
+
+    #[test]
+    fn key_times_parse() {
+        assert_eq!(
+            key_time("p/d/snapshots/2026-11-24T060000Z-0123456789ab.json.gz"),
+            Some(datetime!(2026-11-24 06:00 UTC))
+        );
+        assert_eq!(key_time("p/d/snapshots/x.json.gz"), None);
+    }
 }

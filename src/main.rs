@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use snapsync::cli::{Cli, Command};
 use snapsync::commands;
+use snapsync::commands_history;
 use snapsync::config::Config;
 use snapsync::Error;
 use tracing_subscriber::EnvFilter;
@@ -47,6 +48,20 @@ async fn dispatch(cli: Cli) -> ExitCode {
             Ok(false) => return ExitCode::from(1),
             Err(e) => Err(e),
         },
+        Command::Pull(args) => commands_history::pull(&config, args).await,
+        Command::Restore(args) => commands_history::restore(&config, args).await,
+        Command::Verify(args) => match commands_history::verify(&config, args).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
+        Command::Replay(args) => match commands_history::replay(&config, args).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => Err(e),
+        },
+        Command::Prune(args) => commands_history::prune(&config, args).await,
+        Command::Diff(args) => commands_history::diff(&config, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

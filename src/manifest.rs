@@ -80,9 +80,31 @@ pub struct Entry {
     pub added: u64,
     pub removed: u64,
     pub changed: u64,
+    /// `prune` deleted this version's snapshot: the version is restored from an older kept
+    /// snapshot plus deltas. Absent (false) in manifests written before prune existed, and in
+    /// every object's metadata at publish time.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pruned: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl Entry {
+    /// The key of the snapshot when it still exists (not pruned).
+    pub fn live_snapshot(&self) -> Option<&str> {
+        (!self.pruned).then_some(self.snapshot.as_str())
+    }
+
+    /// The same version with the same objects, whatever `prune` did to its snapshot since.
+    pub fn same_version(&self, other: &Entry) -> bool {
+        Entry {
+            pruned: other.pruned,
+            ..self.clone()
+        } == *other
+    }
+
     pub fn to_metadata(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         m.insert(keys::META_VERSION.into(), self.version.to_string());
@@ -104,6 +126,9 @@ impl Entry {
         }
         if let Some(r) = self.records {
             stats.push_str(&format!(";records={r}"));
+        }
+        if self.pruned {
+            stats.push_str(";pruned=1");
         }
         m.insert(keys::META_STATS.into(), stats);
         m
@@ -135,6 +160,7 @@ impl Entry {
             added: stats.get("added").copied().unwrap_or(0),
             removed: stats.get("removed").copied().unwrap_or(0),
             changed: stats.get("changed").copied().unwrap_or(0),
+            pruned: stats.get("pruned") == Some(&1),
         })
     }
 }
@@ -158,15 +184,40 @@ mod tests {
             added: 1,
             removed: 0,
             changed: 2,
+            pruned: false,
         }
     }
 
     #[test]
     fn metadata_roundtrip() {
-        for e in [entry(1, None, 'a'), entry(2, Some(&"a".repeat(64)), 'b')] {
+        let mut pruned = entry(3, Some(&"b".repeat(64)), 'c');
+        pruned.pruned = true;
+        for e in [
+            entry(1, None, 'a'),
+            entry(2, Some(&"a".repeat(64)), 'b'),
+            pruned,
+        ] {
             assert_eq!(Entry::from_metadata(&e.to_metadata()), Some(e));
         }
         assert_eq!(Entry::from_metadata(&BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn pruned_is_absent_unless_set_and_old_manifests_still_parse() {
+        let e = entry(1, None, 'a');
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(!text.contains("pruned"), "{text}");
+        assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), e);
+        let mut p = e.clone();
+        p.pruned = true;
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(text.contains(r#""pruned":true"#), "{text}");
+        assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), p);
+        assert!(p.same_version(&e) && e.same_version(&p));
+        assert_eq!(
+            (p.live_snapshot(), e.live_snapshot().is_some()),
+            (None, true)
+        );
     }
 
     #[test]

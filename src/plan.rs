@@ -147,6 +147,7 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
         added: summary.added,
         removed: summary.removed,
         changed: summary.changed,
+        pruned: false,
     };
     let meta = entry.to_metadata();
     let mut immutable = vec![Upload {
@@ -230,6 +231,7 @@ mod tests {
                 added: 0,
                 removed: 0,
                 changed: 0,
+                pruned: false,
             },
             etag: "e".into(),
         }

@@ -1,0 +1,857 @@
+//! Consumers and history (issue 7) on both stores: a replayed history of dated files, restored
+//! at every version and pulled from every version; prune then verify; tampered and missing
+//! objects caught by verify, pull and restore; an interrupted pull; verify --repair. Then the
+//! commands end to end on the file store (replay, pull, restore, verify, prune, diff).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use common::cli::{sha256_hex, Sandbox};
+use serde_json::{json, Value};
+use snapsync::canonical::{Document, KeyPointer};
+use snapsync::consumer::{self, Via};
+use snapsync::db::Db;
+use snapsync::history::{self, Fix, Retention, Target};
+use snapsync::keys::DatasetKeys;
+use snapsync::manifest::Manifest;
+use snapsync::plan;
+use snapsync::store::file::FileStore;
+use snapsync::store::s3::S3Store;
+use snapsync::store::{DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store};
+use snapsync::sync::{DatasetConfig, Deps, Outcome, RunOptions};
+use snapsync::validate::Guards;
+use snapsync::{Error, Result};
+use time::macros::datetime;
+
+const DATASET: &str = "covid";
+
+fn key() -> KeyPointer {
+    KeyPointer::parse("/country/key").unwrap()
+}
+
+/// Day `n` (1-based) of a small covid-shaped dataset: a country joins every 10 days, one
+/// leaves on day 30, every day adds a date to each country and revises an older value.
+fn day(n: u64) -> Value {
+    let countries = 8 + n / 10;
+    let recs: Vec<Value> = (0..countries)
+        .filter(|c| !(n >= 30 && *c == 3))
+        .map(|c| {
+            let mut dates = serde_json::Map::new();
+            for d in 1..=n {
+                let revised = u64::from(d == n / 2 && c % 3 == n % 3);
+                dates.insert(
+                    format!("2020-{:02}-{:02}", 1 + (d - 1) / 28, 1 + (d - 1) % 28),
+                    json!({"new": {"cases": (c * 7 + d * 3) % 11 + revised, "deaths": d % 2}}),
+                );
+            }
+            json!({"country": {"key": format!("c{c:02}"), "name": format!("Country {c}")}, "dates": dates})
+        })
+        .collect();
+    Value::Array(recs)
+}
+
+/// Writes days 1..=n as `DIR/YYYY-MM-DD.json` (one a day from 2021-01-01, not canonical:
+/// pretty-printed) and returns their paths and canonical hashes.
+fn write_days(dir: &Path, n: u64) -> Vec<(PathBuf, String)> {
+    (1..=n)
+        .map(|d| {
+            let date = datetime!(2021-01-01 0:00 UTC) + time::Duration::days(d as i64 - 1);
+            let path = dir.join(format!("{}.json", &snapsync::keys::rfc3339(date)[..10]));
+            let text = serde_json::to_vec_pretty(&day(d)).unwrap();
+            std::fs::write(&path, &text).unwrap();
+            let sha = Document::from_json(&text, &key())
+                .unwrap()
+                .sha256()
+                .to_string();
+            (path, sha)
+        })
+        .collect()
+}
+
+/// A store under a fresh prefix on the backend the test runs with.
+struct Backend {
+    store: DynStore,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn backend(kind: &str) -> Option<Backend> {
+    match kind {
+        "file" => {
+            let dir = tempfile::tempdir().unwrap();
+            Some(Backend {
+                store: Arc::new(FileStore::open(dir.path()).unwrap()),
+                _dir: Some(dir),
+            })
+        }
+        _ => {
+            let env = common::s3::s3_env()?;
+            let prefix = format!("history-{:016x}", rand::random::<u64>());
+            let store = S3Store::connect(&env.bucket, &prefix, &common::s3::s3_options(&env))
+                .await
+                .unwrap();
+            Some(Backend {
+                store: Arc::new(store),
+                _dir: None,
+            })
+        }
+    }
+}
+
+/// A history replayed from `n` dated files, with what it needs to check it.
+struct History {
+    store: DynStore,
+    keys: DatasetKeys,
+    /// Canonical sha256 of day 1..=n (index 0 is version 1).
+    shas: Vec<String>,
+    db: Db,
+    work: tempfile::TempDir,
+}
+
+fn dataset_config() -> DatasetConfig {
+    DatasetConfig {
+        name: DATASET.into(),
+        url: String::new(),
+        key: key(),
+        guards: Guards {
+            max_shrink: 1.0,
+            ..Guards::default()
+        },
+        gzip_level: 3,
+        transforms: Vec::new(),
+    }
+}
+
+async fn replayed(store: DynStore, n: u64) -> History {
+    let work = tempfile::tempdir().unwrap();
+    let days = work.path().join("days");
+    std::fs::create_dir(&days).unwrap();
+    let written = write_days(&days, n);
+    let (db, _) = Db::open(&work.path().join("state.db")).await.unwrap();
+    let deps = Deps {
+        store: store.clone(),
+        db: db.clone(),
+        source: Arc::new(history::RecordedSource {
+            path: PathBuf::new(),
+            max_bytes: 1 << 30,
+        }),
+        clock: Arc::new(snapsync::clock::SystemClock),
+    };
+    let paths = history::collect_files(&[days]).unwrap();
+    let files = history::date_files(&paths, None).unwrap();
+    assert_eq!(files.len() as u64, n);
+    for f in &files {
+        let r =
+            history::replay_file(&deps, &dataset_config(), f, 1 << 30, RunOptions::default()).await;
+        assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
+    }
+    History {
+        keys: DatasetKeys::new(store.prefix(), DATASET),
+        store,
+        shas: written.into_iter().map(|(_, s)| s).collect(),
+        db,
+        work,
+    }
+}
+
+impl History {
+    async fn manifest(&self) -> Manifest {
+        history::read_manifest(&self.store, &self.keys)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+    async fn verify(&self) -> history::VerifyReport {
+        history::verify(&self.store, &self.keys, &key())
+            .await
+            .unwrap()
+    }
+    async fn restore(&self, version: u64) -> Result<Document> {
+        let m = self.manifest().await;
+        let e = history::resolve_target(&m, Target::Version(version))
+            .unwrap()
+            .clone();
+        history::restore(&self.store, &m, &e).await.map(|(d, _)| d)
+    }
+    /// A local copy at `version` (written the way pull writes it, without a sidecar).
+    async fn local_copy(&self, version: u64, name: &str) -> PathBuf {
+        let out = self.work.path().join(name);
+        let doc = self.restore(version).await.unwrap();
+        std::fs::write(&out, doc.bytes()).unwrap();
+        let _ = std::fs::remove_file(consumer::sidecar_path(&out));
+        out
+    }
+    async fn pull(&self, out: &Path) -> Result<consumer::PullReport> {
+        consumer::pull(&self.store, &self.keys, DATASET, out).await
+    }
+    fn last(&self) -> &str {
+        self.shas.last().unwrap()
+    }
+}
+
+/// Rewrites a stored gzip object through the store (as someone with write access could),
+/// keeping its metadata: only the content's hash can tell.
+async fn tamper(store: &DynStore, key: &str, f: impl FnOnce(Vec<u8>) -> Vec<u8>) {
+    let (raw, meta) = store.get(key).await.unwrap().unwrap();
+    let body = f(plan::gunzip(&raw, 1 << 30, 0).unwrap());
+    let opts = PutOptions::gzip_json(PutMode::Overwrite).with_metadata(meta.metadata);
+    store
+        .put(key, Bytes::from(plan::gzip(&body, 3)), opts)
+        .await
+        .unwrap();
+}
+
+/// Changes the first digit of a JSON text (still valid JSON, different content).
+fn flip_a_digit(mut body: Vec<u8>) -> Vec<u8> {
+    let i = body.iter().position(u8::is_ascii_digit).unwrap();
+    body[i] = if body[i] == b'7' { b'8' } else { b'7' };
+    body
+}
+
+/// Adds an operation to a delta's patch (the delta still parses and applies).
+fn extra_patch_op(body: Vec<u8>) -> Vec<u8> {
+    let mut d: Value = serde_json::from_slice(&body).unwrap();
+    d["patch"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"op": "add", "path": "/0/tampered", "value": true}));
+    serde_json::to_vec(&d).unwrap()
+}
+
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod file {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::backend("file").await.unwrap(), "file").await;
+                }
+            )*
+        }
+        mod s3 {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(b) = super::backend("s3").await {
+                        super::$case(b, "s3").await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    replayed_history_restores_and_pulls_from_every_version,
+    prune_keeps_every_version_restorable_and_verify_passes,
+    tampered_delta_is_caught_by_verify_and_pull_falls_back_to_latest,
+    tampered_snapshot_is_caught_by_verify_and_restore_uses_an_older_one,
+    missing_delta_is_caught_and_pull_falls_back,
+    verify_repair_restores_the_manifest_and_the_database,
+);
+
+/// 60 versions on the file store (the issue's test); a third of that on S3 to stay fast.
+fn versions(kind: &str) -> u64 {
+    if kind == "file" {
+        60
+    } else {
+        20
+    }
+}
+
+async fn replayed_history_restores_and_pulls_from_every_version(b: Backend, kind: &str) {
+    let n = versions(kind);
+    let h = replayed(b.store, n).await;
+    let m = h.manifest().await;
+    assert_eq!(m.versions.len() as u64, n);
+    assert_eq!(
+        m.versions[9].created_at, "2021-01-10T00:00:00Z",
+        "created_at is the recorded date"
+    );
+    let report = h.verify().await;
+    assert!(report.is_sound() && report.orphans.is_empty(), "{report:?}");
+    assert_eq!(report.versions as u64, n);
+    for v in 1..=n {
+        let doc = h.restore(v).await.unwrap();
+        assert_eq!(
+            doc.sha256(),
+            h.shas[v as usize - 1],
+            "restore of version {v}"
+        );
+    }
+    // Pull from every version (and from nothing) to the latest.
+    let (mut by_deltas, mut by_latest) = (0, 0);
+    for v in 0..=n {
+        let out = if v == 0 {
+            h.work.path().join("fresh.json")
+        } else {
+            h.local_copy(v, &format!("copy-{v}.json")).await
+        };
+        let r = h.pull(&out).await.unwrap();
+        assert_eq!(r.sha256, h.last(), "pull from version {v}");
+        assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), h.last());
+        assert!(r.warnings.is_empty(), "{r:?}");
+        assert!(r.bytes > 0);
+        match r.via {
+            Via::Deltas => by_deltas += 1,
+            Via::Latest => by_latest += 1,
+            Via::UpToDate => assert_eq!(v, n),
+        }
+        if v > 0 && v < n {
+            assert_eq!(r.from_version, Some(v));
+        }
+        // The sidecar remembers the version; the next pull downloads nothing but the manifest.
+        let side: consumer::Sidecar =
+            serde_json::from_slice(&std::fs::read(consumer::sidecar_path(&out)).unwrap()).unwrap();
+        assert_eq!((side.version, side.sha256.as_str()), (n, h.last()));
+        let again = h.pull(&out).await.unwrap();
+        assert_eq!(again.via, Via::UpToDate);
+    }
+    assert!(
+        by_deltas > n / 2 && by_latest >= 1,
+        "recent versions catch up by deltas, old ones download latest: {by_deltas} {by_latest}"
+    );
+}
+
+async fn prune_keeps_every_version_restorable_and_verify_passes(b: Backend, kind: &str) {
+    let n = versions(kind);
+    let h = replayed(b.store, n).await;
+    let retention = Retention {
+        daily: 3,
+        monthly: 1,
+    };
+    let now = datetime!(2026-01-01 0:00 UTC);
+    let dry = history::prune(&h.store, &h.keys, retention, now, true)
+        .await
+        .unwrap();
+    let plan = dry.plan.unwrap();
+    assert_eq!(dry.deleted, 0);
+    assert_eq!(
+        h.manifest()
+            .await
+            .versions
+            .iter()
+            .filter(|e| e.pruned)
+            .count(),
+        0
+    );
+    // Base, the last 3 days (which include the newest and the last month's end), the month
+    // before's end.
+    let kept: Vec<u64> = plan.keep.keys().copied().collect();
+    assert_eq!(kept.first(), Some(&1));
+    assert!(kept.contains(&n) && kept.contains(&(n - 2)));
+    let done = history::prune(&h.store, &h.keys, retention, now, false)
+        .await
+        .unwrap();
+    assert_eq!(done.deleted, n as usize - kept.len());
+    let m = h.manifest().await;
+    assert_eq!(m.versions.iter().filter(|e| !e.pruned).count(), kept.len());
+    let snapshots = h.store.list(&h.keys.snapshots_dir()).await.unwrap();
+    assert_eq!(snapshots.len(), kept.len());
+    let report = h.verify().await;
+    assert!(report.is_sound() && report.orphans.is_empty(), "{report:?}");
+    for v in 1..=n {
+        assert_eq!(h.restore(v).await.unwrap().sha256(), h.shas[v as usize - 1]);
+    }
+    let out = h.local_copy(2, "old.json").await;
+    assert_eq!(h.pull(&out).await.unwrap().sha256, h.last());
+    // Pruning again changes nothing.
+    let again = history::prune(&h.store, &h.keys, retention, now, false)
+        .await
+        .unwrap();
+    assert_eq!(again.deleted, 0);
+}
+
+async fn tampered_delta_is_caught_by_verify_and_pull_falls_back_to_latest(b: Backend, _: &str) {
+    let h = replayed(b.store, 8).await;
+    let out = h.local_copy(5, "local.json").await;
+    let before = std::fs::read(&out).unwrap();
+    let m = h.manifest().await;
+    let delta = m.get(7).unwrap().delta.clone().unwrap();
+    tamper(&h.store, &delta, extra_patch_op).await;
+    let report = h.verify().await;
+    assert!(!report.is_sound());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&delta) && p.contains("version 7")),
+        "{report:?}"
+    );
+    let r = h.pull(&out).await.unwrap();
+    assert_eq!((r.via, r.sha256.as_str()), (Via::Latest, h.last()));
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains(&delta) && w.contains("latest.json instead")),
+        "{r:?}"
+    );
+    assert_ne!(std::fs::read(&out).unwrap(), before);
+    // Restore reads version 7 from its own snapshot; once that is pruned it has to go through
+    // the tampered delta, and fails naming it.
+    assert_eq!(h.restore(7).await.unwrap().sha256(), h.shas[6]);
+    let mut m = h.manifest().await;
+    m.versions[6].pruned = true;
+    let body = serde_json::to_vec_pretty(&m).unwrap();
+    let opts = PutOptions::json(PutMode::Overwrite);
+    h.store
+        .put(&h.keys.manifest(), Bytes::from(body), opts)
+        .await
+        .unwrap();
+    let err = h.restore(7).await.unwrap_err().to_string();
+    assert!(err.contains(&delta), "{err}");
+    assert!(!err.contains('\n'));
+    assert_eq!(h.restore(8).await.unwrap().sha256(), h.shas[7]);
+}
+
+async fn tampered_snapshot_is_caught_by_verify_and_restore_uses_an_older_one(b: Backend, _: &str) {
+    let h = replayed(b.store, 6).await;
+    let m = h.manifest().await;
+    let snapshot = m.get(4).unwrap().snapshot.clone();
+    tamper(&h.store, &snapshot, flip_a_digit).await;
+    let report = h.verify().await;
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains(&snapshot) && p.contains("version 4")),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.problems.len(),
+        1,
+        "the chain itself is intact: {report:?}"
+    );
+    // Restore falls back to version 3's snapshot plus delta 4.
+    assert_eq!(h.restore(4).await.unwrap().sha256(), h.shas[3]);
+    // A tampered latest.json is not given to a consumer either.
+    let out = h.work.path().join("fresh.json");
+    let latest = h.keys.latest();
+    let (raw, meta) = h.store.get(&latest).await.unwrap().unwrap();
+    let opts = PutOptions::json(PutMode::Overwrite).with_metadata(meta.metadata);
+    h.store
+        .put(&latest, Bytes::from(flip_a_digit(raw.to_vec())), opts)
+        .await
+        .unwrap();
+    let err = h.pull(&out).await.unwrap_err().to_string();
+    assert!(
+        err.contains("latest.json") && err.contains("hashes to"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+    assert!(!h.verify().await.is_sound());
+}
+
+async fn missing_delta_is_caught_and_pull_falls_back(b: Backend, _: &str) {
+    let h = replayed(b.store, 6).await;
+    let out = h.local_copy(3, "local.json").await;
+    let m = h.manifest().await;
+    let delta = m.get(5).unwrap().delta.clone().unwrap();
+    h.store.delete(&delta).await.unwrap();
+    let report = h.verify().await;
+    assert!(
+        report.problems.iter().any(|p| p.contains(&delta)),
+        "{report:?}"
+    );
+    let r = h.pull(&out).await.unwrap();
+    assert_eq!((r.via, r.sha256.as_str()), (Via::Latest, h.last()));
+    assert_eq!(r.warnings.len(), 1, "{r:?}");
+}
+
+async fn verify_repair_restores_the_manifest_and_the_database(b: Backend, _: &str) {
+    let h = replayed(b.store, 6).await;
+    let full = h.manifest().await;
+    // A crash between the commit point and the manifest write, twice over: the manifest
+    // lists 4 versions while latest.json is version 6.
+    let mut short = full.clone();
+    short.versions.truncate(4);
+    let body = serde_json::to_vec_pretty(&short).unwrap();
+    h.store
+        .put(
+            &h.keys.manifest(),
+            Bytes::from(body),
+            PutOptions::json(PutMode::Overwrite),
+        )
+        .await
+        .unwrap();
+    // And a database that lost its last versions.
+    let state = h.db.dataset(h.store.url(), DATASET).await.unwrap();
+    h.db.forget_versions_after(state.id, 2).await.unwrap();
+    let check = || history::DbCheck {
+        db: &h.db,
+        store_url: h.store.url(),
+        dataset: DATASET,
+    };
+    let report = history::verify_with(&h.store, &h.keys, &key(), Some(check()))
+        .await
+        .unwrap();
+    assert!(!report.is_sound());
+    assert!(
+        report.orphans.is_empty(),
+        "objects of versions 5 and 6 are not orphans: {report:?}"
+    );
+    assert!(
+        report.notes.iter().any(|n| n.contains("behind")),
+        "{report:?}"
+    );
+    assert_eq!(report.fixes.len(), 2, "{report:?}");
+    assert!(matches!(&report.fixes[0], Fix::Manifest { manifest, .. } if *manifest == full));
+    let done = history::repair(&h.store, &h.keys, Some(&h.db), &report.fixes)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 2);
+    assert_eq!(h.manifest().await, full);
+    let after = history::verify_with(&h.store, &h.keys, &key(), Some(check()))
+        .await
+        .unwrap();
+    assert!(after.is_sound() && after.fixes.is_empty(), "{after:?}");
+    assert_eq!(h.db.versions(state.id).await.unwrap(), full.versions);
+    // A lost snapshot that the deltas still prove: marked pruned by the repair.
+    let lost = full.get(3).unwrap().snapshot.clone();
+    h.store.delete(&lost).await.unwrap();
+    let report = h.verify().await;
+    assert!(!report.is_sound());
+    history::repair(&h.store, &h.keys, None, &report.fixes)
+        .await
+        .unwrap();
+    assert!(h.manifest().await.get(3).unwrap().pruned);
+    assert!(h.verify().await.is_sound());
+    assert_eq!(h.restore(3).await.unwrap().sha256(), h.shas[2]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interrupted pull (file store; the store is wrapped to fail mid-way).
+
+/// Fails every `get` after the first `ok` ones, like a connection lost mid-pull.
+struct Failing {
+    inner: DynStore,
+    ok: usize,
+    gets: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for Failing {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+    fn prefix(&self) -> &str {
+        self.inner.prefix()
+    }
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        self.inner.head(key).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
+        if self.gets.fetch_add(1, Ordering::SeqCst) >= self.ok {
+            return Err(Error::Store {
+                store: self.url().into(),
+                key: key.into(),
+                reason: "connection reset".into(),
+                retryable: true,
+            });
+        }
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, body: Bytes, opts: PutOptions) -> Result<String> {
+        self.inner.put(key, body, opts).await
+    }
+    async fn delete(&self, key: &str) -> Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        self.inner.list(prefix).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_pull_leaves_the_file_intact_and_the_next_pull_finishes() {
+    let b = backend("file").await.unwrap();
+    let h = replayed(b.store.clone(), 8).await;
+    let out = h.local_copy(3, "local.json").await;
+    // A previous pull was killed after writing its temporary file.
+    let tmp = h.work.path().join(".local.json.snapsync-tmp");
+    std::fs::write(&tmp, b"half a file").unwrap();
+    // The connection drops after the manifest, after one delta, after two deltas.
+    let before = std::fs::read(&out).unwrap();
+    for ok in [1, 2, 3] {
+        let failing: DynStore = Arc::new(Failing {
+            inner: b.store.clone(),
+            ok,
+            gets: AtomicUsize::new(0),
+        });
+        let err = consumer::pull(&failing, &h.keys, DATASET, &out)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("connection reset"), "{err}");
+        assert_eq!(std::fs::read(&out).unwrap(), before, "after {ok} reads");
+        assert!(!consumer::sidecar_path(&out).exists());
+    }
+    let r = h.pull(&out).await.unwrap();
+    assert_eq!((r.via, r.from_version), (Via::Deltas, Some(3)));
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), h.last());
+    assert!(
+        !tmp.exists(),
+        "the leftover temporary file was replaced and renamed"
+    );
+    // A garbage sidecar: a warning, and the file is recognised by its hash.
+    std::fs::write(consumer::sidecar_path(&out), b"{not json").unwrap();
+    let r = h.pull(&out).await.unwrap();
+    assert_eq!(r.via, Via::UpToDate);
+    assert!(r.warnings[0].contains("not a valid sidecar"), "{r:?}");
+    // A file that is no version at all is replaced by latest, with a warning.
+    std::fs::write(&out, b"[1,2,3]").unwrap();
+    let r = h.pull(&out).await.unwrap();
+    assert_eq!(r.via, Via::Latest);
+    assert!(r.warnings[0].contains("is not a version"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_are_listed_and_deleted_only_when_old_enough() {
+    let b = backend("file").await.unwrap();
+    let h = replayed(b.store.clone(), 3).await;
+    let old = format!(
+        "{}2020-01-01T000000Z-0123456789ab.json.gz",
+        h.keys.snapshots_dir()
+    );
+    let young = format!(
+        "{}2999-01-01T000000Z-0123456789ab.delta.json.gz",
+        h.keys.deltas_dir()
+    );
+    for k in [&old, &young] {
+        h.store
+            .put(
+                k,
+                Bytes::from_static(b"x"),
+                PutOptions::json(PutMode::Create),
+            )
+            .await
+            .unwrap();
+    }
+    let report = h.verify().await;
+    assert!(report.is_sound(), "orphans are not errors: {report:?}");
+    assert_eq!(report.orphans, vec![old.clone(), young.clone()]);
+    let now = datetime!(2026-01-01 0:00 UTC);
+    assert_eq!(
+        history::deletable_orphans(&report.orphans, now),
+        vec![old.clone()]
+    );
+    // prune removes old orphans too.
+    let r = history::prune(
+        &h.store,
+        &h.keys,
+        Retention {
+            daily: 10,
+            monthly: 10,
+        },
+        now,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.deleted, 1);
+    assert_eq!(h.verify().await.orphans, vec![young]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The commands end to end (file store).
+
+fn snapsync_gen(args: &[&str]) {
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_snapsync-gen"))
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn commands_replay_pull_restore_diff_prune_verify() {
+    let sb = Sandbox::new();
+    let days = sb.path().join("days");
+    std::fs::create_dir(&days).unwrap();
+    let first = days.join("2021-03-01.json");
+    snapsync_gen(&[
+        "--countries",
+        "6",
+        "--days",
+        "20",
+        "--out",
+        first.to_str().unwrap(),
+    ]);
+    let mut files = vec![first];
+    for d in 2..=6 {
+        let next = days.join(format!("2021-03-{d:02}.json"));
+        snapsync_gen(&[
+            "next",
+            "--in",
+            files.last().unwrap().to_str().unwrap(),
+            "--out",
+            next.to_str().unwrap(),
+            "--seed",
+            &d.to_string(),
+            "--revise",
+            "0.02",
+        ]);
+        files.push(next);
+    }
+    let shas: Vec<String> = files
+        .iter()
+        .map(|f| {
+            Document::from_json(&std::fs::read(f).unwrap(), &key())
+                .unwrap()
+                .sha256()
+                .to_string()
+        })
+        .collect();
+
+    // Replay the first four, then all six: the second run skips what the store has.
+    let four: Vec<&str> = files[..4].iter().map(|p| p.to_str().unwrap()).collect();
+    let mut args = vec!["replay"];
+    args.extend(&four);
+    let r = sb.run(&args);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("2021-03-02T00:00:00Z"), "{r:?}");
+    assert!(r.summary().contains("changed=4"), "{r:?}");
+    let r = sb.run(&["replay", days.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.summary().contains("changed=2") && r.summary().contains("skipped=4"),
+        "{r:?}"
+    );
+    let m = sb.manifest("covid-countries");
+    assert_eq!(m["versions"][5]["created_at"], "2021-03-06T00:00:00Z");
+
+    // Pull: first latest, then (after restoring an old copy) deltas.
+    let out = sb.path().join("copy.json");
+    let out_s = out.to_str().unwrap();
+    let r = sb.run(&["pull", "--out", out_s]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.summary().contains("via=latest") && r.summary().contains("version=6"),
+        "{r:?}"
+    );
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), shas[5]);
+    let r = sb.run(&["restore", "--version", "2", "--out", out_s]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), shas[1]);
+    let r = sb.run(&["pull", "--out", out_s, "--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v: Value = serde_json::from_str(r.summary()).unwrap();
+    assert_eq!(
+        (v["via"].as_str(), v["from_version"].as_u64()),
+        (Some("deltas"), Some(2))
+    );
+
+    // Restore by time: the version current then.
+    let r = sb.run(&["restore", "--at", "2021-03-03T12:00:00Z", "--out", "-"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(sha256_hex(r.stdout.as_bytes()), shas[2]);
+    let r = sb.run(&["restore", "--at", "2020-01-01", "--out", out_s]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("no version existed"), "{r:?}");
+    let r = sb.run(&["restore", "--at", "yesterday", "--out", out_s]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+
+    // Diff: versions and files, three formats.
+    let r = sb.run(&["diff", "1", "v2"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.starts_with("v1..v2 added=0 removed=0 changed=6"),
+        "{r:?}"
+    );
+    let r = sb.run(&["diff", "5", files[5].to_str().unwrap(), "--format", "patch"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let patch: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(!patch.as_array().unwrap().is_empty());
+    let r = sb.run(&["diff", "5", "latest", "--format", "unified"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("--- v5/") && r.stdout.contains("+++ v6/"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("\n@@ ") && !r.stdout.contains('\x1b'),
+        "{r:?}"
+    );
+
+    // Prune (dry run, then for real), verify.
+    let r = sb.run(&[
+        "prune",
+        "--keep-daily",
+        "2",
+        "--keep-monthly",
+        "0",
+        "--dry-run",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.summary().contains("pruned=3") && r.summary().contains("dry run"),
+        "{r:?}"
+    );
+    let r = sb.run(&["prune", "--keep-daily", "2", "--keep-monthly", "0"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        std::fs::read_dir(sb.dataset_dir("covid-countries").join("snapshots"))
+            .unwrap()
+            .count(),
+        3
+    );
+    let r = sb.run(&["verify"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.summary().contains("sound versions=6"), "{r:?}");
+    let r = sb.run(&["restore", "--version", "4", "--out", out_s]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.summary().contains("base=1 deltas=3"), "{r:?}");
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), shas[3]);
+
+    // Tamper with a delta by hand: verify fails (exit 1) naming it.
+    let delta = sb.manifest("covid-countries")["versions"][3]["delta"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = sb.store_dir().join(&delta);
+    let mut raw = std::fs::read(&path).unwrap();
+    let n = raw.len();
+    raw[n - 12] ^= 0xff;
+    std::fs::write(&path, raw).unwrap();
+    let r = sb.run(&["verify"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains(&delta) && r.summary().contains("unsound"),
+        "{r:?}"
+    );
+    let r = sb.run(&["verify", "--repair"]);
+    assert_eq!(r.code, 1, "a tampered delta is not repairable: {r:?}");
+}
+
+#[test]
+fn replay_refuses_undated_files_and_unknown_dates() {
+    let sb = Sandbox::new();
+    let f = sb.path().join("data.json");
+    std::fs::write(&f, serde_json::to_vec(&day(1)).unwrap()).unwrap();
+    let r = sb.run(&["replay", f.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("data.json") && r.stderr.contains("--dates"),
+        "{r:?}"
+    );
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{r:?}");
+    let r = sb.run(&["replay", f.to_str().unwrap(), "--dates", "2021-13-01"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let r = sb.run(&["replay", f.to_str().unwrap(), "--dates", "2021-02-01"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        sb.manifest("covid-countries")["versions"][0]["created_at"],
+        "2021-02-01T00:00:00Z"
+    );
+    let r = sb.run(&[
+        "pull",
+        "--out",
+        sb.path().join("missing-dir/x.json").to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.stderr.trim().lines().count(), 1, "{r:?}");
+}
