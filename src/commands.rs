@@ -115,7 +115,15 @@ pub async fn read_manifest(
 pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let store = store::open(&config.store, &config.s3).await?;
     let db = open_db(config).await?;
-    for ds in &config.datasets {
+    let now = SystemClock.now();
+    for (ds, schedule) in config.datasets.iter().zip(&config.schedules) {
+        // When the worker would run it next, from the last successful run it knows of.
+        let next_run = {
+            let st = db.dataset(store.url(), &ds.name).await?;
+            let last_ok = db.last_runs(st.id).await?.1;
+            let last = last_ok.and_then(|r| crate::keys::parse_rfc3339(&r.started_at));
+            crate::keys::rfc3339(crate::worker::first_due(schedule, last, now))
+        };
         let keys = DatasetKeys::new(store.prefix(), &ds.name);
         let state = db.dataset(store.url(), &ds.name).await?;
         let (last_run, last_ok) = db.last_runs(state.id).await?;
@@ -145,7 +153,8 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 "local_version": state.last.as_ref().map(|e| json!({"version": e.version, "sha256": e.sha256, "created_at": e.created_at})),
                 "store_version": remote.as_ref().map(|e| json!({"version": e.version, "sha256": e.sha256, "created_at": e.created_at})),
                 "agreement": agreement,
-                "next_run": null,
+                "next_run": next_run,
+                "schedule": schedule.as_str(),
             });
             println!("{v}");
         } else {
@@ -176,7 +185,10 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 None => println!("  version:       none published"),
             }
             println!("  local state:   {agreement}");
-            println!("  next run:      on demand (`snapsync run`)");
+            println!(
+                "  next run:      {next_run} (worker schedule \"{}\")",
+                schedule.as_str()
+            );
         }
     }
     Ok(())
