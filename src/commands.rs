@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -17,8 +16,8 @@ use crate::keys::DatasetKeys;
 use crate::manifest::{Entry, Manifest};
 use crate::source::HttpSource;
 use crate::source::{Fetched, Source, Validators};
+use crate::store;
 use crate::store::ConditionalWrites;
-use crate::store::{self, DynStore};
 use crate::sync::{self, Deps, Outcome, Report, RunOptions};
 
 /// How many datasets run at once.
@@ -92,24 +91,6 @@ pub async fn check_safe_to_publish(deps: &Deps, single_writer: bool) -> anyhow::
 
 pub fn any_failed(reports: &[Report]) -> bool {
     reports.iter().any(|r| r.outcome == Outcome::Failed)
-}
-
-/// Reads a dataset's manifest from the store (an empty one when there is none yet).
-pub async fn read_manifest(
-    store: &DynStore,
-    keys: &DatasetKeys,
-    dataset: &str,
-) -> anyhow::Result<Manifest> {
-    match store.get(&keys.manifest()).await? {
-        Some((bytes, _)) => serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{} in {} is not a valid manifest",
-                keys.manifest(),
-                store.url()
-            )
-        }),
-        None => Ok(Manifest::new(dataset)),
-    }
 }
 
 pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
@@ -198,7 +179,9 @@ pub async fn log(config: &Config, json: bool) -> anyhow::Result<()> {
     let store = store::open(&config.store, &config.s3).await?;
     for ds in &config.datasets {
         let keys = DatasetKeys::new(store.prefix(), &ds.name);
-        let manifest = read_manifest(&store, &keys, &ds.name).await?;
+        let manifest = crate::history::read_manifest(&store, &keys)
+            .await?
+            .unwrap_or_else(|| Manifest::new(&ds.name));
         if json {
             println!(
                 "{}",

@@ -421,23 +421,18 @@ async fn compare_db(
 }
 
 /// Entries `have+1 ..= upto.version`, walking back from `upto` through the metadata of the
-/// snapshot and delta objects (each carries its version's whole entry).
-async fn recover_entries(
+/// snapshot and delta objects (each carries its version's whole entry). Used by `verify` and
+/// by a run that finds the manifest behind `latest.json` (a crash after the commit point).
+pub async fn recover_entries(
     store: &DynStore,
     keys: &DatasetKeys,
     have: u64,
     upto: &Entry,
-) -> std::result::Result<Vec<Entry>, String> {
+) -> Result<Vec<Entry>> {
     let mut out = vec![upto.clone()];
     if upto.version > have + 1 {
-        let deltas = store
-            .list(&keys.deltas_dir())
-            .await
-            .map_err(|e| e.to_string())?;
-        let snapshots = store
-            .list(&keys.snapshots_dir())
-            .await
-            .map_err(|e| e.to_string())?;
+        let deltas = store.list(&keys.deltas_dir()).await?;
+        let snapshots = store.list(&keys.snapshots_dir()).await?;
         while out.last().expect("non-empty").version > have + 1 {
             let child = out.last().expect("non-empty");
             let want = child.prev_sha256.clone().unwrap_or_default();
@@ -452,7 +447,7 @@ async fn recover_entries(
                 );
             let mut found = None;
             for c in candidates {
-                let meta = store.head(&c.key).await.map_err(|e| e.to_string())?;
+                let meta = store.head(&c.key).await?;
                 if let Some(e) = meta.and_then(|m| Entry::from_metadata(&m.metadata)) {
                     if e.sha256 == want && e.version + 1 == child.version {
                         found = Some(e);
@@ -461,10 +456,14 @@ async fn recover_entries(
                 }
             }
             let Some(e) = found else {
-                return Err(format!(
-                    "no object in the store describes version {}",
-                    child.version - 1
-                ));
+                return Err(Error::Corrupt {
+                    store: store.url().to_string(),
+                    key: keys.manifest(),
+                    reason: format!(
+                        "misses version {} and no object in the store describes it",
+                        child.version - 1
+                    ),
+                });
             };
             out.push(e);
         }

@@ -661,7 +661,7 @@ impl Run<'_> {
                 }
                 return Ok(manifest);
             }
-            let missing = self.recover_entries(have, upto).await?;
+            let missing = crate::history::recover_entries(&store, &self.keys, have, upto).await?;
             manifest.versions.extend(missing);
             manifest.check_chain().map_err(|reason| Error::Corrupt {
                 store: store.url().to_string(),
@@ -684,54 +684,6 @@ impl Run<'_> {
             dataset: self.ds.name.clone(),
             attempts: MAX_ATTEMPTS,
         })
-    }
-
-    /// Entries `have+1 ..= upto.version`, walking back from `upto` through the metadata of the
-    /// delta objects (each carries its version's entry).
-    async fn recover_entries(&self, have: u64, upto: &Entry) -> Result<Vec<Entry>> {
-        let mut out = vec![upto.clone()];
-        if upto.version > have + 1 {
-            let store = &self.deps.store;
-            let deltas = store.list(&self.keys.deltas_dir()).await?;
-            let snapshots = store.list(&self.keys.snapshots_dir()).await?;
-            while out.last().expect("non-empty").version > have + 1 {
-                let child = out.last().expect("non-empty");
-                let want = child.prev_sha256.clone().unwrap_or_default();
-                let suffix = |ext: &str| format!("-{}{ext}", &want[..12.min(want.len())]);
-                let candidates = deltas
-                    .iter()
-                    .filter(|e| e.key.ends_with(&suffix(".delta.json.gz")))
-                    .chain(
-                        snapshots
-                            .iter()
-                            .filter(|e| e.key.ends_with(&suffix(".json.gz"))),
-                    );
-                let mut found = None;
-                for c in candidates {
-                    if let Some(m) = store.head(&c.key).await? {
-                        if let Some(e) = Entry::from_metadata(&m.metadata) {
-                            if e.sha256 == want && e.version + 1 == child.version {
-                                found = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                }
-                let Some(e) = found else {
-                    return Err(Error::Corrupt {
-                        store: store.url().to_string(),
-                        key: self.keys.manifest(),
-                        reason: format!(
-                            "misses version {} and no object in the store describes it",
-                            child.version - 1
-                        ),
-                    });
-                };
-                out.push(e);
-            }
-        }
-        out.reverse();
-        Ok(out)
     }
 
     /// Mirrors the store's state into SQLite after a commit or a confirmed unchanged run.
