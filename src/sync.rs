@@ -35,13 +35,26 @@ const MAX_ATTEMPTS: u32 = 8;
 const MAX_BODY: u64 = 8 << 30;
 
 /// One dataset's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DatasetConfig {
     pub name: String,
+    /// May carry credentials (`https://user:pass@…`, `?token=…`): shown only redacted.
     pub url: String,
     pub key: KeyPointer,
     pub guards: Guards,
     pub gzip_level: u32,
+}
+
+impl std::fmt::Debug for DatasetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatasetConfig")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("key", &self.key)
+            .field("guards", &self.guards)
+            .field("gzip_level", &self.gzip_level)
+            .finish()
+    }
 }
 
 impl DatasetConfig {

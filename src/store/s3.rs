@@ -60,7 +60,8 @@ const DEFAULT_REGION: &str = "us-east-1";
 const BUCKET_KEY: &str = "(bucket)";
 
 /// How to reach S3: everything else (credentials, profile) comes from aws-config's default chain.
-#[derive(Debug, Clone, Default)]
+/// `Debug` redacts the endpoint's password and the secret key.
+#[derive(Clone, Default)]
 pub struct S3Options {
     /// `AWS_ENDPOINT_URL` for S3-compatible servers.
     pub endpoint: Option<String>,
@@ -84,6 +85,26 @@ pub struct S3Options {
     pub max_attempts: Option<u32>,
     /// How long one attempt of a request may take (default 60 s).
     pub attempt_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(crate::source::redact_url),
+            )
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("credentials", &self.credentials)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("multipart_part_size", &self.multipart_part_size)
+            .field("list_page_size", &self.list_page_size)
+            .field("conditional_writes", &self.conditional_writes)
+            .field("max_attempts", &self.max_attempts)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .finish()
+    }
 }
 
 pub struct S3Store {
