@@ -329,6 +329,9 @@ impl Run<'_> {
         );
 
         // 4. Compare with the store and publish; start over when another writer commits first.
+        // What this run last tried to commit: a 412 can also be our own commit, when the
+        // answer to the PUT was lost and the SDK's retry met the new ETag.
+        let mut attempted: Option<(Entry, Bytes)> = None;
         for attempt in 1..=MAX_ATTEMPTS {
             let remote = self.remote().await?;
             if remote.is_none() && state.last.is_some() {
@@ -338,6 +341,16 @@ impl Run<'_> {
             let created_at = match plan::decide(doc.sha256(), remote.as_ref(), deps.clock.now()) {
                 Decision::Unchanged => {
                     let r = remote.expect("unchanged implies a remote version");
+                    if let Some((entry, gz)) = attempted.take().filter(|(e, _)| *e == r.entry) {
+                        info!(dataset = %ds.name, version = entry.version, "the commit had succeeded (its answer was lost)");
+                        let manifest = self.reconcile_manifest(&entry).await?;
+                        self.record(&Some(manifest), &entry, Some(gz), source)
+                            .await?;
+                        return Ok(Done {
+                            outcome: Outcome::Changed,
+                            entry: Some(entry),
+                        });
+                    }
                     let agrees = state.last.as_ref() == Some(&r.entry);
                     let manifest = if agrees {
                         None
@@ -385,6 +398,7 @@ impl Run<'_> {
                 return Err(self.abandoned());
             }
             let latest = publish.latest;
+            attempted = Some((publish.entry.clone(), publish.immutable[0].body.clone()));
             match deps
                 .store
                 .put(&latest.key, latest.body.clone(), latest.opts.clone())
