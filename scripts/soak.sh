@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The reliability suite, longer than CI runs it: scripts/soak.sh [KILL_TRIALS] [ROUNDS] [CASES] [FUZZ_SECS]
-#   KILL_TRIALS  SIGKILL trials per store (CI: 12)                default 100
+#   KILL_TRIALS  SIGKILL trials per store (CI: 16)                default 100
 #   ROUNDS       rounds of 4 concurrent writers per store (CI: 20)  default 100
 #   CASES        proptest cases per fuzz property (CI: 768-1024)   default 20000
 #   FUZZ_SECS    seconds of cargo-fuzz per target, 0 to skip       default 0

@@ -60,17 +60,15 @@ fn spawn(target: &Target, url: &str) -> Child {
         .expect("snapsync starts")
 }
 
-/// Snapshot files of the file store's dataset, counted without the library (fast polling).
-fn snapshot_files(target: &Target) -> usize {
-    std::fs::read_dir(
-        target
-            .dir
-            .path()
-            .join("store")
-            .join(DATASET)
-            .join("snapshots"),
-    )
-    .map_or(0, |d| d.count())
+/// Where the file store's publish is, read without the library (fast polling): the number of
+/// snapshot files and the inodes of latest.json and manifest.json (a put renames a new file
+/// into place, so each commit of them changes the inode).
+fn file_marks(target: &Target) -> [u64; 3] {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = target.dir.path().join("store").join(DATASET);
+    let ino = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.ino());
+    let snapshots = std::fs::read_dir(dir.join("snapshots")).map_or(0, |d| d.count() as u64);
+    [snapshots, ino("latest.json"), ino("manifest.json")]
 }
 
 fn normal_run(target: &Target, url: &str) -> common::cli::RunResult {
@@ -116,7 +114,7 @@ async fn landed(store: &DynStore, want: &str, objects_before: usize, l: &mut Lan
 
 async fn kill_trials(mut target: Target) {
     let seed = env_u64("SNAPSYNC_KILL_SEED", 20_261_124);
-    let trials = env_u64("SNAPSYNC_KILL_TRIALS", 12) as usize;
+    let trials = env_u64("SNAPSYNC_KILL_TRIALS", 16) as usize;
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let proxy = if let Some(endpoint) = target.s3_endpoint() {
         let proxy = Proxy::start(endpoint);
@@ -159,38 +157,39 @@ async fn kill_trials(mut target: Target) {
         let want = sha_of(&body, KEY);
         server.set("/d.json", body);
         let objects_before = object_count(&store).await;
-        let snapshots_before = snapshot_files(&target);
+        let marks_before = file_marks(&target);
         if let Some(p) = &proxy {
             p.reset([]);
         }
         let mut child = spawn(&target, &url);
         let t = Instant::now();
         // Even trials: a uniform moment of the whole run. Odd ones: a moment just after the
-        // publish reached a random step (S3: request k of the run, held 40 ms by the proxy;
-        // file store: the new snapshot appearing, then the commit and the manifest within ms).
+        // publish reached a random step (S3: request k of the run, each held 40 ms by the
+        // proxy; file store: the new snapshot, the commit of latest.json, or the manifest
+        // appearing, each a few ms apart at most).
         let what = if trial % 2 == 0 {
-            let at = rng.random_range(0..=total + 20);
+            let at = rng.random_range(0..=total);
             std::thread::sleep(Duration::from_millis(at));
             format!("at {at} ms")
         } else {
-            let (step, jitter) = match &proxy {
-                Some(_) => (rng.random_range(0..requests), rng.random_range(0..60)),
-                None => (0, rng.random_range(0..15)),
+            let (step, jitter_us) = match &proxy {
+                Some(_) => (rng.random_range(0..requests), rng.random_range(0..60_000)),
+                None => (rng.random_range(0..3), rng.random_range(0..=1_500)),
             };
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 let reached = match &proxy {
                     Some(p) => p.count() > step,
-                    None => snapshot_files(&target) > snapshots_before,
+                    None => file_marks(&target)[step] != marks_before[step],
                 };
                 if reached || child.try_wait().unwrap().is_some() || Instant::now() > deadline {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_micros(100));
             }
-            std::thread::sleep(Duration::from_millis(jitter));
+            std::thread::sleep(Duration::from_micros(jitter_us));
             format!(
-                "{jitter} ms after step {step} ({} ms)",
+                "{jitter_us} us after step {step} ({} ms)",
                 t.elapsed().as_millis()
             )
         };
