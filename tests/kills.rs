@@ -3,10 +3,11 @@
 //! enough to hit). After each kill a normal run must succeed and leave exactly one new version,
 //! and the whole history must verify.
 //!
-//! Half the kill times are uniform over the whole run, half fall in the publish window measured
-//! by a calibration run (from the run's own debug timings), so every step of the protocol gets
-//! hit. `SNAPSYNC_KILL_SEED` and `SNAPSYNC_KILL_TRIALS` change the seed and the count
-//! (`scripts/soak.sh` runs many more).
+//! Half the kill times are uniform over a changed run (timed by a calibration run), half fall
+//! just after the publish reached a random step (S3: the proxy's count of the run's requests;
+//! file store: the new snapshot, latest.json or manifest.json appearing), so every step of the
+//! protocol gets hit; the summary line says where the kills landed. `SNAPSYNC_KILL_SEED` and
+//! `SNAPSYNC_KILL_TRIALS` change the seed and the count (`scripts/soak.sh` runs many more).
 
 mod common;
 
