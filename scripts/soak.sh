@@ -54,8 +54,8 @@ fi
 echo >&2
 echo "soak: seed $SEED, $KILL_TRIALS kill trials/store, $ROUNDS rounds/store, $CASES cases/property, ${FUZZ_SECS}s fuzz/target, $(( $(date +%s) - start ))s" >&2
 grep -E '^(fault matrix .*points|kills |concurrency |security: |fuzz )' "$log" | sed 's/^/  /' >&2
-passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
-failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
+passed=$(grep -oE '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -E '^test result:' "$log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 echo "soak: $passed passed, $failed failed" >&2
 rm -f "$log" "$log.fuzz"
 exit "$status"
