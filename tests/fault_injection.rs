@@ -49,7 +49,7 @@ struct Rig {
     server: HttpServer,
     /// The warm machine's database.
     warm: Db,
-    _dirs: tempfile::TempDir,
+    dirs: tempfile::TempDir,
 }
 
 impl Rig {
@@ -65,7 +65,7 @@ impl Rig {
             proxy,
             server: HttpServer::start(),
             warm,
-            _dirs: dirs,
+            dirs,
         })
     }
 
@@ -97,7 +97,7 @@ impl Rig {
     async fn db(&self, fresh: bool) -> Db {
         if fresh {
             let path = self
-                ._dirs
+                .dirs
                 .path()
                 .join(format!("fresh-{:016x}.db", rand::random::<u64>()));
             Db::open(&path).await.unwrap().0

@@ -37,15 +37,6 @@ pub enum FaultKind {
     DelayPastTimeout,
 }
 
-impl FaultKind {
-    pub const ALL: [FaultKind; 4] = [
-        FaultKind::InternalError,
-        FaultKind::CutMidRequest,
-        FaultKind::LostResponse,
-        FaultKind::DelayPastTimeout,
-    ];
-}
-
 /// One request as the proxy saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
