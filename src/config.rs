@@ -150,15 +150,29 @@ impl Config {
     /// Resolves the configuration. `cwd_config_exists` is whether `./snapsync.toml` exists
     /// (passed in so tests do not depend on the working directory).
     pub fn resolve(args: &GlobalArgs) -> Result<Config> {
-        let (file, file_path) = match &args.config {
-            Some(p) => (Some(load_file(p)?), Some(p.clone())),
-            None if Path::new(DEFAULT_CONFIG).exists() => {
-                let p = PathBuf::from(DEFAULT_CONFIG);
-                (Some(load_file(&p)?), Some(p))
-            }
-            None => (None, None),
+        let path = match &args.config {
+            Some(p) => Some(p.clone()),
+            None if Path::new(DEFAULT_CONFIG).exists() => Some(PathBuf::from(DEFAULT_CONFIG)),
+            None => None,
         };
-        let file = file.unwrap_or_default();
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
+                Config::from_text(args, &text, &p)
+            }
+            None => Config::build(args, FileConfig::default(), None),
+        }
+    }
+
+    /// Resolves with `text` as the contents of the configuration file `path` (named in
+    /// messages only). Never panics, whatever the text.
+    pub fn from_text(args: &GlobalArgs, text: &str, path: &Path) -> Result<Config> {
+        let file = parse_file(text, path)?;
+        Config::build(args, file, Some(path.to_path_buf()))
+    }
+
+    fn build(args: &GlobalArgs, file: FileConfig, file_path: Option<PathBuf>) -> Result<Config> {
         let store_text = args
             .store
             .clone()
@@ -478,10 +492,8 @@ fn transforms(
     Ok(out)
 }
 
-fn load_file(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-    toml::from_str(&text).map_err(|e| {
+fn parse_file(text: &str, path: &Path) -> Result<FileConfig> {
+    toml::from_str(text).map_err(|e| {
         let at = e
             .span()
             .map(|s| {

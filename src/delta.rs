@@ -365,6 +365,70 @@ fn diff_raw_arrays(path: &mut String, old: &str, new: &str, ops: &mut Vec<PatchO
 // ---------------------------------------------------------------------------------------------
 // Apply
 
+/// Deepest nesting a patch may produce: serde_json's parse limit, which already bounds every
+/// document snapsync canonicalizes and every value a delta file can carry. Applying, writing
+/// and dropping values recurse, so without it a patch that nests one level deeper with each
+/// `add` (or `copy`) would overflow the stack of whoever applies it (`verify`, a consumer)
+/// instead of being refused.
+const MAX_DEPTH: usize = 128;
+
+/// Refuses an operation that would put a value `depth` levels deep at a path `path_len` deep.
+fn check_nesting(path_len: usize, depth: usize) -> Result<(), String> {
+    if path_len + depth > MAX_DEPTH {
+        Err(format!(
+            "the result would nest deeper than {MAX_DEPTH} levels"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Nesting depth of a value (a scalar is 0), without recursion.
+fn value_depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 0)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                max = max.max(d + 1);
+                stack.extend(a.iter().map(|c| (c, d + 1)));
+            }
+            Value::Object(m) => {
+                max = max.max(d + 1);
+                stack.extend(m.values().map(|c| (c, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Nesting depth of JSON text, without parsing it.
+fn text_depth(t: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0, false, false);
+    for b in t.bytes() {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Why a patch does not apply: which operation, and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("patch operation {index} ({op} {path}): {reason}")]
@@ -574,6 +638,27 @@ impl<'a> Lazy<'a> {
         }
     }
 
+    /// Nesting depth, without recursion.
+    fn depth(&self) -> usize {
+        let mut max = 0;
+        let mut stack = vec![(self, 0)];
+        while let Some((v, d)) = stack.pop() {
+            match v {
+                Lazy::Raw(t) => max = max.max(d + text_depth(t)),
+                Lazy::Owned(v) => max = max.max(d + value_depth(v)),
+                Lazy::Array(items) => {
+                    max = max.max(d + 1);
+                    stack.extend(items.iter().map(|c| (c, d + 1)));
+                }
+                Lazy::Object(members) => {
+                    max = max.max(d + 1);
+                    stack.extend(members.iter().map(|(_, c)| (c, d + 1)));
+                }
+            }
+        }
+        max
+    }
+
     fn canonical(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.write(&mut out, &mut Vec::new())
@@ -585,9 +670,13 @@ impl<'a> Lazy<'a> {
 fn apply_lazy<'a>(root: &mut Lazy<'a>, op: &PatchOp) -> Result<(), String> {
     let path = parse_pointer(op.path())?;
     match op {
-        PatchOp::Add { value, .. } => root.add(&path, Lazy::Owned(value.clone())),
+        PatchOp::Add { value, .. } => {
+            check_nesting(path.len(), value_depth(value))?;
+            root.add(&path, Lazy::Owned(value.clone()))
+        }
         PatchOp::Remove { .. } => root.remove(&path).map(drop),
         PatchOp::Replace { value, .. } => {
+            check_nesting(path.len(), value_depth(value))?;
             *root.resolve(&path)? = Lazy::Owned(value.clone());
             Ok(())
         }
@@ -599,11 +688,14 @@ fn apply_lazy<'a>(root: &mut Lazy<'a>, op: &PatchOp) -> Result<(), String> {
             if path.len() > from.len() && path.starts_with(&from) {
                 return Err("cannot move a value into one of its own children".into());
             }
+            check_nesting(path.len(), root.resolve(&from)?.depth())?;
             let v = root.remove(&from)?;
             root.add(&path, v)
         }
         PatchOp::Copy { from, .. } => {
-            let v = root.resolve(&parse_pointer(from)?)?.clone();
+            let source = root.resolve(&parse_pointer(from)?)?;
+            check_nesting(path.len(), source.depth())?;
+            let v = source.clone();
             root.add(&path, v)
         }
         PatchOp::Test { value, .. } => {
@@ -621,9 +713,13 @@ fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
     let path = parse_pointer(op.path())?;
     let path = &path[..];
     match op {
-        PatchOp::Add { value, .. } => add(doc, path, value.clone()),
+        PatchOp::Add { value, .. } => {
+            check_nesting(path.len(), value_depth(value))?;
+            add(doc, path, value.clone())
+        }
         PatchOp::Remove { .. } => remove(doc, path).map(drop),
         PatchOp::Replace { value, .. } => {
+            check_nesting(path.len(), value_depth(value))?;
             let target = resolve_mut(doc, path)?;
             *target = value.clone();
             Ok(())
@@ -637,12 +733,15 @@ fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
             if path.len() > from.len() && path.starts_with(from) {
                 return Err("cannot move a value into one of its own children".into());
             }
+            check_nesting(path.len(), value_depth(resolve_mut(doc, from)?))?;
             let v = remove(doc, from)?;
             add(doc, path, v)
         }
         PatchOp::Copy { from, .. } => {
             let from = parse_pointer(from)?;
-            let v = resolve_mut(doc, &from)?.clone();
+            let source = resolve_mut(doc, &from)?;
+            check_nesting(path.len(), value_depth(source))?;
+            let v = source.clone();
             add(doc, path, v)
         }
         PatchOp::Test { value, .. } => {

@@ -524,8 +524,20 @@ fn is_loopback(url: &url::Url) -> bool {
 
 /// The URL without its password and without the values of query parameters that look secret.
 pub fn redact_url(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url) else {
-        return url.split(['?', '#']).next().unwrap_or("").to_string();
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| !u.cannot_be_a_base() || !url.contains('@'));
+    let Some(mut parsed) = parsed else {
+        // Unparsable (or `user:pass@host` read as scheme `user`): keep neither the query nor
+        // anything before an `@` (credentials).
+        let base = url.split(['?', '#']).next().unwrap_or("");
+        return match base.rfind('@') {
+            Some(at) => {
+                let start = base.find("://").map_or(0, |s| s + 3).min(at);
+                format!("{}REDACTED{}", &base[..start], &base[at..])
+            }
+            None => base.to_string(),
+        };
     };
     if parsed.password().is_some() {
         let _ = parsed.set_password(Some("REDACTED"));
@@ -614,6 +626,13 @@ mod tests {
             "https://user:REDACTED@example.com/x.json?api_key=REDACTED&day=1"
         );
         assert_eq!(redact_url("https://example.com/a"), "https://example.com/a");
+        // URLs that do not parse still lose their credentials.
+        assert_eq!(
+            redact_url("http://user:hunter2@[::1/x.json?token=abc"),
+            "http://REDACTED@[::1/x.json"
+        );
+        assert_eq!(redact_url("user:hunter2@host/x"), "REDACTED@host/x");
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 
     #[test]

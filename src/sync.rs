@@ -36,15 +36,28 @@ const MAX_ATTEMPTS: u32 = 8;
 const MAX_BODY: u64 = 8 << 30;
 
 /// One dataset's settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DatasetConfig {
     pub name: String,
+    /// May carry credentials (`https://user:pass@…`, `?token=…`): shown only redacted.
     pub url: String,
     pub key: KeyPointer,
     pub guards: Guards,
     pub gzip_level: u32,
     /// Applied in order between fetching and canonicalizing.
     pub transforms: Vec<TransformSpec>,
+}
+
+impl std::fmt::Debug for DatasetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatasetConfig")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url))
+            .field("key", &self.key)
+            .field("guards", &self.guards)
+            .field("gzip_level", &self.gzip_level)
+            .finish()
+    }
 }
 
 impl DatasetConfig {
@@ -347,6 +360,9 @@ impl Run<'_> {
         );
 
         // 4. Compare with the store and publish; start over when another writer commits first.
+        // What this run last tried to commit: a 412 can also be our own commit, when the
+        // answer to the PUT was lost and the SDK's retry met the new ETag.
+        let mut attempted: Option<(Entry, Bytes)> = None;
         for attempt in 1..=MAX_ATTEMPTS {
             let remote = self.remote().await?;
             if remote.is_none() && state.last.is_some() {
@@ -356,6 +372,16 @@ impl Run<'_> {
             let created_at = match plan::decide(doc.sha256(), remote.as_ref(), deps.clock.now()) {
                 Decision::Unchanged => {
                     let r = remote.expect("unchanged implies a remote version");
+                    if let Some((entry, gz)) = attempted.take().filter(|(e, _)| *e == r.entry) {
+                        info!(dataset = %ds.name, version = entry.version, "the commit had succeeded (its answer was lost)");
+                        let manifest = self.reconcile_manifest(&entry).await?;
+                        self.record(&Some(manifest), &entry, Some(gz), source)
+                            .await?;
+                        return Ok(Done {
+                            outcome: Outcome::Changed,
+                            entry: Some(entry),
+                        });
+                    }
                     let agrees = state.last.as_ref() == Some(&r.entry);
                     let manifest = if agrees {
                         None
@@ -403,6 +429,7 @@ impl Run<'_> {
                 return Err(self.abandoned());
             }
             let latest = publish.latest;
+            attempted = Some((publish.entry.clone(), publish.immutable[0].body.clone()));
             match deps
                 .store
                 .put(&latest.key, latest.body.clone(), latest.opts.clone())

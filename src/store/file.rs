@@ -5,11 +5,15 @@
 //! puts are made atomic with an exclusive `flock` on `DIR/.snapsync/lock` around
 //! check-then-rename, so two processes on one machine get S3's semantics.
 //!
-//! The one decision to keep: the data file is renamed into place *before* its metadata, and the
-//! metadata rename is the commit. A crash between the two leaves the old metadata in charge
-//! (the next conditional put still matches it and overwrites); [`FileStore::get`] notices the
-//! bytes no longer hash to the recorded ETag and reports the object as torn instead of returning
-//! bytes that do not belong to their metadata.
+//! The one decision to keep: a put is two renames, and a crash (SIGKILL, power loss) between them
+//! must not leave bytes that do not belong to their metadata. So the new metadata is first staged
+//! in `DIR/.snapsync/pending/{key}.json`, then the data file is renamed into place — the commit —
+//! then the staged metadata. Whoever next touches the key and finds a staged file *settles* it
+//! under the lock: if the data hashes to the staged ETag the put happened and its metadata is
+//! moved into place, otherwise the put never happened and the staged file is dropped. Without
+//! this, a writer killed between the renames left a torn `manifest.json` that every later run
+//! refused to read. [`FileStore::get`] still reports bytes that do not hash to their recorded
+//! ETag (edited by hand) as torn rather than returning them.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -75,6 +79,47 @@ impl FileStore {
             .join(STATE_DIR)
             .join("meta")
             .join(format!("{key}.json"))
+    }
+
+    /// Where a put stages the new metadata before its data rename (see module docs).
+    fn pending_path(&self, key: &str) -> PathBuf {
+        self.root
+            .join(STATE_DIR)
+            .join("pending")
+            .join(format!("{key}.json"))
+    }
+
+    /// Finishes or forgets a put that died between its renames. `locked`: the caller holds the
+    /// lock already (a live writer holds it from staging to the end, so under the lock a staged
+    /// file can only be a dead writer's).
+    fn settle(&self, key: &str, locked: bool) -> Result<()> {
+        let pending = self.pending_path(key);
+        if !pending.exists() {
+            return Ok(());
+        }
+        let _guard = if locked { None } else { Some(self.lock()?) };
+        let staged = match fs::read(&pending) {
+            Ok(raw) => serde_json::from_slice::<MetaFile>(&raw).ok(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io_err(key, e)),
+        };
+        let data = match fs::read(self.data_path(key)?) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(self.io_err(key, e)),
+        };
+        match (staged, data) {
+            (Some(meta), Some(bytes)) if etag_of(&bytes) == meta.etag => {
+                let meta_path = self.meta_path(key);
+                if let Some(parent) = meta_path.parent() {
+                    fs::create_dir_all(parent).map_err(|e| self.io_err(key, e))?;
+                }
+                fs::rename(&pending, &meta_path).map_err(|e| self.io_err(key, e))?;
+                sync_parent(&meta_path);
+            }
+            _ => fs::remove_file(&pending).map_err(|e| self.io_err(key, e))?,
+        }
+        Ok(())
     }
 
     fn err(&self, key: &str, reason: impl std::fmt::Display, retryable: bool) -> Error {
@@ -143,7 +188,9 @@ impl FileStore {
     fn put_blocking(&self, key: &str, body: &[u8], opts: &PutOptions) -> Result<String> {
         let data_path = self.data_path(key)?;
         let meta_path = self.meta_path(key);
+        let pending_path = self.pending_path(key);
         let _guard = self.lock()?;
+        self.settle(key, true)?;
         let current = self.read_meta(key)?;
         match (&opts.mode, &current) {
             (PutMode::Create, Some(_)) => return Err(self.precondition(key)),
@@ -165,15 +212,17 @@ impl FileStore {
         let tmp_dir = self.root.join(STATE_DIR).join("tmp");
         let tmp_data = write_temp(&tmp_dir, body).map_err(|e| self.io_err(key, e))?;
         let tmp_meta = write_temp(&tmp_dir, &meta_bytes).map_err(|e| self.io_err(key, e))?;
-        for p in [&data_path, &meta_path] {
+        for p in [&data_path, &meta_path, &pending_path] {
             if let Some(parent) = p.parent() {
                 fs::create_dir_all(parent).map_err(|e| self.io_err(key, e))?;
             }
         }
-        // Data first, metadata last: the metadata rename is the commit (see module docs).
+        // Staged metadata, then the data (the commit), then the metadata (see module docs).
+        fs::rename(&tmp_meta, &pending_path).map_err(|e| self.io_err(key, e))?;
+        sync_parent(&pending_path);
         fs::rename(&tmp_data, &data_path).map_err(|e| self.io_err(key, e))?;
         sync_parent(&data_path);
-        fs::rename(&tmp_meta, &meta_path).map_err(|e| self.io_err(key, e))?;
+        fs::rename(&pending_path, &meta_path).map_err(|e| self.io_err(key, e))?;
         sync_parent(&meta_path);
         Ok(etag)
     }
@@ -267,12 +316,17 @@ impl Store for FileStore {
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
         let (this, key) = (self.clone(), key.to_string());
-        blocking(move || this.read_meta(&key)).await
+        blocking(move || {
+            this.settle(&key, false)?;
+            this.read_meta(&key)
+        })
+        .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
         let (this, key) = (self.clone(), key.to_string());
         blocking(move || {
+            this.settle(&key, false)?;
             let Some(meta) = this.read_meta(&key)? else {
                 return Ok(None);
             };
@@ -304,7 +358,7 @@ impl Store for FileStore {
         blocking(move || {
             let data = this.data_path(&key)?;
             let _guard = this.lock()?;
-            for p in [this.meta_path(&key), data] {
+            for p in [this.pending_path(&key), this.meta_path(&key), data] {
                 match fs::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -319,5 +373,94 @@ impl Store for FileStore {
     async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
         let (this, prefix) = (self.clone(), prefix.to_string());
         blocking(move || this.list_blocking(&prefix)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state a writer killed between its renames leaves: `new` staged as pending metadata,
+    /// and the data file holding `data`.
+    fn crash_between_renames(store: &FileStore, key: &str, new: &[u8], data: &[u8]) {
+        let meta = MetaFile {
+            etag: etag_of(new),
+            size: new.len() as u64,
+            content_encoding: None,
+            content_type: "application/json".into(),
+            metadata: BTreeMap::from([("v".to_string(), "new".to_string())]),
+        };
+        let pending = store.pending_path(key);
+        fs::create_dir_all(pending.parent().unwrap()).unwrap();
+        fs::write(&pending, serde_json::to_vec(&meta).unwrap()).unwrap();
+        fs::write(store.data_path(key).unwrap(), data).unwrap();
+    }
+
+    fn opts(mode: PutMode) -> PutOptions {
+        PutOptions::json(mode).with_metadata(BTreeMap::from([("v".into(), "old".into())]))
+    }
+
+    #[tokio::test]
+    async fn a_put_killed_after_its_data_rename_is_finished_by_the_next_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        store
+            .put(
+                "d/manifest.json",
+                Bytes::from_static(b"old"),
+                opts(PutMode::Create),
+            )
+            .await
+            .unwrap();
+        crash_between_renames(&store, "d/manifest.json", b"new!", b"new!");
+        let (bytes, meta) = store.get("d/manifest.json").await.unwrap().unwrap();
+        assert_eq!(
+            (&bytes[..], meta.metadata["v"].as_str()),
+            (&b"new!"[..], "new")
+        );
+        assert_eq!(meta.etag, etag_of(b"new!"));
+        assert!(!store.pending_path("d/manifest.json").exists());
+    }
+
+    #[tokio::test]
+    async fn a_put_killed_before_its_data_rename_never_happened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let etag = store
+            .put(
+                "d/latest.json",
+                Bytes::from_static(b"old"),
+                opts(PutMode::Create),
+            )
+            .await
+            .unwrap();
+        crash_between_renames(&store, "d/latest.json", b"new!", b"old");
+        let meta = store.head("d/latest.json").await.unwrap().unwrap();
+        assert_eq!(
+            (meta.etag.as_str(), meta.metadata["v"].as_str()),
+            (etag.as_str(), "old")
+        );
+        assert!(!store.pending_path("d/latest.json").exists());
+        // The old ETag still commits.
+        store
+            .put(
+                "d/latest.json",
+                Bytes::from_static(b"next"),
+                opts(PutMode::Update(etag)),
+            )
+            .await
+            .unwrap();
+        // A first put killed before its data rename leaves no object at all.
+        crash_between_renames(&store, "d/other.json", b"x", b"x");
+        fs::remove_file(store.data_path("d/other.json").unwrap()).unwrap();
+        assert_eq!(store.head("d/other.json").await.unwrap(), None);
+        store
+            .put(
+                "d/other.json",
+                Bytes::from_static(b"y"),
+                opts(PutMode::Create),
+            )
+            .await
+            .unwrap();
     }
 }

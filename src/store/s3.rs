@@ -60,7 +60,8 @@ const DEFAULT_REGION: &str = "us-east-1";
 const BUCKET_KEY: &str = "(bucket)";
 
 /// How to reach S3: everything else (credentials, profile) comes from aws-config's default chain.
-#[derive(Debug, Clone, Default)]
+/// `Debug` redacts the endpoint's password and the secret key.
+#[derive(Clone, Default)]
 pub struct S3Options {
     /// `AWS_ENDPOINT_URL` for S3-compatible servers.
     pub endpoint: Option<String>,
@@ -80,6 +81,30 @@ pub struct S3Options {
     /// What the server does with conditional writes when known (from `doctor` or config);
     /// `None` trusts it to honour them like AWS and SeaweedFS do.
     pub conditional_writes: Option<ConditionalWrites>,
+    /// Attempts per request, the first included (default 3); 1 turns the SDK's retries off.
+    pub max_attempts: Option<u32>,
+    /// How long one attempt of a request may take (default 60 s).
+    pub attempt_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field(
+                "endpoint",
+                &self.endpoint.as_deref().map(crate::source::redact_url),
+            )
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("credentials", &self.credentials)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("multipart_part_size", &self.multipart_part_size)
+            .field("list_page_size", &self.list_page_size)
+            .field("conditional_writes", &self.conditional_writes)
+            .field("max_attempts", &self.max_attempts)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .finish()
+    }
 }
 
 pub struct S3Store {
@@ -89,6 +114,8 @@ pub struct S3Store {
     prefix: String,
     /// Redacted, for "cannot connect to endpoint …" messages.
     endpoint: String,
+    /// For "timed out after …" messages.
+    attempt_timeout: Duration,
     multipart_threshold: usize,
     part_size: usize,
     list_page_size: Option<i32>,
@@ -122,10 +149,12 @@ async fn load_sdk_config(opts: &S3Options) -> aws_config::SdkConfig {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_attempt_timeout(opts.attempt_timeout.unwrap_or(ATTEMPT_TIMEOUT))
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .retry_config(
+            RetryConfig::standard().with_max_attempts(opts.max_attempts.unwrap_or(MAX_ATTEMPTS)),
+        )
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
     if let Some(endpoint) = &opts.endpoint {
@@ -190,6 +219,7 @@ impl S3Store {
             url,
             prefix,
             endpoint,
+            attempt_timeout: opts.attempt_timeout.unwrap_or(ATTEMPT_TIMEOUT),
             multipart_threshold: opts
                 .multipart_threshold
                 .unwrap_or(DEFAULT_MULTIPART_THRESHOLD),
@@ -246,7 +276,7 @@ impl S3Store {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let (reason, retryable) = describe(err, &self.endpoint);
+        let (reason, retryable) = describe(err, &self.endpoint, self.attempt_timeout);
         self.store_err(key, reason, retryable)
     }
 
@@ -328,7 +358,7 @@ impl S3Store {
                 .send()
                 .await
             {
-                tracing::warn!(key, reason = %describe(&e, &self.endpoint).0, "could not abort multipart upload");
+                tracing::warn!(key, reason = %describe(&e, &self.endpoint, self.attempt_timeout).0, "could not abort multipart upload");
             }
         }
         result
@@ -576,7 +606,11 @@ fn status_of<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
 /// One short line and whether retrying can help, from the S3 error code, the HTTP status or the
 /// transport failure. Server messages are only used for codes not listed here, and never
 /// request headers, so no credential can appear.
-fn describe<E>(err: &SdkError<E, HttpResponse>, endpoint: &str) -> (String, bool)
+fn describe<E>(
+    err: &SdkError<E, HttpResponse>,
+    endpoint: &str,
+    attempt_timeout: Duration,
+) -> (String, bool)
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -588,7 +622,7 @@ where
         SdkError::TimeoutError(_) => (
             format!(
                 "timed out after {}s waiting for {endpoint}",
-                ATTEMPT_TIMEOUT.as_secs()
+                attempt_timeout.as_secs_f64()
             ),
             true,
         ),

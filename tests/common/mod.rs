@@ -1,5 +1,8 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod history;
 pub mod http;
+pub mod proxy;
 pub mod s3;
+pub mod target;

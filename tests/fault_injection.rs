@@ -1,0 +1,282 @@
+//! DESIGN.md's promise "a crash at any step leaves a history that verify accepts", checked at
+//! every S3 request of a publish: a loopback proxy in front of the real S3 server fails request
+//! number N of a changed run (500, connection cut mid-request, response lost after the server
+//! did the work, or held past the client's timeout and delivered late), for every N of the run
+//! and every kind. Afterwards one normal run must leave exactly one new version: versions
+//! 1..n, no gap, no duplicate, latest.json = last, every delta applying to its base.
+//!
+//! Three settings: the SDK's retries off (each fault fails the request it hits) on a machine
+//! whose database is warm and on a fresh one (which also reads the previous version from
+//! S3), and the default 3 attempts (the SDK retries: the run itself must not fail, even when
+//! its retried `If-Match` meets its own earlier success).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::history::{check, data, sha_of};
+use common::http::HttpServer;
+use common::proxy::{FaultKind, Proxy};
+use rstest::rstest;
+use snapsync::canonical::KeyPointer;
+use snapsync::clock::SystemClock;
+use snapsync::db::Db;
+use snapsync::source::{HttpSource, SourceOptions};
+use snapsync::store::s3::{S3Options, S3Store};
+use snapsync::store::DynStore;
+use snapsync::sync::{self, DatasetConfig, Deps, Outcome, Report, RunOptions};
+use snapsync::validate::Guards;
+
+const DATASET: &str = "faulty";
+const KEY: &str = "/country/key";
+const RECORDS: u64 = 40;
+
+#[derive(Debug, Clone, Copy)]
+enum Setting {
+    /// `max_attempts = 1`, the same database for every run.
+    NoRetriesWarm,
+    /// `max_attempts = 1`, a new database for the faulted run and for the repair run.
+    NoRetriesFresh,
+    /// The SDK's default 3 attempts, warm database: a single fault must be absorbed.
+    Retries,
+}
+
+struct Rig {
+    env: common::s3::S3Env,
+    prefix: String,
+    proxy: Proxy,
+    server: HttpServer,
+    /// The warm machine's database.
+    warm: Db,
+    dirs: tempfile::TempDir,
+}
+
+impl Rig {
+    async fn new(name: &str) -> Option<Rig> {
+        let env = common::s3::s3_env()?;
+        let proxy = Proxy::start(&env.endpoint);
+        proxy.set_hold(Duration::from_millis(1300));
+        let dirs = tempfile::tempdir().unwrap();
+        let (warm, _) = Db::open(&dirs.path().join("warm.db")).await.unwrap();
+        Some(Rig {
+            prefix: format!("faults-{name}-{:016x}", rand::random::<u64>()),
+            env,
+            proxy,
+            server: HttpServer::start(),
+            warm,
+            dirs,
+        })
+    }
+
+    /// A store that talks to S3 directly, with the default retries (the repair runs' store).
+    async fn direct(&self) -> DynStore {
+        let opts = common::s3::s3_options(&self.env);
+        Arc::new(
+            S3Store::connect(&self.env.bucket, &self.prefix, &opts)
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// A store whose every request goes through the proxy.
+    async fn proxied(&self, max_attempts: u32) -> DynStore {
+        let opts = S3Options {
+            endpoint: Some(self.proxy.endpoint()),
+            max_attempts: Some(max_attempts),
+            attempt_timeout: Some(Duration::from_secs(1)),
+            ..common::s3::s3_options(&self.env)
+        };
+        Arc::new(
+            S3Store::connect(&self.env.bucket, &self.prefix, &opts)
+                .await
+                .unwrap(),
+        )
+    }
+
+    async fn db(&self, fresh: bool) -> Db {
+        if fresh {
+            let path = self
+                .dirs
+                .path()
+                .join(format!("fresh-{:016x}.db", rand::random::<u64>()));
+            Db::open(&path).await.unwrap().0
+        } else {
+            self.warm.clone()
+        }
+    }
+
+    async fn run(&self, store: DynStore, db: Db) -> Report {
+        let deps = Deps {
+            store,
+            db,
+            source: Arc::new(
+                HttpSource::new(SourceOptions {
+                    retries: 0,
+                    ..SourceOptions::default()
+                })
+                .unwrap(),
+            ),
+            clock: Arc::new(SystemClock),
+        };
+        let ds = DatasetConfig {
+            name: DATASET.into(),
+            url: self.server.url("/d.json"),
+            key: KeyPointer::parse(KEY).unwrap(),
+            guards: Guards::default(),
+            gzip_level: 3,
+            transforms: Vec::new(),
+        };
+        sync::run_dataset(&deps, &ds, RunOptions::default()).await
+    }
+}
+
+/// A clean changed run on the warm machine: the base of the next faulted run, and what warms
+/// its cache.
+async fn warm_up(rig: &Rig, direct: &DynStore) {
+    let r = rig.run(direct.clone(), rig.warm.clone()).await;
+    assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
+}
+
+/// Tallies of one matrix, printed for the note.
+#[derive(Debug, Default)]
+struct Tally {
+    points: usize,
+    faulted_failed: usize,
+    faulted_changed: usize,
+    faulted_unchanged: usize,
+    repaired_by_unchanged: usize,
+    orphans: usize,
+}
+
+#[rstest]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_of_a_publish_can_fail(
+    #[values(
+        FaultKind::InternalError,
+        FaultKind::CutMidRequest,
+        FaultKind::LostResponse,
+        FaultKind::DelayPastTimeout
+    )]
+    kind: FaultKind,
+    #[values(Setting::NoRetriesWarm, Setting::NoRetriesFresh, Setting::Retries)] setting: Setting,
+) {
+    let name = format!("{kind:?}-{setting:?}").to_ascii_lowercase();
+    let Some(rig) = Rig::new(&name).await else {
+        return;
+    };
+    let t0 = Instant::now();
+    let (attempts, fresh) = match setting {
+        Setting::NoRetriesWarm => (1, false),
+        Setting::NoRetriesFresh => (1, true),
+        Setting::Retries => (3, false),
+    };
+    let direct = rig.direct().await;
+    let mut tag = 0u64;
+    let mut expected = 0u64;
+    let mut next_data = |server: &HttpServer| {
+        tag += 1;
+        let body = data(tag, RECORDS);
+        server.set("/d.json", body.clone());
+        sha_of(&body, KEY)
+    };
+
+    next_data(&rig.server);
+    warm_up(&rig, &direct).await;
+    expected += 1;
+    // Calibration: a clean changed run through the proxy, counting its requests.
+    next_data(&rig.server);
+    let store = rig.proxied(attempts).await;
+    rig.proxy.reset([]);
+    let r = rig.run(store, rig.db(fresh).await).await;
+    assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
+    expected += 1;
+    let requests: Vec<String> = rig.proxy.seen().iter().map(|s| s.label()).collect();
+    let n_requests = requests.len();
+    assert!(n_requests >= 5, "{requests:#?}");
+    eprintln!(
+        "fault matrix {name}: a changed run makes {n_requests} requests: {}",
+        requests
+            .iter()
+            .map(|l| l.rsplit('/').next().unwrap_or("").to_string()
+                + &format!("({})", l.split(' ').next().unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let mut tally = Tally::default();
+    for n in 0..n_requests {
+        // The base: one clean version, so that the faulted run always starts from the same
+        // situation (warm cache on the warm machine).
+        next_data(&rig.server);
+        warm_up(&rig, &direct).await;
+        expected += 1;
+
+        let want = next_data(&rig.server);
+        let store = rig.proxied(attempts).await;
+        rig.proxy.reset([(n, kind)]);
+        let faulted = rig.run(store, rig.db(fresh).await).await;
+        let seen = rig.proxy.seen();
+        let hit = seen
+            .get(n)
+            .map(|s| s.label())
+            .unwrap_or_else(|| "(not reached)".into());
+        match faulted.outcome {
+            Outcome::Failed => tally.faulted_failed += 1,
+            Outcome::Changed => tally.faulted_changed += 1,
+            Outcome::Unchanged => tally.faulted_unchanged += 1,
+            Outcome::NotModified => panic!("the source changed: {faulted:?}"),
+        }
+        if attempts > 1 {
+            // Even when the retried `If-Match` meets the run's own lost commit.
+            assert_eq!(
+                faulted.outcome,
+                Outcome::Changed,
+                "one {kind:?} at request {n} ({hit}) is retried by the SDK, yet the run did not report its change: {faulted:?}"
+            );
+        }
+        // Nothing held by the proxy may land after this point.
+        rig.proxy.wait_idle(Duration::from_secs(20));
+
+        let repair = rig.run(direct.clone(), rig.db(fresh).await).await;
+        assert_ne!(
+            repair.outcome,
+            Outcome::Failed,
+            "the run after a {kind:?} at request {n} ({hit}) failed: {repair:?}\nfaulted run: {faulted:?}"
+        );
+        if repair.outcome == Outcome::Unchanged {
+            tally.repaired_by_unchanged += 1;
+        }
+        expected += 1;
+        let checked = check(&direct, DATASET, KEY).await.unwrap_or_else(|e| {
+            panic!("after a {kind:?} at request {n} ({hit}): inconsistent history: {e}\nfaulted run: {faulted:?}")
+        });
+        assert_eq!(
+            (checked.len(), checked.last_sha()),
+            (expected, Some(want.as_str())),
+            "after a {kind:?} at request {n} ({hit}): a version was lost or duplicated\nfaulted run: {faulted:?}\nrepair run: {repair:?}"
+        );
+        // The warm machine's database mirrors the store again.
+        if !fresh {
+            let id = rig.warm.dataset(direct.url(), DATASET).await.unwrap().id;
+            let local = rig.warm.versions(id).await.unwrap();
+            assert_eq!(local.last(), checked.versions.last(), "after request {n}");
+            for e in &local {
+                assert_eq!(Some(e), checked.versions.get(e.version as usize - 1));
+            }
+        }
+        tally.orphans = checked.orphans;
+        tally.points += 1;
+    }
+    eprintln!(
+        "fault matrix {name}: {} points, 0 inconsistent histories; faulted runs: {} failed, {} changed, {} unchanged; repair runs that found the version already committed: {}; {} versions, {} orphans; {:.1}s",
+        tally.points,
+        tally.faulted_failed,
+        tally.faulted_changed,
+        tally.faulted_unchanged,
+        tally.repaired_by_unchanged,
+        expected,
+        tally.orphans,
+        t0.elapsed().as_secs_f64()
+    );
+}

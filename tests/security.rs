@@ -1,0 +1,412 @@
+//! Secrets and boundaries: no command ever prints the S3 secret key or a source URL's
+//! password or token (success and failure paths, default and debug logs); dataset names and
+//! object keys cannot leave the store's prefix; plain http to anything but loopback is refused
+//! before any connection; `Debug` of the configuration shows no secret.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::Credentials;
+use bytes::Bytes;
+use clap::Parser as _;
+use common::cli::{to_result, RunResult};
+use common::http::HttpServer;
+use common::target::Target;
+use proptest::prelude::*;
+use snapsync::cli::Cli;
+use snapsync::config::Config;
+use snapsync::keys::{validate_dataset_name, DatasetKeys};
+use snapsync::store::file::FileStore;
+use snapsync::store::{PutMode, PutOptions, Store};
+
+const USER_PASSWORD: &str = "pAsSw0rd-7f3e2b";
+const URL_TOKEN: &str = "T0k3n-9c1d44";
+const WRONG_SECRET: &str = "WrongSecret-5b7a0e1c9d-NeverPrint";
+
+/// A source URL on the loopback server with a password and a token in it (the test server
+/// ignores both).
+fn secret_url(server: &HttpServer, path: &str) -> String {
+    server
+        .url(path)
+        .replace("http://", &format!("http://reader:{USER_PASSWORD}@"))
+        + &format!("?token={URL_TOKEN}&page=1")
+}
+
+fn assert_no_secret(what: &str, r: &RunResult, secrets: &[&str]) {
+    for s in secrets {
+        assert!(
+            !r.stdout.contains(s) && !r.stderr.contains(s),
+            "{what}: printed the secret {s:?}\n{r:?}"
+        );
+    }
+}
+
+fn output(mut c: Command) -> RunResult {
+    to_result(c.output().expect("snapsync runs"))
+}
+
+#[tokio::test]
+async fn no_command_prints_a_secret() {
+    let Some(target) = Target::s3("security") else {
+        return;
+    };
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").expect("the S3 secret");
+    let secrets = [secret.as_str(), WRONG_SECRET, USER_PASSWORD, URL_TOKEN];
+    let server = HttpServer::start();
+    server.set(
+        "/d.json",
+        r#"[{"country":{"key":"a"},"n":1},{"country":{"key":"b"},"n":2}]"#,
+    );
+    let url = secret_url(&server, "/d.json");
+    let down = format!("http://reader:{USER_PASSWORD}@127.0.0.1:9/d.json?token={URL_TOKEN}");
+    let db = target.db("secure");
+    let mut ran = 0;
+    for log in ["info", "debug"] {
+        let cmd = |args: &[&str]| {
+            let mut c = target.cmd(&db, args);
+            c.env("SNAPSYNC_LOG", log);
+            c
+        };
+        let with_url = |sub: &str, extra: &[&str]| {
+            let mut args = vec![sub, "--url", &url];
+            args.extend_from_slice(extra);
+            cmd(&args)
+        };
+        let mut check = |what: &str, c: Command| {
+            let r = output(c);
+            assert_no_secret(&format!("{what} (log {log})"), &r, &secrets);
+            ran += 1;
+            r
+        };
+        let r = check("run", with_url("run", &[]));
+        assert_eq!(r.code, 0, "{r:?}");
+        server.set(
+            "/d.json",
+            format!(r#"[{{"country":{{"key":"a"}},"n":{}}}]"#, log.len()),
+        );
+        let r = check("run --json", with_url("run", &["--json"]));
+        assert_eq!(r.code, 0, "{r:?}");
+        check("run (unchanged)", with_url("run", &[]));
+        check("status", with_url("status", &[]));
+        check("status --json", with_url("status", &["--json"]));
+        check("log", with_url("log", &[]));
+        check("log --json", with_url("log", &["--json"]));
+        let r = check("doctor", with_url("doctor", &[]));
+        assert_eq!(r.code, 0, "{r:?}");
+        // Failures: the source down, a wrong secret, a URL that does not parse, a refused one.
+        let r = check("run, source down", cmd(&["run", "--url", &down]));
+        assert_eq!(r.code, 1, "{r:?}");
+        // (New data, so that the run has something to publish.)
+        server.set(
+            "/d.json",
+            format!(r#"[{{"country":{{"key":"a"}},"n":{}}}]"#, log.len() + 100),
+        );
+        let mut wrong = with_url("run", &[]);
+        wrong.env("AWS_SECRET_ACCESS_KEY", WRONG_SECRET);
+        let r = check("run, wrong secret", wrong);
+        assert_eq!(r.code, 1, "{r:?}");
+        let mut wrong = with_url("doctor", &[]);
+        wrong.env("AWS_SECRET_ACCESS_KEY", WRONG_SECRET);
+        check("doctor, wrong secret", wrong);
+        let mut wrong = with_url("status", &[]);
+        wrong.env("AWS_SECRET_ACCESS_KEY", WRONG_SECRET);
+        check("status, wrong secret", wrong);
+        let bad = format!("http://reader:{USER_PASSWORD}@[::1/d.json?token={URL_TOKEN}");
+        let r = check("run, unparsable URL", cmd(&["run", "--url", &bad]));
+        assert_eq!(r.code, 2, "{r:?}");
+        let plain = format!("http://reader:{USER_PASSWORD}@example.com/d.json?token={URL_TOKEN}");
+        let r = check("run, refused URL", cmd(&["run", "--url", &plain]));
+        assert_eq!(r.code, 2, "{r:?}");
+        let mut hook = with_url("worker", &[]);
+        hook.args(["--notify-url", &plain]);
+        let r = check("worker, refused webhook", hook);
+        assert_eq!(r.code, 2, "{r:?}");
+    }
+
+    // The worker, briefly: it publishes, then stops on SIGTERM.
+    let worker_data = r#"[{"country":{"key":"w"},"n":0}]"#;
+    server.set("/d.json", worker_data);
+    let worker_sha = common::history::sha_of(worker_data.as_bytes(), "/country/key");
+    let child = target
+        .cmd(
+            &db,
+            &[
+                "worker",
+                "--url",
+                &url,
+                "--schedule",
+                "*/1 * * * * *",
+                "--heartbeat",
+                "1",
+            ],
+        )
+        .env("SNAPSYNC_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let store = target.store().await;
+    let keys = DatasetKeys::new(store.prefix(), "covid-countries");
+    let t = Instant::now();
+    loop {
+        let latest = store.head(&keys.latest()).await.unwrap();
+        let is_w = latest
+            .and_then(|m| snapsync::manifest::Entry::from_metadata(&m.metadata))
+            .is_some_and(|e| e.sha256 == worker_sha);
+        if is_w || t.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let r = to_result(child.wait_with_output().unwrap());
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("run finished"), "{r:?}");
+    assert_no_secret("worker", &r, &secrets);
+    ran += 1;
+
+    // Nor does the local database keep them.
+    for path in [db.clone(), db.with_extension("db-wal")] {
+        if let Ok(bytes) = std::fs::read(&path) {
+            let text = String::from_utf8_lossy(&bytes);
+            for s in &secrets {
+                assert!(!text.contains(s), "{} holds {s:?}", path.display());
+            }
+        }
+    }
+    eprintln!("security: {ran} command runs, no secret in any output");
+}
+
+#[test]
+fn dataset_names_and_store_prefixes_cannot_escape() {
+    let target = Target::file();
+    let server = HttpServer::start();
+    server.set("/d.json", "[1]");
+    let url = server.url("/d.json");
+    let escapes = [
+        ("--dataset", "../evil"),
+        ("--dataset", ".."),
+        ("--dataset", "."),
+        ("--dataset", "/tmp/evil"),
+        ("--dataset", "a/../../evil"),
+        ("--dataset", "evil\\..\\x"),
+        ("--dataset", "Evil"),
+        ("--dataset", ""),
+        ("--store", "s3://bucket-name/../evil"),
+        ("--store", "s3://bucket-name/a/./b"),
+        ("--store", "s3://bucket-name/a//b"),
+        ("--store", "s3://../evil"),
+    ];
+    for (flag, value) in escapes {
+        let r = output(target.cmd(&target.db("x"), &["run", "--url", &url, flag, value]));
+        assert_eq!(r.code, 2, "{flag} {value:?}: {r:?}");
+        assert!(r.stderr.contains("configuration"), "{r:?}");
+    }
+    // A NUL cannot be passed on a command line; it can be written in a file.
+    let config = target.dir.path().join("nul.toml");
+    std::fs::write(
+        &config,
+        format!("[[dataset]]\nname = \"a\\u0000b\"\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+    let r = output(target.cmd(
+        &target.db("x"),
+        &["run", "--config", config.to_str().unwrap()],
+    ));
+    assert_eq!(r.code, 2, "{r:?}");
+    // Nothing was written anywhere: not even the store directory.
+    let entries: Vec<_> = std::fs::read_dir(target.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".toml") && !n.starts_with("x.db"))
+        .collect();
+    assert!(entries.is_empty(), "{entries:?}");
+}
+
+fn arb_key() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(
+            &[
+                "..",
+                ".",
+                "",
+                "a",
+                "b.json",
+                "/",
+                "\0",
+                ".snapsync",
+                "meta",
+                "\\",
+                "..\\x",
+                "é",
+                " ",
+                "~",
+            ][..],
+        ),
+        1..6,
+    )
+    .prop_map(|parts| parts.join("/"))
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Any key, whatever it holds, either is refused or names a file inside the store
+    /// directory (never its private state).
+    #[test]
+    fn file_store_keys_stay_inside_the_store(key in arb_key()) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        let store = FileStore::open(&root).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let put = rt.block_on(store.put(
+            &key,
+            Bytes::from_static(b"x"),
+            PutOptions::json(PutMode::Overwrite),
+        ));
+        let _ = rt.block_on(store.get(&key));
+        let _ = rt.block_on(store.delete(&key));
+        let outside: Vec<_> = files_under(dir.path())
+            .into_iter()
+            .filter(|p| !p.starts_with(&root))
+            .collect();
+        prop_assert!(outside.is_empty(), "{key:?} wrote {outside:?}");
+        if put.is_ok() {
+            prop_assert!(!key.split('/').any(|s| s == ".." || s == "." || s == ".snapsync"), "{key:?}");
+            prop_assert!(!key.starts_with('/') && !key.contains('\0'), "{key:?}");
+        }
+    }
+
+    /// Every accepted dataset name keeps all its objects under `{prefix}/{name}/`.
+    #[test]
+    fn accepted_names_keep_their_objects_under_the_prefix(name in "[a-z0-9._/\\\\-]{0,8}") {
+        if validate_dataset_name(&name).is_ok() {
+            let keys = DatasetKeys::new("pre/fix", &name);
+            let t = time::OffsetDateTime::UNIX_EPOCH;
+            let sha = "0".repeat(64);
+            for key in [keys.latest(), keys.manifest(), keys.snapshot(t, &sha), keys.delta(t, &sha)] {
+                let rest = key.strip_prefix(&format!("pre/fix/{name}/"));
+                prop_assert!(rest.is_some(), "{key}");
+                prop_assert!(!key.split('/').any(|s| s == ".." || s == "." || s.is_empty()), "{key}");
+            }
+        }
+    }
+}
+
+#[test]
+fn plain_http_off_loopback_is_refused_before_connecting() {
+    let target = Target::file();
+    for url in [
+        "http://example.com/d.json",
+        "http://10.1.2.3/d.json",
+        "http://192.168.0.1/d.json",
+        "http://0.0.0.0:9/d.json",
+        "http://[::ffff:10.0.0.1]/d.json",
+        "http://localhost.example.com/d.json",
+        "http://127.0.0.1.example.com/d.json",
+        "ftp://127.0.0.1/d.json",
+        "gopher://127.0.0.1/d.json",
+    ] {
+        let t = Instant::now();
+        let r = output(target.cmd(&target.db("x"), &["run", "--url", url]));
+        assert_eq!(r.code, 2, "{url}: {r:?}");
+        assert!(
+            r.stderr.contains("loopback") || r.stderr.contains("unsupported scheme"),
+            "{url}: {r:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(10), "{url}");
+    }
+    // The same from a configuration file, and for the webhook.
+    let config = target.dir.path().join("plain.toml");
+    std::fs::write(
+        &config,
+        "[[dataset]]\nname = \"a\"\nurl = \"http://example.com/a.json\"\n",
+    )
+    .unwrap();
+    let r = output(target.cmd(
+        &target.db("x"),
+        &["run", "--config", config.to_str().unwrap()],
+    ));
+    assert_eq!(r.code, 2, "{r:?}");
+    let r = output(target.cmd(
+        &target.db("x"),
+        &[
+            "worker",
+            "--url",
+            "http://127.0.0.1:9/d.json",
+            "--notify-url",
+            "http://example.com/hook",
+        ],
+    ));
+    assert_eq!(r.code, 2, "{r:?}");
+    // Loopback in all its spellings is accepted (resolution only: nothing is fetched).
+    for url in [
+        "http://127.0.0.1:9/d.json",
+        "http://127.1.2.3:9/d.json",
+        "http://localhost:9/d.json",
+        "http://[::1]:9/d.json",
+        "https://example.com/d.json",
+    ] {
+        let cli = Cli::try_parse_from(["snapsync", "--url", url, "run"]).unwrap();
+        assert!(Config::resolve(&cli.global).is_ok(), "{url}");
+    }
+    // Plain http elsewhere only when asked for.
+    let cli = Cli::try_parse_from([
+        "snapsync",
+        "--url",
+        "http://example.com/d.json",
+        "--allow-insecure-http",
+        "run",
+    ])
+    .unwrap();
+    assert!(Config::resolve(&cli.global).is_ok());
+}
+
+#[test]
+fn debug_of_the_configuration_shows_no_secret() {
+    let text = format!(
+        "[store]\nurl = \"s3://bucket-name/p\"\nendpoint = \"http://admin:{USER_PASSWORD}@127.0.0.1:8333\"\n\
+         [[dataset]]\nname = \"a\"\nurl = \"https://reader:{USER_PASSWORD}@example.com/a.json?token={URL_TOKEN}\"\n\
+         [[dataset]]\nname = \"b\"\nurl = \"https://example.com/b.json?api_key={URL_TOKEN}&sig={URL_TOKEN}\"\n"
+    );
+    let cli = Cli::try_parse_from(["snapsync", "run"]).unwrap();
+    let mut config =
+        Config::from_text(&cli.global, &text, Path::new("snapsync.toml")).expect("valid");
+    config.s3.credentials = Some(Credentials::new(
+        "AKIDEXAMPLE",
+        WRONG_SECRET,
+        Some(format!("session-{URL_TOKEN}")),
+        None,
+        "test",
+    ));
+    let shown = format!("{config:?} {config:#?}");
+    for s in [WRONG_SECRET, USER_PASSWORD, URL_TOKEN] {
+        assert!(!shown.contains(s), "Debug shows {s:?}: {shown}");
+    }
+    assert!(shown.contains("example.com/a.json"), "{shown}");
+}
