@@ -19,8 +19,6 @@ use snapsync::history::{self, Fix, Retention, Target};
 use snapsync::keys::DatasetKeys;
 use snapsync::manifest::Manifest;
 use snapsync::plan;
-use snapsync::store::file::FileStore;
-use snapsync::store::s3::S3Store;
 use snapsync::store::{DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store};
 use snapsync::sync::{DatasetConfig, Deps, Outcome, RunOptions};
 use snapsync::validate::Guards;
@@ -73,32 +71,10 @@ fn write_days(dir: &Path, n: u64) -> Vec<(PathBuf, String)> {
 }
 
 /// A store under a fresh prefix on the backend the test runs with.
-struct Backend {
-    store: DynStore,
-    _dir: Option<tempfile::TempDir>,
-}
+type Backend = common::target::StoreUnderTest;
 
 async fn backend(kind: &str) -> Option<Backend> {
-    match kind {
-        "file" => {
-            let dir = tempfile::tempdir().unwrap();
-            Some(Backend {
-                store: Arc::new(FileStore::open(dir.path()).unwrap()),
-                _dir: Some(dir),
-            })
-        }
-        _ => {
-            let env = common::s3::s3_env()?;
-            let prefix = format!("history-{:016x}", rand::random::<u64>());
-            let store = S3Store::connect(&env.bucket, &prefix, &common::s3::s3_options(&env))
-                .await
-                .unwrap();
-            Some(Backend {
-                store: Arc::new(store),
-                _dir: None,
-            })
-        }
-    }
+    common::target::store_under_test(kind, "history").await
 }
 
 /// A history replayed from `n` dated files, with what it needs to check it.

@@ -16,8 +16,6 @@ use snapsync::db::Db;
 use snapsync::history;
 use snapsync::keys::DatasetKeys;
 use snapsync::source::{HttpSource, SourceOptions};
-use snapsync::store::file::FileStore;
-use snapsync::store::s3::S3Store;
 use snapsync::store::{
     ConditionalWrites, DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store,
 };
@@ -116,32 +114,10 @@ impl Store for Counting {
 }
 
 /// A store under a fresh prefix, on the backend the test runs with.
-struct Backend {
-    store: DynStore,
-    _dir: Option<tempfile::TempDir>,
-}
+type Backend = common::target::StoreUnderTest;
 
 async fn backend(kind: &str) -> Option<Backend> {
-    match kind {
-        "file" => {
-            let dir = tempfile::tempdir().unwrap();
-            Some(Backend {
-                store: Arc::new(FileStore::open(dir.path()).unwrap()),
-                _dir: Some(dir),
-            })
-        }
-        _ => {
-            let env = common::s3::s3_env()?;
-            let prefix = format!("protocol-{:016x}", rand::random::<u64>());
-            let store = S3Store::connect(&env.bucket, &prefix, &common::s3::s3_options(&env))
-                .await
-                .unwrap();
-            Some(Backend {
-                store: Arc::new(store),
-                _dir: None,
-            })
-        }
-    }
+    common::target::store_under_test(kind, "protocol").await
 }
 
 /// One machine: its own database, the shared store and a source URL.

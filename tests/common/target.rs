@@ -112,3 +112,30 @@ impl Target {
         }
     }
 }
+
+/// A store for a library-level test: a temporary directory, or a fresh prefix on the S3 server
+/// (`kind` is "file" or "s3"; `None` only when S3 tests are explicitly skipped).
+pub struct StoreUnderTest {
+    pub store: DynStore,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub async fn store_under_test(kind: &str, name: &str) -> Option<StoreUnderTest> {
+    if kind == "file" {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FileStore::open(dir.path()).expect("open file store");
+        return Some(StoreUnderTest {
+            store: Arc::new(store),
+            _dir: Some(dir),
+        });
+    }
+    let env = s3_env()?;
+    let prefix = format!("{name}-{:016x}", rand::random::<u64>());
+    let store = S3Store::connect(&env.bucket, &prefix, &s3_options(&env))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {}: {e}", env.endpoint));
+    Some(StoreUnderTest {
+        store: Arc::new(store),
+        _dir: None,
+    })
+}
