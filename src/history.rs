@@ -37,7 +37,7 @@ use crate::manifest::{Entry, Manifest};
 use crate::plan;
 use crate::source::{Fetched, Source, Validators};
 use crate::store::{DynStore, PutMode, PutOptions};
-use crate::sync::{self, fetch_body, DatasetConfig, Deps, Report, RunOptions};
+use crate::sync::{self, fetch_body, fetch_document, DatasetConfig, Deps, Report, RunOptions};
 
 /// Decompressed deltas are at most this large.
 const MAX_DELTA: u64 = 4 << 30;
@@ -294,10 +294,8 @@ pub async fn verify_with(
             _ => {}
         }
         if let Some(snapshot) = entry.live_snapshot() {
-            match fetch_body(store, snapshot, &entry.sha256).await {
-                Ok(body) if doc.is_none() => {
-                    doc = Document::from_canonical(Bytes::from(body), key, &entry.sha256).ok()
-                }
+            match fetch_document(store, snapshot, key, &entry.sha256).await {
+                Ok(d) if doc.is_none() => doc = Some(d),
                 Ok(_) => {}
                 Err(Error::Store { reason, .. }) if reason == "missing" && doc.is_some() => {
                     report.problems.push(format!(
@@ -653,17 +651,21 @@ pub async fn restore(
     }
     let mut last_err = None;
     for p in plans {
-        let body = match fetch_body(store, &p.base.snapshot, &p.base.sha256).await {
-            Ok(b) => b,
+        let mut doc = match fetch_document(
+            store,
+            &p.base.snapshot,
+            &KeyPointer::default(),
+            &p.base.sha256,
+        )
+        .await
+        {
+            Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "snapshot unusable; trying an older one");
                 last_err = Some(e);
                 continue;
             }
         };
-        let mut doc =
-            Document::from_canonical(Bytes::from(body), &KeyPointer::default(), &p.base.sha256)
-                .map_err(corrupt)?;
         for e in &p.deltas {
             let key = e
                 .delta

@@ -111,16 +111,7 @@ impl DatasetKeys {
 
 /// `2026-11-24T060000Z`: sortable, and free of `:` (awkward in file names and URLs).
 pub fn key_timestamp(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    rfc3339(t).replace(':', "")
 }
 
 /// RFC 3339 in UTC with second precision: `2026-11-24T06:00:00Z`.

@@ -584,46 +584,32 @@ impl Run<'_> {
     /// `latest.json` (or, if that is torn, the version's snapshot), checked against its hash.
     async fn previous(&mut self, entry: &Entry, dataset_id: i64) -> Result<Document> {
         let store = &self.deps.store;
-        let key = self.ds.key.clone();
-        let (sha, size) = (entry.sha256.clone(), entry.canonical_bytes);
-        let load = move |gz: Option<Bytes>, body: Option<Vec<u8>>| {
-            tokio::task::spawn_blocking(move || {
-                let body = match (gz, body) {
-                    (Some(gz), _) => {
-                        plan::gunzip(&gz, MAX_BODY, size).map_err(|e| e.to_string())?
-                    }
-                    (None, Some(body)) => body,
-                    (None, None) => unreachable!("one of the two is given"),
-                };
+        if let Some(gz) = self.deps.db.cached_body(dataset_id, &entry.sha256).await? {
+            let (key, sha, size) = (
+                self.ds.key.clone(),
+                entry.sha256.clone(),
+                entry.canonical_bytes,
+            );
+            let cached = tokio::task::spawn_blocking(move || {
+                let body = plan::gunzip(&gz, MAX_BODY, size).map_err(|e| e.to_string())?;
                 Document::from_canonical(Bytes::from(body), &key, &sha)
             })
-        };
-        if let Some(gz) = self.deps.db.cached_body(dataset_id, &entry.sha256).await? {
-            match load.clone()(Some(Bytes::from(gz)), None)
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-            {
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            match cached {
                 Ok(doc) => return Ok(doc),
                 Err(e) => {
                     warn!(error = %e, "the cached previous version is unusable; reading it from the store")
                 }
             }
         }
-        let body = match fetch_body(store, &self.keys.latest(), &entry.sha256).await {
-            Ok(b) => b,
+        match fetch_document(store, &self.keys.latest(), &self.ds.key, &entry.sha256).await {
+            Ok(doc) => Ok(doc),
             Err(e) => {
                 warn!(error = %e, "latest.json unreadable; reading the version's snapshot instead");
-                fetch_body(store, &entry.snapshot, &entry.sha256).await?
+                fetch_document(store, &entry.snapshot, &self.ds.key, &entry.sha256).await
             }
-        };
-        load(None, Some(body))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-            .map_err(|reason| Error::Corrupt {
-                store: store.url().to_string(),
-                key: self.keys.latest(),
-                reason: format!("previous version: {reason}"),
-            })
+        }
     }
 
     /// Writes a snapshot or delta with `If-None-Match: *`. The key can already exist only if
@@ -739,21 +725,7 @@ impl Run<'_> {
 
 /// Reads a stored body (gunzipping when stored gzip) and checks it hashes to `sha256`.
 pub async fn fetch_body(store: &DynStore, key: &str, sha256: &str) -> Result<Vec<u8>> {
-    let (bytes, meta) = store.get(key).await?.ok_or_else(|| Error::Store {
-        store: store.url().to_string(),
-        key: key.to_string(),
-        reason: "missing".into(),
-        retryable: false,
-    })?;
-    let body = if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
-        plan::gunzip(&bytes, MAX_BODY, 0).map_err(|e| Error::Corrupt {
-            store: store.url().to_string(),
-            key: key.to_string(),
-            reason: format!("not valid gzip: {e}"),
-        })?
-    } else {
-        bytes.to_vec()
-    };
+    let body = read_body(store, key).await?;
     let got = sha256_hex(&body);
     if got != sha256 {
         return Err(Error::Corrupt {
@@ -763,4 +735,43 @@ pub async fn fetch_body(store: &DynStore, key: &str, sha256: &str) -> Result<Vec
         });
     }
     Ok(body)
+}
+
+/// A stored canonical version as a [`Document`], checked against `sha256` (hashed once, while
+/// the document is built).
+pub async fn fetch_document(
+    store: &DynStore,
+    key: &str,
+    pointer: &KeyPointer,
+    sha256: &str,
+) -> Result<Document> {
+    let body = read_body(store, key).await?;
+    let (pointer, sha) = (pointer.clone(), sha256.to_string());
+    tokio::task::spawn_blocking(move || Document::from_canonical(Bytes::from(body), &pointer, &sha))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .map_err(|reason| Error::Corrupt {
+            store: store.url().to_string(),
+            key: key.to_string(),
+            reason,
+        })
+}
+
+/// A stored body, gunzipped when it was stored gzip; not yet checked.
+async fn read_body(store: &DynStore, key: &str) -> Result<Vec<u8>> {
+    let (bytes, meta) = store.get(key).await?.ok_or_else(|| Error::Store {
+        store: store.url().to_string(),
+        key: key.to_string(),
+        reason: "missing".into(),
+        retryable: false,
+    })?;
+    if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
+        plan::gunzip(&bytes, MAX_BODY, 0).map_err(|e| Error::Corrupt {
+            store: store.url().to_string(),
+            key: key.to_string(),
+            reason: format!("not valid gzip: {e}"),
+        })
+    } else {
+        Ok(bytes.to_vec())
+    }
 }
