@@ -18,7 +18,6 @@ use std::fmt;
 
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -708,7 +707,7 @@ impl<'de> Visitor<'de> for NameSeed {
 /// for text known to be canonical; malformed input gives `None`, never a panic.
 mod scan {
     /// The index just after the string starting at `i` (an opening quote).
-    fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    pub fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
         i += 1;
         loop {
             match *b.get(i)? {
@@ -817,27 +816,71 @@ mod scan {
     }
 }
 
-/// The members of a JSON object text, borrowed, in their order (canonical order for canonical
-/// input). Member names with escapes are unescaped into owned strings.
-pub fn raw_members(text: &str) -> serde_json::Result<Vec<(Cow<'_, str>, &RawValue)>> {
-    struct Members;
-    impl<'de> Visitor<'de> for Members {
-        type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a JSON object")
+/// The members of a canonical JSON object text, borrowed, in their (canonical) order: names
+/// unescaped (owned only when they had escapes), values as text. `None` when `text` is not one
+/// well-formed object: one pass of [`scan`], no parsing, so splitting the large containers of a
+/// dataset costs a byte scan rather than serde_json's validation of every value.
+pub fn split_object(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    let b = text.as_bytes();
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut i = 1;
+    if *b.get(i)? == b'}' {
+        return (b.len() == 2).then_some(out);
+    }
+    loop {
+        if *b.get(i)? != b'"' {
+            return None;
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(name) = map.next_key_seed(NameSeed)? {
-                out.push((name, map.next_value::<&RawValue>()?));
-            }
-            Ok(out)
+        let name_end = scan::string_end(b, i)?;
+        if *b.get(name_end)? != b':' {
+            return None;
+        }
+        let value_end = scan::value_end(b, name_end + 1)?;
+        out.push((
+            member_name(text.get(i..name_end)?)?,
+            text.get(name_end + 1..value_end)?,
+        ));
+        match *b.get(value_end)? {
+            b',' => i = value_end + 1,
+            b'}' if value_end + 1 == b.len() => return Some(out),
+            _ => return None,
         }
     }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let members = de.deserialize_map(Members)?;
-    de.end()?;
-    Ok(members)
+}
+
+/// The elements of a canonical JSON array text, borrowed; `None` when `text` is not one
+/// well-formed array.
+pub fn split_array(text: &str) -> Option<Vec<&str>> {
+    let b = text.as_bytes();
+    if b.first() != Some(&b'[') {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut i = 1;
+    if *b.get(i)? == b']' {
+        return (b.len() == 2).then_some(out);
+    }
+    loop {
+        let end = scan::value_end(b, i)?;
+        out.push(text.get(i..end)?);
+        match *b.get(end)? {
+            b',' => i = end + 1,
+            b']' if end + 1 == b.len() => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
+/// A member name from its quoted text: borrowed unless it has escapes.
+fn member_name(quoted: &str) -> Option<Cow<'_, str>> {
+    if quoted.contains('\\') {
+        serde_json::from_str::<String>(quoted).ok().map(Cow::Owned)
+    } else {
+        quoted.get(1..quoted.len() - 1).map(Cow::Borrowed)
+    }
 }
 
 #[cfg(test)]

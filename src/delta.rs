@@ -20,11 +20,9 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::io::Write;
 
-use serde_json::value::RawValue;
-
 use crate::canonical::{
-    cmp_utf16, display_key, escape_token, parse_pointer, raw_members, to_canonical_vec,
-    write_value, Document, Record,
+    cmp_utf16, display_key, escape_token, parse_pointer, split_array, split_object,
+    to_canonical_vec, write_value, Document, Record,
 };
 
 pub const FORMAT: &str = "snapsync-delta/1";
@@ -249,11 +247,16 @@ pub fn diff_raw(path: &mut String, old: &str, new: &str, ops: &mut Vec<PatchOp>)
     match (old.as_bytes().first(), new.as_bytes().first()) {
         (Some(b'{'), Some(b'{')) => diff_raw_objects(path, old, new, ops),
         (Some(b'['), Some(b'[')) => diff_raw_arrays(path, old, new, ops),
-        _ => ops.push(PatchOp::Replace {
-            path: path.clone(),
-            value: parse(new),
-        }),
+        _ => replace(path, new, ops),
     }
+}
+
+/// Replaces the value at `path` whole (also the way out when a stored text fails to split).
+fn replace(path: &str, new: &str, ops: &mut Vec<PatchOp>) {
+    ops.push(PatchOp::Replace {
+        path: path.to_string(),
+        value: parse(new),
+    });
 }
 
 fn parse(canonical: &str) -> Value {
@@ -261,8 +264,9 @@ fn parse(canonical: &str) -> Value {
 }
 
 fn diff_raw_objects(path: &mut String, old: &str, new: &str, ops: &mut Vec<PatchOp>) {
-    let o = raw_members(old).expect("canonical text is valid JSON");
-    let n = raw_members(new).expect("canonical text is valid JSON");
+    let (Some(o), Some(n)) = (split_object(old), split_object(new)) else {
+        return replace(path, new, ops);
+    };
     let len = path.len();
     // Canonical members are sorted (UTF-16 order): one merge pass.
     let (mut a, mut b) = (0, 0);
@@ -282,13 +286,13 @@ fn diff_raw_objects(path: &mut String, old: &str, new: &str, ops: &mut Vec<Patch
                 push_name(path, &n[b].0);
                 ops.push(PatchOp::Add {
                     path: path.clone(),
-                    value: parse(n[b].1.get()),
+                    value: parse(n[b].1),
                 });
                 b += 1;
             }
             Ordering::Equal => {
                 push_name(path, &n[b].0);
-                diff_raw(path, o[a].1.get(), n[b].1.get(), ops);
+                diff_raw(path, o[a].1, n[b].1, ops);
                 a += 1;
                 b += 1;
             }
@@ -298,16 +302,9 @@ fn diff_raw_objects(path: &mut String, old: &str, new: &str, ops: &mut Vec<Patch
 }
 
 fn diff_raw_arrays(path: &mut String, old: &str, new: &str, ops: &mut Vec<PatchOp>) {
-    let old: Vec<&str> = serde_json::from_str::<Vec<&RawValue>>(old)
-        .expect("canonical text is valid JSON")
-        .into_iter()
-        .map(RawValue::get)
-        .collect();
-    let new: Vec<&str> = serde_json::from_str::<Vec<&RawValue>>(new)
-        .expect("canonical text is valid JSON")
-        .into_iter()
-        .map(RawValue::get)
-        .collect();
+    let (Some(old), Some(new)) = (split_array(old), split_array(new)) else {
+        return replace(path, new, ops);
+    };
     let len = path.len();
     let deadline = Some(Instant::now() + ALIGN_DEADLINE);
     let (mut i, mut j) = (0usize, 0usize);
@@ -499,20 +496,23 @@ enum Lazy<'a> {
 }
 
 impl<'a> Lazy<'a> {
-    fn expand(&mut self) {
+    /// Splits a container into its members or elements; an error when the document's text
+    /// there is not well-formed (a damaged stored version), never a panic.
+    fn expand(&mut self) -> Result<(), String> {
+        let malformed = || "the document is not well-formed JSON there".to_string();
         let expanded = match self {
             Lazy::Raw(t) if t.starts_with('{') => Lazy::Object(
-                raw_members(t)
-                    .expect("canonical text is valid JSON")
+                split_object(t)
+                    .ok_or_else(malformed)?
                     .into_iter()
-                    .map(|(k, v)| (k, Lazy::Raw(v.get())))
+                    .map(|(k, v)| (k, Lazy::Raw(v)))
                     .collect(),
             ),
             Lazy::Raw(t) if t.starts_with('[') => Lazy::Array(
-                serde_json::from_str::<Vec<&RawValue>>(t)
-                    .expect("canonical text is valid JSON")
+                split_array(t)
+                    .ok_or_else(malformed)?
                     .into_iter()
-                    .map(|v| Lazy::Raw(v.get()))
+                    .map(Lazy::Raw)
                     .collect(),
             ),
             Lazy::Owned(Value::Object(m)) => {
@@ -526,13 +526,14 @@ impl<'a> Lazy<'a> {
             Lazy::Owned(Value::Array(a)) => {
                 Lazy::Array(std::mem::take(a).into_iter().map(Lazy::Owned).collect())
             }
-            _ => return,
+            _ => return Ok(()),
         };
         *self = expanded;
+        Ok(())
     }
 
     fn child(&mut self, token: &str) -> Result<&mut Lazy<'a>, String> {
-        self.expand();
+        self.expand()?;
         match self {
             Lazy::Object(m) => match m.binary_search_by(|(k, _)| cmp_utf16(k, token)) {
                 Ok(i) => Ok(&mut m[i].1),
@@ -558,7 +559,7 @@ impl<'a> Lazy<'a> {
             return Ok(());
         };
         let parent = self.resolve(parent)?;
-        parent.expand();
+        parent.expand()?;
         match parent {
             Lazy::Object(m) => {
                 match m.binary_search_by(|(k, _)| cmp_utf16(k, last)) {
@@ -585,7 +586,7 @@ impl<'a> Lazy<'a> {
             return Err("cannot remove the whole document".into());
         };
         let parent = self.resolve(parent)?;
-        parent.expand();
+        parent.expand()?;
         match parent {
             Lazy::Object(m) => match m.binary_search_by(|(k, _)| cmp_utf16(k, last)) {
                 Ok(i) => Ok(m.remove(i).1),

@@ -3,7 +3,9 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use snapsync::canonical::{to_canonical_vec, Document, KeyPointer};
+use snapsync::canonical::{
+    cmp_utf16, split_array, split_object, to_canonical_vec, Document, KeyPointer,
+};
 use snapsync::delta::{apply_document, apply_value, diff, PatchOp};
 
 fn arb_json() -> impl Strategy<Value = Value> {
@@ -94,8 +96,42 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let key = KeyPointer::parse("/a/0").unwrap();
         let _ = Document::from_json(&bytes, &key);
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = (split_object(&text), split_array(&text));
         let sha = snapsync::canonical::sha256_hex(&bytes);
         let _ = Document::from_canonical(bytes.into(), &key, &sha);
+    }
+
+    #[test]
+    fn splitting_canonical_containers_agrees_with_serde_json(v in arb_json(), cut in any::<prop::sample::Index>()) {
+        let text = String::from_utf8(to_canonical_vec(&v)).unwrap();
+        match &v {
+            Value::Object(m) => {
+                let members = split_object(&text).expect("a canonical object splits");
+                let mut expected: Vec<(&String, &Value)> = m.iter().collect();
+                expected.sort_by(|a, b| cmp_utf16(a.0, b.0));
+                prop_assert_eq!(members.len(), expected.len());
+                for ((name, value), (en, ev)) in members.iter().zip(expected) {
+                    prop_assert_eq!(name.as_ref(), en.as_str());
+                    prop_assert_eq!(value.as_bytes(), &to_canonical_vec(ev)[..]);
+                }
+                prop_assert!(split_array(&text).is_none());
+            }
+            Value::Array(a) => {
+                let items = split_array(&text).expect("a canonical array splits");
+                let expected: Vec<Vec<u8>> = a.iter().map(to_canonical_vec).collect();
+                prop_assert_eq!(items.iter().map(|t| t.as_bytes().to_vec()).collect::<Vec<_>>(), expected);
+                prop_assert!(split_object(&text).is_none());
+            }
+            _ => prop_assert!(split_object(&text).is_none() && split_array(&text).is_none()),
+        }
+        // Cut short anywhere, or with a byte appended, a container never splits (nor panics).
+        let at = cut.index(text.len().max(1));
+        if text.is_char_boundary(at) && at < text.len() {
+            prop_assert!(split_object(&text[..at]).is_none() && split_array(&text[..at]).is_none());
+        }
+        let longer = format!("{text},");
+        prop_assert!(split_object(&longer).is_none() && split_array(&longer).is_none());
     }
 
     #[test]
