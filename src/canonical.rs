@@ -821,12 +821,24 @@ mod scan {
 /// well-formed object: one pass of [`scan`], no parsing, so splitting the large containers of a
 /// dataset costs a byte scan rather than serde_json's validation of every value.
 pub fn split_object(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    split_object_like(text, &[])
+}
+
+/// [`split_object`] of a text expected to resemble `like` (the same object's members in an
+/// earlier version): where a member has the same name and the same value bytes as in `like`,
+/// its end is known without scanning it. That halves the scanning when diffing two versions of
+/// a large, mostly unchanged object. Same result as `split_object(text)` for any `like`.
+pub fn split_object_like<'t>(
+    text: &'t str,
+    like: &[(Cow<'_, str>, &str)],
+) -> Option<Vec<(Cow<'t, str>, &'t str)>> {
     let b = text.as_bytes();
     if b.first() != Some(&b'{') {
         return None;
     }
     let mut out = Vec::new();
     let mut i = 1;
+    let mut guide = 0;
     if *b.get(i)? == b'}' {
         return (b.len() == 2).then_some(out);
     }
@@ -838,11 +850,25 @@ pub fn split_object(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
         if *b.get(name_end)? != b':' {
             return None;
         }
-        let value_end = scan::value_end(b, name_end + 1)?;
-        out.push((
-            member_name(text.get(i..name_end)?)?,
-            text.get(name_end + 1..value_end)?,
-        ));
+        let name = member_name(text.get(i..name_end)?)?;
+        let start = name_end + 1;
+        // The guide's member of this name (both are sorted, so the cursor only moves on).
+        while guide < like.len() && cmp_utf16(&like[guide].0, &name) == Ordering::Less {
+            guide += 1;
+        }
+        let value_end = match like.get(guide) {
+            // The scan of a value reads exactly its bytes, and for a scalar the delimiter
+            // after it: the same bytes followed by a delimiter end at the same place.
+            Some((n, v))
+                if *n == name
+                    && b[start..].starts_with(v.as_bytes())
+                    && matches!(b.get(start + v.len()), Some(b',' | b'}')) =>
+            {
+                start + v.len()
+            }
+            _ => scan::value_end(b, start)?,
+        };
+        out.push((name, text.get(start..value_end)?));
         match *b.get(value_end)? {
             b',' => i = value_end + 1,
             b'}' if value_end + 1 == b.len() => return Some(out),

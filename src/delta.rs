@@ -22,7 +22,7 @@ use std::io::Write;
 
 use crate::canonical::{
     cmp_utf16, display_key, escape_token, parse_pointer, split_array, split_object,
-    to_canonical_vec, write_value, Document, Record,
+    split_object_like, to_canonical_vec, write_value, Document, Record,
 };
 
 pub const FORMAT: &str = "snapsync-delta/1";
@@ -264,7 +264,10 @@ fn parse(canonical: &str) -> Value {
 }
 
 fn diff_raw_objects(path: &mut String, old: &str, new: &str, ops: &mut Vec<PatchOp>) {
-    let (Some(o), Some(n)) = (split_object(old), split_object(new)) else {
+    let Some(o) = split_object(old) else {
+        return replace(path, new, ops);
+    };
+    let Some(n) = split_object_like(new, &o) else {
         return replace(path, new, ops);
     };
     let len = path.len();
@@ -467,7 +470,17 @@ pub fn apply_document_into(
     patch: &[PatchOp],
     out: &mut impl Write,
 ) -> Result<(), ApplyError> {
-    let mut root = Lazy::Raw(utf8(doc.bytes()));
+    let text = utf8(doc.bytes());
+    // A top-level array's records are known already: no need to scan 30 MB to split it.
+    let mut root = match doc.records() {
+        Some(records) if !patch.is_empty() => Lazy::Array(
+            records
+                .iter()
+                .map(|r| Lazy::Raw(&text[r.start..r.end]))
+                .collect(),
+        ),
+        _ => Lazy::Raw(text),
+    };
     for (index, op) in patch.iter().enumerate() {
         apply_lazy(&mut root, op).map_err(|reason| ApplyError {
             index,

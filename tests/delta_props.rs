@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use snapsync::canonical::{
-    cmp_utf16, split_array, split_object, to_canonical_vec, Document, KeyPointer,
+    cmp_utf16, split_array, split_object, split_object_like, to_canonical_vec, Document, KeyPointer,
 };
 use snapsync::delta::{apply_document, apply_value, diff, PatchOp};
 
@@ -132,6 +132,31 @@ proptest! {
         }
         let longer = format!("{text},");
         prop_assert!(split_object(&longer).is_none() && split_array(&longer).is_none());
+    }
+
+    #[test]
+    fn splitting_guided_by_an_earlier_version_gives_the_same_members(
+        a in prop::collection::btree_map("[a-e~😀\u{e000}]{0,3}", arb_json(), 0..8),
+        b in prop::collection::btree_map("[a-e~😀\u{e000}]{0,3}", arb_json(), 0..4),
+        truncate in any::<prop::sample::Index>(),
+    ) {
+        // `b` overrides some of `a`'s members and adds others: most members stay identical.
+        let old = Value::Object(a.clone().into_iter().collect());
+        let mut merged = a;
+        merged.extend(b);
+        let new = Value::Object(merged.into_iter().collect());
+        let (old, new) = (
+            String::from_utf8(to_canonical_vec(&old)).unwrap(),
+            String::from_utf8(to_canonical_vec(&new)).unwrap(),
+        );
+        let like = split_object(&old).unwrap();
+        prop_assert_eq!(split_object_like(&new, &like), split_object(&new));
+        // Also on text the guide no longer describes (cut short), or that the guide is not of.
+        let at = truncate.index(new.len());
+        if new.is_char_boundary(at) {
+            prop_assert_eq!(split_object_like(&new[..at], &like), None);
+        }
+        prop_assert_eq!(split_object_like(&old, &split_object(&new).unwrap()), Some(like));
     }
 
     #[test]
