@@ -50,7 +50,7 @@ pub async fn run(config: &Config, json: bool, force: bool) -> anyhow::Result<Vec
     check_safe_to_publish(&deps, config.single_writer).await?;
     let opts = RunOptions {
         force,
-        cancel: None,
+        ..RunOptions::default()
     };
     let reports: Vec<Report> = futures_util::stream::iter(&config.datasets)
         .map(|ds| sync::run_dataset(&deps, ds, opts.clone()))

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::{json, Value};
@@ -265,17 +266,38 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
         );
         bar
     });
-    let opts = RunOptions {
-        force: args.force,
-        cancel: None,
+    let max_bytes = config.source.max_bytes;
+    // A pipeline two files deep: while one file diffs, uploads and commits, the next one is
+    // read, canonicalized and compressed on the other core; and each run's document is the
+    // next run's previous version, never read back from the database.
+    let prepare = |f: &history::RecordedFile| {
+        let (deps, ds, f) = (deps.clone(), ds.clone(), f.clone());
+        tokio::spawn(async move { history::prepare_file(&deps, &ds, &f, max_bytes).await })
     };
+    let mut ahead = files.first().map(prepare);
+    let mut previous = None;
     let (mut changed, mut unchanged, mut failed) = (0, 0, 0);
-    for f in &files {
+    for (i, f) in files.iter().enumerate() {
         let date = keys::rfc3339(f.date);
         if let Some(bar) = &bar {
             bar.set_message(date.clone());
         }
-        let r = history::replay_file(&deps, ds, f, config.source.max_bytes, opts.clone()).await;
+        // A file that failed to prepare runs the ordinary way, which reports why.
+        let prepared = match ahead.take() {
+            Some(task) => task.await.ok().and_then(Result::ok).map(Arc::new),
+            None => None,
+        };
+        ahead = files.get(i + 1).map(prepare);
+        let opts = RunOptions {
+            force: args.force,
+            prepared,
+            previous: previous.clone(),
+            ..RunOptions::default()
+        };
+        let r = history::replay_file(&deps, ds, f, max_bytes, opts).await;
+        if r.document.is_some() {
+            previous = r.document.clone();
+        }
         let line = if args.json {
             let mut v = serde_json::to_value(&r).expect("a report serializes");
             v["file"] = Value::from(f.path.display().to_string());
@@ -297,6 +319,9 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
             Outcome::Failed => {
                 failed += 1;
                 // Going on would publish the next day's data as if this day had not happened.
+                if let Some(task) = ahead.take() {
+                    task.abort();
+                }
                 break;
             }
         }

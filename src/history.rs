@@ -967,15 +967,21 @@ pub fn collect_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// A `Source` that serves one recorded file, whatever the URL asked for.
-pub struct RecordedSource {
-    pub path: PathBuf,
-    pub max_bytes: u64,
+/// A `Source` that serves one recorded file as the dataset's body and passes every other URL
+/// (a joined table) to the real source.
+struct RecordedSource {
+    path: PathBuf,
+    url: String,
+    max_bytes: u64,
+    others: Arc<dyn Source>,
 }
 
 #[async_trait::async_trait]
 impl Source for RecordedSource {
-    async fn fetch(&self, _url: &str, _validators: &Validators) -> Result<Fetched> {
+    async fn fetch(&self, url: &str, validators: &Validators) -> Result<Fetched> {
+        if url != self.url {
+            return self.others.fetch(url, validators).await;
+        }
         let bytes = tokio::fs::read(&self.path)
             .await
             .map_err(|e| Error::io(&self.path, e))?;
@@ -1027,20 +1033,43 @@ pub async fn replay_file(
     max_bytes: u64,
     opts: RunOptions,
 ) -> Report {
+    let (deps, ds) = replay_setup(deps, ds, file, max_bytes);
+    sync::run_dataset(&deps, &ds, opts).await
+}
+
+/// Reads and canonicalizes a recorded file ahead of its [`replay_file`] (see
+/// [`sync::prepare`]).
+pub async fn prepare_file(
+    deps: &Deps,
+    ds: &DatasetConfig,
+    file: &RecordedFile,
+    max_bytes: u64,
+) -> Result<sync::Prepared> {
+    let (deps, ds) = replay_setup(deps, ds, file, max_bytes);
+    sync::prepare(&deps, &ds).await
+}
+
+/// A recorded file's run: its date is the clock and the file is the dataset's body.
+fn replay_setup(
+    deps: &Deps,
+    ds: &DatasetConfig,
+    file: &RecordedFile,
+    max_bytes: u64,
+) -> (Deps, DatasetConfig) {
+    let url = format!("file://{}", file.path.display());
     let deps = Deps {
         store: deps.store.clone(),
         db: deps.db.clone(),
         source: Arc::new(RecordedSource {
             path: file.path.clone(),
+            url: url.clone(),
             max_bytes,
+            others: deps.source.clone(),
         }),
         clock: Arc::new(FixedClock(file.date)),
     };
-    let ds = DatasetConfig {
-        url: format!("file://{}", file.path.display()),
-        ..ds.clone()
-    };
-    sync::run_dataset(&deps, &ds, opts).await
+    let ds = DatasetConfig { url, ..ds.clone() };
+    (deps, ds)
 }
 
 #[cfg(test)]

@@ -169,7 +169,9 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
     let latest = Upload {
         key: i.keys.latest(),
         body: i.doc.shared_bytes(),
-        opts: PutOptions::json(latest_mode).with_metadata(meta),
+        opts: PutOptions::json(latest_mode)
+            .with_metadata(meta)
+            .with_sha256(sha),
     };
     PublishPlan {
         entry,

@@ -94,6 +94,12 @@ pub struct RunOptions {
     /// Shutdown: a run abandons its work while it is still before the commit point; once
     /// `latest.json` is being written it finishes (manifest and database included).
     pub cancel: Option<CancellationToken>,
+    /// The body already fetched and canonicalized by [`prepare`]; used instead of fetching
+    /// when it was made through this run's pipeline.
+    pub prepared: Option<Arc<Prepared>>,
+    /// A document the caller holds from an earlier run (its [`Report::document`]); used as
+    /// the previous version when its hash is the store's latest, instead of reading it back.
+    pub previous: Option<Arc<Document>>,
 }
 
 impl RunOptions {
@@ -149,6 +155,106 @@ pub struct Report {
     pub error: Option<String>,
     #[serde(skip)]
     pub retryable: bool,
+    /// The canonical document now latest, when this run canonicalized it: the next run's
+    /// [`RunOptions::previous`].
+    #[serde(skip)]
+    pub document: Option<Arc<Document>>,
+}
+
+/// A body fetched, canonicalized and compressed ahead of the run that publishes it: `replay`
+/// prepares day N+1 on the other core while day N diffs and uploads.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The pipeline fingerprint it was made under; another pipeline ignores it.
+    pipeline: String,
+    /// Bytes of the fetched body (join tables are counted by the run, which loads them).
+    raw_len: u64,
+    source_sha256: String,
+    doc: Arc<Document>,
+    stats: transform::Stats,
+    /// The snapshot, gzip at `gzip_level`.
+    snapshot_gz: Bytes,
+    gzip_level: u32,
+}
+
+/// Fetches `ds` (unconditionally), validates and canonicalizes it and compresses its snapshot:
+/// the CPU-heavy half of a run, for [`RunOptions::prepared`].
+pub async fn prepare(deps: &Deps, ds: &DatasetConfig) -> Result<Prepared> {
+    let transforms = load_transforms(deps, ds, &mut 0).await?;
+    let pipeline = ds.pipeline_fingerprint(&transforms);
+    let raw = match deps.source.fetch(&ds.url, &Validators::default()).await? {
+        Fetched::Body { bytes, .. } => bytes,
+        Fetched::NotModified => {
+            return Err(Error::Config(format!(
+                "{}: an unconditional fetch answered 304",
+                ds.name
+            )))
+        }
+    };
+    let raw_len = raw.len() as u64;
+    let (key, level) = (ds.key.clone(), ds.gzip_level);
+    let made = tokio::task::spawn_blocking(move || {
+        let source_sha256 = sha256_hex(&raw);
+        transform::apply(&raw, &key, &transforms).map(|(doc, stats)| {
+            let snapshot_gz = Bytes::from(plan::gzip(doc.bytes(), level));
+            (source_sha256, doc, stats, snapshot_gz)
+        })
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let (source_sha256, doc, stats, snapshot_gz) =
+        made.map_err(|reason| invalid_json(ds, reason))?;
+    Ok(Prepared {
+        pipeline,
+        raw_len,
+        source_sha256,
+        doc: Arc::new(doc),
+        stats,
+        snapshot_gz,
+        gzip_level: level,
+    })
+}
+
+/// Loads the tables of join transforms (through the source, with their validators cached
+/// in the database) and returns the transforms ready to apply.
+async fn load_transforms(
+    deps: &Deps,
+    ds: &DatasetConfig,
+    bytes_in: &mut u64,
+) -> Result<Vec<Transform>> {
+    let mut out = Vec::with_capacity(ds.transforms.len());
+    for spec in &ds.transforms {
+        match spec {
+            TransformSpec::Ready(t) => out.push(t.clone()),
+            TransformSpec::Join(j) => {
+                let db = &deps.db;
+                let cached = db.join_cache(&j.source).await?;
+                let validators = cached.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
+                let bytes = match deps.source.fetch(&j.source, &validators).await? {
+                    Fetched::NotModified => cached.map(|(_, b)| b).unwrap_or_default(),
+                    Fetched::Body { bytes, validators } => {
+                        db.save_join_cache(&j.source, validators, bytes.clone())
+                            .await?;
+                        bytes
+                    }
+                };
+                *bytes_in += bytes.len() as u64;
+                let join = j.load(&bytes).map_err(|reason| Error::InvalidJson {
+                    what: format!("{}: joined table {}", ds.name, redact_url(&j.source)),
+                    reason,
+                })?;
+                out.push(Transform::Join(Box::new(join)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn invalid_json(ds: &DatasetConfig, reason: String) -> Error {
+    Error::InvalidJson {
+        what: format!("{}: {}", ds.name, redact_url(&ds.url)),
+        reason,
+    }
 }
 
 impl Report {
@@ -206,10 +312,12 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
         unmatched: run.unmatched,
         error: None,
         retryable: false,
+        document: None,
     };
     match &result {
         Ok(done) => {
             report.outcome = done.outcome;
+            report.document = done.doc.clone();
             report.version = done.entry.as_ref().map(|e| e.version);
             report.sha256 = done.entry.as_ref().map(|e| e.sha256.clone());
             if done.outcome == Outcome::Changed {
@@ -266,9 +374,17 @@ struct Run<'a> {
     unmatched: Option<u64>,
 }
 
+/// What a run canonicalizes: a fetched body, or one [`prepare`]d ahead.
+enum Body {
+    Raw(Vec<u8>),
+    Prepared(Arc<Prepared>),
+}
+
 struct Done {
     outcome: Outcome,
     entry: Option<Entry>,
+    /// The canonical document of `entry`, when this run has it.
+    doc: Option<Arc<Document>>,
 }
 
 impl Run<'_> {
@@ -281,39 +397,58 @@ impl Run<'_> {
         let pipeline = ds.pipeline_fingerprint(&transforms);
         let same_pipeline = state.pipeline.as_deref() == Some(pipeline.as_str());
 
-        // 1. Fetch, conditionally when the last fetch led to the version we know.
-        let validators = match (&state.last, same_pipeline) {
-            (Some(_), true) => Validators {
-                etag: state.etag.clone(),
-                last_modified: state.last_modified.clone(),
-            },
-            _ => Validators::default(),
-        };
+        // 1. Fetch, conditionally when the last fetch led to the version we know; or take
+        //    what `prepare` fetched ahead through this same pipeline.
         let t = Instant::now();
-        let fetched = match &self.opts.cancel {
-            Some(token) => tokio::select! {
-                r = deps.source.fetch(&ds.url, &validators) => r?,
-                () = token.cancelled() => return Err(self.abandoned()),
-            },
-            None => deps.source.fetch(&ds.url, &validators).await?,
-        };
-        self.fetch_ms = Some(t.elapsed().as_millis() as u64);
-        let (raw, validators) = match fetched {
-            Fetched::NotModified => {
-                return Ok(Done {
-                    outcome: Outcome::NotModified,
-                    entry: state.last,
-                })
+        let prepared = self.opts.prepared.take().filter(|p| p.pipeline == pipeline);
+        let (body, source) = match prepared {
+            Some(p) => {
+                self.bytes_in += p.raw_len;
+                let source = SourceState {
+                    source_url: redact_url(&ds.url),
+                    etag: None,
+                    last_modified: None,
+                    source_sha256: Some(p.source_sha256.clone()),
+                    pipeline,
+                };
+                (Body::Prepared(p), source)
             }
-            Fetched::Body { bytes, validators } => (bytes, validators),
-        };
-        self.bytes_in = raw.len() as u64;
-        let source = SourceState {
-            source_url: redact_url(&ds.url),
-            etag: validators.etag,
-            last_modified: validators.last_modified,
-            source_sha256: Some(sha256_hex(&raw)),
-            pipeline,
+            None => {
+                let validators = match (&state.last, same_pipeline) {
+                    (Some(_), true) => Validators {
+                        etag: state.etag.clone(),
+                        last_modified: state.last_modified.clone(),
+                    },
+                    _ => Validators::default(),
+                };
+                let fetched = match &self.opts.cancel {
+                    Some(token) => tokio::select! {
+                        r = deps.source.fetch(&ds.url, &validators) => r?,
+                        () = token.cancelled() => return Err(self.abandoned()),
+                    },
+                    None => deps.source.fetch(&ds.url, &validators).await?,
+                };
+                self.fetch_ms = Some(t.elapsed().as_millis() as u64);
+                let (raw, validators) = match fetched {
+                    Fetched::NotModified => {
+                        return Ok(Done {
+                            outcome: Outcome::NotModified,
+                            entry: state.last,
+                            doc: None,
+                        })
+                    }
+                    Fetched::Body { bytes, validators } => (bytes, validators),
+                };
+                self.bytes_in += raw.len() as u64;
+                let source = SourceState {
+                    source_url: redact_url(&ds.url),
+                    etag: validators.etag,
+                    last_modified: validators.last_modified,
+                    source_sha256: Some(sha256_hex(&raw)),
+                    pipeline,
+                };
+                (Body::Raw(raw), source)
+            }
         };
 
         // 2. The same bytes through the same pipeline as the version we know: if the store
@@ -328,21 +463,28 @@ impl Run<'_> {
                     return Ok(Done {
                         outcome: Outcome::Unchanged,
                         entry: Some(last.clone()),
+                        doc: None,
                     });
                 }
             }
         }
 
-        // 3. Validate and canonicalize.
-        let (doc, stats) = {
-            let key = ds.key.clone();
-            tokio::task::spawn_blocking(move || transform::apply(&raw, &key, &transforms))
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-                .map_err(|reason| Error::InvalidJson {
-                    what: format!("{}: {}", ds.name, redact_url(&ds.url)),
-                    reason,
-                })?
+        // 3. Validate and canonicalize (unless prepared).
+        let (doc, stats, mut snapshot_gz) = match body {
+            Body::Prepared(p) => (
+                p.doc.clone(),
+                p.stats.clone(),
+                (p.gzip_level == ds.gzip_level).then(|| p.snapshot_gz.clone()),
+            ),
+            Body::Raw(raw) => {
+                let key = ds.key.clone();
+                let (doc, stats) =
+                    tokio::task::spawn_blocking(move || transform::apply(&raw, &key, &transforms))
+                        .await
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                        .map_err(|reason| invalid_json(ds, reason))?;
+                (Arc::new(doc), stats, None)
+            }
         };
         if stats.unmatched_count > 0 {
             warn!(dataset = %ds.name, unmatched = stats.unmatched_count, keys = %stats.unmatched.join(","), "records the join found no row for");
@@ -352,7 +494,6 @@ impl Run<'_> {
                 .iter()
                 .any(|t| matches!(t, TransformSpec::Join(_)))
         });
-        let doc = Arc::new(doc);
         debug!(
             ms = t.elapsed().as_millis() as u64,
             bytes = doc.bytes().len(),
@@ -380,6 +521,7 @@ impl Run<'_> {
                         return Ok(Done {
                             outcome: Outcome::Changed,
                             entry: Some(entry),
+                            doc: Some(doc),
                         });
                     }
                     let agrees = state.last.as_ref() == Some(&r.entry);
@@ -392,6 +534,7 @@ impl Run<'_> {
                     return Ok(Done {
                         outcome: Outcome::Unchanged,
                         entry: Some(r.entry),
+                        doc: Some(doc),
                     });
                 }
                 Decision::Publish { created_at, .. } => created_at,
@@ -405,14 +548,15 @@ impl Run<'_> {
                 self.opts.force,
             )?;
             let version = remote.as_ref().map_or(1, |r| r.entry.version + 1);
-            let (diff, snapshot_gz) = self
-                .diff_and_compress(&doc, remote.as_ref(), state.id)
+            let (diff, gz) = self
+                .diff_and_compress(&doc, remote.as_ref(), state.id, snapshot_gz.clone())
                 .await?;
+            snapshot_gz = Some(gz.clone());
             let publish = plan::build(plan::Inputs {
                 keys: &self.keys,
                 dataset: &ds.name,
                 doc: &doc,
-                snapshot_gz,
+                snapshot_gz: gz,
                 prev: remote.as_ref().zip(diff.as_ref()),
                 version,
                 created_at,
@@ -452,6 +596,7 @@ impl Run<'_> {
             return Ok(Done {
                 outcome: Outcome::Changed,
                 entry: Some(publish.entry),
+                doc: Some(doc),
             });
         }
         Err(Error::Contended {
@@ -466,35 +611,8 @@ impl Run<'_> {
         }
     }
 
-    /// Loads the tables of join transforms (through the source, with their validators cached
-    /// in the database) and returns the transforms ready to apply.
     async fn load_transforms(&mut self) -> Result<Vec<Transform>> {
-        let mut out = Vec::with_capacity(self.ds.transforms.len());
-        for spec in &self.ds.transforms {
-            match spec {
-                TransformSpec::Ready(t) => out.push(t.clone()),
-                TransformSpec::Join(j) => {
-                    let db = &self.deps.db;
-                    let cached = db.join_cache(&j.source).await?;
-                    let validators = cached.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
-                    let bytes = match self.deps.source.fetch(&j.source, &validators).await? {
-                        Fetched::NotModified => cached.map(|(_, b)| b).unwrap_or_default(),
-                        Fetched::Body { bytes, validators } => {
-                            db.save_join_cache(&j.source, validators, bytes.clone())
-                                .await?;
-                            bytes
-                        }
-                    };
-                    self.bytes_in += bytes.len() as u64;
-                    let join = j.load(&bytes).map_err(|reason| Error::InvalidJson {
-                        what: format!("{}: joined table {}", self.ds.name, redact_url(&j.source)),
-                        reason,
-                    })?;
-                    out.push(Transform::Join(Box::new(join)));
-                }
-            }
-        }
-        Ok(out)
+        load_transforms(self.deps, self.ds, &mut self.bytes_in).await
     }
 
     /// `HEAD latest.json`: the version the store holds and the ETag to commit against.
@@ -517,16 +635,20 @@ impl Run<'_> {
     }
 
     /// Diffs against the previous version and checks the delta by applying it, while the
-    /// snapshot is compressed on the other core.
+    /// snapshot is compressed on the other core (unless `snapshot_gz` has it already).
     async fn diff_and_compress(
         &mut self,
         doc: &Arc<Document>,
         remote: Option<&Remote>,
         dataset_id: i64,
+        snapshot_gz: Option<Bytes>,
     ) -> Result<(Option<Diff>, Bytes)> {
         let level = self.ds.gzip_level;
         let gz_doc = doc.clone();
-        let gz = tokio::task::spawn_blocking(move || plan::gzip(gz_doc.bytes(), level));
+        let gz = tokio::task::spawn_blocking(move || match snapshot_gz {
+            Some(gz) => gz,
+            None => Bytes::from(plan::gzip(gz_doc.bytes(), level)),
+        });
         let diff = match remote {
             None => None,
             Some(r) => {
@@ -577,12 +699,22 @@ impl Run<'_> {
         let gz = gz
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        Ok((diff, Bytes::from(gz)))
+        Ok((diff, gz))
     }
 
-    /// The previous version's document: from the local cache when it has that hash, else from
-    /// `latest.json` (or, if that is torn, the version's snapshot), checked against its hash.
-    async fn previous(&mut self, entry: &Entry, dataset_id: i64) -> Result<Document> {
+    /// The previous version's document: the one the caller holds when it has that hash, else
+    /// from the local cache, else from `latest.json` (or, if that is torn, the version's
+    /// snapshot), checked against its hash.
+    async fn previous(&mut self, entry: &Entry, dataset_id: i64) -> Result<Arc<Document>> {
+        if let Some(doc) = self.opts.previous.as_ref() {
+            if doc.sha256() == entry.sha256 {
+                return Ok(doc.clone());
+            }
+        }
+        self.previous_stored(entry, dataset_id).await.map(Arc::new)
+    }
+
+    async fn previous_stored(&mut self, entry: &Entry, dataset_id: i64) -> Result<Document> {
         let store = &self.deps.store;
         if let Some(gz) = self.deps.db.cached_body(dataset_id, &entry.sha256).await? {
             let (key, sha, size) = (

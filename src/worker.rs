@@ -218,8 +218,8 @@ pub async fn run(
         }
         let slot = &mut slots[i];
         let run_opts = RunOptions {
-            force: false,
             cancel: Some(shutdown.clone()),
+            ..RunOptions::default()
         };
         let run = sync::run_dataset(&deps, &slot.ds, run_opts);
         tokio::pin!(run);

@@ -19,6 +19,7 @@ use snapsync::history::{self, Fix, Retention, Target};
 use snapsync::keys::DatasetKeys;
 use snapsync::manifest::Manifest;
 use snapsync::plan;
+use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::{DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store};
 use snapsync::sync::{DatasetConfig, Deps, Outcome, RunOptions};
 use snapsync::validate::Guards;
@@ -110,10 +111,7 @@ async fn replayed(store: DynStore, n: u64) -> History {
     let deps = Deps {
         store: store.clone(),
         db: db.clone(),
-        source: Arc::new(history::RecordedSource {
-            path: PathBuf::new(),
-            max_bytes: 1 << 30,
-        }),
+        source: Arc::new(HttpSource::new(SourceOptions::default()).unwrap()),
         clock: Arc::new(snapsync::clock::SystemClock),
     };
     let paths = history::collect_files(&[days]).unwrap();

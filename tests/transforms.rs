@@ -223,3 +223,75 @@ fn configuration_errors_name_the_file_and_the_transform() {
         assert_eq!(r.stderr.trim().lines().count(), 1, "{r:?}");
     }
 }
+
+#[test]
+fn replay_joins_the_table_into_every_day_and_stops_at_a_broken_day() {
+    let sb = Sandbox::new();
+    let dir = example(&sb);
+    let config = dir.join("snapsync.toml");
+    let days = sb.path().join("days");
+    std::fs::create_dir(&days).unwrap();
+    let ten = [
+        "france",
+        "south-korea",
+        "russia",
+        "spain",
+        "italy",
+        "japan",
+        "india",
+        "china",
+        "brazil",
+        "chile",
+    ];
+    let mut eleven = ten.to_vec();
+    eleven.push("peru");
+    std::fs::write(days.join("2021-03-01.json"), covid(&ten)).unwrap();
+    std::fs::write(days.join("2021-03-02.json"), covid(&eleven)).unwrap();
+    std::fs::write(days.join("2021-03-03.json"), b"[{\"country\": ").unwrap();
+    std::fs::write(days.join("2021-03-04.json"), covid(&ten)).unwrap();
+
+    // Replay reads each day ahead of its run; the joined table still comes from the table's
+    // own source, not from the day file, and a broken day stops the replay where it is.
+    let r = sb.run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "replay",
+        days.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.summary().contains("changed=2")
+            && r.summary().contains("failed=1")
+            && r.summary().contains("not_run=1"),
+        "{r:?}"
+    );
+    let failed = r.stdout.lines().find(|l| l.contains("failed")).unwrap();
+    assert!(
+        failed.contains("2021-03-03.json") && failed.contains("error="),
+        "{r:?}"
+    );
+    let m = sb.manifest("covid-countries-info");
+    assert_eq!(m["versions"].as_array().unwrap().len(), 2, "{m}");
+    let latest: Value = serde_json::from_slice(&sb.latest_bytes("covid-countries-info")).unwrap();
+    assert_eq!(latest.as_array().unwrap().len(), 11);
+    assert_eq!(latest[0]["country"]["continent"], "Europe", "{latest}");
+    assert!(latest[0]["dates"]["2020-01-22"].get("cumulative").is_none());
+    let r = sb.run(&["--config", config.to_str().unwrap(), "verify"]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // Fixed, the rest replays from where the history ends.
+    std::fs::write(days.join("2021-03-03.json"), covid(&eleven[1..])).unwrap();
+    let r = sb.run(&[
+        "--config",
+        config.to_str().unwrap(),
+        "replay",
+        days.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.summary().contains("changed=2") && r.summary().contains("skipped=2"),
+        "{r:?}"
+    );
+    let r = sb.run(&["--config", config.to_str().unwrap(), "verify"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}

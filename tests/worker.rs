@@ -246,8 +246,8 @@ async fn a_shutdown_during_a_publish_never_leaves_half_a_version() {
         );
         let token = CancellationToken::new();
         let opts = RunOptions {
-            force: false,
             cancel: Some(token.clone()),
+            ..RunOptions::default()
         };
         let ds = dataset();
         let run = sync::run_dataset(&d, &ds, opts);

@@ -200,7 +200,7 @@ impl FileStore {
             (PutMode::Update(_), None) => return Err(self.precondition(key)),
             _ => {}
         }
-        let etag = etag_of(body);
+        let etag = etag_of_digest(&opts.body_sha256(body));
         let meta = MetaFile {
             etag: etag.clone(),
             size: body.len() as u64,
@@ -278,7 +278,12 @@ impl FileStore {
 }
 
 pub(crate) fn etag_of(bytes: &[u8]) -> String {
-    hex::encode(&Sha256::digest(bytes)[..16])
+    etag_of_digest(&Sha256::digest(bytes).into())
+}
+
+/// A file store ETag: the first half of the body's SHA-256.
+fn etag_of_digest(sha256: &[u8; 32]) -> String {
+    hex::encode(&sha256[..16])
 }
 
 fn write_temp(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {

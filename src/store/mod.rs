@@ -47,6 +47,10 @@ pub struct PutOptions {
     pub content_type: &'static str,
     pub content_encoding: Option<&'static str>,
     pub metadata: BTreeMap<String, String>,
+    /// The body's SHA-256 when the caller knows it already (a `latest.json` body is the
+    /// version's canonical bytes): stores use it instead of hashing a 30 MB body again. An S3
+    /// server still checks it against what it receives.
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl PutOptions {
@@ -56,6 +60,7 @@ impl PutOptions {
             content_type: "application/json",
             content_encoding: None,
             metadata: BTreeMap::new(),
+            sha256: None,
         }
     }
     pub fn gzip_json(mode: PutMode) -> Self {
@@ -67,6 +72,19 @@ impl PutOptions {
     pub fn with_metadata(mut self, metadata: BTreeMap<String, String>) -> Self {
         self.metadata = metadata;
         self
+    }
+    /// Declares the body's SHA-256 (lower-case hex, as [`crate::canonical::sha256_hex`] gives).
+    pub fn with_sha256(mut self, hex_digest: &str) -> Self {
+        let mut digest = [0u8; 32];
+        self.sha256 = hex::decode_to_slice(hex_digest, &mut digest)
+            .ok()
+            .map(|()| digest);
+        self
+    }
+    /// The body's SHA-256: the declared one, or computed.
+    pub fn body_sha256(&self, body: &[u8]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        self.sha256.unwrap_or_else(|| Sha256::digest(body).into())
     }
 }
 

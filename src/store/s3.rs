@@ -306,7 +306,7 @@ impl S3Store {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .checksum_sha256(sha256_b64(&body))
+            .checksum_sha256(b64(&opts.body_sha256(&body)))
             .content_length(body.len() as i64)
             .body(ByteStream::from(body))
             .content_type(opts.content_type)
@@ -571,7 +571,11 @@ impl Store for S3Store {
 type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
 
 fn sha256_b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
+    b64(&Sha256::digest(bytes))
+}
+
+fn b64(digest: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
 fn metadata_map(metadata: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {
