@@ -294,6 +294,7 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
         bytes_out: 0,
         fetch_ms: None,
         dataset_id: None,
+        known: None,
         unmatched: None,
     };
     let result = run.execute().await;
@@ -371,6 +372,8 @@ struct Run<'a> {
     bytes_out: u64,
     fetch_ms: Option<u64>,
     dataset_id: Option<i64>,
+    /// The newest version the database had when the run began.
+    known: Option<Entry>,
     unmatched: Option<u64>,
 }
 
@@ -393,6 +396,7 @@ impl Run<'_> {
         let ds = self.ds;
         let state = deps.db.dataset(deps.store.url(), &ds.name).await?;
         self.dataset_id = Some(state.id);
+        self.known = state.last.clone();
         let transforms = self.load_transforms().await?;
         let pipeline = ds.pipeline_fingerprint(&transforms);
         let same_pipeline = state.pipeline.as_deref() == Some(pipeline.as_str());
@@ -840,9 +844,17 @@ impl Run<'_> {
         source: SourceState,
     ) -> Result<()> {
         let id = self.dataset_id.expect("set at the start");
-        let entries = match manifest {
-            Some(m) => m.versions.clone(),
-            None => vec![entry.clone()],
+        // The database has the versions up to the one it knew when the run began: only those
+        // after it are written (a replayed history would otherwise rewrite them all each day).
+        let entries = match (manifest, &self.known) {
+            (Some(m), Some(k)) if m.get(k.version) == Some(k) => m
+                .versions
+                .iter()
+                .filter(|e| e.version > k.version)
+                .cloned()
+                .collect(),
+            (Some(m), _) => m.versions.clone(),
+            (None, _) => vec![entry.clone()],
         };
         // Only the newest body is cached (as its gzip snapshot: a fifth of the bytes to write);
         // an unchanged run on a fresh database leaves the cache empty and the next changed run
