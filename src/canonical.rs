@@ -706,14 +706,28 @@ impl<'de> Visitor<'de> for NameSeed {
 /// Navigation of canonical JSON text (no whitespace) by skipping values byte by byte. Only
 /// for text known to be canonical; malformed input gives `None`, never a panic.
 mod scan {
+    /// What the container scan stops at: 0 nothing, 1 a quote, 2 an opening and 3 a closing
+    /// bracket.
+    static CLASS: [u8; 256] = {
+        let mut t = [0u8; 256];
+        t[b'"' as usize] = 1;
+        t[b'{' as usize] = 2;
+        t[b'[' as usize] = 2;
+        t[b'}' as usize] = 3;
+        t[b']' as usize] = 3;
+        t
+    };
+
     /// The index just after the string starting at `i` (an opening quote).
-    pub fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
-        i += 1;
+    pub fn string_end(b: &[u8], i: usize) -> Option<usize> {
+        let mut j = i + 1;
         loop {
-            match *b.get(i)? {
-                b'"' => return Some(i + 1),
-                b'\\' => i += 2,
-                _ => i += 1,
+            while j < b.len() && b[j] != b'"' && b[j] != b'\\' {
+                j += 1;
+            }
+            match *b.get(j)? {
+                b'"' => return Some(j + 1),
+                _ => j += 2,
             }
         }
     }
@@ -726,21 +740,23 @@ mod scan {
                 let mut depth = 0usize;
                 let mut j = i;
                 loop {
-                    match *b.get(j)? {
-                        b'"' => {
-                            j = string_end(b, j)?;
-                            continue;
+                    while j < b.len() && CLASS[b[j] as usize] == 0 {
+                        j += 1;
+                    }
+                    match CLASS[*b.get(j)? as usize] {
+                        1 => j = string_end(b, j)?,
+                        2 => {
+                            depth += 1;
+                            j += 1;
                         }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
+                        _ => {
                             depth -= 1;
+                            j += 1;
                             if depth == 0 {
-                                return Some(j + 1);
+                                return Some(j);
                             }
                         }
-                        _ => {}
                     }
-                    j += 1;
                 }
             }
             _ => {
