@@ -1,5 +1,6 @@
 //! Throughput of the pure core on covid-shaped data made by `snapsync-gen`: canonicalize + hash
-//! a fetched body, load a stored version, diff two versions, apply (and hash) the delta, and gzip
+//! a fetched body, load a stored version, diff two versions, apply the delta (and hash the result,
+//! as a consumer does, or compare it with the new version, as a publishing run does), and gzip
 //! the snapshot. `cargo bench` uses 250 countries x 1000 days (~30 MB) and a next day with 0.1%
 //! of past values revised within the last 30 days; under `cargo test` a small file, once.
 
@@ -70,6 +71,15 @@ fn core(c: &mut Criterion) {
             let mut h = Sha256::new();
             delta::apply_document_into(&old, &d.patch, &mut h).unwrap();
             h.finalize()
+        })
+    });
+    // What a publishing run does: apply and compare with the new version's bytes.
+    g.bench_function("apply_and_compare", |b| {
+        b.iter(|| {
+            assert_eq!(
+                delta::apply_and_compare(&old, &d.patch, new.bytes()),
+                Ok(None)
+            )
         })
     });
     g.throughput(Throughput::Bytes(new.bytes().len() as u64));

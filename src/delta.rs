@@ -498,6 +498,46 @@ pub fn apply_document_into(
     })
 }
 
+/// Applies `patch` to `doc` and compares the result with `expected` as it streams, with no
+/// copy and no hash: `Ok(None)` when they are equal, else the offset of the first difference.
+/// A publishing run checks its delta this way against the new version's own bytes, which is
+/// what their hash stands for.
+pub fn apply_and_compare(
+    doc: &Document,
+    patch: &[PatchOp],
+    expected: &[u8],
+) -> Result<Option<usize>, ApplyError> {
+    struct Compare<'e> {
+        expected: &'e [u8],
+        pos: usize,
+        differs: Option<usize>,
+    }
+    impl Write for Compare<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.differs.is_none() {
+                let have = self.expected.get(self.pos..).unwrap_or_default();
+                if !have.starts_with(buf) {
+                    let same = have.iter().zip(buf).take_while(|(a, b)| a == b).count();
+                    self.differs = Some(self.pos + same);
+                }
+            }
+            self.pos += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Compare {
+        expected,
+        pos: 0,
+        differs: None,
+    };
+    apply_document_into(doc, patch, &mut c)?;
+    Ok(c.differs
+        .or((c.pos != expected.len()).then_some(c.pos.min(expected.len()))))
+}
+
 /// A JSON value being patched: canonical text until an operation needs to look inside it.
 #[derive(Clone)]
 enum Lazy<'a> {

@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -672,23 +671,20 @@ impl Run<'_> {
                         ops = d.patch.len(),
                         "diffed"
                     );
-                    let mut hasher = Sha256::new();
-                    delta::apply_document_into(&prev, &d.patch, &mut hasher).map_err(|e| {
-                        Error::DeltaMismatch {
+                    let differs = delta::apply_and_compare(&prev, &d.patch, new.bytes())
+                        .map_err(|e| Error::DeltaMismatch {
                             dataset: name.clone(),
                             reason: e.to_string(),
-                        }
-                    })?;
-                    let got = hex::encode(hasher.finalize());
+                        })?;
                     debug!(
                         ms = t.elapsed().as_millis() as u64,
                         "delta applied and checked"
                     );
-                    if got != new.sha256() {
+                    if let Some(offset) = differs {
                         return Err(Error::DeltaMismatch {
                             dataset: name,
                             reason: format!(
-                                "applying it gives sha256 {got}, expected {}",
+                                "applying it does not give sha256 {}: the bytes differ at offset {offset}",
                                 new.sha256()
                             ),
                         });

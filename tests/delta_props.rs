@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use snapsync::canonical::{
     cmp_utf16, split_array, split_object, split_object_like, to_canonical_vec, Document, KeyPointer,
 };
-use snapsync::delta::{apply_document, apply_value, diff, PatchOp};
+use snapsync::delta::{apply_and_compare, apply_document, apply_value, diff, PatchOp};
 
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -44,6 +44,21 @@ fn check_roundtrip(a: &Value, b: &Value) -> Result<(), TestCaseError> {
     let d = diff(&da, &db);
     let applied = apply_document(&da, &d.patch).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(&applied[..], db.bytes());
+    // The publishing run's check: equal to the new bytes, and any other text differs where
+    // it first differs.
+    prop_assert_eq!(apply_and_compare(&da, &d.patch, db.bytes()), Ok(None));
+    let mut other = db.bytes().to_vec();
+    let at = other.len() / 2;
+    other[at] ^= 1;
+    prop_assert_eq!(apply_and_compare(&da, &d.patch, &other), Ok(Some(at)));
+    let short = &db.bytes()[..at];
+    prop_assert_eq!(apply_and_compare(&da, &d.patch, short), Ok(Some(at)));
+    let mut long = db.bytes().to_vec();
+    long.push(b' ');
+    prop_assert_eq!(
+        apply_and_compare(&da, &d.patch, &long),
+        Ok(Some(db.bytes().len()))
+    );
     // The same patch through the whole-tree path, and through JSON (what consumers read).
     let patch: Vec<PatchOp> =
         serde_json::from_slice(&serde_json::to_vec(&d.patch).unwrap()).unwrap();
