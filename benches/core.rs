@@ -83,8 +83,8 @@ fn core(c: &mut Criterion) {
         })
     });
     g.throughput(Throughput::Bytes(new.bytes().len() as u64));
-    g.bench_function("gzip_snapshot_level3", |b| {
-        b.iter(|| plan::gzip(new.bytes(), 3))
+    g.bench_function("gzip_snapshot", |b| {
+        b.iter(|| plan::gzip(new.bytes(), snapsync::config::DEFAULT_GZIP_LEVEL))
     });
 
     // Transforms, end to end from the fetched bytes (compare with canonicalize_and_hash).
