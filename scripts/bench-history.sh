@@ -11,15 +11,17 @@
 #    and the bytes downloaded are compared with downloading latest.json PULL_DAYS times (the
 #    sum of the sizes of versions 2..=PULL_DAYS+1). Target: <= 10 %.
 # 2. replay time: REPLAY_DAYS (365) next days replayed into a fresh file store, in batches of
-#    BATCH (10) files generated just before each batch and deleted after it, so the disk holds
+#    BATCH (30) files generated just before each batch and deleted after it, so the disk holds
 #    one batch of day files. Only the `snapsync replay` runs are timed. Between batches an
 #    untimed `snapsync prune --keep-daily 7 --keep-monthly 12` keeps the store's snapshots
-#    from filling the disk (the replay reads the previous version from its database, never
-#    from old snapshots, so this does not change what is measured). Target: <= 60 s.
+#    from filling the disk (a replay keeps the previous version in memory, and the first file
+#    of a batch reads it from the database, never from old snapshots, so this does not change
+#    what is measured). Each batch is one process: its first file is not overlapped with a
+#    previous one, as a single `snapsync replay DIR` of the whole year would be. Target: <= 60 s.
 #
 # Environment: BENCH_DIR (/tmp/snapsync-bench-history), COUNTRIES (250), DAYS (1000),
-# PULL_DAYS (30), REPLAY_DAYS (365), BATCH (10), SEED (1), SKIP_BUILD=1, SNAPSYNC_BIN, GEN_BIN,
-# SKIP_PULL=1 / SKIP_REPLAY=1 (run one part only). Disk: about 1 GB at the peak.
+# PULL_DAYS (30), REPLAY_DAYS (365), BATCH (30), SEED (1), SKIP_BUILD=1, SNAPSYNC_BIN, GEN_BIN,
+# SKIP_PULL=1 / SKIP_REPLAY=1 (run one part only). Disk: about 1.5 GB at the peak.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,7 +30,7 @@ COUNTRIES=${COUNTRIES:-250}
 DAYS=${DAYS:-1000}
 PULL_DAYS=${PULL_DAYS:-30}
 REPLAY_DAYS=${REPLAY_DAYS:-365}
-BATCH=${BATCH:-10}
+BATCH=${BATCH:-30}
 SEED=${SEED:-1}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SNAPSYNC=${SNAPSYNC_BIN:-$TARGET_DIR/release/snapsync}
