@@ -179,10 +179,16 @@ impl Document {
     /// hash to `sha256`. Record spans and keys come from a scan of the (trusted, canonical)
     /// text that allocates nothing per value: loading the previous version costs little more
     /// than hashing it.
+    ///
+    /// The text is not parsed: such a document is a base to diff from or to patch (where
+    /// text that does not split is an error), not the new side of a diff.
     pub fn from_canonical(bytes: Bytes, key: &KeyPointer, sha256: &str) -> Result<Self, String> {
         let got = sha256_hex(&bytes);
         if got != sha256 {
             return Err(format!("content hashes to {got}, expected {sha256}"));
+        }
+        if let Err(e) = std::str::from_utf8(&bytes) {
+            return Err(format!("not UTF-8 text: {e}"));
         }
         let records = if bytes.first() == Some(&b'[') {
             let spans = scan::elements(&bytes).ok_or("not a canonical JSON array")?;

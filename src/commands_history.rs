@@ -437,9 +437,18 @@ async fn load_side(
             let (doc, _) = history::restore(s, m, entry)
                 .await
                 .with_context(|| format!("reading {} version {}", ds.name, entry.version))?;
-            // Restored documents know no record keys; the diff matches records by them.
-            let doc = Document::from_canonical(doc.shared_bytes(), &ds.key, &entry.sha256)
-                .map_err(|reason| anyhow::anyhow!("version {}: {reason}", entry.version))?;
+            // Restored documents know no record keys; the diff matches records by them. Parsed
+            // again (not just scanned): either side may be the new one, which the diff parses.
+            let doc = Document::from_json(doc.bytes(), &ds.key)
+                .ok()
+                .filter(|d| d.sha256() == entry.sha256)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{} version {}: the stored text is not canonical JSON",
+                        ds.name,
+                        entry.version
+                    )
+                })?;
             Ok((format!("v{}", entry.version), doc))
         }
     }
