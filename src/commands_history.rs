@@ -292,6 +292,7 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
             force: args.force,
             prepared,
             previous: previous.clone(),
+            skip_body_cache: i + 1 < files.len(),
             ..RunOptions::default()
         };
         let r = history::replay_file(&deps, ds, f, max_bytes, opts).await;

@@ -99,6 +99,9 @@ pub struct RunOptions {
     /// A document the caller holds from an earlier run (its [`Report::document`]); used as
     /// the previous version when its hash is the store's latest, instead of reading it back.
     pub previous: Option<Arc<Document>>,
+    /// Leave the database's copy of the newest version as it is (replay sets it on all but its
+    /// last file: it keeps the documents in memory, and a stale copy is only ever not used).
+    pub skip_body_cache: bool,
 }
 
 impl RunOptions {
@@ -855,7 +858,9 @@ impl Run<'_> {
         // Only the newest body is cached (as its gzip snapshot: a fifth of the bytes to write);
         // an unchanged run on a fresh database leaves the cache empty and the next changed run
         // reads latest.json once.
-        let body = snapshot_gz.map(|gz| (entry.version, entry.sha256.clone(), gz));
+        let body = snapshot_gz
+            .filter(|_| !self.opts.skip_body_cache)
+            .map(|gz| (entry.version, entry.sha256.clone(), gz));
         self.deps
             .db
             .record_versions(id, entries, body, Some(source))

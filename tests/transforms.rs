@@ -294,4 +294,14 @@ fn replay_joins_the_table_into_every_day_and_stops_at_a_broken_day() {
     );
     let r = sb.run(&["--config", config.to_str().unwrap(), "verify"]);
     assert_eq!(r.code, 0, "{r:?}");
+    // Only the last file's body went into the database's cache, for the next run to diff from.
+    let db = rusqlite::Connection::open(sb.db()).unwrap();
+    let cached: Vec<i64> = db
+        .prepare("SELECT version FROM body_cache")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(cached, vec![4]);
 }
