@@ -143,6 +143,8 @@ impl Document {
         let mut ctx = Ctx {
             out: Vec::with_capacity(raw.len()),
             key: None,
+            members: Vec::new(),
+            scratch: Vec::new(),
         };
         let drops: Vec<&[String]> = drops
             .iter()
@@ -384,20 +386,31 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
 // ---------------------------------------------------------------------------------------------
 // The streaming canonicalizer: serde visitors that write canonical bytes as they parse.
 
-struct Ctx {
+/// State shared by every value of one parse. The stacks are reused across objects so that
+/// canonicalizing allocates nothing per object (a covid file has ~750k of them).
+struct Ctx<'de> {
     out: Vec<u8>,
     /// Canonical bytes of the value found at the key pointer in the current record.
     key: Option<Box<[u8]>>,
+    /// The members written so far of each object being parsed, innermost last: an object's
+    /// entries start where the stack stood when it began, and are popped when it ends.
+    members: Vec<Member<'de>>,
+    /// Where an unsorted object's body is copied to be written back in order. Only one
+    /// object is reordered at a time: its inner objects were finished (and reordered) first.
+    scratch: Vec<u8>,
 }
 
+/// A member written to `out`: its name, and where `"name":value` starts and ends.
+type Member<'de> = (Cow<'de, str>, usize, usize);
+
 /// The top level: an array becomes records, anything else one canonical value.
-struct TopLevel<'a> {
-    ctx: &'a mut Ctx,
+struct TopLevel<'a, 'de> {
+    ctx: &'a mut Ctx<'de>,
     key: &'a [String],
     drops: &'a [&'a [String]],
 }
 
-impl<'de> Visitor<'de> for TopLevel<'_> {
+impl<'de> Visitor<'de> for TopLevel<'_, 'de> {
     type Value = Option<Vec<Record>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -478,15 +491,15 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 
 /// Writes one value canonically. `key_path` is the rest of the key pointer when this value lies
 /// on it; at its end the value's canonical bytes are captured as the record key.
-struct Canon<'a, 'p> {
-    ctx: &'a mut Ctx,
+struct Canon<'a, 'de, 'p> {
+    ctx: &'a mut Ctx<'de>,
     key_path: Option<&'p [String]>,
     /// The rest of each drop pattern that is still on this value's path.
     drops: Vec<&'p [String]>,
 }
 
-impl<'a, 'p> Canon<'a, 'p> {
-    fn new(ctx: &'a mut Ctx) -> Self {
+impl<'a, 'de, 'p> Canon<'a, 'de, 'p> {
+    fn new(ctx: &'a mut Ctx<'de>) -> Self {
         Canon {
             ctx,
             key_path: None,
@@ -521,7 +534,7 @@ impl<'a, 'p> Canon<'a, 'p> {
         Some(Descent { key_path, drops })
     }
 
-    fn child(&mut self, d: Descent<'p>) -> Canon<'_, 'p> {
+    fn child(&mut self, d: Descent<'p>) -> Canon<'_, 'de, 'p> {
         Canon {
             ctx: self.ctx,
             key_path: d.key_path,
@@ -535,14 +548,14 @@ struct Descent<'p> {
     drops: Vec<&'p [String]>,
 }
 
-impl<'de> DeserializeSeed<'de> for Canon<'_, '_> {
+impl<'de> DeserializeSeed<'de> for Canon<'_, 'de, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Canon<'_, '_> {
+impl<'de> Visitor<'de> for Canon<'_, 'de, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -624,10 +637,10 @@ impl<'de> Visitor<'de> for Canon<'_, '_> {
         self.ctx.out.push(b'{');
         // Members are written in arrival order, remembering where each one is; if they did not
         // arrive sorted, the object's bytes are reordered once at the end.
-        let mut members: Vec<(Cow<'de, str>, usize, usize)> = Vec::new();
+        let base = self.ctx.members.len();
         let mut sorted = true;
         while let Some(name) = map.next_key_seed(NameSeed)? {
-            if let Some(prev) = members.last() {
+            if let Some(prev) = self.ctx.members[base..].last() {
                 match cmp_utf16(&prev.0, &name) {
                     Ordering::Less => {}
                     Ordering::Equal => {
@@ -642,16 +655,24 @@ impl<'de> Visitor<'de> for Canon<'_, '_> {
                 map.next_value::<de::IgnoredAny>()?;
                 continue;
             };
-            if !members.is_empty() {
+            if self.ctx.members.len() > base {
                 self.ctx.out.push(b',');
             }
             let member_start = self.ctx.out.len();
             write_str(&name, &mut self.ctx.out);
             self.ctx.out.push(b':');
             map.next_value_seed(self.child(descent))?;
-            members.push((name, member_start, self.ctx.out.len()));
+            let member_end = self.ctx.out.len();
+            self.ctx.members.push((name, member_start, member_end));
         }
         if !sorted {
+            let Ctx {
+                out,
+                members,
+                scratch,
+                ..
+            } = &mut *self.ctx;
+            let members = &mut members[base..];
             members.sort_by(|a, b| cmp_utf16(&a.0, &b.0));
             if let Some(dup) = members.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(de::Error::custom(format_args!(
@@ -660,18 +681,18 @@ impl<'de> Visitor<'de> for Canon<'_, '_> {
                 )));
             }
             let body_start = start + 1;
-            let old: Vec<u8> = self.ctx.out[body_start..].to_vec();
-            self.ctx.out.truncate(body_start);
+            scratch.clear();
+            scratch.extend_from_slice(&out[body_start..]);
+            out.truncate(body_start);
             for (i, (_, s, e)) in members.iter().enumerate() {
                 if i > 0 {
-                    self.ctx.out.push(b',');
+                    out.push(b',');
                 }
-                self.ctx
-                    .out
-                    .extend_from_slice(&old[s - body_start..e - body_start]);
+                out.extend_from_slice(&scratch[s - body_start..e - body_start]);
             }
             // A key captured inside a moved member keeps its bytes: it was copied out already.
         }
+        self.ctx.members.truncate(base);
         self.ctx.out.push(b'}');
         self.capture(start);
         Ok(())
