@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
+use std::ops::Range;
 
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -145,6 +146,7 @@ impl Document {
             key: None,
             members: Vec::new(),
             scratch: Vec::new(),
+            drops: Vec::new(),
         };
         let drops: Vec<&[String]> = drops
             .iter()
@@ -388,7 +390,7 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
 
 /// State shared by every value of one parse. The stacks are reused across objects so that
 /// canonicalizing allocates nothing per object (a covid file has ~750k of them).
-struct Ctx<'de> {
+struct Ctx<'de, 'p> {
     out: Vec<u8>,
     /// Canonical bytes of the value found at the key pointer in the current record.
     key: Option<Box<[u8]>>,
@@ -398,19 +400,22 @@ struct Ctx<'de> {
     /// Where an unsorted object's body is copied to be written back in order. Only one
     /// object is reordered at a time: its inner objects were finished (and reordered) first.
     scratch: Vec<u8>,
+    /// The rest of each drop pattern still on the path of each value being parsed, innermost
+    /// last: a value's entries are a range above its parent's (see [`Canon::descend`]).
+    drops: Vec<&'p [String]>,
 }
 
 /// A member written to `out`: its name, and where `"name":value` starts and ends.
 type Member<'de> = (Cow<'de, str>, usize, usize);
 
 /// The top level: an array becomes records, anything else one canonical value.
-struct TopLevel<'a, 'de> {
-    ctx: &'a mut Ctx<'de>,
-    key: &'a [String],
-    drops: &'a [&'a [String]],
+struct TopLevel<'a, 'de, 'p> {
+    ctx: &'a mut Ctx<'de, 'p>,
+    key: &'p [String],
+    drops: &'a [&'p [String]],
 }
 
-impl<'de> Visitor<'de> for TopLevel<'_, 'de> {
+impl<'de> Visitor<'de> for TopLevel<'_, 'de, '_> {
     type Value = Option<Vec<Record>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -434,16 +439,17 @@ impl<'de> Visitor<'de> for TopLevel<'_, 'de> {
                 Some(self.key)
             };
             let index = records.len();
-            let drops: Vec<&[String]> = self
-                .drops
-                .iter()
-                .filter_map(|d| match d {
-                    [first, rest @ ..] if first == "*" || first.parse::<usize>() == Ok(index) => {
-                        Some(rest)
+            // A pattern naming a whole record drops nothing (and an empty rest matches nothing
+            // further down, so it is not kept).
+            ctx.drops.clear();
+            for d in self.drops {
+                if let [first, rest @ ..] = d {
+                    if !rest.is_empty() && (first == "*" || first.parse::<usize>() == Ok(index)) {
+                        ctx.drops.push(rest);
                     }
-                    _ => None,
-                })
-                .collect();
+                }
+            }
+            let drops = 0..ctx.drops.len();
             let seed = Canon {
                 ctx: &mut *ctx,
                 key_path,
@@ -465,8 +471,9 @@ impl<'de> Visitor<'de> for TopLevel<'_, 'de> {
 
     // Every other top-level value: canonicalize as a whole.
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.ctx.drops.extend_from_slice(self.drops);
         let mut c = Canon::new(self.ctx);
-        c.drops = self.drops.to_vec();
+        c.drops = 0..self.drops.len();
         c.visit_map(map).map(|()| None)
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
@@ -492,18 +499,18 @@ impl<'de> Visitor<'de> for TopLevel<'_, 'de> {
 /// Writes one value canonically. `key_path` is the rest of the key pointer when this value lies
 /// on it; at its end the value's canonical bytes are captured as the record key.
 struct Canon<'a, 'de, 'p> {
-    ctx: &'a mut Ctx<'de>,
+    ctx: &'a mut Ctx<'de, 'p>,
     key_path: Option<&'p [String]>,
-    /// The rest of each drop pattern that is still on this value's path.
-    drops: Vec<&'p [String]>,
+    /// Where in `ctx.drops` the rest of each drop pattern still on this value's path is.
+    drops: Range<usize>,
 }
 
 impl<'a, 'de, 'p> Canon<'a, 'de, 'p> {
-    fn new(ctx: &'a mut Ctx<'de>) -> Self {
+    fn new(ctx: &'a mut Ctx<'de, 'p>) -> Self {
         Canon {
             ctx,
             key_path: None,
-            drops: Vec::new(),
+            drops: 0..0,
         }
     }
 
@@ -515,22 +522,29 @@ impl<'a, 'de, 'p> Canon<'a, 'de, 'p> {
 
     /// Where a child value stands on the key path and the drop patterns, or `None` when a
     /// drop pattern ends at it. `matches(token)` says whether a pointer token names this child.
-    fn descend(&self, matches: impl Fn(&str) -> bool) -> Option<Descent<'p>> {
+    ///
+    /// The child's patterns are pushed onto `ctx.drops` just above this value's own, replacing
+    /// those of the previous child: ranges only ever grow upwards, so an ancestor's entries are
+    /// never overwritten, and without drop patterns nothing is pushed at all.
+    fn descend(&mut self, matches: impl Fn(&str) -> bool) -> Option<Descent<'p>> {
         let key_path = match self.key_path {
             Some([first, rest @ ..]) if matches(first) => Some(rest),
             _ => None,
         };
-        let mut drops: Vec<&'p [String]> = Vec::new();
-        for &d in &self.drops {
-            if let [first, rest @ ..] = d {
+        let stack = &mut self.ctx.drops;
+        let above = self.drops.end;
+        stack.truncate(above);
+        for i in self.drops.clone() {
+            if let [first, rest @ ..] = stack[i] {
                 if first == "*" || matches(first) {
                     if rest.is_empty() {
                         return None;
                     }
-                    drops.push(rest);
+                    stack.push(rest);
                 }
             }
         }
+        let drops = above..stack.len();
         Some(Descent { key_path, drops })
     }
 
@@ -545,7 +559,7 @@ impl<'a, 'de, 'p> Canon<'a, 'de, 'p> {
 
 struct Descent<'p> {
     key_path: Option<&'p [String]>,
-    drops: Vec<&'p [String]>,
+    drops: Range<usize>,
 }
 
 impl<'de> DeserializeSeed<'de> for Canon<'_, 'de, '_> {
