@@ -878,6 +878,7 @@ pub fn raw_members(text: &str) -> serde_json::Result<Vec<(Cow<'_, str>, &RawValu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn canon(text: &str) -> String {
@@ -1002,5 +1003,104 @@ mod tests {
         let v = json!({"z": [1, 2.5, "x"], "a": {"b": null, "\u{e000}": 1, "\u{10000}": 2}});
         let doc = Document::from_value(&v, &KeyPointer::default());
         assert_eq!(doc.bytes(), to_canonical_vec(&v).as_slice());
+    }
+
+    /// JSON text as a producer might write it: members in arrival order (not sorted), each
+    /// string either as serde_json writes it or with everything but plain ASCII as `\u`
+    /// escapes (so both the borrowed and the unescaped-copy paths of the parser are taken).
+    #[derive(Debug, Clone)]
+    enum Text {
+        Scalar(Value),
+        Str(String, bool),
+        Array(Vec<Text>),
+        Object(Vec<((String, bool), Text)>),
+    }
+
+    fn arb_text() -> impl Strategy<Value = Text> {
+        let leaf = prop_oneof![
+            Just(Text::Scalar(Value::Null)),
+            any::<bool>().prop_map(|b| Text::Scalar(json!(b))),
+            any::<i64>().prop_map(|n| Text::Scalar(json!(n))),
+            any::<u64>().prop_map(|n| Text::Scalar(json!(n))),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| Text::Scalar(json!(f))),
+            (
+                "[a-z\"\\\\/\u{1}\u{1f}\u{7f}é\u{2028}😀]{0,6}",
+                any::<bool>()
+            )
+                .prop_map(|(s, escaped)| Text::Str(s, escaped)),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            let name = (
+                "[a-c\"\\\\\u{1}\u{80}é\u{e000}\u{ffff}😀\u{10000}]{0,3}",
+                any::<bool>(),
+            );
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Text::Array),
+                prop::collection::vec((name, inner), 0..6).prop_map(|mut members| {
+                    let mut seen = std::collections::HashSet::new();
+                    members.retain(|((n, _), _)| seen.insert(n.clone()));
+                    Text::Object(members)
+                }),
+            ]
+        })
+    }
+
+    fn write_text(t: &Text, out: &mut String) {
+        match t {
+            Text::Scalar(v) => out.push_str(&v.to_string()),
+            Text::Str(s, escaped) => write_text_str(s, *escaped, out),
+            Text::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    out.push_str(if i > 0 { ", " } else { "" });
+                    write_text(v, out);
+                }
+                out.push(']');
+            }
+            Text::Object(members) => {
+                out.push('{');
+                for (i, ((name, escaped), v)) in members.iter().enumerate() {
+                    out.push_str(if i > 0 { ", " } else { " " });
+                    write_text_str(name, *escaped, out);
+                    out.push_str(": ");
+                    write_text(v, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    fn write_text_str(s: &str, escaped: bool, out: &mut String) {
+        if !escaped {
+            out.push_str(&serde_json::to_string(s).unwrap());
+            return;
+        }
+        out.push('"');
+        for c in s.chars() {
+            if (' '..='~').contains(&c) && c != '"' && c != '\\' {
+                out.push(c);
+            } else {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+        out.push('"');
+    }
+
+    proptest! {
+        #[test]
+        fn streaming_agrees_with_write_value_on_unsorted_text(t in arb_text()) {
+            let mut text = String::new();
+            write_text(&t, &mut text);
+            let doc = Document::from_json(text.as_bytes(), &KeyPointer::default()).unwrap();
+            let value: Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(
+                String::from_utf8(doc.bytes().to_vec()).unwrap(),
+                write_value_string(&value)
+            );
+        }
     }
 }
