@@ -385,6 +385,18 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// [`write_str`] for a string serde_json borrowed from the input text: it had no escape
+/// sequences, and JSON (and serde_json) forbids `"`, `\` and control characters unescaped, so
+/// there is nothing to escape and the bytes go out as they are. Saves rescanning every name
+/// and string value; `Canon` is only ever driven by serde_json's text parser.
+fn write_unescaped_str(s: &str, out: &mut Vec<u8>) {
+    debug_assert!(!s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
 // ---------------------------------------------------------------------------------------------
 // The streaming canonicalizer: serde visitors that write canonical bytes as they parse.
 
@@ -608,6 +620,12 @@ impl<'de> Visitor<'de> for Canon<'_, 'de, '_> {
         self.capture(start);
         Ok(())
     }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        let start = self.ctx.out.len();
+        write_unescaped_str(v, &mut self.ctx.out);
+        self.capture(start);
+        Ok(())
+    }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         let start = self.ctx.out.len();
         self.ctx.out.extend_from_slice(b"null");
@@ -673,7 +691,10 @@ impl<'de> Visitor<'de> for Canon<'_, 'de, '_> {
                 self.ctx.out.push(b',');
             }
             let member_start = self.ctx.out.len();
-            write_str(&name, &mut self.ctx.out);
+            match &name {
+                Cow::Borrowed(name) => write_unescaped_str(name, &mut self.ctx.out),
+                Cow::Owned(name) => write_str(name, &mut self.ctx.out),
+            }
             self.ctx.out.push(b':');
             map.next_value_seed(self.child(descent))?;
             let member_end = self.ctx.out.len();
