@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
+use std::ops::Range;
 
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -142,6 +143,9 @@ impl Document {
         let mut ctx = Ctx {
             out: Vec::with_capacity(raw.len()),
             key: None,
+            members: Vec::new(),
+            scratch: Vec::new(),
+            drops: Vec::new(),
         };
         let drops: Vec<&[String]> = drops
             .iter()
@@ -386,23 +390,49 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// [`write_str`] for a string serde_json borrowed from the input text: it had no escape
+/// sequences, and JSON (and serde_json) forbids `"`, `\` and control characters unescaped, so
+/// there is nothing to escape and the bytes go out as they are. Saves rescanning every name
+/// and string value; `Canon` is only ever driven by serde_json's text parser.
+fn write_unescaped_str(s: &str, out: &mut Vec<u8>) {
+    debug_assert!(!s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+}
+
 // ---------------------------------------------------------------------------------------------
 // The streaming canonicalizer: serde visitors that write canonical bytes as they parse.
 
-struct Ctx {
+/// State shared by every value of one parse. The stacks are reused across objects so that
+/// canonicalizing allocates nothing per object (a covid file has ~750k of them).
+struct Ctx<'de, 'p> {
     out: Vec<u8>,
     /// Canonical bytes of the value found at the key pointer in the current record.
     key: Option<Box<[u8]>>,
+    /// The members written so far of each object being parsed, innermost last: an object's
+    /// entries start where the stack stood when it began, and are popped when it ends.
+    members: Vec<Member<'de>>,
+    /// Where an unsorted object's body is copied to be written back in order. Only one
+    /// object is reordered at a time: its inner objects were finished (and reordered) first.
+    scratch: Vec<u8>,
+    /// The rest of each drop pattern still on the path of each value being parsed, innermost
+    /// last: a value's entries are a range above its parent's (see [`Canon::descend`]).
+    drops: Vec<&'p [String]>,
 }
+
+/// A member written to `out`: its name, and where `"name":value` starts and ends.
+type Member<'de> = (Cow<'de, str>, usize, usize);
 
 /// The top level: an array becomes records, anything else one canonical value.
-struct TopLevel<'a> {
-    ctx: &'a mut Ctx,
-    key: &'a [String],
-    drops: &'a [&'a [String]],
+struct TopLevel<'a, 'de, 'p> {
+    ctx: &'a mut Ctx<'de, 'p>,
+    key: &'p [String],
+    drops: &'a [&'p [String]],
 }
 
-impl<'de> Visitor<'de> for TopLevel<'_> {
+impl<'de> Visitor<'de> for TopLevel<'_, 'de, '_> {
     type Value = Option<Vec<Record>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -426,16 +456,17 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
                 Some(self.key)
             };
             let index = records.len();
-            let drops: Vec<&[String]> = self
-                .drops
-                .iter()
-                .filter_map(|d| match d {
-                    [first, rest @ ..] if first == "*" || first.parse::<usize>() == Ok(index) => {
-                        Some(rest)
+            // A pattern naming a whole record drops nothing (and an empty rest matches nothing
+            // further down, so it is not kept).
+            ctx.drops.clear();
+            for d in self.drops {
+                if let [first, rest @ ..] = d {
+                    if !rest.is_empty() && (first == "*" || first.parse::<usize>() == Ok(index)) {
+                        ctx.drops.push(rest);
                     }
-                    _ => None,
-                })
-                .collect();
+                }
+            }
+            let drops = 0..ctx.drops.len();
             let seed = Canon {
                 ctx: &mut *ctx,
                 key_path,
@@ -457,8 +488,9 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 
     // Every other top-level value: canonicalize as a whole.
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.ctx.drops.extend_from_slice(self.drops);
         let mut c = Canon::new(self.ctx);
-        c.drops = self.drops.to_vec();
+        c.drops = 0..self.drops.len();
         c.visit_map(map).map(|()| None)
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
@@ -483,19 +515,19 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 
 /// Writes one value canonically. `key_path` is the rest of the key pointer when this value lies
 /// on it; at its end the value's canonical bytes are captured as the record key.
-struct Canon<'a, 'p> {
-    ctx: &'a mut Ctx,
+struct Canon<'a, 'de, 'p> {
+    ctx: &'a mut Ctx<'de, 'p>,
     key_path: Option<&'p [String]>,
-    /// The rest of each drop pattern that is still on this value's path.
-    drops: Vec<&'p [String]>,
+    /// Where in `ctx.drops` the rest of each drop pattern still on this value's path is.
+    drops: Range<usize>,
 }
 
-impl<'a, 'p> Canon<'a, 'p> {
-    fn new(ctx: &'a mut Ctx) -> Self {
+impl<'a, 'de, 'p> Canon<'a, 'de, 'p> {
+    fn new(ctx: &'a mut Ctx<'de, 'p>) -> Self {
         Canon {
             ctx,
             key_path: None,
-            drops: Vec::new(),
+            drops: 0..0,
         }
     }
 
@@ -507,26 +539,33 @@ impl<'a, 'p> Canon<'a, 'p> {
 
     /// Where a child value stands on the key path and the drop patterns, or `None` when a
     /// drop pattern ends at it. `matches(token)` says whether a pointer token names this child.
-    fn descend(&self, matches: impl Fn(&str) -> bool) -> Option<Descent<'p>> {
+    ///
+    /// The child's patterns are pushed onto `ctx.drops` just above this value's own, replacing
+    /// those of the previous child: ranges only ever grow upwards, so an ancestor's entries are
+    /// never overwritten, and without drop patterns nothing is pushed at all.
+    fn descend(&mut self, matches: impl Fn(&str) -> bool) -> Option<Descent<'p>> {
         let key_path = match self.key_path {
             Some([first, rest @ ..]) if matches(first) => Some(rest),
             _ => None,
         };
-        let mut drops: Vec<&'p [String]> = Vec::new();
-        for &d in &self.drops {
-            if let [first, rest @ ..] = d {
+        let stack = &mut self.ctx.drops;
+        let above = self.drops.end;
+        stack.truncate(above);
+        for i in self.drops.clone() {
+            if let [first, rest @ ..] = stack[i] {
                 if first == "*" || matches(first) {
                     if rest.is_empty() {
                         return None;
                     }
-                    drops.push(rest);
+                    stack.push(rest);
                 }
             }
         }
+        let drops = above..stack.len();
         Some(Descent { key_path, drops })
     }
 
-    fn child(&mut self, d: Descent<'p>) -> Canon<'_, 'p> {
+    fn child(&mut self, d: Descent<'p>) -> Canon<'_, 'de, 'p> {
         Canon {
             ctx: self.ctx,
             key_path: d.key_path,
@@ -537,17 +576,17 @@ impl<'a, 'p> Canon<'a, 'p> {
 
 struct Descent<'p> {
     key_path: Option<&'p [String]>,
-    drops: Vec<&'p [String]>,
+    drops: Range<usize>,
 }
 
-impl<'de> DeserializeSeed<'de> for Canon<'_, '_> {
+impl<'de> DeserializeSeed<'de> for Canon<'_, 'de, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Canon<'_, '_> {
+impl<'de> Visitor<'de> for Canon<'_, 'de, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -583,6 +622,12 @@ impl<'de> Visitor<'de> for Canon<'_, '_> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         let start = self.ctx.out.len();
         write_str(v, &mut self.ctx.out);
+        self.capture(start);
+        Ok(())
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        let start = self.ctx.out.len();
+        write_unescaped_str(v, &mut self.ctx.out);
         self.capture(start);
         Ok(())
     }
@@ -629,10 +674,10 @@ impl<'de> Visitor<'de> for Canon<'_, '_> {
         self.ctx.out.push(b'{');
         // Members are written in arrival order, remembering where each one is; if they did not
         // arrive sorted, the object's bytes are reordered once at the end.
-        let mut members: Vec<(Cow<'de, str>, usize, usize)> = Vec::new();
+        let base = self.ctx.members.len();
         let mut sorted = true;
         while let Some(name) = map.next_key_seed(NameSeed)? {
-            if let Some(prev) = members.last() {
+            if let Some(prev) = self.ctx.members[base..].last() {
                 match cmp_utf16(&prev.0, &name) {
                     Ordering::Less => {}
                     Ordering::Equal => {
@@ -647,16 +692,27 @@ impl<'de> Visitor<'de> for Canon<'_, '_> {
                 map.next_value::<de::IgnoredAny>()?;
                 continue;
             };
-            if !members.is_empty() {
+            if self.ctx.members.len() > base {
                 self.ctx.out.push(b',');
             }
             let member_start = self.ctx.out.len();
-            write_str(&name, &mut self.ctx.out);
+            match &name {
+                Cow::Borrowed(name) => write_unescaped_str(name, &mut self.ctx.out),
+                Cow::Owned(name) => write_str(name, &mut self.ctx.out),
+            }
             self.ctx.out.push(b':');
             map.next_value_seed(self.child(descent))?;
-            members.push((name, member_start, self.ctx.out.len()));
+            let member_end = self.ctx.out.len();
+            self.ctx.members.push((name, member_start, member_end));
         }
         if !sorted {
+            let Ctx {
+                out,
+                members,
+                scratch,
+                ..
+            } = &mut *self.ctx;
+            let members = &mut members[base..];
             members.sort_by(|a, b| cmp_utf16(&a.0, &b.0));
             if let Some(dup) = members.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(de::Error::custom(format_args!(
@@ -665,18 +721,18 @@ impl<'de> Visitor<'de> for Canon<'_, '_> {
                 )));
             }
             let body_start = start + 1;
-            let old: Vec<u8> = self.ctx.out[body_start..].to_vec();
-            self.ctx.out.truncate(body_start);
+            scratch.clear();
+            scratch.extend_from_slice(&out[body_start..]);
+            out.truncate(body_start);
             for (i, (_, s, e)) in members.iter().enumerate() {
                 if i > 0 {
-                    self.ctx.out.push(b',');
+                    out.push(b',');
                 }
-                self.ctx
-                    .out
-                    .extend_from_slice(&old[s - body_start..e - body_start]);
+                out.extend_from_slice(&scratch[s - body_start..e - body_start]);
             }
             // A key captured inside a moved member keeps its bytes: it was copied out already.
         }
+        self.ctx.members.truncate(base);
         self.ctx.out.push(b'}');
         self.capture(start);
         Ok(())
@@ -934,6 +990,7 @@ fn member_name(quoted: &str) -> Option<Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn canon(text: &str) -> String {
@@ -1058,5 +1115,104 @@ mod tests {
         let v = json!({"z": [1, 2.5, "x"], "a": {"b": null, "\u{e000}": 1, "\u{10000}": 2}});
         let doc = Document::from_value(&v, &KeyPointer::default());
         assert_eq!(doc.bytes(), to_canonical_vec(&v).as_slice());
+    }
+
+    /// JSON text as a producer might write it: members in arrival order (not sorted), each
+    /// string either as serde_json writes it or with everything but plain ASCII as `\u`
+    /// escapes (so both the borrowed and the unescaped-copy paths of the parser are taken).
+    #[derive(Debug, Clone)]
+    enum Text {
+        Scalar(Value),
+        Str(String, bool),
+        Array(Vec<Text>),
+        Object(Vec<((String, bool), Text)>),
+    }
+
+    fn arb_text() -> impl Strategy<Value = Text> {
+        let leaf = prop_oneof![
+            Just(Text::Scalar(Value::Null)),
+            any::<bool>().prop_map(|b| Text::Scalar(json!(b))),
+            any::<i64>().prop_map(|n| Text::Scalar(json!(n))),
+            any::<u64>().prop_map(|n| Text::Scalar(json!(n))),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| Text::Scalar(json!(f))),
+            (
+                "[a-z\"\\\\/\u{1}\u{1f}\u{7f}é\u{2028}😀]{0,6}",
+                any::<bool>()
+            )
+                .prop_map(|(s, escaped)| Text::Str(s, escaped)),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            let name = (
+                "[a-c\"\\\\\u{1}\u{80}é\u{e000}\u{ffff}😀\u{10000}]{0,3}",
+                any::<bool>(),
+            );
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Text::Array),
+                prop::collection::vec((name, inner), 0..6).prop_map(|mut members| {
+                    let mut seen = std::collections::HashSet::new();
+                    members.retain(|((n, _), _)| seen.insert(n.clone()));
+                    Text::Object(members)
+                }),
+            ]
+        })
+    }
+
+    fn write_text(t: &Text, out: &mut String) {
+        match t {
+            Text::Scalar(v) => out.push_str(&v.to_string()),
+            Text::Str(s, escaped) => write_text_str(s, *escaped, out),
+            Text::Array(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    out.push_str(if i > 0 { ", " } else { "" });
+                    write_text(v, out);
+                }
+                out.push(']');
+            }
+            Text::Object(members) => {
+                out.push('{');
+                for (i, ((name, escaped), v)) in members.iter().enumerate() {
+                    out.push_str(if i > 0 { ", " } else { " " });
+                    write_text_str(name, *escaped, out);
+                    out.push_str(": ");
+                    write_text(v, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    fn write_text_str(s: &str, escaped: bool, out: &mut String) {
+        if !escaped {
+            out.push_str(&serde_json::to_string(s).unwrap());
+            return;
+        }
+        out.push('"');
+        for c in s.chars() {
+            if (' '..='~').contains(&c) && c != '"' && c != '\\' {
+                out.push(c);
+            } else {
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+        out.push('"');
+    }
+
+    proptest! {
+        #[test]
+        fn streaming_agrees_with_write_value_on_unsorted_text(t in arb_text()) {
+            let mut text = String::new();
+            write_text(&t, &mut text);
+            let doc = Document::from_json(text.as_bytes(), &KeyPointer::default()).unwrap();
+            let value: Value = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(
+                String::from_utf8(doc.bytes().to_vec()).unwrap(),
+                write_value_string(&value)
+            );
+        }
     }
 }
