@@ -267,14 +267,18 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
         bar
     });
     let max_bytes = config.source.max_bytes;
-    // A pipeline two files deep: while one file diffs, uploads and commits, the next one is
-    // read, canonicalized and compressed on the other core; and each run's document is the
-    // next run's previous version, never read back from the database.
+    // A pipeline: while one file diffs, uploads and commits, the next ones are read,
+    // canonicalized and compressed on the other core(s); and each run's document is the next
+    // run's previous version, never read back from the database. Preparing a file takes longer
+    // than publishing one, so two are prepared at once to keep both cores of a small machine
+    // busy (each in flight holds about three times the file's size in memory).
+    const LOOKAHEAD: usize = 2;
     let prepare = |f: &history::RecordedFile| {
         let (deps, ds, f) = (deps.clone(), ds.clone(), f.clone());
         tokio::spawn(async move { history::prepare_file(&deps, &ds, &f, max_bytes).await })
     };
-    let mut ahead = files.first().map(prepare);
+    let mut ahead: std::collections::VecDeque<_> =
+        files.iter().take(LOOKAHEAD).map(prepare).collect();
     let mut previous = None;
     let (mut changed, mut unchanged, mut failed) = (0, 0, 0);
     for (i, f) in files.iter().enumerate() {
@@ -283,11 +287,11 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
             bar.set_message(date.clone());
         }
         // A file that failed to prepare runs the ordinary way, which reports why.
-        let prepared = match ahead.take() {
+        let prepared = match ahead.pop_front() {
             Some(task) => task.await.ok().and_then(Result::ok).map(Arc::new),
             None => None,
         };
-        ahead = files.get(i + 1).map(prepare);
+        ahead.extend(files.get(i + LOOKAHEAD).map(prepare));
         let opts = RunOptions {
             force: args.force,
             prepared,
@@ -320,9 +324,7 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
             Outcome::Failed => {
                 failed += 1;
                 // Going on would publish the next day's data as if this day had not happened.
-                if let Some(task) = ahead.take() {
-                    task.abort();
-                }
+                ahead.iter().for_each(tokio::task::JoinHandle::abort);
                 break;
             }
         }

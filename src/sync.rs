@@ -171,7 +171,6 @@ pub struct Prepared {
     pipeline: String,
     /// Bytes of the fetched body (join tables are counted by the run, which loads them).
     raw_len: u64,
-    source_sha256: String,
     doc: Arc<Document>,
     stats: transform::Stats,
     /// The snapshot, gzip at `gzip_level`.
@@ -196,20 +195,17 @@ pub async fn prepare(deps: &Deps, ds: &DatasetConfig) -> Result<Prepared> {
     let raw_len = raw.len() as u64;
     let (key, level) = (ds.key.clone(), ds.gzip_level);
     let made = tokio::task::spawn_blocking(move || {
-        let source_sha256 = sha256_hex(&raw);
         transform::apply(&raw, &key, &transforms).map(|(doc, stats)| {
             let snapshot_gz = Bytes::from(plan::gzip(doc.bytes(), level));
-            (source_sha256, doc, stats, snapshot_gz)
+            (doc, stats, snapshot_gz)
         })
     })
     .await
     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-    let (source_sha256, doc, stats, snapshot_gz) =
-        made.map_err(|reason| invalid_json(ds, reason))?;
+    let (doc, stats, snapshot_gz) = made.map_err(|reason| invalid_json(ds, reason))?;
     Ok(Prepared {
         pipeline,
         raw_len,
-        source_sha256,
         doc: Arc::new(doc),
         stats,
         snapshot_gz,
@@ -414,7 +410,10 @@ impl Run<'_> {
                     source_url: redact_url(&ds.url),
                     etag: None,
                     last_modified: None,
-                    source_sha256: Some(p.source_sha256.clone()),
+                    // The hash of the fetched bytes serves the next fetch of a live source
+                    // (nothing to parse when they are the same); a prepared body is a
+                    // recorded file, so it is not computed.
+                    source_sha256: None,
                     pipeline,
                 };
                 (Body::Prepared(p), source)
@@ -460,7 +459,7 @@ impl Run<'_> {
         // 2. The same bytes through the same pipeline as the version we know: if the store
         //    still has that version, nothing can have changed. One HEAD, nothing parsed.
         if let (Some(last), true) = (&state.last, same_pipeline) {
-            if state.source_sha256 == source.source_sha256 {
+            if source.source_sha256.is_some() && state.source_sha256 == source.source_sha256 {
                 let remote = self.remote().await?;
                 if remote.as_ref().is_some_and(|r| r.entry == *last) {
                     deps.db
@@ -536,7 +535,9 @@ impl Run<'_> {
                     } else {
                         Some(self.reconcile_manifest(&r.entry).await?)
                     };
-                    self.record(&manifest, &r.entry, None, source).await?;
+                    // A body prepared ahead is this very version's snapshot: cache it too.
+                    self.record(&manifest, &r.entry, snapshot_gz.clone(), source)
+                        .await?;
                     return Ok(Done {
                         outcome: Outcome::Unchanged,
                         entry: Some(r.entry),

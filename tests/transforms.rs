@@ -279,8 +279,10 @@ fn replay_joins_the_table_into_every_day_and_stops_at_a_broken_day() {
     let r = sb.run(&["--config", config.to_str().unwrap(), "verify"]);
     assert_eq!(r.code, 0, "{r:?}");
 
-    // Fixed, the rest replays from where the history ends.
+    // Fixed, the rest replays from where the history ends; a day like the one before it is no
+    // new version.
     std::fs::write(days.join("2021-03-03.json"), covid(&eleven[1..])).unwrap();
+    std::fs::write(days.join("2021-03-05.json"), covid(&ten)).unwrap();
     let r = sb.run(&[
         "--config",
         config.to_str().unwrap(),
@@ -289,7 +291,9 @@ fn replay_joins_the_table_into_every_day_and_stops_at_a_broken_day() {
     ]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.summary().contains("changed=2") && r.summary().contains("skipped=2"),
+        r.summary().contains("changed=2")
+            && r.summary().contains("unchanged=1")
+            && r.summary().contains("skipped=2"),
         "{r:?}"
     );
     let r = sb.run(&["--config", config.to_str().unwrap(), "verify"]);
