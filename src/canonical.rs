@@ -104,6 +104,18 @@ pub struct Record {
     pub end: usize,
     /// Canonical bytes of the value at the key pointer, when the record has one.
     pub key: Option<Box<[u8]>>,
+    /// Where the members of an object record are, found while it was written (or scanned):
+    /// diff and apply start from them instead of scanning each record again.
+    pub members: Option<Box<[MemberSpan]>>,
+}
+
+/// One member of an object, as offsets into the document's bytes: the quoted name is
+/// `name..value - 1` (a colon follows it), the value `value..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberSpan {
+    pub name: usize,
+    pub value: usize,
+    pub end: usize,
 }
 
 /// A dataset version in canonical form.
@@ -146,6 +158,8 @@ impl Document {
             members: Vec::new(),
             scratch: Vec::new(),
             drops: Vec::new(),
+            want_spans: false,
+            spans: None,
         };
         let drops: Vec<&[String]> = drops
             .iter()
@@ -196,6 +210,7 @@ impl Document {
         }
         let records = if bytes.first() == Some(&b'[') {
             let spans = scan::elements(&bytes).ok_or("not a canonical JSON array")?;
+            let text = std::str::from_utf8(&bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
             let records = spans
                 .into_iter()
                 .map(|(start, end)| Record {
@@ -206,6 +221,7 @@ impl Document {
                     } else {
                         scan::pointer(&bytes[start..end], &key.tokens).map(Box::from)
                     },
+                    members: text.get(start..end).and_then(|t| member_spans(t, start)),
                 })
                 .collect();
             Some(records)
@@ -237,6 +253,24 @@ impl Document {
     }
     pub fn record_bytes(&self, r: &Record) -> &[u8] {
         &self.bytes[r.start..r.end]
+    }
+    /// The members of an object record (names unescaped, values as text), from its spans;
+    /// `text` is this document's bytes as text.
+    pub fn record_members<'a>(
+        &self,
+        text: &'a str,
+        r: &Record,
+    ) -> Option<Vec<(Cow<'a, str>, &'a str)>> {
+        r.members
+            .as_ref()?
+            .iter()
+            .map(|m| {
+                Some((
+                    member_name(text.get(m.name..m.value - 1)?)?,
+                    text.get(m.value..m.end)?,
+                ))
+            })
+            .collect()
     }
     /// The whole document as a `Value` (only for small documents, or a fallback path).
     pub fn to_value(&self) -> Value {
@@ -420,6 +454,9 @@ struct Ctx<'de, 'p> {
     /// The rest of each drop pattern still on the path of each value being parsed, innermost
     /// last: a value's entries are a range above its parent's (see [`Canon::descend`]).
     drops: Vec<&'p [String]>,
+    /// Set for the value of a record: if it is an object, its member spans go to `spans`.
+    want_spans: bool,
+    spans: Option<Box<[MemberSpan]>>,
 }
 
 /// A member written to `out`: its name, and where `"name":value` starts and ends.
@@ -467,12 +504,15 @@ impl<'de> Visitor<'de> for TopLevel<'_, 'de, '_> {
                 }
             }
             let drops = 0..ctx.drops.len();
+            ctx.want_spans = true;
             let seed = Canon {
                 ctx: &mut *ctx,
                 key_path,
                 drops,
             };
-            if seq.next_element_seed(seed)?.is_none() {
+            let more = seq.next_element_seed(seed)?.is_some();
+            ctx.want_spans = false;
+            if !more {
                 ctx.out.truncate(comma);
                 break;
             }
@@ -480,6 +520,7 @@ impl<'de> Visitor<'de> for TopLevel<'_, 'de, '_> {
                 start,
                 end: ctx.out.len(),
                 key: ctx.key.take(),
+                members: ctx.spans.take(),
             });
         }
         ctx.out.push(b']');
@@ -639,6 +680,8 @@ impl<'de> Visitor<'de> for Canon<'_, 'de, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        // A record that is an array has no member spans (nor have the objects inside it).
+        self.ctx.want_spans = false;
         let start = self.ctx.out.len();
         self.ctx.out.push(b'[');
         let (mut index, mut written) = (0usize, 0usize);
@@ -672,6 +715,8 @@ impl<'de> Visitor<'de> for Canon<'_, 'de, '_> {
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let start = self.ctx.out.len();
         self.ctx.out.push(b'{');
+        // Only the record itself, not the objects inside it.
+        let want_spans = std::mem::take(&mut self.ctx.want_spans);
         // Members are written in arrival order, remembering where each one is; if they did not
         // arrive sorted, the object's bytes are reordered once at the end.
         let base = self.ctx.members.len();
@@ -731,6 +776,27 @@ impl<'de> Visitor<'de> for Canon<'_, 'de, '_> {
                 out.extend_from_slice(&scratch[s - body_start..e - body_start]);
             }
             // A key captured inside a moved member keeps its bytes: it was copied out already.
+        }
+        if want_spans {
+            // Members are now in their final order, one comma apart.
+            let Ctx {
+                out,
+                members,
+                spans,
+                ..
+            } = &mut *self.ctx;
+            let mut at = start + 1;
+            let mut found = Vec::with_capacity(members.len() - base);
+            for (_, s, e) in &members[base..] {
+                let colon = scan::string_end(out, at).unwrap_or(at);
+                found.push(MemberSpan {
+                    name: at,
+                    value: colon + 1,
+                    end: at + (e - s),
+                });
+                at += e - s + 1;
+            }
+            *spans = Some(found.into_boxed_slice());
         }
         self.ctx.members.truncate(base);
         self.ctx.out.push(b'}');
@@ -976,6 +1042,25 @@ pub fn split_array(text: &str) -> Option<Vec<&str>> {
             _ => return None,
         }
     }
+}
+
+/// Member spans of the object `text`, which starts at `offset` in its document.
+fn member_spans(text: &str, offset: usize) -> Option<Box<[MemberSpan]>> {
+    let base = text.as_ptr() as usize;
+    // The first name follows the brace; each next one the comma after a value.
+    let mut at = 1;
+    let mut out = Vec::new();
+    for (_, value) in split_object(text)? {
+        let start = value.as_ptr() as usize - base;
+        let end = start + value.len();
+        out.push(MemberSpan {
+            name: offset + at,
+            value: offset + start,
+            end: offset + end,
+        });
+        at = end + 1;
+    }
+    Some(out.into_boxed_slice())
 }
 
 /// A member name from its quoted text: borrowed unless it has escapes.

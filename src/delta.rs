@@ -126,6 +126,7 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
                     None => doc.record_bytes(r).to_vec(),
                 }
             };
+            let (old_text, new_text) = (utf8(old.bytes()), utf8(new.bytes()));
             let old_ids: Vec<Vec<u8>> = old_recs.iter().map(|r| ident(old, r)).collect();
             let new_ids: Vec<Vec<u8>> = new_recs.iter().map(|r| ident(new, r)).collect();
             let ops = similar::capture_diff_slices_deadline(
@@ -148,7 +149,17 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
                             }
                             let mut path = String::new();
                             push_index(&mut path, j + k);
-                            diff_raw(&mut path, utf8(ob), utf8(nb), &mut d.patch);
+                            // Object records start from the member spans found while they
+                            // were written: no scan of either record.
+                            match (
+                                old.record_members(old_text, o),
+                                new.record_members(new_text, n),
+                            ) {
+                                (Some(om), Some(nm)) => {
+                                    diff_members(&mut path, &om, &nm, &mut d.patch)
+                                }
+                                _ => diff_raw(&mut path, utf8(ob), utf8(nb), &mut d.patch),
+                            }
                             d.summary.changed += 1;
                             d.changes.push(Change {
                                 key: change_key(n),
@@ -270,6 +281,16 @@ fn diff_raw_objects(path: &mut String, old: &str, new: &str, ops: &mut Vec<Patch
     let Some(n) = split_object_like(new, &o) else {
         return replace(path, new, ops);
     };
+    diff_members(path, &o, &n, ops);
+}
+
+/// Diffs two objects given as their members (canonical order) at `path`.
+fn diff_members(
+    path: &mut String,
+    o: &[(Cow<'_, str>, &str)],
+    n: &[(Cow<'_, str>, &str)],
+    ops: &mut Vec<PatchOp>,
+) {
     let len = path.len();
     // Canonical members are sorted (UTF-16 order): one merge pass.
     let (mut a, mut b) = (0, 0);
@@ -476,7 +497,12 @@ pub fn apply_document_into(
         Some(records) if !patch.is_empty() => Lazy::Array(
             records
                 .iter()
-                .map(|r| Lazy::Raw(&text[r.start..r.end]))
+                .map(|r| match doc.record_members(text, r) {
+                    Some(m) => {
+                        Lazy::Object(m.into_iter().map(|(k, v)| (k, Lazy::Raw(v))).collect())
+                    }
+                    None => Lazy::Raw(&text[r.start..r.end]),
+                })
                 .collect(),
         ),
         _ => Lazy::Raw(text),

@@ -226,3 +226,25 @@ fn arb_op() -> impl Strategy<Value = PatchOp> {
         (arb_pointer(), arb_json()).prop_map(|(path, value)| PatchOp::Test { path, value }),
     ]
 }
+
+#[test]
+fn member_spans_found_while_writing_match_a_scan_of_the_stored_text() {
+    let key = KeyPointer::parse("/country/key").unwrap();
+    let text = br#"[{"z":1,"country":{"key":"a"},"dates":{"d2":{"new":1,"cumulative":2},"d1":{}},"a\"b":[{"x":1}]},
+                   [{"in":"an array"}], 7, {}, {"\u00e9":1,"e":2,"\ud83d\ude00":3,"\ue000":4}]"#;
+    for drops in [vec![], vec![vec!["*".to_string(), "z".to_string()]]] {
+        let written = Document::from_json_dropping(text, &key, &drops).unwrap();
+        let stored =
+            Document::from_canonical(written.shared_bytes(), &key, written.sha256()).unwrap();
+        assert_eq!(written.records(), stored.records());
+        let recs = written.records().unwrap();
+        let text = std::str::from_utf8(written.bytes()).unwrap();
+        assert!(recs[1].members.is_none() && recs[2].members.is_none());
+        assert_eq!(written.record_members(text, &recs[3]), Some(vec![]));
+        for r in [&recs[0], &recs[4]] {
+            let members = written.record_members(text, r).unwrap();
+            let scanned = split_object(std::str::from_utf8(written.record_bytes(r)).unwrap());
+            assert_eq!(Some(members), scanned);
+        }
+    }
+}
