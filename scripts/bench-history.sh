@@ -130,6 +130,9 @@ if [ "${SKIP_REPLAY:-0}" != 1 ]; then
       gen_next "$prev" "$f" "$d"
       prev=$f
     done
+    # The generator's files reach the disk first: the replay's own writes (and fsyncs) should
+    # not queue behind them.
+    sync
     t0=$(now)
     "$SNAPSYNC" replay "$R/batch" >>"$R/replay.out" || die "replay failed: $(tail -2 "$R/replay.out")"
     t1=$(now)

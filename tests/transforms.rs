@@ -229,6 +229,13 @@ fn replay_joins_the_table_into_every_day_and_stops_at_a_broken_day() {
     let sb = Sandbox::new();
     let dir = example(&sb);
     let config = dir.join("snapsync.toml");
+    let with_config = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        sb.run(&all)
+    };
+    let summary_has =
+        |r: &common::cli::RunResult, parts: &[&str]| parts.iter().all(|p| r.summary().contains(p));
     let days = sb.path().join("days");
     std::fs::create_dir(&days).unwrap();
     let ten = [
@@ -252,17 +259,10 @@ fn replay_joins_the_table_into_every_day_and_stops_at_a_broken_day() {
 
     // Replay reads each day ahead of its run; the joined table still comes from the table's
     // own source, not from the day file, and a broken day stops the replay where it is.
-    let r = sb.run(&[
-        "--config",
-        config.to_str().unwrap(),
-        "replay",
-        days.to_str().unwrap(),
-    ]);
+    let r = with_config(&["replay", days.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
-        r.summary().contains("changed=2")
-            && r.summary().contains("failed=1")
-            && r.summary().contains("not_run=1"),
+        summary_has(&r, &["changed=2", "failed=1", "not_run=1"]),
         "{r:?}"
     );
     let failed = r.stdout.lines().find(|l| l.contains("failed")).unwrap();
@@ -276,27 +276,20 @@ fn replay_joins_the_table_into_every_day_and_stops_at_a_broken_day() {
     assert_eq!(latest.as_array().unwrap().len(), 11);
     assert_eq!(latest[0]["country"]["continent"], "Europe", "{latest}");
     assert!(latest[0]["dates"]["2020-01-22"].get("cumulative").is_none());
-    let r = sb.run(&["--config", config.to_str().unwrap(), "verify"]);
+    let r = with_config(&["verify"]);
     assert_eq!(r.code, 0, "{r:?}");
 
     // Fixed, the rest replays from where the history ends; a day like the one before it is no
     // new version.
     std::fs::write(days.join("2021-03-03.json"), covid(&eleven[1..])).unwrap();
     std::fs::write(days.join("2021-03-05.json"), covid(&ten)).unwrap();
-    let r = sb.run(&[
-        "--config",
-        config.to_str().unwrap(),
-        "replay",
-        days.to_str().unwrap(),
-    ]);
+    let r = with_config(&["replay", days.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.summary().contains("changed=2")
-            && r.summary().contains("unchanged=1")
-            && r.summary().contains("skipped=2"),
+        summary_has(&r, &["changed=2", "unchanged=1", "skipped=2"]),
         "{r:?}"
     );
-    let r = sb.run(&["--config", config.to_str().unwrap(), "verify"]);
+    let r = with_config(&["verify"]);
     assert_eq!(r.code, 0, "{r:?}");
     // Only the last file's body went into the database's cache, for the next run to diff from.
     let db = rusqlite::Connection::open(sb.db()).unwrap();
