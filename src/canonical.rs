@@ -18,6 +18,7 @@ use std::fmt;
 use std::ops::Range;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -121,7 +122,8 @@ pub struct MemberSpan {
 /// A dataset version in canonical form.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Document {
-    bytes: Bytes,
+    /// Checked to be UTF-8 once, when the document is made: diff and apply read it as text.
+    text: ByteString,
     sha256: String,
     /// `Some` when the top level is an array: its elements, in order.
     records: Option<Vec<Record>>,
@@ -130,7 +132,7 @@ pub struct Document {
 impl fmt::Debug for Document {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Document")
-            .field("len", &self.bytes.len())
+            .field("len", &self.text.len())
             .field("sha256", &self.sha256)
             .field("records", &self.records.as_ref().map(Vec::len))
             .finish()
@@ -175,7 +177,7 @@ impl Document {
             })
             .and_then(|r| de.end().map(|()| r))
             .map_err(|e| e.to_string())?;
-        Ok(Self::from_parts(ctx.out, records))
+        Self::from_parts(ctx.out, records)
     }
 
     /// Canonical bytes of one `Value` (for small documents and tests).
@@ -184,13 +186,15 @@ impl Document {
         Self::from_json(&text, key).expect("a serialized Value is valid JSON")
     }
 
-    fn from_parts(bytes: Vec<u8>, records: Option<Vec<Record>>) -> Self {
+    fn from_parts(bytes: Vec<u8>, records: Option<Vec<Record>>) -> Result<Self, String> {
         let sha256 = sha256_hex(&bytes);
-        Document {
-            bytes: Bytes::from(bytes),
+        // The canonicalizer writes only UTF-8; checked here once rather than at every use.
+        let text = ByteString::try_from(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+        Ok(Document {
+            text,
             sha256,
             records,
-        }
+        })
     }
 
     /// Wraps a stored version's canonical bytes without rewriting them, after checking they
@@ -205,12 +209,10 @@ impl Document {
         if got != sha256 {
             return Err(format!("content hashes to {got}, expected {sha256}"));
         }
-        if let Err(e) = std::str::from_utf8(&bytes) {
-            return Err(format!("not UTF-8 text: {e}"));
-        }
+        let text = ByteString::try_from(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+        let bytes = text.as_bytes();
         let records = if bytes.first() == Some(&b'[') {
-            let spans = scan::elements(&bytes).ok_or("not a canonical JSON array")?;
-            let text = std::str::from_utf8(&bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+            let spans = scan::elements(bytes).ok_or("not a canonical JSON array")?;
             let records = spans
                 .into_iter()
                 .map(|(start, end)| Record {
@@ -230,17 +232,21 @@ impl Document {
         };
         Ok(Document {
             sha256: got,
-            bytes,
+            text,
             records,
         })
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        self.text.as_bytes()
+    }
+    /// The canonical text.
+    pub fn text(&self) -> &str {
+        &self.text
     }
     /// The canonical bytes, shared (no copy).
     pub fn shared_bytes(&self) -> Bytes {
-        self.bytes.clone()
+        self.text.as_bytes().clone()
     }
     pub fn sha256(&self) -> &str {
         &self.sha256
@@ -252,15 +258,11 @@ impl Document {
         self.records.as_ref().map(Vec::len)
     }
     pub fn record_bytes(&self, r: &Record) -> &[u8] {
-        &self.bytes[r.start..r.end]
+        &self.text.as_bytes()[r.start..r.end]
     }
-    /// The members of an object record (names unescaped, values as text), from its spans;
-    /// `text` is this document's bytes as text.
-    pub fn record_members<'a>(
-        &self,
-        text: &'a str,
-        r: &Record,
-    ) -> Option<Vec<(Cow<'a, str>, &'a str)>> {
+    /// The members of an object record (names unescaped, values as text), from its spans.
+    pub fn record_members(&self, r: &Record) -> Option<Vec<(Cow<'_, str>, &str)>> {
+        let text = self.text();
         r.members
             .as_ref()?
             .iter()
@@ -274,7 +276,7 @@ impl Document {
     }
     /// The whole document as a `Value` (only for small documents, or a fallback path).
     pub fn to_value(&self) -> Value {
-        serde_json::from_slice(&self.bytes).expect("canonical bytes are valid JSON")
+        serde_json::from_str(&self.text).expect("canonical bytes are valid JSON")
     }
 }
 

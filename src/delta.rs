@@ -126,7 +126,7 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
                     None => doc.record_bytes(r).to_vec(),
                 }
             };
-            let (old_text, new_text) = (utf8(old.bytes()), utf8(new.bytes()));
+            let (old_text, new_text) = (old.text(), new.text());
             let old_ids: Vec<Vec<u8>> = old_recs.iter().map(|r| ident(old, r)).collect();
             let new_ids: Vec<Vec<u8>> = new_recs.iter().map(|r| ident(new, r)).collect();
             let ops = similar::capture_diff_slices_deadline(
@@ -151,14 +151,16 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
                             push_index(&mut path, j + k);
                             // Object records start from the member spans found while they
                             // were written: no scan of either record.
-                            match (
-                                old.record_members(old_text, o),
-                                new.record_members(new_text, n),
-                            ) {
+                            match (old.record_members(o), new.record_members(n)) {
                                 (Some(om), Some(nm)) => {
                                     diff_members(&mut path, &om, &nm, &mut d.patch)
                                 }
-                                _ => diff_raw(&mut path, utf8(ob), utf8(nb), &mut d.patch),
+                                _ => diff_raw(
+                                    &mut path,
+                                    &old_text[o.start..o.end],
+                                    &new_text[n.start..n.end],
+                                    &mut d.patch,
+                                ),
                             }
                             d.summary.changed += 1;
                             d.changes.push(Change {
@@ -189,12 +191,7 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
         }
         _ => {
             if old.bytes() != new.bytes() {
-                diff_raw(
-                    &mut String::new(),
-                    utf8(old.bytes()),
-                    utf8(new.bytes()),
-                    &mut d.patch,
-                );
+                diff_raw(&mut String::new(), old.text(), new.text(), &mut d.patch);
                 d.summary.changed = 1;
             }
         }
@@ -232,10 +229,6 @@ fn add_records(d: &mut Diff, doc: &Document, recs: &[Record], at: usize) {
             op: ChangeKind::Added,
         });
     }
-}
-
-fn utf8(canonical: &[u8]) -> &str {
-    std::str::from_utf8(canonical).expect("canonical bytes are UTF-8")
 }
 
 fn push_index(path: &mut String, i: usize) {
@@ -491,13 +484,13 @@ pub fn apply_document_into(
     patch: &[PatchOp],
     out: &mut impl Write,
 ) -> Result<(), ApplyError> {
-    let text = utf8(doc.bytes());
+    let text = doc.text();
     // A top-level array's records are known already: no need to scan 30 MB to split it.
     let mut root = match doc.records() {
         Some(records) if !patch.is_empty() => Lazy::Array(
             records
                 .iter()
-                .map(|r| match doc.record_members(text, r) {
+                .map(|r| match doc.record_members(r) {
                     Some(m) => {
                         Lazy::Object(m.into_iter().map(|(k, v)| (k, Lazy::Raw(v))).collect())
                     }
@@ -708,7 +701,15 @@ impl<'a> Lazy<'a> {
                         out.write_all(b",")?;
                     }
                     buf.clear();
-                    crate::canonical::write_str(k, buf);
+                    match k {
+                        // Split from the text with no escape in its quotes: already canonical.
+                        Cow::Borrowed(name) => {
+                            buf.push(b'"');
+                            buf.extend_from_slice(name.as_bytes());
+                            buf.push(b'"');
+                        }
+                        Cow::Owned(name) => crate::canonical::write_str(name, buf),
+                    }
                     buf.push(b':');
                     out.write_all(buf)?;
                     v.write(out, buf)?;
