@@ -93,8 +93,8 @@ pub struct RunOptions {
     /// Shutdown: a run abandons its work while it is still before the commit point; once
     /// `latest.json` is being written it finishes (manifest and database included).
     pub cancel: Option<CancellationToken>,
-    /// The body already fetched and canonicalized by [`prepare`]; used instead of fetching
-    /// when it was made through this run's pipeline.
+    /// This dataset's body already fetched and canonicalized by [`prepare`]: used instead of
+    /// loading the transforms' tables and fetching.
     pub prepared: Option<Arc<Prepared>>,
     /// A document the caller holds from an earlier run (its [`Report::document`]); used as
     /// the previous version when its hash is the store's latest, instead of reading it back.
@@ -163,25 +163,26 @@ pub struct Report {
     pub document: Option<Arc<Document>>,
 }
 
-/// A body fetched, canonicalized and compressed ahead of the run that publishes it: `replay`
-/// prepares day N+1 on the other core while day N diffs and uploads.
+/// A dataset's body fetched, canonicalized and compressed ahead of the run that publishes it,
+/// with that dataset's settings: `replay` prepares day N+1 on the other core while day N
+/// diffs and uploads.
 #[derive(Debug)]
 pub struct Prepared {
-    /// The pipeline fingerprint it was made under; another pipeline ignores it.
+    /// The pipeline fingerprint it was made under (joined tables as they were then).
     pipeline: String,
-    /// Bytes of the fetched body (join tables are counted by the run, which loads them).
-    raw_len: u64,
+    /// Bytes fetched: the body and the joined tables.
+    bytes_in: u64,
     doc: Arc<Document>,
     stats: transform::Stats,
-    /// The snapshot, gzip at `gzip_level`.
+    /// The snapshot, gzip at the dataset's level.
     snapshot_gz: Bytes,
-    gzip_level: u32,
 }
 
 /// Fetches `ds` (unconditionally), validates and canonicalizes it and compresses its snapshot:
 /// the CPU-heavy half of a run, for [`RunOptions::prepared`].
 pub async fn prepare(deps: &Deps, ds: &DatasetConfig) -> Result<Prepared> {
-    let transforms = load_transforms(deps, ds, &mut 0).await?;
+    let mut bytes_in = 0;
+    let transforms = load_transforms(deps, ds, &mut bytes_in).await?;
     let pipeline = ds.pipeline_fingerprint(&transforms);
     let raw = match deps.source.fetch(&ds.url, &Validators::default()).await? {
         Fetched::Body { bytes, .. } => bytes,
@@ -192,7 +193,7 @@ pub async fn prepare(deps: &Deps, ds: &DatasetConfig) -> Result<Prepared> {
             )))
         }
     };
-    let raw_len = raw.len() as u64;
+    bytes_in += raw.len() as u64;
     let (key, level) = (ds.key.clone(), ds.gzip_level);
     let made = tokio::task::spawn_blocking(move || {
         transform::apply(&raw, &key, &transforms).map(|(doc, stats)| {
@@ -205,11 +206,10 @@ pub async fn prepare(deps: &Deps, ds: &DatasetConfig) -> Result<Prepared> {
     let (doc, stats, snapshot_gz) = made.map_err(|reason| invalid_json(ds, reason))?;
     Ok(Prepared {
         pipeline,
-        raw_len,
+        bytes_in,
         doc: Arc::new(doc),
         stats,
         snapshot_gz,
-        gzip_level: level,
     })
 }
 
@@ -377,7 +377,7 @@ struct Run<'a> {
 
 /// What a run canonicalizes: a fetched body, or one [`prepare`]d ahead.
 enum Body {
-    Raw(Vec<u8>),
+    Raw(Vec<u8>, Vec<Transform>),
     Prepared(Arc<Prepared>),
 }
 
@@ -395,17 +395,14 @@ impl Run<'_> {
         let state = deps.db.dataset(deps.store.url(), &ds.name).await?;
         self.dataset_id = Some(state.id);
         self.known = state.last.clone();
-        let transforms = self.load_transforms().await?;
-        let pipeline = ds.pipeline_fingerprint(&transforms);
-        let same_pipeline = state.pipeline.as_deref() == Some(pipeline.as_str());
+        let same_pipeline = |pipeline: &str| state.pipeline.as_deref() == Some(pipeline);
 
-        // 1. Fetch, conditionally when the last fetch led to the version we know; or take
-        //    what `prepare` fetched ahead through this same pipeline.
+        // 1. Load the transforms' tables and fetch, conditionally when the last fetch led to
+        //    the version we know; or take what `prepare` did ahead (tables included).
         let t = Instant::now();
-        let prepared = self.opts.prepared.take().filter(|p| p.pipeline == pipeline);
-        let (body, source) = match prepared {
+        let (body, source) = match self.opts.prepared.take() {
             Some(p) => {
-                self.bytes_in += p.raw_len;
+                self.bytes_in += p.bytes_in;
                 let source = SourceState {
                     source_url: redact_url(&ds.url),
                     etag: None,
@@ -414,18 +411,21 @@ impl Run<'_> {
                     // (nothing to parse when they are the same); a prepared body is a
                     // recorded file, so it is not computed.
                     source_sha256: None,
-                    pipeline,
+                    pipeline: p.pipeline.clone(),
                 };
                 (Body::Prepared(p), source)
             }
             None => {
-                let validators = match (&state.last, same_pipeline) {
+                let transforms = self.load_transforms().await?;
+                let pipeline = ds.pipeline_fingerprint(&transforms);
+                let validators = match (&state.last, same_pipeline(&pipeline)) {
                     (Some(_), true) => Validators {
                         etag: state.etag.clone(),
                         last_modified: state.last_modified.clone(),
                     },
                     _ => Validators::default(),
                 };
+                let fetch_start = Instant::now();
                 let fetched = match &self.opts.cancel {
                     Some(token) => tokio::select! {
                         r = deps.source.fetch(&ds.url, &validators) => r?,
@@ -433,7 +433,7 @@ impl Run<'_> {
                     },
                     None => deps.source.fetch(&ds.url, &validators).await?,
                 };
-                self.fetch_ms = Some(t.elapsed().as_millis() as u64);
+                self.fetch_ms = Some(fetch_start.elapsed().as_millis() as u64);
                 let (raw, validators) = match fetched {
                     Fetched::NotModified => {
                         return Ok(Done {
@@ -452,13 +452,13 @@ impl Run<'_> {
                     source_sha256: Some(sha256_hex(&raw)),
                     pipeline,
                 };
-                (Body::Raw(raw), source)
+                (Body::Raw(raw, transforms), source)
             }
         };
 
         // 2. The same bytes through the same pipeline as the version we know: if the store
         //    still has that version, nothing can have changed. One HEAD, nothing parsed.
-        if let (Some(last), true) = (&state.last, same_pipeline) {
+        if let (Some(last), true) = (&state.last, same_pipeline(&source.pipeline)) {
             if source.source_sha256.is_some() && state.source_sha256 == source.source_sha256 {
                 let remote = self.remote().await?;
                 if remote.as_ref().is_some_and(|r| r.entry == *last) {
@@ -476,12 +476,8 @@ impl Run<'_> {
 
         // 3. Validate and canonicalize (unless prepared).
         let (doc, stats, mut snapshot_gz) = match body {
-            Body::Prepared(p) => (
-                p.doc.clone(),
-                p.stats.clone(),
-                (p.gzip_level == ds.gzip_level).then(|| p.snapshot_gz.clone()),
-            ),
-            Body::Raw(raw) => {
+            Body::Prepared(p) => (p.doc.clone(), p.stats.clone(), Some(p.snapshot_gz.clone())),
+            Body::Raw(raw, transforms) => {
                 let key = ds.key.clone();
                 let (doc, stats) =
                     tokio::task::spawn_blocking(move || transform::apply(&raw, &key, &transforms))
