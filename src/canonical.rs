@@ -210,20 +210,23 @@ impl Document {
             return Err(format!("content hashes to {got}, expected {sha256}"));
         }
         let text = ByteString::try_from(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
-        let bytes = text.as_bytes();
-        let records = if bytes.first() == Some(&b'[') {
-            let spans = scan::elements(bytes).ok_or("not a canonical JSON array")?;
-            let records = spans
+        let records = if text.starts_with('[') {
+            let base = text.as_ptr() as usize;
+            let items = split_array(&text).ok_or("not a canonical JSON array")?;
+            let records = items
                 .into_iter()
-                .map(|(start, end)| Record {
-                    start,
-                    end,
-                    key: if key.tokens.is_empty() {
-                        None
-                    } else {
-                        scan::pointer(&bytes[start..end], &key.tokens).map(Box::from)
-                    },
-                    members: text.get(start..end).and_then(|t| member_spans(t, start)),
+                .map(|item| {
+                    let start = item.as_ptr() as usize - base;
+                    Record {
+                        start,
+                        end: start + item.len(),
+                        key: if key.tokens.is_empty() {
+                            None
+                        } else {
+                            scan::pointer(item.as_bytes(), &key.tokens).map(Box::from)
+                        },
+                        members: member_spans(item, start),
+                    }
                 })
                 .collect();
             Some(records)
@@ -897,24 +900,6 @@ mod scan {
                 (j > i).then_some(j)
             }
         }
-    }
-
-    /// Spans of the elements of a canonical array.
-    pub fn elements(b: &[u8]) -> Option<Vec<(usize, usize)>> {
-        if b.first() != Some(&b'[') || value_end(b, 0)? != b.len() {
-            return None;
-        }
-        let mut out = Vec::new();
-        let mut i = 1;
-        while *b.get(i)? != b']' {
-            let end = value_end(b, i)?;
-            out.push((i, end));
-            i = end;
-            if *b.get(i)? == b',' {
-                i += 1;
-            }
-        }
-        Some(out)
     }
 
     /// The text of the value at `tokens` inside the canonical value `b`.
