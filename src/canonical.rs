@@ -11,6 +11,9 @@
 //! printed as ECMAScript does (`1e+21`, `1.5`, integers beyond 2^53 rounded to the nearest
 //! double), strings escaped minimally (only `"`, `\` and control characters), no whitespace.
 //! Duplicate member names are rejected, as I-JSON requires.
+//!
+//! Two parsers drive the same visitors: [`fast`], a tokenizer for the common case that gives
+//! up on anything it is not sure of, and serde_json's, which then decides and words the error.
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -21,6 +24,8 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+mod fast;
 use sha2::{Digest, Sha256};
 
 /// A JSON Pointer (RFC 6901) naming each record's key, e.g. `/country/key`.
@@ -154,30 +159,26 @@ impl Document {
         key: &KeyPointer,
         drops: &[Vec<String>],
     ) -> Result<Self, String> {
-        let mut ctx = Ctx {
-            out: Vec::with_capacity(raw.len()),
-            key: None,
-            members: Vec::new(),
-            scratch: Vec::new(),
-            drops: Vec::new(),
-            want_spans: false,
-            spans: None,
-        };
         let drops: Vec<&[String]> = drops
             .iter()
             .map(Vec::as_slice)
             .filter(|d| !d.is_empty())
             .collect();
-        let mut de = serde_json::Deserializer::from_slice(raw);
-        let records = de
-            .deserialize_any(TopLevel {
-                ctx: &mut ctx,
-                key: &key.tokens,
-                drops: &drops,
-            })
-            .and_then(|r| de.end().map(|()| r))
-            .map_err(|e| e.to_string())?;
-        Self::from_parts(ctx.out, records)
+        let fast = std::str::from_utf8(raw).ok().and_then(|text| {
+            canonicalize(&mut fast::Parser::new(text), raw.len(), key, &drops).ok()
+        });
+        let (out, records) = match fast {
+            Some(parsed) => parsed,
+            // serde_json's parser decides what the fast path gave up on, and words the error.
+            None => canonicalize(
+                &mut serde_json::Deserializer::from_slice(raw),
+                raw.len(),
+                key,
+                &drops,
+            )
+            .map_err(|e| e.to_string())?,
+        };
+        Self::from_parts(out, records)
     }
 
     /// Canonical bytes of one `Value` (for small documents and tests).
@@ -281,6 +282,59 @@ impl Document {
     pub fn to_value(&self) -> Value {
         serde_json::from_str(&self.text).expect("canonical bytes are valid JSON")
     }
+}
+
+/// A JSON text parser the canonicalizer can be driven by: serde_json's, or the fast path.
+trait TextParser<'de> {
+    type Error;
+    /// Parses one value into `visitor`, then checks that only whitespace follows it.
+    fn parse<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Self::Error>;
+}
+
+impl<'de, R: serde_json::de::Read<'de>> TextParser<'de> for serde_json::Deserializer<R> {
+    type Error = serde_json::Error;
+    fn parse<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Self::Error> {
+        let value = self.deserialize_any(visitor)?;
+        self.end()?;
+        Ok(value)
+    }
+}
+
+impl<'de> TextParser<'de> for fast::Parser<'de> {
+    type Error = fast::GiveUp;
+    fn parse<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, Self::Error> {
+        let value = self.deserialize_any(visitor)?;
+        self.end()?;
+        Ok(value)
+    }
+}
+
+/// Canonical bytes, and the records when the top level is an array.
+type Parsed = (Vec<u8>, Option<Vec<Record>>);
+
+/// Streams the text `parser` reads into canonical bytes and records (see
+/// [`Document::from_json_dropping`]). `len` is the text's length, the output's capacity.
+fn canonicalize<'de, P: TextParser<'de>>(
+    parser: &mut P,
+    len: usize,
+    key: &KeyPointer,
+    drops: &[&[String]],
+) -> Result<Parsed, P::Error> {
+    let mut ctx = Ctx {
+        out: Vec::with_capacity(len),
+        key: None,
+        members: Vec::new(),
+        scratch: Vec::new(),
+        drops: Vec::new(),
+        want_spans: false,
+        spans: None,
+    };
+    let records = parser.parse(TopLevel {
+        ctx: &mut ctx,
+        key: &key.tokens,
+        drops,
+    })?;
+    Ok((ctx.out, records))
 }
 
 /// Canonical bytes of a `Value`, appended to `out`.
@@ -432,7 +486,8 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
 /// [`write_str`] for a string serde_json borrowed from the input text: it had no escape
 /// sequences, and JSON (and serde_json) forbids `"`, `\` and control characters unescaped, so
 /// there is nothing to escape and the bytes go out as they are. Saves rescanning every name
-/// and string value; `Canon` is only ever driven by serde_json's text parser.
+/// and string value; `Canon` is only ever driven by text parsers (serde_json's, or [`fast`], which
+/// borrows a string only when it has none of these).
 fn write_unescaped_str(s: &str, out: &mut Vec<u8>) {
     debug_assert!(!s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'));
     out.reserve(s.len() + 2);
@@ -1274,7 +1329,173 @@ mod tests {
         out.push('"');
     }
 
+    /// The fast path's result (`None` when it gave up) and serde_json's, on the same text.
+    fn both_paths(
+        text: &[u8],
+        key: &KeyPointer,
+        drops: &[&[String]],
+    ) -> (Option<Parsed>, Result<Parsed, String>) {
+        let fast = std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| canonicalize(&mut fast::Parser::new(t), text.len(), key, drops).ok());
+        let serde = canonicalize(
+            &mut serde_json::Deserializer::from_slice(text),
+            text.len(),
+            key,
+            drops,
+        )
+        .map_err(|e| e.to_string());
+        (fast, serde)
+    }
+
+    /// What the fast path accepts, serde_json accepts, with the same bytes, records, keys and
+    /// member spans.
+    fn assert_fast_agrees(text: &[u8], key: &KeyPointer, drops: &[&[String]]) -> Option<Parsed> {
+        let (fast, serde) = both_paths(text, key, drops);
+        if let Some(fast) = &fast {
+            match &serde {
+                Ok(serde) => assert!(
+                    fast == serde,
+                    "the paths disagree on {:?}",
+                    String::from_utf8_lossy(text)
+                ),
+                Err(e) => panic!(
+                    "the fast path accepted what serde_json rejects ({e}): {:?}",
+                    String::from_utf8_lossy(text)
+                ),
+            }
+        }
+        fast
+    }
+
+    #[test]
+    fn fast_path_gives_up_where_serde_json_decides() {
+        let k = KeyPointer::default();
+        let accepted = [
+            "[1,-5,0,123456789012345678,-123456789012345678]",
+            "[1234567890123456789,-1234567890123456789,18446744073709551616,-9223372036854775809]",
+            "[-0,0.0,1e300,1.5,2E-3,1e+21,-0.0,1E-400]",
+            r#"{"a\"b":"\u00e9\ud83d\ude00\n","\u0041":[true,false,null]}"#,
+            " \t\n\r[ {\"b\" : 1 , \"a\" : \"x\" } ] \n",
+            "\"just a string\"",
+            "7",
+            "[[[[[[[[[[[]]]]]]]]]]]",
+        ];
+        for text in accepted {
+            let fast = assert_fast_agrees(text.as_bytes(), &k, &[]);
+            assert!(fast.is_some(), "the fast path gave up on {text:?}");
+        }
+        let deep_ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(assert_fast_agrees(deep_ok.as_bytes(), &k, &[]).is_some());
+        let rejected_or_left = [
+            "[1,]",
+            "{\"a\":1,}",
+            "[01]",
+            "[1.]",
+            "[-]",
+            "[+1]",
+            "[.5]",
+            "[1e]",
+            "[--1]",
+            "[1 2]",
+            "{\"a\" 1}",
+            "{\"a\":1 \"b\":2}",
+            "{1:2}",
+            "[tru]",
+            "[nulls]",
+            "[True]",
+            "[\"a\u{1}\"]",
+            "[\"\\ud800\"]",
+            "[\"\\x\"]",
+            "[\"abc]",
+            "[",
+            "]",
+            "",
+            " ",
+            "[1] x",
+            "{\"a\":1,\"a\":2}",
+            "\u{feff}[1]",
+            "[1]]",
+            "{\"a\":1}}",
+            "[1,,2]",
+            "[NaN]",
+            "[Infinity]",
+            "[1e400]",
+            "[1e999999999999999999999]",
+        ];
+        for text in rejected_or_left {
+            let (fast, serde) = both_paths(text.as_bytes(), &k, &[]);
+            assert!(fast.is_none(), "the fast path accepted {text:?}");
+            assert!(serde.is_err(), "serde_json accepted {text:?}");
+        }
+        for depth in [101, 127, 128, 500] {
+            let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            assert!(assert_fast_agrees(deep.as_bytes(), &k, &[]).is_none());
+            assert_eq!(
+                Document::from_json(deep.as_bytes(), &k).is_ok(),
+                depth < 128,
+                "depth {depth}"
+            );
+        }
+        // Not UTF-8: serde_json's error, with its position.
+        let err = Document::from_json(b"[\"\xff\"]", &k).unwrap_err();
+        assert!(err.contains("line 1 column"), "{err}");
+    }
+
+    /// A damage to a text: a byte removed, replaced or inserted.
+    fn damage(text: &str, at: prop::sample::Index, how: u8, byte: u8) -> Vec<u8> {
+        const BYTES: &[u8] = b"{}[],:\"\\ \n0123456789-+.eEtrufalsn\x01\x7f\xc3\xa9";
+        let mut b = text.as_bytes().to_vec();
+        let byte = BYTES[byte as usize % BYTES.len()];
+        if b.is_empty() {
+            return vec![byte];
+        }
+        let i = at.index(b.len());
+        match how % 3 {
+            0 => {
+                b.remove(i);
+            }
+            1 => b[i] = byte,
+            _ => b.insert(i, byte),
+        }
+        b
+    }
+
     proptest! {
+        #[test]
+        fn fast_path_agrees_with_serde_json(
+            t in arb_text(),
+            records in prop::collection::vec(arb_text(), 0..4),
+            damages in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), any::<u8>()), 0..3),
+        ) {
+            // A value on its own, and records of an array with a key and drop patterns.
+            let mut text = String::new();
+            write_text(&t, &mut text);
+            let mut array = String::from("[");
+            for (i, r) in records.iter().enumerate() {
+                array.push_str(if i > 0 { ",\n" } else { "" });
+                write_text(r, &mut array);
+            }
+            array.push(']');
+            let key = KeyPointer::parse("/a").unwrap();
+            let (star_b, zero) = (["*".to_string(), "b".to_string()], ["0".to_string()]);
+            let drops: [&[String]; 2] = [&star_b, &zero];
+            for (text, key, drops) in [
+                (&text, &KeyPointer::default(), &[][..]),
+                (&array, &key, &drops[..]),
+            ] {
+                prop_assert!(
+                    assert_fast_agrees(text.as_bytes(), key, drops).is_some(),
+                    "the fast path gave up on valid {:?}", text
+                );
+                let mut damaged = text.as_bytes().to_vec();
+                for (at, how, byte) in &damages {
+                    damaged = damage(&String::from_utf8_lossy(&damaged), *at, *how, *byte);
+                    assert_fast_agrees(&damaged, key, drops);
+                }
+            }
+        }
+
         #[test]
         fn streaming_agrees_with_write_value_on_unsorted_text(t in arb_text()) {
             let mut text = String::new();
