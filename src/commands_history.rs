@@ -267,18 +267,38 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
         bar
     });
     let max_bytes = config.source.max_bytes;
-    // A pipeline: while one file diffs, uploads and commits, the next ones are read,
-    // canonicalized and compressed on the other core(s); and each run's document is the next
-    // run's previous version, never read back from the database. Preparing a file takes longer
-    // than publishing one, so two are prepared at once to keep both cores of a small machine
-    // busy (each in flight holds about three times the file's size in memory).
+    // A pipeline: while one file uploads and commits, the next ones are read, canonicalized,
+    // compressed, and diffed from the file before them, on the other core(s); and each run's
+    // document is the next run's previous version, never read back from the database. Two
+    // files are prepared at once to keep both cores of a small machine busy while a run waits
+    // for the disk (each in flight holds about three times the file's size in memory).
+    //
+    // Each prepared file hands its document to the next one's task, which diffs from it: the
+    // run uses that diff when the store's newest version is indeed the file before (it is,
+    // unless another writer got in between), and diffs again otherwise. The first file has no
+    // document before it in memory: its run diffs from the store's newest version.
     const LOOKAHEAD: usize = 2;
-    let prepare = |f: &history::RecordedFile| {
+    let mut handoff: Option<tokio::sync::oneshot::Receiver<Arc<Document>>> = None;
+    let mut prepare = |f: &history::RecordedFile| {
         let (deps, ds, f) = (deps.clone(), ds.clone(), f.clone());
-        tokio::spawn(async move { history::prepare_file(&deps, &ds, &f, max_bytes).await })
+        let (give, next) = tokio::sync::oneshot::channel();
+        let base = handoff.replace(next);
+        tokio::spawn(async move {
+            let mut prepared = history::prepare_file(&deps, &ds, &f, max_bytes).await?;
+            // Nobody is waiting when this is the last file, or when the replay stopped.
+            let _ = give.send(prepared.document().clone());
+            // No document when the file before failed to prepare: its run reports why.
+            if let Some(Ok(base)) = match base {
+                Some(rx) => Some(rx.await),
+                None => None,
+            } {
+                prepared.diff_against(&ds.name, base).await;
+            }
+            Ok::<_, Error>(prepared)
+        })
     };
     let mut ahead: std::collections::VecDeque<_> =
-        files.iter().take(LOOKAHEAD).map(prepare).collect();
+        files.iter().take(LOOKAHEAD).map(&mut prepare).collect();
     let mut previous = None;
     let (mut changed, mut unchanged, mut failed) = (0, 0, 0);
     for (i, f) in files.iter().enumerate() {
@@ -291,7 +311,7 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
             Some(task) => task.await.ok().and_then(Result::ok).map(Arc::new),
             None => None,
         };
-        ahead.extend(files.get(i + LOOKAHEAD).map(prepare));
+        ahead.extend(files.get(i + LOOKAHEAD).map(&mut prepare));
         let opts = RunOptions {
             force: args.force,
             prepared,

@@ -176,6 +176,37 @@ pub struct Prepared {
     stats: transform::Stats,
     /// The snapshot, gzip at the dataset's level.
     snapshot_gz: Bytes,
+    /// The checked diff from the version expected to be the store's newest when this one runs
+    /// (see [`Prepared::diff_against`]).
+    diff: Option<PreparedDiff>,
+}
+
+#[derive(Debug)]
+struct PreparedDiff {
+    base_sha256: String,
+    diff: Arc<Diff>,
+}
+
+impl Prepared {
+    pub fn document(&self) -> &Arc<Document> {
+        &self.doc
+    }
+
+    /// Diffs from `base` and checks the delta, ahead of the run: `replay` diffs day N+1 from
+    /// day N while day N uploads. The run uses the diff only if the store's newest version is
+    /// `base`'s hash when it runs, and diffs again otherwise; a diff that fails its check is
+    /// dropped here, for the run to find again and report.
+    pub async fn diff_against(&mut self, dataset: &str, base: Arc<Document>) {
+        let (new, name) = (self.doc.clone(), dataset.to_string());
+        let base_sha256 = base.sha256().to_string();
+        let diff = tokio::task::spawn_blocking(move || checked_diff(&base, &new, name))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        self.diff = diff.ok().map(|diff| PreparedDiff {
+            base_sha256,
+            diff: Arc::new(diff),
+        });
+    }
 }
 
 /// Fetches `ds` (unconditionally), validates and canonicalizes it and compresses its snapshot:
@@ -210,6 +241,7 @@ pub async fn prepare(deps: &Deps, ds: &DatasetConfig) -> Result<Prepared> {
         doc: Arc::new(doc),
         stats,
         snapshot_gz,
+        diff: None,
     })
 }
 
@@ -246,6 +278,38 @@ async fn load_transforms(
         }
     }
     Ok(out)
+}
+
+/// The diff from `prev` to `new`, checked by applying it to `prev` and comparing the result
+/// with `new`'s bytes (`dataset` names the dataset in the error).
+fn checked_diff(prev: &Document, new: &Document, dataset: String) -> Result<Diff> {
+    let t = Instant::now();
+    let d = delta::diff(prev, new);
+    debug!(
+        ms = t.elapsed().as_millis() as u64,
+        ops = d.patch.len(),
+        "diffed"
+    );
+    let differs = delta::apply_and_compare(prev, &d.patch, new.bytes()).map_err(|e| {
+        Error::DeltaMismatch {
+            dataset: dataset.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    debug!(
+        ms = t.elapsed().as_millis() as u64,
+        "delta applied and checked"
+    );
+    if let Some(offset) = differs {
+        return Err(Error::DeltaMismatch {
+            dataset,
+            reason: format!(
+                "applying it does not give sha256 {}: the bytes differ at offset {offset}",
+                new.sha256()
+            ),
+        });
+    }
+    Ok(d)
 }
 
 fn invalid_json(ds: &DatasetConfig, reason: String) -> Error {
@@ -475,8 +539,15 @@ impl Run<'_> {
         }
 
         // 3. Validate and canonicalize (unless prepared).
+        let mut prepared_diff = None;
         let (doc, stats, mut snapshot_gz) = match body {
-            Body::Prepared(p) => (p.doc.clone(), p.stats.clone(), Some(p.snapshot_gz.clone())),
+            Body::Prepared(p) => {
+                prepared_diff = p
+                    .diff
+                    .as_ref()
+                    .map(|d| (d.base_sha256.clone(), d.diff.clone()));
+                (p.doc.clone(), p.stats.clone(), Some(p.snapshot_gz.clone()))
+            }
             Body::Raw(raw, transforms) => {
                 let key = ds.key.clone();
                 let (doc, stats) =
@@ -552,7 +623,13 @@ impl Run<'_> {
             )?;
             let version = remote.as_ref().map_or(1, |r| r.entry.version + 1);
             let (diff, gz) = self
-                .diff_and_compress(&doc, remote.as_ref(), state.id, snapshot_gz.clone())
+                .diff_and_compress(
+                    &doc,
+                    remote.as_ref(),
+                    state.id,
+                    snapshot_gz.clone(),
+                    prepared_diff.take(),
+                )
                 .await?;
             snapshot_gz = Some(gz.clone());
             let publish = plan::build(plan::Inputs {
@@ -560,7 +637,7 @@ impl Run<'_> {
                 dataset: &ds.name,
                 doc: &doc,
                 snapshot_gz: gz,
-                prev: remote.as_ref().zip(diff.as_ref()),
+                prev: remote.as_ref().zip(diff.as_deref()),
                 version,
                 created_at,
                 gzip_level: ds.gzip_level,
@@ -638,14 +715,17 @@ impl Run<'_> {
     }
 
     /// Diffs against the previous version and checks the delta by applying it, while the
-    /// snapshot is compressed on the other core (unless `snapshot_gz` has it already).
+    /// snapshot is compressed on the other core (unless `snapshot_gz` has it already). A diff
+    /// made ahead (`prepared`: its base's hash, and the diff) is used when its base is the
+    /// previous version.
     async fn diff_and_compress(
         &mut self,
         doc: &Arc<Document>,
         remote: Option<&Remote>,
         dataset_id: i64,
         snapshot_gz: Option<Bytes>,
-    ) -> Result<(Option<Diff>, Bytes)> {
+        prepared: Option<(String, Arc<Diff>)>,
+    ) -> Result<(Option<Arc<Diff>>, Bytes)> {
         let level = self.ds.gzip_level;
         let gz_doc = doc.clone();
         let gz = tokio::task::spawn_blocking(move || match snapshot_gz {
@@ -654,47 +734,25 @@ impl Run<'_> {
         });
         let diff = match remote {
             None => None,
-            Some(r) => {
-                let t = Instant::now();
-                let prev = self.previous(&r.entry, dataset_id).await?;
-                debug!(
-                    ms = t.elapsed().as_millis() as u64,
-                    "previous version loaded"
-                );
-                let new = doc.clone();
-                let name = self.ds.name.clone();
-                let d = tokio::task::spawn_blocking(move || -> Result<Diff> {
+            Some(r) => match prepared.filter(|(base, _)| *base == r.entry.sha256) {
+                Some((_, diff)) => {
+                    debug!(ops = diff.patch.len(), "diffed and checked ahead");
+                    Some(diff)
+                }
+                None => {
                     let t = Instant::now();
-                    let d = delta::diff(&prev, &new);
+                    let prev = self.previous(&r.entry, dataset_id).await?;
                     debug!(
                         ms = t.elapsed().as_millis() as u64,
-                        ops = d.patch.len(),
-                        "diffed"
+                        "previous version loaded"
                     );
-                    let differs = delta::apply_and_compare(&prev, &d.patch, new.bytes())
-                        .map_err(|e| Error::DeltaMismatch {
-                            dataset: name.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    debug!(
-                        ms = t.elapsed().as_millis() as u64,
-                        "delta applied and checked"
-                    );
-                    if let Some(offset) = differs {
-                        return Err(Error::DeltaMismatch {
-                            dataset: name,
-                            reason: format!(
-                                "applying it does not give sha256 {}: the bytes differ at offset {offset}",
-                                new.sha256()
-                            ),
-                        });
-                    }
-                    Ok(d)
-                })
-                .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-                Some(d)
-            }
+                    let (new, name) = (doc.clone(), self.ds.name.clone());
+                    let d = tokio::task::spawn_blocking(move || checked_diff(&prev, &new, name))
+                        .await
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+                    Some(Arc::new(d))
+                }
+            },
         };
         let gz = gz
             .await

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use common::http::HttpServer;
 use serde_json::{json, Value};
-use snapsync::canonical::KeyPointer;
+use snapsync::canonical::{Document, KeyPointer};
 use snapsync::clock::SystemClock;
 use snapsync::db::Db;
 use snapsync::history;
@@ -208,6 +208,7 @@ on_both_stores!(
     two_writers_make_one_linear_history,
     crash_after_the_commit_point_is_repaired_by_the_next_run,
     a_store_that_ignores_conditional_writes_is_refused_unless_single_writer,
+    a_diff_prepared_ahead_is_used_only_from_its_base,
 );
 
 async fn fresh_machine_unchanged_uploads_nothing_and_downloads_no_body(b: Backend) {
@@ -356,4 +357,50 @@ async fn a_store_that_ignores_conditional_writes_is_refused_unless_single_writer
         .await
         .is_err());
     assert_eq!(store.puts.load(Ordering::SeqCst), puts);
+}
+
+/// `replay` prepares day N+1 with a diff from day N while day N publishes: the run takes that
+/// diff only when day N is the store's newest version, and diffs from the real one otherwise.
+async fn a_diff_prepared_ahead_is_used_only_from_its_base(b: Backend) {
+    let server = HttpServer::start();
+    let url = server.url("/d.json");
+    let key = KeyPointer::parse("/country/key").unwrap();
+    server.set("/d.json", data(1, 20));
+    let store = Counting::new(b.store.clone());
+    assert_eq!(
+        machine(store.clone(), &url).await.run().await.outcome,
+        Outcome::Changed
+    );
+    // (base, version expected, latest.json reads): a fresh machine has no previous version
+    // but the store's, so a run that diffs itself has to read it.
+    let cases = [
+        (data(1, 20), 2, 0),
+        // Never published: the run must not trust a diff from it.
+        (data(7, 20), 3, 1),
+    ];
+    for (base, version, reads) in cases {
+        server.set("/d.json", data(version, 20));
+        let m = machine(store.clone(), &url).await;
+        let mut prepared = sync::prepare(&m.deps, &m.ds).await.unwrap();
+        let base = Arc::new(Document::from_json(&base, &key).unwrap());
+        prepared.diff_against(&m.ds.name, base).await;
+        store.reset();
+        let opts = RunOptions {
+            prepared: Some(Arc::new(prepared)),
+            ..RunOptions::default()
+        };
+        let r = sync::run_dataset(&m.deps, &m.ds, opts).await;
+        assert_eq!(
+            (r.outcome, r.version, r.changed),
+            (Outcome::Changed, Some(version), Some(19)),
+            "{r:?}"
+        );
+        assert_eq!(
+            store.gets_of("latest.json"),
+            reads as usize,
+            "version {version}"
+        );
+    }
+    // Every delta applies to the version before it.
+    assert_sound(&b.store, 3).await;
 }
