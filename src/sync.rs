@@ -164,8 +164,8 @@ pub struct Report {
 }
 
 /// A dataset's body fetched, canonicalized and compressed ahead of the run that publishes it,
-/// with that dataset's settings: `replay` prepares day N+1 on the other core while day N
-/// diffs and uploads.
+/// with that dataset's settings, and possibly diffed from the version expected before it:
+/// `replay` prepares day N+1 on the other core while day N uploads.
 #[derive(Debug)]
 pub struct Prepared {
     /// The pipeline fingerprint it was made under (joined tables as they were then).

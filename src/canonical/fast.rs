@@ -167,13 +167,28 @@ impl<'de> Parser<'de> {
         }
     }
 
-    fn enter(&mut self) -> Result<(), GiveUp> {
+    /// An object or array, from its opening bracket: `visit` reads its items.
+    fn container<T>(
+        &mut self,
+        visit: impl FnOnce(&mut Items<'_, 'de>) -> Result<T, GiveUp>,
+    ) -> Result<T, GiveUp> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(GiveUp);
         }
         self.at += 1;
-        Ok(())
+        let mut items = Items {
+            parser: &mut *self,
+            first: true,
+            closed: false,
+        };
+        let value = visit(&mut items)?;
+        // A visitor that stopped early left the container unread.
+        if !items.closed {
+            return Err(GiveUp);
+        }
+        self.depth -= 1;
+        Ok(value)
     }
 }
 
@@ -182,35 +197,8 @@ impl<'de> de::Deserializer<'de> for &mut Parser<'de> {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, GiveUp> {
         match self.peek().ok_or(GiveUp)? {
-            b'{' => {
-                self.enter()?;
-                let mut access = Items {
-                    parser: &mut *self,
-                    first: true,
-                    closed: false,
-                };
-                let value = visitor.visit_map(&mut access)?;
-                // A visitor that stopped early left the object unread.
-                if !access.closed {
-                    return Err(GiveUp);
-                }
-                self.depth -= 1;
-                Ok(value)
-            }
-            b'[' => {
-                self.enter()?;
-                let mut access = Items {
-                    parser: &mut *self,
-                    first: true,
-                    closed: false,
-                };
-                let value = visitor.visit_seq(&mut access)?;
-                if !access.closed {
-                    return Err(GiveUp);
-                }
-                self.depth -= 1;
-                Ok(value)
-            }
+            b'{' => self.container(|items| visitor.visit_map(items)),
+            b'[' => self.container(|items| visitor.visit_seq(items)),
             b'"' => self.string(visitor),
             b'-' | b'0'..=b'9' => self.number(visitor),
             b't' => {
