@@ -1380,6 +1380,8 @@ mod tests {
             "\"just a string\"",
             "7",
             "[[[[[[[[[[[]]]]]]]]]]]",
+            r#"["\uD83D\uDE00","\u00E9\u00e9x","a\/b","\b\f\r\t","\u0000","\u001f","\uffff","é\n😀"]"#,
+            r#"{"\u00e9":1,"é ":2,"\"":3,"\\":4,"\ud83d\ude00":5}"#,
         ];
         for text in accepted {
             let fast = assert_fast_agrees(text.as_bytes(), &k, &[]);
@@ -1422,6 +1424,16 @@ mod tests {
             "[Infinity]",
             "[1e400]",
             "[1e999999999999999999999]",
+            r#"["\udc00"]"#,
+            r#"["\ud800\u0041"]"#,
+            r#"["\ud800x"]"#,
+            r#"["\ud800\"]"#,
+            r#"["\u12"]"#,
+            r#"["\u12G4"]"#,
+            r#"["\x"]"#,
+            r#"["\"#,
+            r#"["\é"]"#,
+            "[\"a\\\u{1}\"]",
         ];
         for text in rejected_or_left {
             let (fast, serde) = both_paths(text.as_bytes(), &k, &[]);

@@ -2,12 +2,12 @@
 //! serde_json's parser, over text already checked to be UTF-8.
 //!
 //! It is faster on datasets because it checks UTF-8 once for the whole text rather than once
-//! per string, copies integers of up to 18 digits without going through serde_json's number
+//! per string, and reads integers of up to 18 digits without going through serde_json's number
 //! parser, and does nothing else: every error, and anything it is not sure about, is
 //! [`GiveUp`], and the caller parses the text again with serde_json, which decides and words
 //! the error. So it must never accept a text serde_json rejects, and must make the same
-//! visitor calls serde_json makes on every text it accepts; the rare parts (escaped strings,
-//! numbers that are not short integers) are handed to serde_json one token at a time.
+//! visitor calls serde_json makes on every text it accepts; numbers that are not short
+//! integers (the rare part, and the subtle one) are handed to serde_json one token at a time.
 //! `tests::fast_path_agrees_with_serde_json` checks both on generated and damaged texts.
 
 use std::fmt;
@@ -95,7 +95,7 @@ impl<'de> Parser<'de> {
     }
 
     /// The string starting at the current quote: borrowed when it has no escapes (then it
-    /// holds no quote, backslash or control character either), else decoded by serde_json.
+    /// holds no quote, backslash or control character either), else decoded.
     fn string<V: Visitor<'de>>(&mut self, visitor: V) -> Result<V::Value, GiveUp> {
         let b = self.text.as_bytes();
         let start = self.at + 1;
@@ -109,19 +109,24 @@ impl<'de> Parser<'de> {
                 visitor.visit_borrowed_str(self.text.get(start..j).ok_or(GiveUp)?)
             }
             Some(b'\\') => {
+                let mut decoded = String::with_capacity(j - start + 16);
+                decoded.push_str(self.text.get(start..j).ok_or(GiveUp)?);
                 loop {
-                    match b.get(j) {
-                        Some(b'"') => break,
-                        Some(b'\\') => j += 2,
-                        Some(&c) if c < 0x20 => return Err(GiveUp),
-                        Some(_) => j += 1,
-                        None => return Err(GiveUp),
+                    match *b.get(j).ok_or(GiveUp)? {
+                        b'"' => break,
+                        b'\\' => j = unescape(b, j, &mut decoded)?,
+                        c if c < 0x20 => return Err(GiveUp),
+                        _ => {
+                            let run = j;
+                            while j < b.len() && !STRING_STOP[b[j] as usize] {
+                                j += 1;
+                            }
+                            decoded.push_str(self.text.get(run..j).ok_or(GiveUp)?);
+                        }
                     }
                 }
-                let quoted = self.text.get(self.at..j + 1).ok_or(GiveUp)?;
-                let s: String = serde_json::from_str(quoted).map_err(|_| GiveUp)?;
                 self.at = j + 1;
-                visitor.visit_string(s)
+                visitor.visit_string(decoded)
             }
             _ => Err(GiveUp),
         }
@@ -190,6 +195,52 @@ impl<'de> Parser<'de> {
         self.depth -= 1;
         Ok(value)
     }
+}
+
+/// Decodes the escape sequence at `b[at]` (a backslash) into `out`; returns where it ends. A
+/// `\u` escape of a surrogate must be the first of a pair; serde_json decides the rest.
+fn unescape(b: &[u8], at: usize, out: &mut String) -> Result<usize, GiveUp> {
+    let c = match *b.get(at + 1).ok_or(GiveUp)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => {
+            let unit = hex4(b, at + 2)?;
+            if !(0xD800..0xDC00).contains(&unit) {
+                // A lone trailing surrogate is no char: `from_u32` refuses it.
+                out.push(char::from_u32(unit).ok_or(GiveUp)?);
+                return Ok(at + 6);
+            }
+            if b.get(at + 6..at + 8) != Some(b"\\u") {
+                return Err(GiveUp);
+            }
+            let low = hex4(b, at + 8)?;
+            if !(0xDC00..0xE000).contains(&low) {
+                return Err(GiveUp);
+            }
+            out.push(
+                char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)).ok_or(GiveUp)?,
+            );
+            return Ok(at + 12);
+        }
+        _ => return Err(GiveUp),
+    };
+    out.push(c);
+    Ok(at + 2)
+}
+
+/// The four hex digits at `b[at..]`, as a UTF-16 code unit.
+fn hex4(b: &[u8], at: usize) -> Result<u32, GiveUp> {
+    let digits = b.get(at..at + 4).ok_or(GiveUp)?;
+    digits.iter().try_fold(0u32, |n, &d| {
+        let v = (d as char).to_digit(16).ok_or(GiveUp)?;
+        Ok(n * 16 + v)
+    })
 }
 
 impl<'de> de::Deserializer<'de> for &mut Parser<'de> {
