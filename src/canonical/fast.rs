@@ -286,24 +286,22 @@ struct Items<'a, 'de> {
 impl Items<'_, '_> {
     /// Reads up to the next item, or the closing bracket `close` (then `false`).
     fn next(&mut self, close: u8) -> Result<bool, GiveUp> {
+        if self.closed {
+            return Err(GiveUp);
+        }
         let c = self.parser.peek().ok_or(GiveUp)?;
-        if c == close && !self.closed {
+        if c == close {
             self.parser.at += 1;
             self.closed = true;
             return Ok(false);
-        }
-        if self.closed {
-            return Err(GiveUp);
         }
         if !std::mem::take(&mut self.first) {
             if c != b',' {
                 return Err(GiveUp);
             }
+            // After a comma the item must be there: a closing bracket is neither a value nor
+            // a name, so reading the item gives up on a trailing comma.
             self.parser.at += 1;
-            // A trailing comma is an error: the item must be there.
-            if self.parser.peek() == Some(close) {
-                return Err(GiveUp);
-            }
         }
         Ok(true)
     }
