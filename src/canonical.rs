@@ -24,9 +24,9 @@ use bytes::Bytes;
 use bytestring::ByteString;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 mod fast;
-use sha2::{Digest, Sha256};
 
 /// A JSON Pointer (RFC 6901) naming each record's key, e.g. `/country/key`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -287,12 +287,11 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
             let mut prepared = history::prepare_file(&deps, &ds, &f, max_bytes).await?;
             // Nobody is waiting when this is the last file, or when the replay stopped.
             let _ = give.send(prepared.document().clone());
-            // No document when the file before failed to prepare: its run reports why.
-            if let Some(Ok(base)) = match base {
-                Some(rx) => Some(rx.await),
-                None => None,
-            } {
-                prepared.diff_against(&ds.name, base).await;
+            if let Some(rx) = base {
+                // No document when the file before failed to prepare: its run reports why.
+                if let Ok(base) = rx.await {
+                    prepared.diff_against(&ds.name, base).await;
+                }
             }
             Ok::<_, Error>(prepared)
         })

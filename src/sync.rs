@@ -181,7 +181,7 @@ pub struct Prepared {
     diff: Option<PreparedDiff>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PreparedDiff {
     base_sha256: String,
     diff: Arc<Diff>,
@@ -542,10 +542,7 @@ impl Run<'_> {
         let mut prepared_diff = None;
         let (doc, stats, mut snapshot_gz) = match body {
             Body::Prepared(p) => {
-                prepared_diff = p
-                    .diff
-                    .as_ref()
-                    .map(|d| (d.base_sha256.clone(), d.diff.clone()));
+                prepared_diff = p.diff.clone();
                 (p.doc.clone(), p.stats.clone(), Some(p.snapshot_gz.clone()))
             }
             Body::Raw(raw, transforms) => {
@@ -716,15 +713,14 @@ impl Run<'_> {
 
     /// Diffs against the previous version and checks the delta by applying it, while the
     /// snapshot is compressed on the other core (unless `snapshot_gz` has it already). A diff
-    /// made ahead (`prepared`: its base's hash, and the diff) is used when its base is the
-    /// previous version.
+    /// made ahead (`prepared`) is used when its base is the previous version.
     async fn diff_and_compress(
         &mut self,
         doc: &Arc<Document>,
         remote: Option<&Remote>,
         dataset_id: i64,
         snapshot_gz: Option<Bytes>,
-        prepared: Option<(String, Arc<Diff>)>,
+        prepared: Option<PreparedDiff>,
     ) -> Result<(Option<Arc<Diff>>, Bytes)> {
         let level = self.ds.gzip_level;
         let gz_doc = doc.clone();
@@ -734,8 +730,8 @@ impl Run<'_> {
         });
         let diff = match remote {
             None => None,
-            Some(r) => match prepared.filter(|(base, _)| *base == r.entry.sha256) {
-                Some((_, diff)) => {
+            Some(r) => match prepared.filter(|p| p.base_sha256 == r.entry.sha256) {
+                Some(PreparedDiff { diff, .. }) => {
                     debug!(ops = diff.patch.len(), "diffed and checked ahead");
                     Some(diff)
                 }
