@@ -234,9 +234,14 @@ fn replay_joins_the_table_into_every_day_and_stops_at_a_broken_day() {
         all.extend_from_slice(args);
         sb.run(&all)
     };
-    let summary_has =
-        |r: &common::cli::RunResult, parts: &[&str]| parts.iter().all(|p| r.summary().contains(p));
     let days = sb.path().join("days");
+    // Replays the folder: the exit code and the parts of the summary line it must show.
+    let replay = |code: i32, parts: &[&str]| {
+        let r = with_config(&["replay", days.to_str().unwrap()]);
+        assert_eq!(r.code, code, "{r:?}");
+        assert!(parts.iter().all(|p| r.summary().contains(p)), "{r:?}");
+        r
+    };
     std::fs::create_dir(&days).unwrap();
     let ten = [
         "france",
@@ -259,12 +264,7 @@ fn replay_joins_the_table_into_every_day_and_stops_at_a_broken_day() {
 
     // Replay reads each day ahead of its run; the joined table still comes from the table's
     // own source, not from the day file, and a broken day stops the replay where it is.
-    let r = with_config(&["replay", days.to_str().unwrap()]);
-    assert_eq!(r.code, 1, "{r:?}");
-    assert!(
-        summary_has(&r, &["changed=2", "failed=1", "not_run=1"]),
-        "{r:?}"
-    );
+    let r = replay(1, &["changed=2", "failed=1", "not_run=1"]);
     let failed = r.stdout.lines().find(|l| l.contains("failed")).unwrap();
     assert!(
         failed.contains("2021-03-03.json") && failed.contains("error="),
@@ -283,12 +283,7 @@ fn replay_joins_the_table_into_every_day_and_stops_at_a_broken_day() {
     // new version.
     std::fs::write(days.join("2021-03-03.json"), covid(&eleven[1..])).unwrap();
     std::fs::write(days.join("2021-03-05.json"), covid(&ten)).unwrap();
-    let r = with_config(&["replay", days.to_str().unwrap()]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(
-        summary_has(&r, &["changed=2", "unchanged=1", "skipped=2"]),
-        "{r:?}"
-    );
+    replay(0, &["changed=2", "unchanged=1", "skipped=2"]);
     let r = with_config(&["verify"]);
     assert_eq!(r.code, 0, "{r:?}");
     // Only the last file's body went into the database's cache, for the next run to diff from.
