@@ -197,13 +197,14 @@ pub async fn log(config: &Config, json: bool) -> anyhow::Result<()> {
         }
         for e in manifest.versions.iter().rev() {
             println!(
-                "v{:<4} {}  {}  +{} -{} ~{}  records={}  snapshot={} delta={}",
+                "v{:<4} {}  {}  +{} -{} ~{} moved={}  records={}  snapshot={} delta={}",
                 e.version,
                 e.created_at,
                 &e.sha256[..12],
                 e.added,
                 e.removed,
                 e.changed,
+                e.moved,
                 e.records.map_or("-".to_string(), |n| n.to_string()),
                 human_bytes(e.snapshot_bytes),
                 e.delta_bytes.map_or("-".to_string(), human_bytes),

@@ -505,17 +505,20 @@ pub async fn diff(config: &Config, args: DiffArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `A..B added=… removed=… changed=…`, then one line per record.
+/// `A..B added=… removed=… moved=… changed=…`, then one line per record: `+` added, `-`
+/// removed, `~` changed, `>` moved only, `~>` moved and changed.
 pub fn render_summary(d: &Diff, a: &str, b: &str) -> String {
     let mut s = format!(
-        "{a}..{b} added={} removed={} changed={}\n",
-        d.summary.added, d.summary.removed, d.summary.changed
+        "{a}..{b} added={} removed={} moved={} changed={}\n",
+        d.summary.added, d.summary.removed, d.summary.moved, d.summary.changed
     );
     for c in &d.changes {
-        let sign = match c.op {
-            ChangeKind::Added => '+',
-            ChangeKind::Removed => '-',
-            ChangeKind::Changed => '~',
+        let sign = match (c.op, c.moved) {
+            (ChangeKind::Added, _) => "+",
+            (ChangeKind::Removed, _) => "-",
+            (ChangeKind::Changed, false) => "~",
+            (ChangeKind::Changed, true) => "~>",
+            (ChangeKind::Moved, _) => ">",
         };
         s.push_str(&format!("{sign} {}\n", c.key));
     }
@@ -554,7 +557,8 @@ pub fn render_unified(
                         .collect()
                 };
             let (ia, ib) = (index(a, ra), index(b, rb));
-            for c in &d.changes {
+            // A record that only moved has no text to show.
+            for c in d.changes.iter().filter(|c| c.op != ChangeKind::Moved) {
                 let old = ia.get(&c.key).filter(|_| c.op != ChangeKind::Added);
                 let new = ib.get(&c.key).filter(|_| c.op != ChangeKind::Removed);
                 pairs.push((

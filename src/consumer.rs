@@ -458,6 +458,7 @@ mod tests {
             records: None,
             added: 0,
             removed: 0,
+            moved: 0,
             changed: 0,
             pruned: false,
         }

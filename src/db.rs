@@ -231,8 +231,8 @@ impl Db {
             for e in &entries {
                 tx.execute(
                     "INSERT OR REPLACE INTO versions (dataset_id, version, sha256, prev_sha256, created_at, \
-                     snapshot_key, delta_key, canonical_bytes, snapshot_bytes, delta_bytes, records, added, removed, changed) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     snapshot_key, delta_key, canonical_bytes, snapshot_bytes, delta_bytes, records, added, removed, moved, changed) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                     params![
                         dataset_id,
                         e.version as i64,
@@ -247,6 +247,7 @@ impl Db {
                         e.records.map(|v| v as i64),
                         e.added as i64,
                         e.removed as i64,
+                        e.moved as i64,
                         e.changed as i64,
                     ],
                 )?;
@@ -419,7 +420,7 @@ impl Db {
 
 const SELECT_ENTRY: &str =
     "SELECT version, created_at, sha256, prev_sha256, snapshot_key, delta_key, \
-     canonical_bytes, snapshot_bytes, delta_bytes, records, added, removed, changed FROM versions";
+     canonical_bytes, snapshot_bytes, delta_bytes, records, added, removed, moved, changed FROM versions";
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     Ok(Entry {
@@ -435,7 +436,8 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         records: r.get::<_, Option<i64>>(9)?.map(|v| v as u64),
         added: r.get::<_, i64>(10)? as u64,
         removed: r.get::<_, i64>(11)? as u64,
-        changed: r.get::<_, i64>(12)? as u64,
+        moved: r.get::<_, i64>(12)? as u64,
+        changed: r.get::<_, i64>(13)? as u64,
         // The database mirrors versions, not retention: `prune` is recorded in the manifest.
         pruned: false,
     })

@@ -1,9 +1,14 @@
 //! Deltas: an RFC 6902 JSON Patch from one canonical document to the next, and its application.
 //!
-//! Diff: records of a top-level array are matched by their key and aligned with `similar`, so
-//! one inserted record is one `add` (not a cascade of index-by-index replaces); equal records
-//! are skipped by comparing their canonical bytes, and only changed pairs are parsed and
-//! diffed recursively, replacing values at the deepest changed path.
+//! Diff: records of a top-level array are matched by their key wherever they sit, because the
+//! real upstream re-sorts its records every day and a position means nothing. A record that
+//! changed position is one RFC 6902 `move` (the fewest moves the two key orders allow: only
+//! records outside a longest common subsequence move), never a `remove` plus an `add` of its
+//! whole body; `added`/`removed` are exactly the keys that appeared and disappeared. Equal
+//! records are skipped by comparing their canonical bytes, and only changed pairs are parsed
+//! and diffed recursively, replacing values at the deepest changed path. Records without
+//! unique keys are aligned by content with `similar` instead (one inserted record is one
+//! `add`).
 //!
 //! Apply is written independently of diff, because the run uses it to *check* its own delta
 //! before publishing: the patch is applied to the previous document and the canonical result
@@ -66,13 +71,22 @@ impl PatchOp {
 pub struct Summary {
     pub added: u64,
     pub removed: u64,
+    /// Records that kept their key but changed position (one `move` each). Absent from deltas
+    /// written before moves existed, which never moved a record.
+    #[serde(default)]
+    pub moved: u64,
     pub changed: u64,
 }
 
+/// What happened to one record (one entry per key). `op` says what happened to its content;
+/// `moved` whether its position changed too: `{"op":"moved","moved":true}` is a record that
+/// only moved, `{"op":"changed","moved":true}` one that moved and changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub key: String,
     pub op: ChangeKind,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moved: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +95,8 @@ pub enum ChangeKind {
     Added,
     Removed,
     Changed,
+    /// Moved, content unchanged.
+    Moved,
 }
 
 /// What changed between two documents: the patch plus a per-record account of it.
@@ -119,76 +135,10 @@ const ALIGN_DEADLINE: Duration = Duration::from_secs(2);
 pub fn diff(old: &Document, new: &Document) -> Diff {
     let mut d = Diff::default();
     match (old.records(), new.records()) {
-        (Some(old_recs), Some(new_recs)) => {
-            let ident = |doc: &Document, r: &Record| -> Vec<u8> {
-                match &r.key {
-                    Some(k) => k.to_vec(),
-                    None => doc.record_bytes(r).to_vec(),
-                }
-            };
-            let (old_text, new_text) = (old.text(), new.text());
-            let old_ids: Vec<Vec<u8>> = old_recs.iter().map(|r| ident(old, r)).collect();
-            let new_ids: Vec<Vec<u8>> = new_recs.iter().map(|r| ident(new, r)).collect();
-            let ops = similar::capture_diff_slices_deadline(
-                Algorithm::Myers,
-                &old_ids,
-                &new_ids,
-                Some(Instant::now() + ALIGN_DEADLINE),
-            );
-            // Positions are tracked here rather than taken from the ops: `similar` can report
-            // a `new_index` on a Delete that lies after the following Equal.
-            let (mut i, mut j) = (0usize, 0usize);
-            for op in ops {
-                match op {
-                    DiffOp::Equal { len, .. } => {
-                        for k in 0..len {
-                            let (o, n) = (&old_recs[i + k], &new_recs[j + k]);
-                            let (ob, nb) = (old.record_bytes(o), new.record_bytes(n));
-                            if ob == nb {
-                                continue;
-                            }
-                            let mut path = String::new();
-                            push_index(&mut path, j + k);
-                            // Object records start from the member spans found while they
-                            // were written: no scan of either record.
-                            match (old.record_members(o), new.record_members(n)) {
-                                (Some(om), Some(nm)) => {
-                                    diff_members(&mut path, &om, &nm, &mut d.patch)
-                                }
-                                _ => diff_raw(
-                                    &mut path,
-                                    &old_text[o.start..o.end],
-                                    &new_text[n.start..n.end],
-                                    &mut d.patch,
-                                ),
-                            }
-                            d.summary.changed += 1;
-                            d.changes.push(Change {
-                                key: change_key(n),
-                                op: ChangeKind::Changed,
-                            });
-                        }
-                        (i, j) = (i + len, j + len);
-                    }
-                    DiffOp::Delete { old_len, .. } => {
-                        remove_records(&mut d, &old_recs[i..i + old_len], j);
-                        i += old_len;
-                    }
-                    DiffOp::Insert { new_len, .. } => {
-                        add_records(&mut d, new, &new_recs[j..j + new_len], j);
-                        j += new_len;
-                    }
-                    DiffOp::Replace {
-                        old_len, new_len, ..
-                    } => {
-                        // Different keys: the old records go, the new ones come.
-                        remove_records(&mut d, &old_recs[i..i + old_len], j);
-                        add_records(&mut d, new, &new_recs[j..j + new_len], j);
-                        (i, j) = (i + old_len, j + new_len);
-                    }
-                }
-            }
-        }
+        (Some(old_recs), Some(new_recs)) => match KeyMatch::new(old_recs, new_recs) {
+            Some(m) => diff_keyed(&mut d, old, new, &m),
+            None => diff_aligned(&mut d, old, new),
+        },
         _ => {
             if old.bytes() != new.bytes() {
                 diff_raw(&mut String::new(), old.text(), new.text(), &mut d.patch);
@@ -197,6 +147,320 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
         }
     }
     d
+}
+
+/// Records of two keyed documents matched by key: where each new record was in the old one.
+/// Only when every record of both has a key and no key repeats (what validation guarantees
+/// for a configured dataset); anything else is aligned by content instead.
+struct KeyMatch {
+    /// For each new record, the index of the old record with its key.
+    old_of_new: Vec<Option<usize>>,
+    /// For each old record, whether the new document still has its key.
+    kept: Vec<bool>,
+}
+
+impl KeyMatch {
+    fn new(old: &[Record], new: &[Record]) -> Option<KeyMatch> {
+        let mut index = std::collections::HashMap::with_capacity(old.len());
+        for (i, r) in old.iter().enumerate() {
+            if index.insert(r.key.as_deref()?, i).is_some() {
+                return None;
+            }
+        }
+        let mut kept = vec![false; old.len()];
+        let mut old_of_new = Vec::with_capacity(new.len());
+        let mut seen = std::collections::HashSet::with_capacity(new.len());
+        for r in new {
+            let key = r.key.as_deref()?;
+            if !seen.insert(key) {
+                return None;
+            }
+            let i = index.get(key).copied();
+            if let Some(i) = i {
+                kept[i] = true;
+            }
+            old_of_new.push(i);
+        }
+        Some(KeyMatch { old_of_new, kept })
+    }
+}
+
+/// The record-level patch of two keyed documents, in three passes that standard appliers
+/// (Python `jsonpatch`, JS `fast-json-patch`) apply in order:
+///
+/// 1. `remove` each record whose key is gone, from the last to the first (so every index is
+///    the old document's);
+/// 2. in the new document's order, `move` each record that is outside a longest common
+///    subsequence of the two key orders to its place, and `add` each new record: records in
+///    the subsequence never move, so a record that moved is one `move`, never its body
+///    again, and no order needs fewer moves;
+/// 3. member-level ops of each record whose content changed, at its index in the new
+///    document (where it now is).
+///
+/// Indices in pass 2 are those of the array as it is at that op (RFC 6902 `move` removes
+/// first, then inserts). They are counted with a Fenwick tree over the final layout, so a
+/// full re-sort of a million records costs O(n log n), not O(n²).
+fn diff_keyed(d: &mut Diff, old: &Document, new: &Document, m: &KeyMatch) {
+    let (old_recs, new_recs) = (
+        old.records().unwrap_or_default(),
+        new.records().unwrap_or_default(),
+    );
+    // 1. Removes, last first.
+    for i in (0..old_recs.len()).rev() {
+        if !m.kept[i] {
+            let mut path = String::new();
+            push_index(&mut path, i);
+            d.patch.push(PatchOp::Remove { path });
+        }
+    }
+    for (r, _) in old_recs.iter().zip(&m.kept).filter(|(_, k)| !**k) {
+        d.summary.removed += 1;
+        d.changes.push(Change {
+            key: change_key(r),
+            op: ChangeKind::Removed,
+            moved: false,
+        });
+    }
+    // Rank of each kept old record among the kept ones: its index once the removes are done.
+    let mut rank = vec![usize::MAX; old_recs.len()];
+    let mut kept_count = 0;
+    for (i, k) in m.kept.iter().enumerate() {
+        if *k {
+            rank[i] = kept_count;
+            kept_count += 1;
+        }
+    }
+    let ranks: Vec<Option<usize>> = m.old_of_new.iter().map(|o| o.map(|i| rank[i])).collect();
+    let stays = longest_increasing(&ranks);
+
+    // The final layout as slots: before the first record that stays, the records placed
+    // before it (moved or added, in new order); then each record that stays, followed by
+    // those placed after it. `anchor` is the rank of the record a placed one follows.
+    let mut group_len = vec![0usize; kept_count + 1]; // placed records per anchor (+1: none)
+    let mut anchor = 0usize; // group index: 0 = before any staying record, a + 1 = after rank a
+    let mut placed_group = vec![0usize; new_recs.len()];
+    for (j, r) in ranks.iter().enumerate() {
+        if stays[j] {
+            anchor = r.expect("a staying record was in the old document") + 1;
+        } else {
+            placed_group[j] = anchor;
+            group_len[anchor] += 1;
+        }
+    }
+    // First slot of each group: group 0 is placed records only; group a + 1 starts with the
+    // slot of the staying or not-yet-moved record of rank a.
+    let mut group_start = vec![0usize; kept_count + 1];
+    let mut next = group_len[0];
+    for a in 0..kept_count {
+        group_start[a + 1] = next;
+        next += 1 + group_len[a + 1];
+    }
+    let own_slot = |rank: usize| group_start[rank + 1];
+    let mut present = Fenwick::new(next);
+    for a in 0..kept_count {
+        present.add(own_slot(a), 1);
+    }
+    let mut filled = vec![0usize; kept_count + 1];
+    // 2. Moves and adds, in new order.
+    for (j, r) in ranks.iter().enumerate() {
+        if stays[j] {
+            continue;
+        }
+        let g = placed_group[j];
+        filled[g] += 1;
+        let slot = if g == 0 {
+            filled[g] - 1
+        } else {
+            group_start[g] + filled[g]
+        };
+        match r {
+            Some(rank) => {
+                let from = own_slot(*rank);
+                let from_index = present.prefix(from);
+                present.add(from, -1);
+                let to_index = present.prefix(slot);
+                present.add(slot, 1);
+                let (mut from, mut path) = (String::new(), String::new());
+                push_index(&mut from, from_index);
+                push_index(&mut path, to_index);
+                d.patch.push(PatchOp::Move { from, path });
+                d.summary.moved += 1;
+            }
+            None => {
+                let at = present.prefix(slot);
+                present.add(slot, 1);
+                let mut path = String::new();
+                push_index(&mut path, at);
+                let value = parse_bytes(new.record_bytes(&new_recs[j]));
+                d.patch.push(PatchOp::Add { path, value });
+                d.summary.added += 1;
+            }
+        }
+    }
+    // 3. Content, at the records' new indices; one change per key, in new order.
+    let old_text = old.text();
+    let new_text = new.text();
+    for (j, n) in new_recs.iter().enumerate() {
+        let moved = !stays[j] && m.old_of_new[j].is_some();
+        let op = match m.old_of_new[j] {
+            None => ChangeKind::Added,
+            Some(i) => {
+                let o = &old_recs[i];
+                if old.record_bytes(o) == new.record_bytes(n) {
+                    if !moved {
+                        continue;
+                    }
+                    ChangeKind::Moved
+                } else {
+                    let mut path = String::new();
+                    push_index(&mut path, j);
+                    // Object records start from the member spans found while they were
+                    // written: no scan of either record.
+                    match (old.record_members(o), new.record_members(n)) {
+                        (Some(om), Some(nm)) => diff_members(&mut path, &om, &nm, &mut d.patch),
+                        _ => diff_raw(
+                            &mut path,
+                            &old_text[o.start..o.end],
+                            &new_text[n.start..n.end],
+                            &mut d.patch,
+                        ),
+                    }
+                    d.summary.changed += 1;
+                    ChangeKind::Changed
+                }
+            }
+        };
+        d.changes.push(Change {
+            key: change_key(n),
+            op,
+            moved,
+        });
+    }
+}
+
+/// Marks the elements of a longest strictly increasing subsequence of the `Some` values
+/// (patience sorting with back links, O(n log n)); `None`s are never marked.
+fn longest_increasing(seq: &[Option<usize>]) -> Vec<bool> {
+    // tails[l]: index into seq of the smallest tail of an increasing run of length l + 1.
+    let mut tails: Vec<usize> = Vec::new();
+    let mut prev = vec![usize::MAX; seq.len()];
+    for (j, v) in seq.iter().enumerate() {
+        let Some(v) = *v else { continue };
+        let l = tails.partition_point(|&t| seq[t].expect("only Somes in tails") < v);
+        if l > 0 {
+            prev[j] = tails[l - 1];
+        }
+        if l == tails.len() {
+            tails.push(j);
+        } else {
+            tails[l] = j;
+        }
+    }
+    let mut marked = vec![false; seq.len()];
+    let mut at = tails.last().copied().unwrap_or(usize::MAX);
+    while at != usize::MAX {
+        marked[at] = true;
+        at = prev[at];
+    }
+    marked
+}
+
+/// Counts of present slots, with prefix sums in O(log n).
+struct Fenwick(Vec<i64>);
+
+impl Fenwick {
+    fn new(n: usize) -> Self {
+        Fenwick(vec![0; n + 1])
+    }
+    fn add(&mut self, slot: usize, delta: i64) {
+        let mut i = slot + 1;
+        while i < self.0.len() {
+            self.0[i] += delta;
+            i += i & i.wrapping_neg();
+        }
+    }
+    /// Present slots before `slot`.
+    fn prefix(&self, slot: usize) -> usize {
+        let (mut i, mut sum) = (slot, 0);
+        while i > 0 {
+            sum += self.0[i];
+            i -= i & i.wrapping_neg();
+        }
+        sum as usize
+    }
+}
+
+/// Records without unique keys: aligned by identity with `similar` (one inserted record is
+/// one `add`); equal records are skipped by comparing their canonical bytes.
+fn diff_aligned(d: &mut Diff, old: &Document, new: &Document) {
+    let (old_recs, new_recs) = (
+        old.records().unwrap_or_default(),
+        new.records().unwrap_or_default(),
+    );
+    let ident = |doc: &Document, r: &Record| -> Vec<u8> {
+        match &r.key {
+            Some(k) => k.to_vec(),
+            None => doc.record_bytes(r).to_vec(),
+        }
+    };
+    let (old_text, new_text) = (old.text(), new.text());
+    let old_ids: Vec<Vec<u8>> = old_recs.iter().map(|r| ident(old, r)).collect();
+    let new_ids: Vec<Vec<u8>> = new_recs.iter().map(|r| ident(new, r)).collect();
+    let ops = similar::capture_diff_slices_deadline(
+        Algorithm::Myers,
+        &old_ids,
+        &new_ids,
+        Some(Instant::now() + ALIGN_DEADLINE),
+    );
+    // Positions are tracked here rather than taken from the ops: `similar` can report a
+    // `new_index` on a Delete that lies after the following Equal.
+    let (mut i, mut j) = (0usize, 0usize);
+    for op in ops {
+        match op {
+            DiffOp::Equal { len, .. } => {
+                for k in 0..len {
+                    let (o, n) = (&old_recs[i + k], &new_recs[j + k]);
+                    if old.record_bytes(o) == new.record_bytes(n) {
+                        continue;
+                    }
+                    let mut path = String::new();
+                    push_index(&mut path, j + k);
+                    match (old.record_members(o), new.record_members(n)) {
+                        (Some(om), Some(nm)) => diff_members(&mut path, &om, &nm, &mut d.patch),
+                        _ => diff_raw(
+                            &mut path,
+                            &old_text[o.start..o.end],
+                            &new_text[n.start..n.end],
+                            &mut d.patch,
+                        ),
+                    }
+                    d.summary.changed += 1;
+                    d.changes.push(Change {
+                        key: change_key(n),
+                        op: ChangeKind::Changed,
+                        moved: false,
+                    });
+                }
+                (i, j) = (i + len, j + len);
+            }
+            DiffOp::Delete { old_len, .. } => {
+                remove_records(d, &old_recs[i..i + old_len], j);
+                i += old_len;
+            }
+            DiffOp::Insert { new_len, .. } => {
+                add_records(d, new, &new_recs[j..j + new_len], j);
+                j += new_len;
+            }
+            DiffOp::Replace {
+                old_len, new_len, ..
+            } => {
+                // Different identities: the old records go, the new ones come.
+                remove_records(d, &old_recs[i..i + old_len], j);
+                add_records(d, new, &new_recs[j..j + new_len], j);
+                (i, j) = (i + old_len, j + new_len);
+            }
+        }
+    }
 }
 
 /// How a record is named in `changes`: its key, or "" for datasets without one.
@@ -213,6 +477,7 @@ fn remove_records(d: &mut Diff, recs: &[Record], at: usize) {
         d.changes.push(Change {
             key: change_key(r),
             op: ChangeKind::Removed,
+            moved: false,
         });
     }
 }
@@ -221,12 +486,13 @@ fn add_records(d: &mut Diff, doc: &Document, recs: &[Record], at: usize) {
     for (k, r) in recs.iter().enumerate() {
         let mut path = String::new();
         push_index(&mut path, at + k);
-        let value = serde_json::from_slice(doc.record_bytes(r)).expect("canonical");
+        let value = parse_bytes(doc.record_bytes(r));
         d.patch.push(PatchOp::Add { path, value });
         d.summary.added += 1;
         d.changes.push(Change {
             key: change_key(r),
             op: ChangeKind::Added,
+            moved: false,
         });
     }
 }
@@ -264,7 +530,11 @@ fn replace(path: &str, new: &str, ops: &mut Vec<PatchOp>) {
 }
 
 fn parse(canonical: &str) -> Value {
-    serde_json::from_str(canonical).expect("canonical text is valid JSON")
+    parse_bytes(canonical.as_bytes())
+}
+
+fn parse_bytes(canonical: &[u8]) -> Value {
+    serde_json::from_slice(canonical).expect("canonical text is valid JSON")
 }
 
 fn diff_raw_objects(path: &mut String, old: &str, new: &str, ops: &mut Vec<PatchOp>) {
@@ -947,17 +1217,10 @@ mod tests {
             d.summary,
             Summary {
                 added: 1,
-                removed: 0,
-                changed: 0
+                ..Summary::default()
             }
         );
-        assert_eq!(
-            d.changes,
-            vec![Change {
-                key: "c".into(),
-                op: ChangeKind::Added
-            }]
-        );
+        assert_eq!(d.changes, vec![change("c", ChangeKind::Added, false)]);
     }
 
     #[test]
@@ -967,13 +1230,207 @@ mod tests {
             json!([{"k":"a"},{"k":"c"}]),
         );
         assert_eq!(d.patch, vec![PatchOp::Remove { path: "/1".into() }]);
+        assert_eq!(d.changes, vec![change("b", ChangeKind::Removed, false)]);
+    }
+
+    fn change(key: &str, op: ChangeKind, moved: bool) -> Change {
+        Change {
+            key: key.into(),
+            op,
+            moved,
+        }
+    }
+
+    fn keys(v: &Value) -> Vec<Value> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["k"].clone())
+            .collect()
+    }
+
+    fn moves(d: &Diff) -> Vec<(&str, &str)> {
+        d.patch
+            .iter()
+            .filter_map(|op| match op {
+                PatchOp::Move { from, path } => Some((from.as_str(), path.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_record_that_moved_is_one_move() {
+        let d = roundtrip(
+            json!([{"k":"a","x":[1,2]},{"k":"b"},{"k":"c"}]),
+            json!([{"k":"b"},{"k":"c"},{"k":"a","x":[1,2]}]),
+        );
+        assert_eq!(moves(&d), vec![("/0", "/2")]);
+        assert_eq!(d.patch.len(), 1);
+        assert_eq!(
+            d.summary,
+            Summary {
+                moved: 1,
+                ..Summary::default()
+            }
+        );
+        assert_eq!(d.changes, vec![change("a", ChangeKind::Moved, true)]);
+    }
+
+    #[test]
+    fn a_record_that_moved_and_changed_is_a_move_then_its_edits_at_the_new_index() {
+        let d = roundtrip(
+            json!([{"k":"a","n":1},{"k":"b"},{"k":"c"},{"k":"d"}]),
+            json!([{"k":"b"},{"k":"c"},{"k":"a","n":2},{"k":"d"}]),
+        );
+        assert_eq!(
+            d.patch,
+            vec![
+                PatchOp::Move {
+                    from: "/0".into(),
+                    path: "/2".into()
+                },
+                PatchOp::Replace {
+                    path: "/2/n".into(),
+                    value: json!(2)
+                },
+            ]
+        );
+        assert_eq!((d.summary.moved, d.summary.changed), (1, 1));
+        assert_eq!(d.changes, vec![change("a", ChangeKind::Changed, true)]);
+    }
+
+    #[test]
+    fn a_reversal_moves_all_but_one_and_carries_no_record_body() {
+        let old: Vec<Value> = (0..50).map(|i| json!({"k": i, "v": i * i})).collect();
+        let new: Vec<Value> = old.iter().rev().cloned().collect();
+        let d = roundtrip(Value::Array(old), Value::Array(new));
+        assert_eq!(d.summary.moved, 49);
+        assert!(d.patch.iter().all(|op| matches!(op, PatchOp::Move { .. })));
+        assert_eq!(
+            (d.summary.added, d.summary.removed, d.summary.changed),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn a_renamed_key_is_one_remove_and_one_add_and_nothing_else_moves() {
+        let d = roundtrip(
+            json!([{"k":"fr"},{"k":"uk","n":1},{"k":"us"}]),
+            json!([{"k":"fr"},{"k":"united-kingdom","n":1},{"k":"us"}]),
+        );
+        assert_eq!(
+            d.summary,
+            Summary {
+                added: 1,
+                removed: 1,
+                ..Summary::default()
+            }
+        );
         assert_eq!(
             d.changes,
-            vec![Change {
-                key: "b".into(),
-                op: ChangeKind::Removed
-            }]
+            vec![
+                change("uk", ChangeKind::Removed, false),
+                change("united-kingdom", ChangeKind::Added, false)
+            ]
         );
+        assert!(moves(&d).is_empty());
+    }
+
+    /// Length of a longest common subsequence, by the textbook O(n·m) table.
+    fn lcs(a: &[Value], b: &[Value]) -> usize {
+        let mut t = vec![vec![0; b.len() + 1]; a.len() + 1];
+        for i in 0..a.len() {
+            for j in 0..b.len() {
+                t[i + 1][j + 1] = if a[i] == b[j] {
+                    t[i][j] + 1
+                } else {
+                    t[i][j + 1].max(t[i + 1][j])
+                };
+            }
+        }
+        t[a.len()][b.len()]
+    }
+
+    #[test]
+    fn moves_are_the_fewest_the_key_orders_allow() {
+        // Every permutation of five records plus one added, one removed and one changed.
+        let base: Vec<Value> = (0..5).map(|i| json!({"k": i, "v": 0})).collect();
+        let mut perm: Vec<usize> = (0..5).collect();
+        let mut count = 0;
+        loop {
+            let mut new: Vec<Value> = perm.iter().map(|&i| base[i].clone()).collect();
+            new.retain(|r| r["k"] != json!(3));
+            new.insert(perm[0] % 4, json!({"k": 9}));
+            if let Some(r) = new.iter_mut().find(|r| r["k"] == json!(1)) {
+                r["v"] = json!(1);
+            }
+            let old = Value::Array(base.clone());
+            let new = Value::Array(new);
+            let d = roundtrip(old.clone(), new.clone());
+            let common = |a: &Value, b: &Value| -> Vec<Value> {
+                keys(a)
+                    .into_iter()
+                    .filter(|k| keys(b).contains(k))
+                    .collect()
+            };
+            let (ca, cb) = (common(&old, &new), common(&new, &old));
+            let fewest = (ca.len() - lcs(&ca, &cb)) as u64;
+            assert_eq!(d.summary.moved, fewest, "{perm:?}");
+            assert_eq!(moves(&d).len() as u64, fewest);
+            assert_eq!(
+                (d.summary.added, d.summary.removed, d.summary.changed),
+                (1, 1, 1)
+            );
+            // One entry per key: the added, the removed, the changed (which may have moved
+            // too) and the other moved ones.
+            let moved_keys = d.changes.iter().filter(|c| c.moved).count() as u64;
+            assert_eq!(moved_keys, fewest);
+            let changed_moved = d.changes.iter().any(|c| c.key == "1" && c.moved);
+            assert_eq!(
+                d.changes.len() as u64,
+                3 + fewest - u64::from(changed_moved)
+            );
+            count += 1;
+            // next permutation
+            let Some(i) = (0..4).rev().find(|&i| perm[i] < perm[i + 1]) else {
+                break;
+            };
+            let j = (i + 1..5).rev().find(|&j| perm[j] > perm[i]).unwrap();
+            perm.swap(i, j);
+            perm[i + 1..].reverse();
+        }
+        assert_eq!(count, 120);
+    }
+
+    #[test]
+    fn deltas_written_before_moves_existed_still_read() {
+        let old = json!({
+            "format": FORMAT, "dataset": "d",
+            "from": {"version": 1, "sha256": "a"}, "to": {"version": 2, "sha256": "b"},
+            "created_at": "2026-11-24T06:00:00Z",
+            "summary": {"added": 1, "removed": 1, "changed": 0},
+            "changes": [{"key": "x", "op": "removed"}, {"key": "x", "op": "added"}],
+            "patch": [{"op": "remove", "path": "/0"}, {"op": "add", "path": "/1", "value": {"k": "x"}}]
+        });
+        let d: Delta = serde_json::from_value(old).unwrap();
+        assert_eq!(d.summary.moved, 0);
+        assert_eq!(d.changes[1], change("x", ChangeKind::Added, false));
+        // and what is written now says `moved` only where a record moved
+        let written = serde_json::to_value(change("y", ChangeKind::Changed, false)).unwrap();
+        assert_eq!(written, json!({"key": "y", "op": "changed"}));
+        let written = serde_json::to_value(change("y", ChangeKind::Moved, true)).unwrap();
+        assert_eq!(written, json!({"key": "y", "op": "moved", "moved": true}));
+    }
+
+    #[test]
+    fn records_without_unique_keys_are_aligned_by_content() {
+        let d = roundtrip(
+            json!([{"k":"a"},{"k":"a"},{"x":1}]),
+            json!([{"x":1},{"k":"a"},{"k":"a"}]),
+        );
+        assert_eq!(d.summary.moved, 0);
+        roundtrip(json!([1, 2, 3, 2]), json!([2, 3, 2, 1]));
     }
 
     #[test]

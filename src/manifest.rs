@@ -79,6 +79,10 @@ pub struct Entry {
     pub records: Option<u64>,
     pub added: u64,
     pub removed: u64,
+    /// Records that only changed position (or also changed; they count in `changed` too).
+    /// Absent (0) in manifests and metadata written before moves were diffed as moves.
+    #[serde(default)]
+    pub moved: u64,
     pub changed: u64,
     /// `prune` deleted this version's snapshot: the version is restored from an older kept
     /// snapshot plus deltas. Absent (false) in manifests written before prune existed, and in
@@ -118,8 +122,13 @@ impl Entry {
             m.insert(keys::META_DELTA.into(), d.clone());
         }
         let mut stats = format!(
-            "canonical={};snapshot={};added={};removed={};changed={}",
-            self.canonical_bytes, self.snapshot_bytes, self.added, self.removed, self.changed
+            "canonical={};snapshot={};added={};removed={};moved={};changed={}",
+            self.canonical_bytes,
+            self.snapshot_bytes,
+            self.added,
+            self.removed,
+            self.moved,
+            self.changed
         );
         if let Some(d) = self.delta_bytes {
             stats.push_str(&format!(";delta={d}"));
@@ -159,6 +168,7 @@ impl Entry {
             records: stats.get("records").copied(),
             added: stats.get("added").copied().unwrap_or(0),
             removed: stats.get("removed").copied().unwrap_or(0),
+            moved: stats.get("moved").copied().unwrap_or(0),
             changed: stats.get("changed").copied().unwrap_or(0),
             pruned: stats.get("pruned") == Some(&1),
         })
@@ -183,6 +193,7 @@ mod tests {
             records: Some(3),
             added: 1,
             removed: 0,
+            moved: 4,
             changed: 2,
             pruned: false,
         }

@@ -125,8 +125,7 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
             None,
             crate::delta::Summary {
                 added: i.doc.record_count().unwrap_or(0) as u64,
-                removed: 0,
-                changed: 0,
+                ..Default::default()
             },
         ),
     };
@@ -143,6 +142,7 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
         records: i.doc.record_count().map(|n| n as u64),
         added: summary.added,
         removed: summary.removed,
+        moved: summary.moved,
         changed: summary.changed,
         pruned: false,
     };
@@ -232,6 +232,7 @@ mod tests {
                 records: None,
                 added: 0,
                 removed: 0,
+                moved: 0,
                 changed: 0,
                 pruned: false,
             },

@@ -146,6 +146,8 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub changed: Option<u64>,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -320,7 +322,7 @@ fn invalid_json(ds: &DatasetConfig, reason: String) -> Error {
 }
 
 impl Report {
-    /// `covid-countries changed version=7 sha256=… added=0 removed=0 changed=190`
+    /// `covid-countries changed version=7 sha256=… added=0 removed=0 moved=28 changed=190`
     pub fn summary_line(&self) -> String {
         let mut s = format!("{} {}", self.dataset, self.outcome.as_str());
         if let Some(v) = self.version {
@@ -329,8 +331,10 @@ impl Report {
         if let Some(h) = &self.sha256 {
             s.push_str(&format!(" sha256={h}"));
         }
-        if let (Some(a), Some(r), Some(c)) = (self.added, self.removed, self.changed) {
-            s.push_str(&format!(" added={a} removed={r} changed={c}"));
+        if let (Some(a), Some(r), Some(m), Some(c)) =
+            (self.added, self.removed, self.moved, self.changed)
+        {
+            s.push_str(&format!(" added={a} removed={r} moved={m} changed={c}"));
         }
         if let Some(n) = self.unmatched {
             s.push_str(&format!(" unmatched={n}"));
@@ -368,6 +372,7 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
         sha256: None,
         added: None,
         removed: None,
+        moved: None,
         changed: None,
         bytes_in: run.bytes_in,
         bytes_out: run.bytes_out,
@@ -385,8 +390,12 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
             report.sha256 = done.entry.as_ref().map(|e| e.sha256.clone());
             if done.outcome == Outcome::Changed {
                 let e = done.entry.as_ref().expect("a changed run has an entry");
-                (report.added, report.removed, report.changed) =
-                    (Some(e.added), Some(e.removed), Some(e.changed));
+                (report.added, report.removed, report.moved, report.changed) = (
+                    Some(e.added),
+                    Some(e.removed),
+                    Some(e.moved),
+                    Some(e.changed),
+                );
             }
         }
         Err(e) => {

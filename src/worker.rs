@@ -308,6 +308,7 @@ impl Notifier {
             "sha256": report.sha256,
             "added": report.added,
             "removed": report.removed,
+            "moved": report.moved,
             "changed": report.changed,
             "error": report.error,
         });

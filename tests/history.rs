@@ -733,7 +733,8 @@ fn commands_replay_pull_restore_diff_prune_verify() {
     let r = sb.run(&["diff", "1", "v2"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
-        r.stdout.starts_with("v1..v2 added=0 removed=0 changed=6"),
+        r.stdout
+            .starts_with("v1..v2 added=0 removed=0 moved=0 changed=6"),
         "{r:?}"
     );
     let r = sb.run(&["diff", "5", files[5].to_str().unwrap(), "--format", "patch"]);

@@ -86,7 +86,9 @@ fn summary_line_and_json_follow_the_contract() {
     let sha = sha256_hex(&sb.latest_bytes(DATASET));
     assert_eq!(
         r.summary(),
-        format!("covid-countries changed version=1 sha256={sha} added=3 removed=0 changed=0")
+        format!(
+            "covid-countries changed version=1 sha256={sha} added=3 removed=0 moved=0 changed=0"
+        )
     );
     server.set_validators("/stats.json", false, false);
     let r = sb.sync(&server.url("/stats.json"), &["--json"]);
@@ -151,7 +153,7 @@ fn changed_data_publishes_a_verified_delta_in_the_design_format() {
     assert_eq!(delta["to"], json!({"version": 2, "sha256": e2["sha256"]}));
     assert_eq!(
         delta["summary"],
-        json!({"added": 0, "removed": 0, "changed": 1})
+        json!({"added": 0, "removed": 0, "moved": 0, "changed": 1})
     );
     assert_eq!(delta["changes"], json!([{"key": "spain", "op": "changed"}]));
     assert_eq!(
@@ -358,4 +360,107 @@ fn every_command_has_help() {
         assert!(r.stdout.contains("Usage: snapsync"), "{cmd}: {r:?}");
         assert!(r.stdout.contains("--store <URL>"), "{cmd}: {r:?}");
     }
+}
+
+/// The real upstream re-sorts its records every day (by case counts). A day on which the
+/// ranking changed and one new date was appended to every record: no key appeared or
+/// disappeared, so nothing is added or removed; the records that changed rank are moves, and
+/// every count is the same in the summary line, `--json`, the manifest, `log` and `diff`.
+#[test]
+fn a_re_sorted_day_is_moves_not_removes_and_adds() {
+    let keys = [
+        "us", "india", "brazil", "france", "uk", "russia", "spain", "italy",
+    ];
+    let day = |order: &[&str], days: &[(&str, u64)]| -> Value {
+        Value::Array(order.iter().map(|k| country(k, days)).collect())
+    };
+    let d1 = [("2020-01-22", 1)];
+    let (server, sb, url) = published(&day(&keys, &d1));
+    // Day 2: "spain" climbs from 7th to 2nd, "us" drops to last; one date more for everyone.
+    let order2 = [
+        "india", "spain", "brazil", "france", "uk", "russia", "italy", "us",
+    ];
+    let d2 = [("2020-01-22", 1), ("2020-01-23", 5)];
+    server.set("/stats.json", body(&day(&order2, &d2)));
+    let r = sb.sync(&url, &["--json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let j: Value = serde_json::from_str(r.summary()).unwrap();
+    assert_eq!(
+        (&j["added"], &j["removed"], &j["moved"], &j["changed"]),
+        (&json!(0), &json!(0), &json!(2), &json!(8)),
+        "{j}"
+    );
+    let entry = sb.manifest(DATASET)["versions"][1].clone();
+    assert_eq!((&entry["moved"], &entry["changed"]), (&json!(2), &json!(8)));
+    let delta = sb.delta(entry["delta"].as_str().unwrap());
+    assert_eq!(
+        delta["summary"],
+        json!({"added": 0, "removed": 0, "moved": 2, "changed": 8})
+    );
+    let patch = delta["patch"].as_array().unwrap();
+    let ops = |name: &str| patch.iter().filter(|op| op["op"] == name).count();
+    assert_eq!(
+        (ops("move"), ops("add"), ops("remove")),
+        (2, 8, 0),
+        "{patch:?}"
+    );
+    // Every add is one date inside a record, never a whole record.
+    assert!(
+        patch
+            .iter()
+            .filter(|op| op["op"] == "add")
+            .all(|op| op["path"].as_str().unwrap().ends_with("/dates/2020-01-23")),
+        "{patch:?}"
+    );
+    // One change per key: the two that moved are marked, none is listed twice.
+    let changes = delta["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 8);
+    let moved: Vec<&str> = changes
+        .iter()
+        .filter(|c| c["moved"] == true)
+        .map(|c| c["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(moved.len(), 2, "{changes:?}");
+    assert!(
+        moved.contains(&"us") || moved.contains(&"spain"),
+        "{changes:?}"
+    );
+    assert!(changes.iter().all(|c| c["op"] == "changed"), "{changes:?}");
+
+    let log = sb.run(&["log"]);
+    assert!(
+        log.stdout
+            .lines()
+            .next()
+            .unwrap()
+            .contains("+0 -0 ~8 moved=2"),
+        "{log:?}"
+    );
+    let diff = sb.run(&["diff", "1", "2"]);
+    assert!(
+        diff.stdout
+            .starts_with("v1..v2 added=0 removed=0 moved=2 changed=8\n"),
+        "{diff:?}"
+    );
+    // Day 3: the same data, only reshuffled (upstream does this with ties): moves only.
+    let order3 = [
+        "spain", "india", "brazil", "france", "uk", "russia", "italy", "us",
+    ];
+    server.set("/stats.json", body(&day(&order3, &d2)));
+    let r = sb.sync(&url, &[]);
+    assert_eq!(r.outcome(), "changed", "{r:?}");
+    assert!(
+        r.summary().ends_with("added=0 removed=0 moved=1 changed=0"),
+        "{r:?}"
+    );
+    let entry = sb.manifest(DATASET)["versions"][2].clone();
+    let delta = sb.delta(entry["delta"].as_str().unwrap());
+    assert_eq!(
+        delta["patch"],
+        json!([{"op": "move", "from": "/1", "path": "/0"}])
+    );
+    assert_eq!(
+        delta["changes"],
+        json!([{"key": "spain", "op": "moved", "moved": true}])
+    );
 }
