@@ -833,8 +833,89 @@ enum Lazy<'a> {
     Raw(&'a str),
     /// Members in canonical (UTF-16) order.
     Object(Vec<(Cow<'a, str>, Lazy<'a>)>),
-    Array(Vec<Lazy<'a>>),
+    Array(Seq<Lazy<'a>>),
     Owned(Value),
+}
+
+/// The elements of an array being patched, kept in blocks of about [`BLOCK`], so that an
+/// insert or a remove shifts one block, not the whole array: a re-sorted day of a million
+/// records is a move per record, and each move is a remove plus an insert.
+#[derive(Clone)]
+struct Seq<T> {
+    blocks: Vec<Vec<T>>,
+    len: usize,
+}
+
+const BLOCK: usize = 1024;
+
+impl<T> FromIterator<T> for Seq<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut blocks = Vec::new();
+        let mut block = Vec::with_capacity(BLOCK);
+        for item in iter {
+            if block.len() == BLOCK {
+                blocks.push(std::mem::replace(&mut block, Vec::with_capacity(BLOCK)));
+            }
+            block.push(item);
+        }
+        blocks.push(block);
+        let len = blocks.iter().map(Vec::len).sum();
+        Seq { blocks, len }
+    }
+}
+
+impl<T> Seq<T> {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The block holding index `i` and the offset in it; `i == len` is the end of the last
+    /// block. There is always at least one block.
+    fn locate(&self, mut i: usize) -> (usize, usize) {
+        let last = self.blocks.len() - 1;
+        for (b, block) in self.blocks.iter().enumerate() {
+            if i < block.len() || b == last {
+                return (b, i);
+            }
+            i -= block.len();
+        }
+        unreachable!("blocks is never empty")
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        if i >= self.len {
+            return None;
+        }
+        let (b, at) = self.locate(i);
+        self.blocks[b].get_mut(at)
+    }
+
+    /// Inserts at `i` (`i <= len`).
+    fn insert(&mut self, i: usize, value: T) {
+        let (b, at) = self.locate(i);
+        let block = &mut self.blocks[b];
+        block.insert(at, value);
+        if block.len() >= 2 * BLOCK {
+            let tail = block.split_off(BLOCK);
+            self.blocks.insert(b + 1, tail);
+        }
+        self.len += 1;
+    }
+
+    /// Removes the element at `i` (`i < len`).
+    fn remove(&mut self, i: usize) -> T {
+        let (b, at) = self.locate(i);
+        let value = self.blocks[b].remove(at);
+        if self.blocks[b].is_empty() && self.blocks.len() > 1 {
+            self.blocks.remove(b);
+        }
+        self.len -= 1;
+        value
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.blocks.iter().flatten()
+    }
 }
 
 impl<'a> Lazy<'a> {
@@ -1401,6 +1482,61 @@ mod tests {
             perm[i + 1..].reverse();
         }
         assert_eq!(count, 120);
+    }
+
+    #[test]
+    fn blocked_arrays_behave_like_vectors_across_blocks() {
+        let mut model: Vec<u32> = (0..5000).collect();
+        let mut seq: Seq<u32> = model.iter().copied().collect();
+        let mut x = 12345u64;
+        let mut next = |n: usize| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 33) as usize % n
+        };
+        for step in 0..20_000u32 {
+            if next(3) == 0 && !model.is_empty() {
+                let i = next(model.len());
+                assert_eq!(seq.remove(i), model.remove(i));
+            } else {
+                let i = next(model.len() + 1);
+                seq.insert(i, step);
+                model.insert(i, step);
+            }
+            assert_eq!(seq.len(), model.len());
+        }
+        assert!(seq.blocks.len() > 1);
+        assert_eq!(seq.iter().copied().collect::<Vec<_>>(), model);
+        assert_eq!(seq.get_mut(model.len()), None);
+        for i in [0, 1023, 1024, model.len() - 1] {
+            assert_eq!(seq.get_mut(i).copied(), Some(model[i]));
+        }
+        // emptied to nothing and filled again
+        let mut small: Seq<u8> = std::iter::empty().collect();
+        small.insert(0, 1);
+        assert_eq!(small.remove(0), 1);
+        small.insert(0, 2);
+        assert_eq!(small.iter().copied().collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn a_shuffle_of_thousands_of_records_roundtrips_across_blocks() {
+        let old: Vec<Value> = (0..5000).map(|i| json!({"k": i})).collect();
+        let mut new = old.clone();
+        // a deterministic shuffle, one record changed, one added
+        let mut x = 7u64;
+        for i in (1..new.len()).rev() {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            new.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        new[10]["v"] = json!(1);
+        new.insert(2500, json!({"k": "new"}));
+        let d = roundtrip(Value::Array(old), Value::Array(new));
+        assert!(d.summary.moved > 4800, "{:?}", d.summary);
+        assert_eq!((d.summary.added, d.summary.changed), (1, 1));
     }
 
     #[test]
