@@ -298,8 +298,6 @@ fn diff_keyed(d: &mut Diff, old: &Document, new: &Document, m: &KeyMatch) {
         }
     }
     // 3. Content, at the records' new indices; one change per key, in new order.
-    let old_text = old.text();
-    let new_text = new.text();
     for (j, n) in new_recs.iter().enumerate() {
         let moved = !stays[j] && m.old_of_new[j].is_some();
         let op = match m.old_of_new[j] {
@@ -312,19 +310,7 @@ fn diff_keyed(d: &mut Diff, old: &Document, new: &Document, m: &KeyMatch) {
                     }
                     ChangeKind::Moved
                 } else {
-                    let mut path = String::new();
-                    push_index(&mut path, j);
-                    // Object records start from the member spans found while they were
-                    // written: no scan of either record.
-                    match (old.record_members(o), new.record_members(n)) {
-                        (Some(om), Some(nm)) => diff_members(&mut path, &om, &nm, &mut d.patch),
-                        _ => diff_raw(
-                            &mut path,
-                            &old_text[o.start..o.end],
-                            &new_text[n.start..n.end],
-                            &mut d.patch,
-                        ),
-                    }
+                    diff_record(j, (old, o), (new, n), &mut d.patch);
                     d.summary.changed += 1;
                     ChangeKind::Changed
                 }
@@ -403,7 +389,6 @@ fn diff_aligned(d: &mut Diff, old: &Document, new: &Document) {
             None => doc.record_bytes(r).to_vec(),
         }
     };
-    let (old_text, new_text) = (old.text(), new.text());
     let old_ids: Vec<Vec<u8>> = old_recs.iter().map(|r| ident(old, r)).collect();
     let new_ids: Vec<Vec<u8>> = new_recs.iter().map(|r| ident(new, r)).collect();
     let ops = similar::capture_diff_slices_deadline(
@@ -423,17 +408,7 @@ fn diff_aligned(d: &mut Diff, old: &Document, new: &Document) {
                     if old.record_bytes(o) == new.record_bytes(n) {
                         continue;
                     }
-                    let mut path = String::new();
-                    push_index(&mut path, j + k);
-                    match (old.record_members(o), new.record_members(n)) {
-                        (Some(om), Some(nm)) => diff_members(&mut path, &om, &nm, &mut d.patch),
-                        _ => diff_raw(
-                            &mut path,
-                            &old_text[o.start..o.end],
-                            &new_text[n.start..n.end],
-                            &mut d.patch,
-                        ),
-                    }
+                    diff_record(j + k, (old, o), (new, n), &mut d.patch);
                     d.summary.changed += 1;
                     d.changes.push(Change {
                         key: change_key(n),
@@ -460,6 +435,28 @@ fn diff_aligned(d: &mut Diff, old: &Document, new: &Document) {
                 (i, j) = (i + old_len, j + new_len);
             }
         }
+    }
+}
+
+/// The member-level ops turning record `o` of `old` into record `n` of `new`, which sits at
+/// `index` when they apply. Object records start from the member spans found while they were
+/// written: no scan of either record.
+fn diff_record(
+    index: usize,
+    (old, o): (&Document, &Record),
+    (new, n): (&Document, &Record),
+    ops: &mut Vec<PatchOp>,
+) {
+    let mut path = String::new();
+    push_index(&mut path, index);
+    match (old.record_members(o), new.record_members(n)) {
+        (Some(om), Some(nm)) => diff_members(&mut path, &om, &nm, ops),
+        _ => diff_raw(
+            &mut path,
+            &old.text()[o.start..o.end],
+            &new.text()[n.start..n.end],
+            ops,
+        ),
     }
 }
 
