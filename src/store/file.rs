@@ -12,8 +12,9 @@
 //! under the lock: if the data hashes to the staged ETag the put happened and its metadata is
 //! moved into place, otherwise the put never happened and the staged file is dropped. Without
 //! this, a writer killed between the renames left a torn `manifest.json` that every later run
-//! refused to read. [`FileStore::get`] still reports bytes that do not hash to their recorded
-//! ETag (edited by hand) as torn rather than returning them.
+//! refused to read. A `get` reads metadata and bytes under the same lock, shared, so a reader
+//! beside a live put never sees the new bytes under the old metadata; it still reports bytes
+//! that do not hash to their recorded ETag (edited by hand) as torn rather than returning them.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -173,7 +174,21 @@ impl FileStore {
         }
     }
 
+    /// The store's lock, held exclusively by a put, a delete or a settle.
     fn lock(&self) -> Result<File> {
+        let (f, path) = self.lock_file()?;
+        f.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(f)
+    }
+
+    /// The same lock, shared: readers exclude writers, not each other.
+    fn lock_shared(&self) -> Result<File> {
+        let (f, path) = self.lock_file()?;
+        f.lock_shared().map_err(|e| Error::io(&path, e))?;
+        Ok(f)
+    }
+
+    fn lock_file(&self) -> Result<(File, PathBuf)> {
         let path = self.root.join(STATE_DIR).join("lock");
         let f = File::options()
             .create(true)
@@ -181,8 +196,7 @@ impl FileStore {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        f.lock().map_err(|e| Error::io(&path, e))?;
-        Ok(f)
+        Ok((f, path))
     }
 
     fn put_blocking(&self, key: &str, body: &[u8], opts: &PutOptions) -> Result<String> {
@@ -225,6 +239,37 @@ impl FileStore {
         fs::rename(&pending_path, &meta_path).map_err(|e| self.io_err(key, e))?;
         sync_parent(&meta_path);
         Ok(etag)
+    }
+
+    /// Reads an object's metadata and bytes as one version: under a shared lock, so no put
+    /// (which holds the lock exclusively from staging to its last rename) can land between the
+    /// two reads. A staged file seen under the shared lock is a dead writer's: it is settled
+    /// under the exclusive lock first, then the read starts again.
+    fn get_blocking(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
+        loop {
+            self.settle(key, false)?;
+            let _shared = self.lock_shared()?;
+            if self.pending_path(key).exists() {
+                continue;
+            }
+            let Some(meta) = self.read_meta(key)? else {
+                return Ok(None);
+            };
+            let bytes = match fs::read(self.data_path(key)?) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(self.io_err(key, e)),
+            };
+            if etag_of(&bytes) != meta.etag {
+                return Err(Error::Corrupt {
+                    store: self.url.clone(),
+                    key: key.to_string(),
+                    reason: "stored bytes do not match their recorded ETag (torn write or edited by hand)"
+                        .into(),
+                });
+            }
+            return Ok(Some((Bytes::from(bytes), meta)));
+        }
     }
 
     fn precondition(&self, key: &str) -> Error {
@@ -330,27 +375,7 @@ impl Store for FileStore {
 
     async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
         let (this, key) = (self.clone(), key.to_string());
-        blocking(move || {
-            this.settle(&key, false)?;
-            let Some(meta) = this.read_meta(&key)? else {
-                return Ok(None);
-            };
-            let bytes = match fs::read(this.data_path(&key)?) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(this.io_err(&key, e)),
-            };
-            if etag_of(&bytes) != meta.etag {
-                return Err(Error::Corrupt {
-                    store: this.url.clone(),
-                    key,
-                    reason: "stored bytes do not match their recorded ETag (torn write or edited by hand)"
-                        .into(),
-                });
-            }
-            Ok(Some((Bytes::from(bytes), meta)))
-        })
-        .await
+        blocking(move || this.get_blocking(&key)).await
     }
 
     async fn put(&self, key: &str, body: Bytes, opts: PutOptions) -> Result<String> {
@@ -403,6 +428,39 @@ mod tests {
 
     fn opts(mode: PutMode) -> PutOptions {
         PutOptions::json(mode).with_metadata(BTreeMap::from([("v".into(), "old".into())]))
+    }
+
+    /// A reader beside a writer of the same key: every read is one whole version, never the
+    /// new bytes under the old metadata (as a second writer reading `manifest.json` while the
+    /// first replaces it would otherwise see, and call torn).
+    #[test]
+    fn a_read_beside_a_concurrent_put_sees_one_whole_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let key = "d/manifest.json";
+        let body = |i: u32| format!("version {i} {}", "x".repeat(i as usize % 4096));
+        store
+            .put_blocking(key, body(0).as_bytes(), &opts(PutMode::Create))
+            .unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 1..300 {
+                    store
+                        .put_blocking(key, body(i).as_bytes(), &opts(PutMode::Overwrite))
+                        .unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let (bytes, meta) = store.get_blocking(key).unwrap().unwrap();
+                assert_eq!(meta.etag, etag_of(&bytes));
+                assert!(bytes.starts_with(b"version "));
+                reads += 1;
+            }
+            assert!(reads > 0);
+        });
     }
 
     #[tokio::test]
