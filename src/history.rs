@@ -520,14 +520,10 @@ async fn put_manifest(
         .map(drop)
 }
 
-/// The time in an object key's file name (`2026-11-24T060000Z-…`).
+/// The time in an object key's file name (`2026-11-24T060000.123Z-…`, or `…T060000Z-…` in
+/// stores written before millisecond precision).
 pub fn key_time(key: &str) -> Option<OffsetDateTime> {
-    let name = key.rsplit('/').next()?;
-    let ts = name.get(..18)?;
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour][minute][second]Z");
-    PrimitiveDateTime::parse(ts, &fmt)
-        .ok()
-        .map(|t| t.assume_utc())
+    keys::parse_key_timestamp(key.rsplit('/').next()?)
 }
 
 /// Orphans that can go: those whose key time is older than the grace period (a run may still
@@ -1007,7 +1003,9 @@ pub fn files_after(
     let total = files.len();
     let kept: Vec<RecordedFile> = files
         .into_iter()
-        .filter(|f| after.is_none_or(|a| f.date > a))
+        // At created_at's precision: a file dated within a millisecond of the newest version
+        // made that version.
+        .filter(|f| after.is_none_or(|a| keys::to_millis(f.date) > a))
         .collect();
     let skipped = total - kept.len();
     (kept, skipped)
@@ -1183,10 +1181,12 @@ mod tests {
             "d/snapshots/2026-05-01T000000Z-aaaaaaaaaaaa.json.gz".to_string(),
             "d/deltas/2026-04-30T220000Z-bbbbbbbbbbbb.delta.json.gz".to_string(),
             "d/snapshots/junk".to_string(),
+            "d/snapshots/2026-04-30T235959.999Z-cccccccccccc.json.gz".to_string(),
+            "d/deltas/2026-04-30T222959.999Z-dddddddddddd.delta.json.gz".to_string(),
         ];
         assert_eq!(
             deletable_orphans(&orphans, datetime!(2026-05-01 00:30 UTC)),
-            vec![orphans[1].clone(), orphans[2].clone()]
+            vec![orphans[1].clone(), orphans[2].clone(), orphans[4].clone()]
         );
     }
 
@@ -1261,6 +1261,10 @@ mod tests {
         assert_eq!(
             key_time("p/d/snapshots/2026-11-24T060000Z-0123456789ab.json.gz"),
             Some(datetime!(2026-11-24 06:00 UTC))
+        );
+        assert_eq!(
+            key_time("p/d/deltas/2026-11-24T060000.250Z-0123456789ab.delta.json.gz"),
+            Some(datetime!(2026-11-24 06:00:00.25 UTC))
         );
         assert_eq!(key_time("p/d/snapshots/x.json.gz"), None);
     }

@@ -1,6 +1,7 @@
 //! DESIGN.md's publish protocol, on both stores (the file store and SeaweedFS): what a fresh
 //! machine uploads and downloads, two writers racing, a crash after the commit point, and a
-//! store that ignores conditional writes. Library level, so every request can be counted.
+//! store that ignores conditional writes. Library level, so every request can be counted, and
+//! with fake clocks where the interleaving depends on `created_at` (object keys embed it).
 
 mod common;
 
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use common::http::HttpServer;
 use serde_json::{json, Value};
 use snapsync::canonical::{Document, KeyPointer};
-use snapsync::clock::SystemClock;
+use snapsync::clock::{Clock, FixedClock, SystemClock};
 use snapsync::db::Db;
 use snapsync::history;
 use snapsync::keys::DatasetKeys;
@@ -22,6 +23,8 @@ use snapsync::store::{
 use snapsync::sync::{self, DatasetConfig, Deps, Outcome, Report, RunOptions};
 use snapsync::validate::Guards;
 use snapsync::{Error, Result};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 
 /// Counts requests by kind and key, and can be told to fail the next put of a key.
 struct Counting {
@@ -128,6 +131,15 @@ struct Machine {
 }
 
 async fn machine(store: DynStore, url: &str) -> Machine {
+    machine_at(store, url, Arc::new(SystemClock)).await
+}
+
+/// A machine whose clock always says `at`.
+async fn machine_fixed(store: DynStore, url: &str, at: OffsetDateTime) -> Machine {
+    machine_at(store, url, Arc::new(FixedClock(at))).await
+}
+
+async fn machine_at(store: DynStore, url: &str, clock: Arc<dyn Clock>) -> Machine {
     let db_dir = tempfile::tempdir().unwrap();
     let (db, _) = Db::open(&db_dir.path().join("state.db")).await.unwrap();
     let source = HttpSource::new(SourceOptions {
@@ -140,7 +152,7 @@ async fn machine(store: DynStore, url: &str) -> Machine {
             store,
             db,
             source: Arc::new(source),
-            clock: Arc::new(SystemClock),
+            clock,
         },
         ds: DatasetConfig {
             name: "covid".into(),
@@ -209,6 +221,7 @@ on_both_stores!(
     crash_after_the_commit_point_is_repaired_by_the_next_run,
     a_store_that_ignores_conditional_writes_is_refused_unless_single_writer,
     a_diff_prepared_ahead_is_used_only_from_its_base,
+    versions_published_within_one_second_are_a_millisecond_apart,
 );
 
 async fn fresh_machine_unchanged_uploads_nothing_and_downloads_no_body(b: Backend) {
@@ -403,4 +416,54 @@ async fn a_diff_prepared_ahead_is_used_only_from_its_base(b: Backend) {
     }
     // Every delta applies to the version before it.
     assert_sound(&b.store, 3).await;
+}
+
+async fn manifest_of(store: &DynStore) -> snapsync::manifest::Manifest {
+    let keys = DatasetKeys::new(store.prefix(), "covid");
+    history::read_manifest(store, &keys).await.unwrap().unwrap()
+}
+
+/// Issue 13: ten versions in one second used to put `created_at` nine seconds in the future.
+async fn versions_published_within_one_second_are_a_millisecond_apart(b: Backend) {
+    let second = datetime!(2026-11-24 06:00:00 UTC);
+    let server = HttpServer::start();
+    let m = machine_fixed(b.store.clone(), &server.url("/d.json"), second).await;
+    for tag in 1..=20 {
+        server.set("/d.json", data(tag, 10));
+        let r = m.run().await;
+        assert_eq!(
+            (r.outcome, r.version),
+            (Outcome::Changed, Some(tag)),
+            "{r:?}"
+        );
+    }
+    let manifest = manifest_of(&b.store).await;
+    let times: Vec<OffsetDateTime> = manifest
+        .versions
+        .iter()
+        .map(|e| snapsync::keys::parse_rfc3339(&e.created_at).unwrap())
+        .collect();
+    assert_eq!(times.len(), 20);
+    assert_eq!(times[0], second);
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing: {times:?}"
+    );
+    assert!(
+        times[19] <= second + Duration::milliseconds(20),
+        "at most 20 ms ahead of the clock: {}",
+        manifest.versions[19].created_at
+    );
+    let last = &manifest.versions[19];
+    assert_eq!(last.created_at, "2026-11-24T06:00:00.019Z");
+    assert!(
+        last.snapshot.contains("/snapshots/2026-11-24T060000.019Z-")
+            && last
+                .delta
+                .as_deref()
+                .unwrap()
+                .contains("/deltas/2026-11-24T060000.019Z-"),
+        "{last:?}"
+    );
+    assert_sound(&b.store, 20).await;
 }
