@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +18,7 @@ use snapsync::clock::{Clock, FixedClock, SystemClock};
 use snapsync::db::Db;
 use snapsync::history;
 use snapsync::keys::DatasetKeys;
+use snapsync::manifest::Entry;
 use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::{
     ConditionalWrites, DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store,
@@ -26,13 +29,18 @@ use snapsync::{Error, Result};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-/// Counts requests by kind and key, and can be told to fail the next put of a key.
+type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Counts requests by kind and key, can be told to fail the next put of a key, or to do
+/// something else first (another writer's run) when a put of a key arrives.
 struct Counting {
     inner: DynStore,
     puts: AtomicUsize,
     put_bytes: AtomicUsize,
     gets: Mutex<Vec<String>>,
     fail_put: Mutex<Option<String>>,
+    /// Runs once, before the first put of a key ending so is passed on.
+    before_put: Mutex<Option<(String, Hook)>>,
     /// Pretend to be a server that ignores If-None-Match / If-Match.
     ignore_conditions: bool,
 }
@@ -45,8 +53,12 @@ impl Counting {
             put_bytes: AtomicUsize::new(0),
             gets: Mutex::new(Vec::new()),
             fail_put: Mutex::new(None),
+            before_put: Mutex::new(None),
             ignore_conditions: false,
         })
+    }
+    fn before_put(&self, suffix: &str, hook: impl Future<Output = ()> + Send + 'static) {
+        *self.before_put.lock().unwrap() = Some((suffix.to_string(), Box::pin(hook)));
     }
     fn reset(&self) {
         self.puts.store(0, Ordering::SeqCst);
@@ -93,6 +105,19 @@ impl Store for Counting {
                 reason: "injected crash".into(),
                 retryable: false,
             });
+        }
+        let hook = {
+            let mut slot = self.before_put.lock().unwrap();
+            match slot.take() {
+                Some((suffix, hook)) if key.ends_with(&suffix) => Some(hook),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(hook) = hook {
+            hook.await;
         }
         self.puts.fetch_add(1, Ordering::SeqCst);
         self.put_bytes.fetch_add(body.len(), Ordering::SeqCst);
@@ -222,6 +247,9 @@ on_both_stores!(
     a_store_that_ignores_conditional_writes_is_refused_unless_single_writer,
     a_diff_prepared_ahead_is_used_only_from_its_base,
     versions_published_within_one_second_are_a_millisecond_apart,
+    a_writer_that_rebases_onto_its_own_orphans_key_publishes_after_it,
+    a_writer_that_meets_another_writers_object_at_its_key_publishes_after_it,
+    an_object_at_the_key_that_is_not_another_attempt_stops_the_run,
 );
 
 async fn fresh_machine_unchanged_uploads_nothing_and_downloads_no_body(b: Backend) {
@@ -351,6 +379,7 @@ async fn a_store_that_ignores_conditional_writes_is_refused_unless_single_writer
         put_bytes: AtomicUsize::new(0),
         gets: Mutex::new(Vec::new()),
         fail_put: Mutex::new(None),
+        before_put: Mutex::new(None),
         ignore_conditions: true,
     });
     let m = machine(store.clone(), "http://127.0.0.1:9/unused").await;
@@ -418,6 +447,13 @@ async fn a_diff_prepared_ahead_is_used_only_from_its_base(b: Backend) {
     assert_sound(&b.store, 3).await;
 }
 
+fn sha_of(raw: &[u8]) -> String {
+    Document::from_json(raw, &KeyPointer::parse("/country/key").unwrap())
+        .unwrap()
+        .sha256()
+        .to_string()
+}
+
 async fn manifest_of(store: &DynStore) -> snapsync::manifest::Manifest {
     let keys = DatasetKeys::new(store.prefix(), "covid");
     history::read_manifest(store, &keys).await.unwrap().unwrap()
@@ -466,4 +502,162 @@ async fn versions_published_within_one_second_are_a_millisecond_apart(b: Backend
         "{last:?}"
     );
     assert_sound(&b.store, 20).await;
+}
+
+/// The interleaving of issue 13's failed four-writer round, made deterministic. Version 1 is
+/// from `t - 2s`. Writer X (clock `t`) builds version 2 of data A at `created_at = t` and writes
+/// its snapshot and delta; just before X's commit, writer Z (clock `t - 1s`) commits version 2
+/// of data B at `t - 1s`; then (when `another_writer`) writer Y (clock `t`, data A) runs
+/// against Z's version. Whoever next builds A on Z's version picks `created_at = t` again:
+/// the same key as X's first attempt (same time, same content), holding metadata of another
+/// version. That is a taken key, not corruption: the run must publish after it.
+async fn race_at_one_key(b: Backend, another_writer: bool) {
+    let t = datetime!(2026-11-24 06:00:00 UTC);
+    let server = HttpServer::start();
+    server.set("/p.json", data(1, 10));
+    server.set("/a.json", data(2, 10));
+    server.set("/b.json", data(3, 10));
+    let first = machine_fixed(
+        b.store.clone(),
+        &server.url("/p.json"),
+        t - Duration::seconds(2),
+    )
+    .await
+    .run()
+    .await;
+    assert_eq!(first.outcome, Outcome::Changed, "{first:?}");
+
+    let store = Counting::new(b.store.clone());
+    let x = machine_fixed(store.clone(), &server.url("/a.json"), t).await;
+    let z = machine_fixed(
+        b.store.clone(),
+        &server.url("/b.json"),
+        t - Duration::seconds(1),
+    )
+    .await;
+    let y = machine_fixed(b.store.clone(), &server.url("/a.json"), t).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.before_put("latest.json", async move {
+        let rz = z.run().await;
+        let ry = if another_writer {
+            Some(y.run().await)
+        } else {
+            None
+        };
+        let _ = tx.send((rz, ry));
+    });
+    let rx_report = x.run().await;
+    let (rz, ry) = rx.await.expect("X reached its commit point");
+    assert_eq!(
+        (rz.outcome, rz.version),
+        (Outcome::Changed, Some(2)),
+        "Z: {rz:?}"
+    );
+
+    match &ry {
+        Some(ry) => {
+            assert_eq!(
+                (ry.outcome, ry.version),
+                (Outcome::Changed, Some(3)),
+                "Y: {ry:?}"
+            );
+            // X lost the commit point to Z, and then found its data committed by Y.
+            assert_eq!(
+                (rx_report.outcome, rx_report.version),
+                (Outcome::Unchanged, Some(3)),
+                "X: {rx_report:?}"
+            );
+        }
+        None => assert_eq!(
+            (rx_report.outcome, rx_report.version),
+            (Outcome::Changed, Some(3)),
+            "X: {rx_report:?}"
+        ),
+    }
+    let sha_a = sha_of(&data(2, 10));
+    let key_t = format!("covid/snapshots/2026-11-24T060000.000Z-{}", &sha_a[..12]);
+    let manifest = manifest_of(&b.store).await;
+    let v3 = manifest.get(3).expect("version 3");
+    assert_eq!(v3.sha256, sha_a);
+    assert_eq!(
+        v3.created_at, "2026-11-24T06:00:00.001Z",
+        "after the taken key"
+    );
+    // X's first attempt is left as orphans at `t`; the history is sound.
+    let keys = DatasetKeys::new(b.store.prefix(), "covid");
+    let report = history::verify(&b.store, &keys, &KeyPointer::parse("/country/key").unwrap())
+        .await
+        .unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.versions, 3);
+    assert!(
+        report.orphans.iter().any(|k| k.contains(&key_t)),
+        "X's first snapshot {key_t} is an orphan: {:?}",
+        report.orphans
+    );
+}
+
+async fn a_writer_that_rebases_onto_its_own_orphans_key_publishes_after_it(b: Backend) {
+    race_at_one_key(b, false).await;
+}
+
+async fn a_writer_that_meets_another_writers_object_at_its_key_publishes_after_it(b: Backend) {
+    race_at_one_key(b, true).await;
+}
+
+/// What a key may legitimately hold is this attempt's own object or another attempt's of the
+/// same content; anything else is not snapsync's to step around.
+async fn an_object_at_the_key_that_is_not_another_attempt_stops_the_run(b: Backend) {
+    let t = datetime!(2026-11-24 06:00:00 UTC);
+    let server = HttpServer::start();
+    server.set("/d.json", data(1, 10));
+    let sha = sha_of(&data(1, 10));
+    let keys = DatasetKeys::new(b.store.prefix(), "covid");
+    let key = keys.snapshot(t, &sha);
+    // Metadata that describes other content whose hash starts the same (a different
+    // sha256 with the same first 12 characters).
+    let mut other = sha.clone();
+    other.replace_range(63.., if sha.ends_with('0') { "1" } else { "0" });
+    let other_entry = Entry {
+        version: 1,
+        created_at: "2026-11-24T06:00:00.000Z".into(),
+        sha256: other,
+        prev_sha256: None,
+        snapshot: key.clone(),
+        delta: None,
+        canonical_bytes: 1,
+        snapshot_bytes: 1,
+        delta_bytes: None,
+        records: None,
+        added: 0,
+        removed: 0,
+        changed: 0,
+        pruned: false,
+    };
+    let cases = [
+        (
+            PutOptions::gzip_json(PutMode::Create),
+            "without snapsync metadata",
+        ),
+        (
+            PutOptions::gzip_json(PutMode::Create).with_metadata(other_entry.to_metadata()),
+            "of other content",
+        ),
+    ];
+    for (opts, why) in cases {
+        b.store.delete(&key).await.unwrap();
+        b.store
+            .put(&key, Bytes::from_static(b"not ours"), opts)
+            .await
+            .unwrap();
+        let r = machine_fixed(b.store.clone(), &server.url("/d.json"), t)
+            .await
+            .run()
+            .await;
+        assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+        let error = r.error.unwrap_or_default();
+        assert!(error.contains(&key) && error.contains(why), "{error}");
+    }
+    // Nothing was committed past the foreign object.
+    assert!(b.store.head(&keys.latest()).await.unwrap().is_none());
 }
