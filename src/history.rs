@@ -240,7 +240,7 @@ pub async fn verify_with(
                     l.version
                 ));
             }
-            match recover_entries(store, keys, have, l).await {
+            match recover_entries(store, keys, have, l, None).await {
                 Ok(found) => recovered = found,
                 Err(reason) => report.problems.push(format!(
                     "versions {}..={} cannot be recovered: {reason}",
@@ -420,12 +420,21 @@ async fn compare_db(
 
 /// Entries `have+1 ..= upto.version`, walking back from `upto` through the metadata of the
 /// snapshot and delta objects (each carries its version's whole entry). Used by `verify` and
-/// by a run that finds the manifest behind `latest.json` (a crash after the commit point).
+/// by a run that finds the manifest behind `latest.json` (a crash after the commit point, or a
+/// writer that committed the version before and has not written the manifest yet).
+///
+/// Several attempts at one version of the same data leave objects that say the same version,
+/// content and base, each with its own `created_at` and keys; only one was committed, and the
+/// objects cannot tell which. `known` is an entry the caller read from `latest.json` itself
+/// (the version its own commit followed): it is taken as is rather than searched for, so the
+/// manifest names the objects its writer committed (that writer checks them when it writes
+/// the manifest in turn).
 pub async fn recover_entries(
     store: &DynStore,
     keys: &DatasetKeys,
     have: u64,
     upto: &Entry,
+    known: Option<&Entry>,
 ) -> Result<Vec<Entry>> {
     let mut out = vec![upto.clone()];
     if upto.version > have + 1 {
@@ -434,6 +443,10 @@ pub async fn recover_entries(
         while out.last().expect("non-empty").version > have + 1 {
             let child = out.last().expect("non-empty");
             let want = child.prev_sha256.clone().unwrap_or_default();
+            if let Some(k) = known.filter(|k| k.sha256 == want && k.version + 1 == child.version) {
+                out.push(k.clone());
+                continue;
+            }
             let suffix = |ext: &str| format!("-{}{ext}", short(&want));
             let candidates = deltas
                 .iter()

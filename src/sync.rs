@@ -625,7 +625,7 @@ impl Run<'_> {
                     let r = remote.expect("unchanged implies a remote version");
                     if let Some((entry, gz)) = attempted.take().filter(|(e, _)| *e == r.entry) {
                         info!(dataset = %ds.name, version = entry.version, "the commit had succeeded (its answer was lost)");
-                        let manifest = self.reconcile_manifest(&entry).await?;
+                        let manifest = self.reconcile_manifest(&entry, None).await?;
                         self.record(&Some(manifest), &entry, Some(gz), source)
                             .await?;
                         return Ok(Done {
@@ -638,7 +638,7 @@ impl Run<'_> {
                     let manifest = if agrees {
                         None
                     } else {
-                        Some(self.reconcile_manifest(&r.entry).await?)
+                        Some(self.reconcile_manifest(&r.entry, None).await?)
                     };
                     // A body prepared ahead is this very version's snapshot: cache it too.
                     self.record(&manifest, &r.entry, snapshot_gz.clone(), source)
@@ -720,7 +720,8 @@ impl Run<'_> {
             }
             self.bytes_out += latest.body.len() as u64;
             info!(dataset = %ds.name, version, sha256 = doc.sha256(), "committed");
-            let manifest = self.reconcile_manifest(&publish.entry).await?;
+            let base = remote.as_ref().map(|r| &r.entry);
+            let manifest = self.reconcile_manifest(&publish.entry, base).await?;
             let snapshot_gz = publish.immutable[0].body.clone();
             self.record(&Some(manifest), &publish.entry, Some(snapshot_gz), source)
                 .await?;
@@ -892,7 +893,9 @@ impl Run<'_> {
 
     /// Makes the manifest list every version up to `upto` (appending what a crashed run left
     /// out, recovered from object metadata), with `If-Match` so concurrent writers merge.
-    async fn reconcile_manifest(&mut self, upto: &Entry) -> Result<Manifest> {
+    /// `base` is the version `upto` was committed on, when this run read it from `latest.json`
+    /// (see [`crate::history::recover_entries`]).
+    async fn reconcile_manifest(&mut self, upto: &Entry, base: Option<&Entry>) -> Result<Manifest> {
         let store = self.deps.store.clone();
         let key = self.keys.manifest();
         for _ in 0..MAX_ATTEMPTS {
@@ -922,7 +925,8 @@ impl Run<'_> {
                 }
                 return Ok(manifest);
             }
-            let missing = crate::history::recover_entries(&store, &self.keys, have, upto).await?;
+            let missing =
+                crate::history::recover_entries(&store, &self.keys, have, upto, base).await?;
             manifest.versions.extend(missing);
             manifest.check_chain().map_err(|reason| Error::Corrupt {
                 store: store.url().to_string(),

@@ -250,6 +250,7 @@ on_both_stores!(
     a_writer_that_rebases_onto_its_own_orphans_key_publishes_after_it,
     a_writer_that_meets_another_writers_object_at_its_key_publishes_after_it,
     an_object_at_the_key_that_is_not_another_attempt_stops_the_run,
+    the_manifest_gets_the_committed_version_not_an_orphan_of_the_same_data,
 );
 
 async fn fresh_machine_unchanged_uploads_nothing_and_downloads_no_body(b: Backend) {
@@ -660,4 +661,56 @@ async fn an_object_at_the_key_that_is_not_another_attempt_stops_the_run(b: Backe
     }
     // Nothing was committed past the foreign object.
     assert!(b.store.head(&keys.latest()).await.unwrap().is_none());
+}
+
+/// A writer whose manifest write comes after the next writer's commit: that writer appends the
+/// missing version to the manifest from object metadata, and orphans of another attempt of the
+/// same data (same version number, same content, another `created_at`) must not stand in for
+/// the committed one, or the first writer, which did commit, finds "a different version" and
+/// fails. Version 1 is from `t - 2s`; a writer crashed before committing version 2 of data A
+/// at `t - 1s`; writer X commits A as version 2 at `t`, and before X writes the manifest,
+/// writer W commits version 3 on top of it.
+async fn the_manifest_gets_the_committed_version_not_an_orphan_of_the_same_data(b: Backend) {
+    let t = datetime!(2026-11-24 06:00:00 UTC);
+    let server = HttpServer::start();
+    server.set("/p.json", data(1, 10));
+    server.set("/a.json", data(2, 10));
+    server.set("/b.json", data(3, 10));
+    let url = |path: &str| server.url(path);
+    let r = machine_fixed(b.store.clone(), &url("/p.json"), t - Duration::seconds(2))
+        .await
+        .run()
+        .await;
+    assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
+    let crashing = Counting::new(b.store.clone());
+    *crashing.fail_put.lock().unwrap() = Some("latest.json".into());
+    let r = machine_fixed(crashing, &url("/a.json"), t - Duration::seconds(1))
+        .await
+        .run()
+        .await;
+    assert_eq!(r.outcome, Outcome::Failed, "the crashed attempt: {r:?}");
+
+    let store = Counting::new(b.store.clone());
+    let x = machine_fixed(store.clone(), &url("/a.json"), t).await;
+    let w = machine_fixed(b.store.clone(), &url("/b.json"), t).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.before_put("manifest.json", async move {
+        let _ = tx.send(w.run().await);
+    });
+    let rx_report = x.run().await;
+    let rw = rx.await.expect("X committed and reached the manifest");
+    assert_eq!(
+        (rw.outcome, rw.version),
+        (Outcome::Changed, Some(3)),
+        "W: {rw:?}"
+    );
+    assert_eq!(
+        (rx_report.outcome, rx_report.version),
+        (Outcome::Changed, Some(2)),
+        "X: {rx_report:?}"
+    );
+    let manifest = manifest_of(&b.store).await;
+    let v2 = manifest.get(2).unwrap();
+    assert_eq!(v2.created_at, "2026-11-24T06:00:00.000Z", "{v2:?}");
+    assert_sound(&b.store, 3).await;
 }
