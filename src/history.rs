@@ -428,7 +428,8 @@ async fn compare_db(
 /// objects cannot tell which. `known` is an entry the caller read from `latest.json` itself
 /// (the version its own commit followed): it is taken as is rather than searched for, so the
 /// manifest names the objects its writer committed (that writer checks them when it writes
-/// the manifest in turn).
+/// the manifest in turn). Further back (two or more versions missing) the first matching
+/// object found is taken: right in content and chain, but possibly another attempt's keys.
 pub async fn recover_entries(
     store: &DynStore,
     keys: &DatasetKeys,

@@ -40,6 +40,9 @@ async fn rounds(target: Target) {
     let mut reported = Vec::new();
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
     let mut failures = Vec::new();
+    // How often the runs met each kind of lost race (from their logs): a 412 at the commit
+    // point, and a snapshot/delta key held by another attempt of the same data.
+    let (mut rebased, mut taken) = (0, 0);
     for round in 0..rounds {
         let docs: Vec<Vec<u8>> = (0..2).map(|pair| data(round * 2 + pair + 1, 30)).collect();
         for (pair, doc) in docs.iter().enumerate() {
@@ -64,6 +67,8 @@ async fn rounds(target: Target) {
             .collect();
         for (w, child) in children.into_iter().enumerate() {
             let r = to_result(child.wait_with_output().unwrap());
+            rebased += r.stderr.matches("another writer committed first").count();
+            taken += r.stderr.matches("holds the key").count();
             if r.code != 0 {
                 *outcomes.entry("failed".to_string()).or_default() += 1;
                 failures.push(format!("round {round}, writer {w}: {r:?}"));
@@ -76,7 +81,8 @@ async fn rounds(target: Target) {
     }
     let checked = check(&store, DATASET, KEY).await;
     eprintln!(
-        "concurrency {}: {WRITERS} processes x {rounds} rounds, {} failed runs, {}; runs: {outcomes:?}; {:.1}s",
+        "concurrency {}: {WRITERS} processes x {rounds} rounds, {} failed runs, {}; runs: {outcomes:?}; \
+         lost races: {rebased} at the commit point, {taken} at a taken key; {:.1}s",
         target.kind(),
         failures.len(),
         match &checked {
