@@ -43,6 +43,7 @@ async fn rounds(target: Target) {
     // How often the runs met each kind of lost race (from their logs): a 412 at the commit
     // point, and a snapshot/delta key held by another attempt of the same data.
     let (mut rebased, mut taken) = (0, 0);
+    let mut why_failed = std::collections::BTreeMap::<String, usize>::new();
     for round in 0..rounds {
         let docs: Vec<Vec<u8>> = (0..2).map(|pair| data(round * 2 + pair + 1, 30)).collect();
         for (pair, doc) in docs.iter().enumerate() {
@@ -71,6 +72,7 @@ async fn rounds(target: Target) {
             taken += r.stderr.matches("holds the key").count();
             if r.code != 0 {
                 *outcomes.entry("failed".to_string()).or_default() += 1;
+                *why_failed.entry(failure_reason(&r.stdout)).or_default() += 1;
                 failures.push(format!("round {round}, writer {w}: {r:?}"));
                 continue;
             }
@@ -82,7 +84,7 @@ async fn rounds(target: Target) {
     let checked = check(&store, DATASET, KEY).await;
     eprintln!(
         "concurrency {}: {WRITERS} processes x {rounds} rounds, {} failed runs, {}; runs: {outcomes:?}; \
-         lost races: {rebased} at the commit point, {taken} at a taken key; {:.1}s",
+         lost races: {rebased} at the commit point, {taken} at a taken key; failures: {why_failed:?}; {:.1}s",
         target.kind(),
         failures.len(),
         match &checked {
@@ -124,6 +126,30 @@ async fn rounds(target: Target) {
         "{} versions in {rounds} rounds",
         checked.len()
     );
+}
+
+/// What a failed run's summary line says went wrong, without the store, key, numbers or
+/// hashes, so failures of one kind count together.
+fn failure_reason(stdout: &str) -> String {
+    let Some((_, error)) = stdout.rsplit_once("error=\"") else {
+        return "no summary line".to_string();
+    };
+    let error = error.split('"').next().unwrap_or(error);
+    let error = [".json.gz: ", ".json: "]
+        .iter()
+        .find_map(|sep| error.rsplit_once(sep).map(|(_, reason)| reason))
+        .unwrap_or(error);
+    error
+        .split_whitespace()
+        .map(|w| {
+            if w.bytes().any(|b| b.is_ascii_digit()) {
+                "N"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
