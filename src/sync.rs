@@ -699,6 +699,18 @@ impl Run<'_> {
                     continue 'attempts;
                 }
             }
+            // ETags are hashes of the bytes, so `If-Match` cannot tell this attempt's base
+            // from a later version of the same data (A, then B, then A again): a writer still
+            // holding A's ETag would move latest.json back. Looking again just before the
+            // commit narrows that window to this request's round trip; it does not close it
+            // (`tests/publish_protocol.rs`, known_bugs).
+            if let Some(base) = &remote {
+                if self.remote().await?.map(|r| r.entry).as_ref() != Some(&base.entry) {
+                    info!(dataset = %ds.name, attempt, "another writer committed first (seen before the commit point); comparing again with its version");
+                    attempt += 1;
+                    continue;
+                }
+            }
             // Last chance to stop: past this line the version is committed and recorded.
             if self.opts.cancelled() {
                 return Err(self.abandoned());

@@ -721,9 +721,11 @@ async fn the_manifest_gets_the_committed_version_not_an_orphan_of_the_same_data(
 /// version 1 (data A) and builds version 2 of data B; meanwhile X commits B as version 2 and
 /// Y commits A again as version 3. W's `If-Match` (A's ETag) matches version 3, and W moves
 /// `latest.json` back to a version 2: every run reports success, `verify` does not, and the
-/// next runs fail for good ("would break the chain"). Fixing it means committing on an object
-/// whose bytes differ per version (e.g. the manifest), a protocol change for DESIGN.md.
-/// Run with `--ignored` to see it fail.
+/// next runs fail for good ("would break the chain"). The run now looks at latest.json again
+/// just before its commit, which narrows the window to that request's round trip (here the
+/// other writers run inside it). Closing it means committing on an object whose bytes differ
+/// per version (e.g. the manifest), a protocol change for DESIGN.md. Run with `--ignored` to
+/// see it fail.
 async fn a_stale_writer_cannot_commit_over_a_newer_version_with_its_base_data(b: Backend) {
     let t = datetime!(2026-11-24 06:00:00 UTC);
     let server = HttpServer::start();
