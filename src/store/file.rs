@@ -12,8 +12,9 @@
 //! under the lock: if the data hashes to the staged ETag the put happened and its metadata is
 //! moved into place, otherwise the put never happened and the staged file is dropped. Without
 //! this, a writer killed between the renames left a torn `manifest.json` that every later run
-//! refused to read. [`FileStore::get`] still reports bytes that do not hash to their recorded
-//! ETag (edited by hand) as torn rather than returning them.
+//! refused to read. Readers take no lock, so a read can meet the metadata of one put and the
+//! bytes of the next: [`FileStore::get`] then reads again under the lock, and only bytes that
+//! still do not hash to their recorded ETag (edited by hand) are reported as torn.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -169,6 +170,18 @@ impl FileStore {
                     metadata: BTreeMap::new(),
                 }))
             }
+            Err(e) => Err(self.io_err(key, e)),
+        }
+    }
+
+    /// The metadata, then the bytes, of one object; not checked against each other.
+    fn read_object(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectMeta)>> {
+        let Some(meta) = self.read_meta(key)? else {
+            return Ok(None);
+        };
+        match fs::read(self.data_path(key)?) {
+            Ok(b) => Ok(Some((b, meta))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io_err(key, e)),
         }
     }
@@ -332,23 +345,30 @@ impl Store for FileStore {
         let (this, key) = (self.clone(), key.to_string());
         blocking(move || {
             this.settle(&key, false)?;
-            let Some(meta) = this.read_meta(&key)? else {
-                return Ok(None);
-            };
-            let bytes = match fs::read(this.data_path(&key)?) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(this.io_err(&key, e)),
-            };
-            if etag_of(&bytes) != meta.etag {
-                return Err(Error::Corrupt {
+            match this.read_object(&key)? {
+                Some((bytes, meta)) if etag_of(&bytes) == meta.etag => {
+                    return Ok(Some((Bytes::from(bytes), meta)))
+                }
+                None => return Ok(None),
+                Some(_) => {}
+            }
+            // Read without the lock, the metadata and the bytes can belong to two puts (one
+            // landed in between). Under the lock no put is under way: only then is a mismatch
+            // real (a dead writer's put is settled first).
+            let _guard = this.lock()?;
+            this.settle(&key, true)?;
+            match this.read_object(&key)? {
+                Some((bytes, meta)) if etag_of(&bytes) == meta.etag => {
+                    Ok(Some((Bytes::from(bytes), meta)))
+                }
+                None => Ok(None),
+                Some(_) => Err(Error::Corrupt {
                     store: this.url.clone(),
                     key,
                     reason: "stored bytes do not match their recorded ETag (torn write or edited by hand)"
                         .into(),
-                });
+                }),
             }
-            Ok(Some((Bytes::from(bytes), meta)))
         })
         .await
     }
@@ -403,6 +423,50 @@ mod tests {
 
     fn opts(mode: PutMode) -> PutOptions {
         PutOptions::json(mode).with_metadata(BTreeMap::from([("v".into(), "old".into())]))
+    }
+
+    /// Issue 13 (soak): a reader that read the metadata of one put and the bytes of the next
+    /// one called the object torn. Here the reader finds a new data file next to the old
+    /// metadata while a writer holds the lock (mid-put, nothing staged for it to settle): it
+    /// must wait for the lock and read again, and get the new object.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_that_overlaps_a_put_waits_for_it_instead_of_calling_it_torn() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let key = "d/manifest.json";
+        store
+            .put(key, Bytes::from_static(b"old"), opts(PutMode::Create))
+            .await
+            .unwrap();
+        let writer = store.lock().unwrap();
+        fs::write(store.data_path(key).unwrap(), b"new!").unwrap();
+        let reader = tokio::spawn({
+            let store = store.clone();
+            async move { store.get(key).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!reader.is_finished(), "the reader waits for the writer");
+        let new_meta = MetaFile {
+            etag: etag_of(b"new!"),
+            size: 4,
+            content_encoding: None,
+            content_type: "application/json".into(),
+            metadata: BTreeMap::from([("v".to_string(), "new".to_string())]),
+        };
+        fs::write(store.meta_path(key), serde_json::to_vec(&new_meta).unwrap()).unwrap();
+        drop(writer);
+        let (bytes, meta) = reader.await.unwrap().unwrap().unwrap();
+        assert_eq!(
+            (&bytes[..], meta.metadata["v"].as_str()),
+            (&b"new!"[..], "new")
+        );
+        // With nobody writing, a mismatch is what it says.
+        fs::write(store.data_path(key).unwrap(), b"edited").unwrap();
+        let err = store.get(key).await.unwrap_err();
+        assert!(
+            err.to_string().contains("do not match their recorded ETag"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
