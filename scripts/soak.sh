@@ -1,21 +1,63 @@
 #!/usr/bin/env bash
-# The reliability suite, longer than CI runs it: scripts/soak.sh [KILL_TRIALS] [ROUNDS] [CASES] [FUZZ_SECS]
+# The reliability suite, longer than CI runs it:
+#   scripts/soak.sh [--only TEST,...] [--stress N] [KILL_TRIALS] [ROUNDS] [CASES] [FUZZ_SECS]
 #   KILL_TRIALS  SIGKILL trials per store (CI: 16)                default 100
 #   ROUNDS       rounds of 4 concurrent writers per store (CI: 20)  default 100
 #   CASES        proptest cases per fuzz property (CI: 768-1024)   default 20000
 #   FUZZ_SECS    seconds of cargo-fuzz per target, 0 to skip       default 0
 #                (needs a nightly toolchain and cargo-fuzz; corpus in fuzz/corpus/TARGET)
+#   --only       run only these test binaries (of fault_injection, kills, concurrency,
+#                local_state, security, fuzz_props), e.g. `--only concurrency`
+#   --stress N   keep N busy processes running while the concurrency rounds run (default: one
+#                per core, `nproc`; 0 for none): a lost race must end changed/unchanged however
+#                the writers are scheduled, and CPU load is what shuffles their timing. Uses
+#                stress-ng when installed, else shell busy loops; always stopped at exit.
 # Starts the loopback S3 server like scripts/test, runs the fault matrix, the kill trials, the
 # concurrency rounds, the local-state and security tests and the fuzz properties, and prints
 # each test's figures (the lines the tests write to stderr), then a summary.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+TESTS="fault_injection kills concurrency local_state security fuzz_props"
+STRESS=$(nproc 2>/dev/null || echo 2)
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --only) TESTS=${2//,/ }; shift 2 ;;
+    --stress) STRESS=$2; shift 2 ;;
+    --) shift; break ;;
+    -*) echo "soak.sh: unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
 KILL_TRIALS=${1:-100}
 ROUNDS=${2:-100}
 CASES=${3:-20000}
 FUZZ_SECS=${4:-0}
 SEED=${SNAPSYNC_KILL_SEED:-$(date +%s)}
+
+# The CPU load: pids of what this script started, and only those, are stopped.
+stress_pids=()
+start_stress() {
+  [ "$STRESS" -gt 0 ] || return 0
+  if command -v stress-ng >/dev/null; then
+    stress-ng --cpu "$STRESS" --quiet &
+    stress_pids+=($!)
+  else
+    for _ in $(seq "$STRESS"); do
+      ( while :; do :; done ) &
+      stress_pids+=($!)
+    done
+  fi
+  echo "   (CPU stress: $STRESS busy processes, pids ${stress_pids[*]})" >&2
+}
+stop_stress() {
+  for pid in "${stress_pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  stress_pids=()
+}
+trap stop_stress EXIT
 
 eval "$(bash scripts/s3-up.sh)"
 export S3_ENDPOINT S3_REGION S3_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
@@ -26,11 +68,21 @@ export SNAPSYNC_CONCURRENCY_ROUNDS=$ROUNDS PROPTEST_CASES=$CASES
 log=$(mktemp -t snapsync-soak.XXXXXX)
 start=$(date +%s)
 status=0
-for t in fault_injection kills concurrency local_state security fuzz_props; do
+for t in $TESTS; do
   echo "== $t" >&2
+  stressed=0
+  if [ "$t" = concurrency ] && [ "$STRESS" -gt 0 ]; then
+    # Built before the load starts: the load is for the writers, not the compiler.
+    cargo test --locked --test "$t" --no-run 2>&1 | tail -1 >&2
+    start_stress
+    stressed=1
+  fi
   if ! cargo test --locked --test "$t" -- --nocapture 2>&1 | tee -a "$log" \
       | grep -E '^(fault matrix .*points|kills |concurrency |security: )|^test result|panicked' >&2; then
     status=1
+  fi
+  if [ "$stressed" = 1 ]; then
+    stop_stress
   fi
 done
 
@@ -52,10 +104,15 @@ if [ "$FUZZ_SECS" -gt 0 ]; then
 fi
 
 echo >&2
-echo "soak: seed $SEED, $KILL_TRIALS kill trials/store, $ROUNDS rounds/store, $CASES cases/property, ${FUZZ_SECS}s fuzz/target, $(( $(date +%s) - start ))s" >&2
+echo "soak: $TESTS; seed $SEED, $KILL_TRIALS kill trials/store, $ROUNDS rounds/store (CPU stress: $STRESS), $CASES cases/property, ${FUZZ_SECS}s fuzz/target, $(( $(date +%s) - start ))s" >&2
 grep -E '^(fault matrix .*points|kills |concurrency |security: |fuzz )' "$log" | sed 's/^/  /' >&2
 passed=$(grep -oE '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -E '^test result:' "$log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 echo "soak: $passed passed, $failed failed" >&2
-rm -f "$log" "$log.fuzz"
+if [ "$status" != 0 ]; then
+  echo "soak: the whole output is in $log" >&2
+  rm -f "$log.fuzz"
+else
+  rm -f "$log" "$log.fuzz"
+fi
 exit "$status"

@@ -251,7 +251,7 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
         tracing::info!(
             dataset = %ds.name,
             skipped,
-            latest = after.map(keys::rfc3339).as_deref(),
+            latest = after.map(keys::created_at).as_deref(),
             "files not after the store's newest version are skipped (already replayed?)"
         );
     }

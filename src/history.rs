@@ -240,7 +240,7 @@ pub async fn verify_with(
                     l.version
                 ));
             }
-            match recover_entries(store, keys, have, l).await {
+            match recover_entries(store, keys, have, l, None).await {
                 Ok(found) => recovered = found,
                 Err(reason) => report.problems.push(format!(
                     "versions {}..={} cannot be recovered: {reason}",
@@ -420,12 +420,22 @@ async fn compare_db(
 
 /// Entries `have+1 ..= upto.version`, walking back from `upto` through the metadata of the
 /// snapshot and delta objects (each carries its version's whole entry). Used by `verify` and
-/// by a run that finds the manifest behind `latest.json` (a crash after the commit point).
+/// by a run that finds the manifest behind `latest.json` (a crash after the commit point, or a
+/// writer that committed the version before and has not written the manifest yet).
+///
+/// Several attempts at one version of the same data leave objects that say the same version,
+/// content and base, each with its own `created_at` and keys; only one was committed, and the
+/// objects cannot tell which. `known` is an entry the caller read from `latest.json` itself
+/// (the version its own commit followed): it is taken as is rather than searched for, so the
+/// manifest names the objects its writer committed (that writer checks them when it writes
+/// the manifest in turn). Further back (two or more versions missing) the first matching
+/// object found is taken: right in content and chain, but possibly another attempt's keys.
 pub async fn recover_entries(
     store: &DynStore,
     keys: &DatasetKeys,
     have: u64,
     upto: &Entry,
+    known: Option<&Entry>,
 ) -> Result<Vec<Entry>> {
     let mut out = vec![upto.clone()];
     if upto.version > have + 1 {
@@ -434,6 +444,10 @@ pub async fn recover_entries(
         while out.last().expect("non-empty").version > have + 1 {
             let child = out.last().expect("non-empty");
             let want = child.prev_sha256.clone().unwrap_or_default();
+            if let Some(k) = known.filter(|k| k.sha256 == want && k.version + 1 == child.version) {
+                out.push(k.clone());
+                continue;
+            }
             let suffix = |ext: &str| format!("-{}{ext}", short(&want));
             let candidates = deltas
                 .iter()
@@ -520,14 +534,10 @@ async fn put_manifest(
         .map(drop)
 }
 
-/// The time in an object key's file name (`2026-11-24T060000Z-…`).
+/// The time in an object key's file name (`2026-11-24T060000.123Z-…`, or `…T060000Z-…` in
+/// stores written before millisecond precision).
 pub fn key_time(key: &str) -> Option<OffsetDateTime> {
-    let name = key.rsplit('/').next()?;
-    let ts = name.get(..18)?;
-    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour][minute][second]Z");
-    PrimitiveDateTime::parse(ts, &fmt)
-        .ok()
-        .map(|t| t.assume_utc())
+    keys::parse_key_timestamp(key.rsplit('/').next()?)
 }
 
 /// Orphans that can go: those whose key time is older than the grace period (a run may still
@@ -1007,7 +1017,9 @@ pub fn files_after(
     let total = files.len();
     let kept: Vec<RecordedFile> = files
         .into_iter()
-        .filter(|f| after.is_none_or(|a| f.date > a))
+        // At created_at's precision: a file dated within a millisecond of the newest version
+        // made that version.
+        .filter(|f| after.is_none_or(|a| keys::to_millis(f.date) > a))
         .collect();
     let skipped = total - kept.len();
     (kept, skipped)
@@ -1184,10 +1196,12 @@ mod tests {
             "d/snapshots/2026-05-01T000000Z-aaaaaaaaaaaa.json.gz".to_string(),
             "d/deltas/2026-04-30T220000Z-bbbbbbbbbbbb.delta.json.gz".to_string(),
             "d/snapshots/junk".to_string(),
+            "d/snapshots/2026-04-30T235959.999Z-cccccccccccc.json.gz".to_string(),
+            "d/deltas/2026-04-30T222959.999Z-dddddddddddd.delta.json.gz".to_string(),
         ];
         assert_eq!(
             deletable_orphans(&orphans, datetime!(2026-05-01 00:30 UTC)),
-            vec![orphans[1].clone(), orphans[2].clone()]
+            vec![orphans[1].clone(), orphans[2].clone(), orphans[4].clone()]
         );
     }
 
@@ -1262,6 +1276,10 @@ mod tests {
         assert_eq!(
             key_time("p/d/snapshots/2026-11-24T060000Z-0123456789ab.json.gz"),
             Some(datetime!(2026-11-24 06:00 UTC))
+        );
+        assert_eq!(
+            key_time("p/d/deltas/2026-11-24T060000.250Z-0123456789ab.delta.json.gz"),
+            Some(datetime!(2026-11-24 06:00:00.25 UTC))
         );
         assert_eq!(key_time("p/d/snapshots/x.json.gz"), None);
     }

@@ -1,8 +1,11 @@
 //! Every object key and metadata name, built in one place.
 //!
 //! Layout (DESIGN.md): `{prefix}/{dataset}/latest.json`, `manifest.json`,
-//! `snapshots/{ts}-{sha12}.json.gz`, `deltas/{ts}-{sha12}.delta.json.gz`. Dataset names are
-//! validated here (`[a-z0-9._-]+`, not `.`/`..`) so no name can escape the prefix.
+//! `snapshots/{ts}-{sha12}.json.gz`, `deltas/{ts}-{sha12}.delta.json.gz`, where `ts` is the
+//! version's `created_at` to the millisecond without colons (`2026-11-24T060000.123Z`; stores
+//! written before millisecond precision hold `2026-11-24T060000Z`, and everything that reads
+//! keys or `created_at` accepts both). Dataset names are validated here (`[a-z0-9._-]+`, not
+//! `.`/`..`) so no name can escape the prefix.
 
 use time::OffsetDateTime;
 
@@ -109,12 +112,35 @@ impl DatasetKeys {
     }
 }
 
-/// `2026-11-24T060000Z`: sortable, and free of `:` (awkward in file names and URLs).
+/// The time in object keys, `2026-11-24T060000.123Z`: sortable (fixed width), and free of `:`
+/// (awkward in file names and URLs). Stores written before millisecond precision hold keys
+/// like `2026-11-24T060000Z`; [`parse_key_timestamp`] reads both.
 pub fn key_timestamp(t: OffsetDateTime) -> String {
-    rfc3339(t).replace(':', "")
+    created_at(t).replace(':', "")
 }
 
-/// RFC 3339 in UTC with second precision: `2026-11-24T06:00:00Z`.
+/// A version's `created_at`: RFC 3339 in UTC with millisecond precision,
+/// `2026-11-24T06:00:00.123Z` (always three digits, so the text sorts like the time). Stores
+/// written before hold second precision (`2026-11-24T06:00:00Z`); [`parse_rfc3339`] reads both.
+pub fn created_at(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{}.{:03}Z",
+        rfc3339(t).trim_end_matches('Z'),
+        t.millisecond()
+    )
+}
+
+/// `t` truncated to the millisecond: the precision of `created_at` and of object keys, so a
+/// time and the key built from it name the same instant.
+pub fn to_millis(t: OffsetDateTime) -> OffsetDateTime {
+    let nanos = t.nanosecond() / 1_000_000 * 1_000_000;
+    t.replace_nanosecond(nanos)
+        .expect("a truncated nanosecond is valid")
+}
+
+/// RFC 3339 in UTC with second precision: `2026-11-24T06:00:00Z` (run times, schedules,
+/// messages; a version's time is [`created_at`]).
 pub fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
@@ -128,8 +154,26 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
     )
 }
 
+/// Any RFC 3339 time, with or without fractional seconds.
 pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// The time at the start of an object key's file name: `2026-11-24T060000.123Z-…` or, in stores
+/// written before millisecond precision, `2026-11-24T060000Z-…`.
+pub fn parse_key_timestamp(name: &str) -> Option<OffsetDateTime> {
+    let end = name.bytes().take(23).position(|b| b == b'Z')?;
+    let ts = &name[..=end];
+    let fmt = match ts.len() {
+        18 => time::macros::format_description!("[year]-[month]-[day]T[hour][minute][second]Z"),
+        22 => time::macros::format_description!(
+            "[year]-[month]-[day]T[hour][minute][second].[subsecond digits:3]Z"
+        ),
+        _ => return None,
+    };
+    time::PrimitiveDateTime::parse(ts, fmt)
+        .ok()
+        .map(|t| t.assume_utc())
 }
 
 #[cfg(test)]
@@ -146,14 +190,45 @@ mod tests {
         assert_eq!(k.manifest(), "history/covid-countries/manifest.json");
         assert_eq!(
             k.snapshot(t, sha),
-            "history/covid-countries/snapshots/2026-11-24T060000Z-0123456789ab.json.gz"
+            "history/covid-countries/snapshots/2026-11-24T060000.000Z-0123456789ab.json.gz"
         );
         assert_eq!(
             k.delta(t, sha),
-            "history/covid-countries/deltas/2026-11-24T060000Z-0123456789ab.delta.json.gz"
+            "history/covid-countries/deltas/2026-11-24T060000.000Z-0123456789ab.delta.json.gz"
         );
         assert_eq!(DatasetKeys::new("", "x").latest(), "x/latest.json");
         assert_eq!(rfc3339(t), "2026-11-24T06:00:00Z");
+        assert_eq!(created_at(t), "2026-11-24T06:00:00.000Z");
+        let t = datetime!(2026-11-24 06:00:00.123 UTC);
+        assert_eq!(created_at(t), "2026-11-24T06:00:00.123Z");
+        assert_eq!(
+            k.snapshot(t, sha),
+            "history/covid-countries/snapshots/2026-11-24T060000.123Z-0123456789ab.json.gz"
+        );
+    }
+
+    #[rstest::rstest]
+    #[case::millis("2026-11-24T060000.123Z-0123456789ab.json.gz", Some(datetime!(2026-11-24 06:00:00.123 UTC)))]
+    #[case::seconds_in_older_stores("2026-11-24T060000Z-0123456789ab.delta.json.gz", Some(datetime!(2026-11-24 06:00 UTC)))]
+    #[case::not_a_time("x.json.gz", None)]
+    #[case::too_many_digits("2026-11-24T060000.1234Z-0123456789ab.json.gz", None)]
+    #[case::short("2026-11-24T0600Z", None)]
+    fn key_timestamps_parse_in_both_precisions(
+        #[case] name: &str,
+        #[case] want: Option<OffsetDateTime>,
+    ) {
+        assert_eq!(parse_key_timestamp(name), want);
+    }
+
+    #[test]
+    fn created_at_round_trips_and_old_ones_parse() {
+        let t = datetime!(2026-11-24 06:00:00.123456789 UTC);
+        assert_eq!(to_millis(t), datetime!(2026-11-24 06:00:00.123 UTC));
+        assert_eq!(parse_rfc3339(&created_at(t)), Some(to_millis(t)));
+        assert_eq!(
+            parse_rfc3339("2026-11-24T06:00:00Z"),
+            Some(datetime!(2026-11-24 06:00 UTC))
+        );
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! Plan, then do: given the new document and what the store holds, decide what to publish and
 //! build every object's bytes and metadata, without any I/O. `sync.rs` then executes the plan.
 //!
-//! Versions get strictly increasing `created_at` (at least one second after the previous
-//! version): object keys embed it, so a writer that lost a race and re-bases never collides
-//! with the orphans of its own failed attempt.
+//! `created_at` has millisecond precision and strictly increases: a new version is created at
+//! the clock's time, or one millisecond after the previous version when the clock is not past
+//! it (a burst of versions runs ahead of the clock by a millisecond each, not a second; stores
+//! written with second precision are followed the same way). Object keys embed `created_at`
+//! and the content's hash, so two attempts can still meet at one key: same content, same
+//! millisecond, but another version number or base (a writer that re-based after a lost race
+//! onto a version created just before its first attempt, or two writers of the same data a
+//! version apart). Such a key is *taken*: `decide` is asked again with its time as `taken`
+//! and moves past it (see `sync.rs`).
 
 use std::borrow::Cow;
 
@@ -34,22 +40,34 @@ pub enum Decision {
     },
 }
 
-pub fn decide(new_sha256: &str, remote: Option<&Remote>, now: OffsetDateTime) -> Decision {
-    let now = now.replace_nanosecond(0).expect("0 is a valid nanosecond");
+/// Whether `new_sha256` is a new version after `remote`, and if so its number and
+/// `created_at`: `now` to the millisecond, but always after the previous version's
+/// `created_at` and after `taken` (a `created_at` another attempt's objects of this content
+/// already hold), by at least a millisecond.
+pub fn decide(
+    new_sha256: &str,
+    remote: Option<&Remote>,
+    now: OffsetDateTime,
+    taken: Option<OffsetDateTime>,
+) -> Decision {
+    let after = |t: OffsetDateTime| keys::to_millis(t) + Duration::milliseconds(1);
+    let floor = remote
+        .and_then(|r| keys::parse_rfc3339(&r.entry.created_at))
+        .into_iter()
+        .chain(taken)
+        .map(after)
+        .max();
+    let now = keys::to_millis(now);
+    let created_at = floor.map_or(now, |floor| now.max(floor));
     match remote {
         Some(r) if r.entry.sha256 == new_sha256 => Decision::Unchanged,
-        Some(r) => {
-            let floor = keys::parse_rfc3339(&r.entry.created_at)
-                .map(|t| t + Duration::seconds(1))
-                .unwrap_or(now);
-            Decision::Publish {
-                version: r.entry.version + 1,
-                created_at: now.max(floor),
-            }
-        }
+        Some(r) => Decision::Publish {
+            version: r.entry.version + 1,
+            created_at,
+        },
         None => Decision::Publish {
             version: 1,
-            created_at: now,
+            created_at,
         },
     }
 }
@@ -97,7 +115,7 @@ pub struct Inputs<'a> {
 
 pub fn build(i: Inputs<'_>) -> PublishPlan {
     let sha = i.doc.sha256();
-    let created_at = keys::rfc3339(i.created_at);
+    let created_at = keys::created_at(i.created_at);
     let snapshot_key = i.keys.snapshot(i.created_at, sha);
     let (delta, summary) = match i.prev {
         Some((remote, diff)) => {
@@ -244,33 +262,63 @@ mod tests {
     fn same_hash_is_unchanged() {
         let r = remote(3, "abc", "2026-11-24T06:00:00Z");
         assert_eq!(
-            decide("abc", Some(&r), datetime!(2026-11-25 06:00 UTC)),
+            decide("abc", Some(&r), datetime!(2026-11-25 06:00 UTC), None),
             Decision::Unchanged
         );
     }
 
     #[test]
     fn first_version_is_one() {
-        let now = datetime!(2026-11-25 06:00:00.5 UTC);
+        let now = datetime!(2026-11-25 06:00:00.5004 UTC);
         assert_eq!(
-            decide("abc", None, now),
+            decide("abc", None, now, None),
             Decision::Publish {
                 version: 1,
-                created_at: datetime!(2026-11-25 06:00 UTC)
+                created_at: datetime!(2026-11-25 06:00:00.500 UTC)
+            }
+        );
+    }
+
+    fn created_at(d: Decision) -> OffsetDateTime {
+        match d {
+            Decision::Publish { created_at, .. } => created_at,
+            Decision::Unchanged => panic!("unchanged"),
+        }
+    }
+
+    #[rstest::rstest]
+    #[case::clock_ahead("2026-11-25T06:00:00.000Z", datetime!(2026-11-25 06:00:00.250 UTC), None, datetime!(2026-11-25 06:00:00.250 UTC))]
+    #[case::clock_behind("2026-11-25T06:00:00.000Z", datetime!(2026-11-25 05:00 UTC), None, datetime!(2026-11-25 06:00:00.001 UTC))]
+    #[case::same_millisecond("2026-11-25T06:00:00.250Z", datetime!(2026-11-25 06:00:00.2509 UTC), None, datetime!(2026-11-25 06:00:00.251 UTC))]
+    #[case::after_a_second_precision_version("2026-11-25T06:00:00Z", datetime!(2026-11-25 06:00 UTC), None, datetime!(2026-11-25 06:00:00.001 UTC))]
+    #[case::past_a_taken_key("2026-11-25T05:00:00Z", datetime!(2026-11-25 06:00 UTC), Some(datetime!(2026-11-25 06:00 UTC)), datetime!(2026-11-25 06:00:00.001 UTC))]
+    #[case::taken_key_before_the_clock("2026-11-25T05:00:00Z", datetime!(2026-11-25 06:00 UTC), Some(datetime!(2026-11-25 05:59 UTC)), datetime!(2026-11-25 06:00 UTC))]
+    fn created_at_strictly_increases_by_a_millisecond_at_least(
+        #[case] prev: &str,
+        #[case] now: OffsetDateTime,
+        #[case] taken: Option<OffsetDateTime>,
+        #[case] want: OffsetDateTime,
+    ) {
+        let r = remote(3, "abc", prev);
+        let d = decide("def", Some(&r), now, taken);
+        assert_eq!(
+            d,
+            Decision::Publish {
+                version: 4,
+                created_at: want
             }
         );
     }
 
     #[test]
-    fn created_at_strictly_increases_even_when_the_clock_does_not() {
-        let r = remote(3, "abc", "2026-11-25T06:00:00Z");
-        assert_eq!(
-            decide("def", Some(&r), datetime!(2026-11-25 05:00 UTC)),
-            Decision::Publish {
-                version: 4,
-                created_at: datetime!(2026-11-25 06:00:01 UTC)
-            }
-        );
+    fn a_burst_of_versions_runs_ahead_of_the_clock_by_a_millisecond_each() {
+        let now = datetime!(2026-11-25 06:00:00.999 UTC);
+        let mut prev = remote(1, "sha0", "2026-11-25T06:00:00.999Z");
+        for v in 2..=21u64 {
+            let t = created_at(decide(&format!("sha{v}"), Some(&prev), now, None));
+            assert_eq!(t, now + Duration::milliseconds(v as i64 - 1));
+            prev = remote(v, &format!("sha{v}"), &keys::created_at(t));
+        }
     }
 
     #[test]

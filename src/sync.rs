@@ -7,12 +7,25 @@
 //! there first: the attempt starts over from the new `latest.json` (re-basing the delta onto
 //! it), so concurrent writers produce a linear history, never a fork. Nothing is written before
 //! the run has applied its own delta to the previous document and got the new hash back.
+//!
+//! The rule a newcomer gets wrong: a create-only put of a snapshot or delta that meets an
+//! existing object is not corruption when that object is another attempt's of the same content.
+//! Keys are `{created_at}-{sha12}`, and two attempts of one content can land on the same
+//! millisecond with different metadata (another version number or base): a writer that
+//! re-based onto a version created just before its first attempt meets its own orphan, and
+//! two writers fetching the same data a version apart meet each other's. That key is *taken*:
+//! the run reads `latest.json` again and publishes at a `created_at` after the taken one
+//! (`plan::decide`), or ends `unchanged` if that content got committed meanwhile. A taken key
+//! is not counted against the commit-point attempts (it does not mean anyone committed); only
+//! an object without snapsync metadata, or one describing other content, stops the run as
+//! corrupt. An object with exactly this version's metadata is this run's own earlier put.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -31,6 +44,10 @@ use crate::validate::{self, Guards};
 
 /// Most attempts at the commit point before giving up on a store that keeps changing.
 const MAX_ATTEMPTS: u32 = 8;
+/// Most keys found taken by other attempts' objects of the same content in one run. Each moves
+/// `created_at` on by a millisecond at least and needs one more such object; a handful of
+/// writers leave a handful of them, so this only stops a run that something keeps tripping.
+const MAX_TAKEN_KEYS: u32 = 32;
 /// Canonical JSON bodies read back from the store are at most this large when decompressed.
 const MAX_BODY: u64 = 8 << 30;
 
@@ -454,6 +471,14 @@ enum Body {
     Prepared(Arc<Prepared>),
 }
 
+/// What a create-only put of a snapshot or delta found.
+enum Placed {
+    /// The object is in place: written now, or by this very attempt before.
+    Written,
+    /// Another attempt's object of this content holds the key.
+    Taken,
+}
+
 struct Done {
     outcome: Outcome,
     entry: Option<Entry>,
@@ -582,18 +607,34 @@ impl Run<'_> {
         // What this run last tried to commit: a 412 can also be our own commit, when the
         // answer to the PUT was lost and the SDK's retry met the new ETag.
         let mut attempted: Option<(Entry, Bytes)> = None;
-        for attempt in 1..=MAX_ATTEMPTS {
+        // The latest `created_at` whose keys another attempt's objects of this content hold:
+        // the next attempt's is later. A taken key is a lost race too, but one that says
+        // nothing about the commit point, so it does not count as an attempt.
+        let mut taken: Option<OffsetDateTime> = None;
+        let (mut attempt, mut taken_keys) = (1, 0);
+        'attempts: loop {
+            if attempt > MAX_ATTEMPTS || taken_keys > MAX_TAKEN_KEYS {
+                return Err(Error::Contended {
+                    dataset: ds.name.clone(),
+                    attempts: attempt - 1 + taken_keys,
+                });
+            }
             let remote = self.remote().await?;
             if remote.is_none() && state.last.is_some() {
                 warn!(dataset = %ds.name, store = deps.store.url(), "the store has no latest.json although the database remembers versions; starting a new history there");
                 deps.db.forget_versions_after(state.id, 0).await?;
             }
-            let created_at = match plan::decide(doc.sha256(), remote.as_ref(), deps.clock.now()) {
+            let created_at = match plan::decide(
+                doc.sha256(),
+                remote.as_ref(),
+                deps.clock.now(),
+                taken,
+            ) {
                 Decision::Unchanged => {
                     let r = remote.expect("unchanged implies a remote version");
                     if let Some((entry, gz)) = attempted.take().filter(|(e, _)| *e == r.entry) {
                         info!(dataset = %ds.name, version = entry.version, "the commit had succeeded (its answer was lost)");
-                        let manifest = self.reconcile_manifest(&entry).await?;
+                        let manifest = self.reconcile_manifest(&entry, None).await?;
                         self.record(&Some(manifest), &entry, Some(gz), source)
                             .await?;
                         return Ok(Done {
@@ -606,7 +647,7 @@ impl Run<'_> {
                     let manifest = if agrees {
                         None
                     } else {
-                        Some(self.reconcile_manifest(&r.entry).await?)
+                        Some(self.reconcile_manifest(&r.entry, None).await?)
                     };
                     // A body prepared ahead is this very version's snapshot: cache it too.
                     self.record(&manifest, &r.entry, snapshot_gz.clone(), source)
@@ -637,6 +678,14 @@ impl Run<'_> {
                     prepared_diff.take(),
                 )
                 .await?;
+            // Trying again on the same base (after a taken key) needs no new diff.
+            prepared_diff = remote
+                .as_ref()
+                .zip(diff.clone())
+                .map(|(r, diff)| PreparedDiff {
+                    base_sha256: r.entry.sha256.clone(),
+                    diff,
+                });
             snapshot_gz = Some(gz.clone());
             let publish = plan::build(plan::Inputs {
                 keys: &self.keys,
@@ -652,7 +701,24 @@ impl Run<'_> {
                 return Err(self.abandoned());
             }
             for up in &publish.immutable {
-                self.put_immutable(up, &publish.entry).await?;
+                if let Placed::Taken = self.put_immutable(up, &publish.entry).await? {
+                    info!(dataset = %ds.name, key = %up.key, "another attempt's object of this content holds the key; comparing again, to publish after it");
+                    taken = Some(created_at);
+                    taken_keys += 1;
+                    continue 'attempts;
+                }
+            }
+            // ETags are hashes of the bytes, so `If-Match` cannot tell this attempt's base
+            // from a later version of the same data (A, then B, then A again): a writer still
+            // holding A's ETag would move latest.json back. Looking again just before the
+            // commit narrows that window to this request's round trip; it does not close it
+            // (`tests/publish_protocol.rs`, known_bugs).
+            if let Some(base) = &remote {
+                if self.remote().await?.map(|r| r.entry).as_ref() != Some(&base.entry) {
+                    info!(dataset = %ds.name, attempt, "another writer committed first (seen before the commit point); comparing again with its version");
+                    attempt += 1;
+                    continue;
+                }
             }
             // Last chance to stop: past this line the version is committed and recorded.
             if self.opts.cancelled() {
@@ -668,13 +734,15 @@ impl Run<'_> {
                 Ok(_) => debug!(ms = t.elapsed().as_millis() as u64, "uploaded"),
                 Err(Error::PreconditionFailed { .. }) => {
                     info!(dataset = %ds.name, attempt, "another writer committed first; comparing again with its version");
+                    attempt += 1;
                     continue;
                 }
                 Err(e) => return Err(e),
             }
             self.bytes_out += latest.body.len() as u64;
             info!(dataset = %ds.name, version, sha256 = doc.sha256(), "committed");
-            let manifest = self.reconcile_manifest(&publish.entry).await?;
+            let base = remote.as_ref().map(|r| &r.entry);
+            let manifest = self.reconcile_manifest(&publish.entry, base).await?;
             let snapshot_gz = publish.immutable[0].body.clone();
             self.record(&Some(manifest), &publish.entry, Some(snapshot_gz), source)
                 .await?;
@@ -685,10 +753,6 @@ impl Run<'_> {
                 doc: Some(doc),
             });
         }
-        Err(Error::Contended {
-            dataset: ds.name.clone(),
-            attempts: MAX_ATTEMPTS,
-        })
     }
 
     fn abandoned(&self) -> Error {
@@ -807,30 +871,41 @@ impl Run<'_> {
         }
     }
 
-    /// Writes a snapshot or delta with `If-None-Match: *`. The key can already exist only if
-    /// this very object was written before (a retried attempt): accepted when its metadata is
-    /// this version's.
-    async fn put_immutable(&mut self, up: &plan::Upload, entry: &Entry) -> Result<()> {
+    /// Writes a snapshot or delta with `If-None-Match: *`. When the key exists already, what
+    /// holds it decides (see the module docs): this very object (a retried put: its metadata
+    /// is this version's) is [`Placed::Written`]; another attempt's object of the same content
+    /// is [`Placed::Taken`]; anything else is not ours to judge and the run stops.
+    async fn put_immutable(&mut self, up: &plan::Upload, entry: &Entry) -> Result<Placed> {
         let store = &self.deps.store;
         match store.put(&up.key, up.body.clone(), up.opts.clone()).await {
             Ok(_) => {
                 self.bytes_out += up.body.len() as u64;
-                Ok(())
+                Ok(Placed::Written)
             }
             Err(Error::PreconditionFailed { .. }) => {
-                let existing = store.head(&up.key).await?;
-                if existing
-                    .and_then(|m| Entry::from_metadata(&m.metadata))
-                    .as_ref()
-                    == Some(entry)
-                {
-                    Ok(())
-                } else {
-                    Err(Error::Corrupt {
-                        store: store.url().to_string(),
-                        key: up.key.clone(),
-                        reason: "already exists with other content; not overwriting".into(),
-                    })
+                // Gone again already: whatever held the key a moment ago, it is not ours.
+                let Some(existing) = store.head(&up.key).await? else {
+                    return Ok(Placed::Taken);
+                };
+                let corrupt = |reason: String| Error::Corrupt {
+                    store: store.url().to_string(),
+                    key: up.key.clone(),
+                    reason,
+                };
+                match Entry::from_metadata(&existing.metadata) {
+                    Some(e) if e == *entry => Ok(Placed::Written),
+                    Some(e) if e.sha256 == entry.sha256 => {
+                        debug!(key = %up.key, version = e.version, created_at = %e.created_at, "the key holds another attempt's object");
+                        Ok(Placed::Taken)
+                    }
+                    Some(e) => Err(corrupt(format!(
+                        "already exists with version {} of other content (sha256 {}); not overwriting",
+                        e.version, e.sha256
+                    ))),
+                    None => Err(corrupt(
+                        "already exists without snapsync metadata (written by something else?); not overwriting"
+                            .into(),
+                    )),
                 }
             }
             Err(e) => Err(e),
@@ -839,7 +914,9 @@ impl Run<'_> {
 
     /// Makes the manifest list every version up to `upto` (appending what a crashed run left
     /// out, recovered from object metadata), with `If-Match` so concurrent writers merge.
-    async fn reconcile_manifest(&mut self, upto: &Entry) -> Result<Manifest> {
+    /// `base` is the version `upto` was committed on, when this run read it from `latest.json`
+    /// (see [`crate::history::recover_entries`]).
+    async fn reconcile_manifest(&mut self, upto: &Entry, base: Option<&Entry>) -> Result<Manifest> {
         let store = self.deps.store.clone();
         let key = self.keys.manifest();
         for _ in 0..MAX_ATTEMPTS {
@@ -869,7 +946,8 @@ impl Run<'_> {
                 }
                 return Ok(manifest);
             }
-            let missing = crate::history::recover_entries(&store, &self.keys, have, upto).await?;
+            let missing =
+                crate::history::recover_entries(&store, &self.keys, have, upto, base).await?;
             manifest.versions.extend(missing);
             manifest.check_chain().map_err(|reason| Error::Corrupt {
                 store: store.url().to_string(),

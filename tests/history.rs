@@ -20,8 +20,9 @@ use snapsync::keys::DatasetKeys;
 use snapsync::manifest::Manifest;
 use snapsync::plan;
 use snapsync::source::{HttpSource, SourceOptions};
+use snapsync::store::file::FileStore;
 use snapsync::store::{DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store};
-use snapsync::sync::{DatasetConfig, Deps, Outcome, RunOptions};
+use snapsync::sync::{self, DatasetConfig, Deps, Outcome, RunOptions};
 use snapsync::validate::Guards;
 use snapsync::{Error, Result};
 use time::macros::datetime;
@@ -225,7 +226,223 @@ on_both_stores!(
     tampered_snapshot_is_caught_by_verify_and_restore_uses_an_older_one,
     missing_delta_is_caught_and_pull_falls_back,
     verify_repair_restores_the_manifest_and_the_database,
+    a_store_written_with_second_precision_is_extended_and_still_verifies,
 );
+
+/// A store as releases before millisecond precision wrote it (see its README): versions 1-3
+/// replayed from days 1-3 (2021-01-01..03), `created_at` like `2021-01-03T00:00:00Z`, keys like
+/// `covid/snapshots/2021-01-03T000000Z-<sha12>.json.gz`, as a file store with no prefix.
+const SECOND_PRECISION_STORE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/second-precision-store"
+);
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Copies the fixture's objects into `store`, under its prefix (the keys the manifest and the
+/// metadata name included), bytes and metadata otherwise as they are.
+async fn load_second_precision_store(store: &DynStore) {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(SECOND_PRECISION_STORE), copy.path());
+    let fixture = FileStore::open(copy.path()).unwrap();
+    let under = |key: &str| match store.prefix() {
+        "" => key.to_string(),
+        prefix => format!("{prefix}/{key}"),
+    };
+    let objects = fixture.list("").await.unwrap();
+    assert!(objects.len() >= 7, "{objects:?}");
+    for obj in objects {
+        let (mut body, meta) = fixture.get(&obj.key).await.unwrap().unwrap();
+        let mut metadata = meta.metadata;
+        for name in [snapsync::keys::META_SNAPSHOT, snapsync::keys::META_DELTA] {
+            if let Some(v) = metadata.get_mut(name) {
+                *v = under(v);
+            }
+        }
+        if obj.key.ends_with(snapsync::keys::MANIFEST) {
+            let mut m: Manifest = serde_json::from_slice(&body).unwrap();
+            for e in &mut m.versions {
+                e.snapshot = under(&e.snapshot);
+                e.delta = e.delta.as_deref().map(under);
+            }
+            body = Bytes::from(serde_json::to_vec_pretty(&m).unwrap());
+        }
+        let opts = match meta.content_encoding.as_deref() {
+            Some("gzip") => PutOptions::gzip_json(PutMode::Create),
+            _ => PutOptions::json(PutMode::Create),
+        };
+        store
+            .put(&under(&obj.key), body, opts.with_metadata(metadata))
+            .await
+            .unwrap();
+    }
+}
+
+/// Issue 13: `created_at` and keys went from second to millisecond precision. A store written
+/// before is read (latest, manifest, deltas), extended by runs and by a resumed replay, and
+/// restored by time, pruned and verified across both precisions.
+async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b: Backend, _: &str) {
+    load_second_precision_store(&b.store).await;
+    let keys = DatasetKeys::new(b.store.prefix(), DATASET);
+    let old = history::read_manifest(&b.store, &keys)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.versions.len(), 3);
+    assert_eq!(old.versions[2].created_at, "2021-01-03T00:00:00Z");
+    assert!(
+        old.versions[2]
+            .snapshot
+            .contains("/snapshots/2021-01-03T000000Z-"),
+        "{:?}",
+        old.versions[2]
+    );
+    let report = history::verify(&b.store, &keys, &key()).await.unwrap();
+    assert!(report.is_sound() && report.versions == 3, "{report:?}");
+
+    let work = tempfile::tempdir().unwrap();
+    let (db, _) = Db::open(&work.path().join("state.db")).await.unwrap();
+    let deps_at = |clock: Arc<dyn snapsync::clock::Clock>| Deps {
+        store: b.store.clone(),
+        db: db.clone(),
+        source: Arc::new(HttpSource::new(SourceOptions::default()).unwrap()),
+        clock,
+    };
+    // A run in the very second of the last old version publishes a millisecond after it.
+    let day10 = work.path().join("day10.json");
+    std::fs::write(&day10, serde_json::to_vec(&day(10)).unwrap()).unwrap();
+    let ds = DatasetConfig {
+        url: format!("file://{}", day10.display()),
+        ..dataset_config()
+    };
+    let deps = deps_at(Arc::new(snapsync::clock::FixedClock(
+        datetime!(2021-01-03 0:00 UTC),
+    )));
+    let r = sync::run_dataset(&deps, &ds, RunOptions::default()).await;
+    assert_eq!((r.outcome, r.version), (Outcome::Changed, Some(4)), "{r:?}");
+
+    // Replaying days 1-6 resumes after the newest version: days 4-6 are versions 5-7.
+    let days = work.path().join("days");
+    std::fs::create_dir(&days).unwrap();
+    let written = write_days(&days, 6);
+    let files = history::date_files(&history::collect_files(&[days]).unwrap(), None).unwrap();
+    let after = history::latest_created_at(&b.store, &keys).await.unwrap();
+    assert_eq!(after, Some(datetime!(2021-01-03 00:00:00.001 UTC)));
+    let (files, skipped) = history::files_after(files, after);
+    assert_eq!((files.len(), skipped), (3, 3));
+    let deps = deps_at(Arc::new(snapsync::clock::SystemClock));
+    for f in &files {
+        let r =
+            history::replay_file(&deps, &dataset_config(), f, 1 << 30, RunOptions::default()).await;
+        assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
+    }
+
+    let m = history::read_manifest(&b.store, &keys)
+        .await
+        .unwrap()
+        .unwrap();
+    let created: Vec<&str> = m.versions.iter().map(|e| e.created_at.as_str()).collect();
+    assert_eq!(
+        created,
+        [
+            "2021-01-01T00:00:00Z",
+            "2021-01-02T00:00:00Z",
+            "2021-01-03T00:00:00Z",
+            "2021-01-03T00:00:00.001Z",
+            "2021-01-04T00:00:00.000Z",
+            "2021-01-05T00:00:00.000Z",
+            "2021-01-06T00:00:00.000Z",
+        ]
+    );
+    assert!(m.versions[3]
+        .snapshot
+        .contains("/snapshots/2021-01-03T000000.001Z-"));
+    let shas: Vec<&str> = m.versions.iter().map(|e| e.sha256.as_str()).collect();
+    assert_eq!(
+        shas[..3],
+        old.versions
+            .iter()
+            .map(|e| e.sha256.as_str())
+            .collect::<Vec<_>>()[..]
+    );
+    assert_eq!(
+        shas[4..],
+        written[3..]
+            .iter()
+            .map(|(_, s)| s.as_str())
+            .collect::<Vec<_>>()[..]
+    );
+    let report = history::verify(&b.store, &keys, &key()).await.unwrap();
+    assert!(
+        report.is_sound() && report.versions == 7 && report.orphans.is_empty(),
+        "{report:?}"
+    );
+
+    // Restore by time, on either side of the change of precision.
+    for (at, version) in [
+        (datetime!(2021-01-02 12:00 UTC), 2),
+        (datetime!(2021-01-03 0:00 UTC), 3),
+        (datetime!(2021-01-03 00:00:00.001 UTC), 4),
+        (datetime!(2021-01-05 12:00 UTC), 6),
+    ] {
+        let e = history::resolve_target(&m, Target::At(at)).unwrap();
+        assert_eq!(e.version, version, "at {at}");
+        let (doc, _) = history::restore(&b.store, &m, e).await.unwrap();
+        assert_eq!(doc.sha256(), e.sha256);
+    }
+
+    // Prune reads ages from both kinds of keys: an orphan of each, one old and one young.
+    let now = datetime!(2021-01-07 0:00 UTC);
+    let old_orphan = format!(
+        "{}2021-01-02T000000Z-0123456789ab.json.gz",
+        keys.snapshots_dir()
+    );
+    let young_orphan = format!(
+        "{}2021-01-06T235959.999Z-0123456789ab.delta.json.gz",
+        keys.deltas_dir()
+    );
+    for k in [&old_orphan, &young_orphan] {
+        b.store
+            .put(
+                k,
+                Bytes::from_static(b"x"),
+                PutOptions::gzip_json(PutMode::Create),
+            )
+            .await
+            .unwrap();
+    }
+    let retention = Retention {
+        daily: 2,
+        monthly: 0,
+    };
+    let done = history::prune(&b.store, &keys, retention, now, false)
+        .await
+        .unwrap();
+    let plan = done.plan.unwrap();
+    assert_eq!(plan.keep.keys().copied().collect::<Vec<_>>(), [1, 6, 7]);
+    assert_eq!(plan.delete_orphans, [old_orphan]);
+    let m = history::read_manifest(&b.store, &keys)
+        .await
+        .unwrap()
+        .unwrap();
+    for e in &m.versions {
+        let (doc, _) = history::restore(&b.store, &m, e).await.unwrap();
+        assert_eq!(doc.sha256(), e.sha256, "version {}", e.version);
+    }
+    let report = history::verify(&b.store, &keys, &key()).await.unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.orphans, [young_orphan]);
+}
 
 /// 60 versions on the file store (the issue's test); a third of that on S3 to stay fast.
 fn versions(kind: &str) -> u64 {
@@ -242,7 +459,7 @@ async fn replayed_history_restores_and_pulls_from_every_version(b: Backend, kind
     let m = h.manifest().await;
     assert_eq!(m.versions.len() as u64, n);
     assert_eq!(
-        m.versions[9].created_at, "2021-01-10T00:00:00Z",
+        m.versions[9].created_at, "2021-01-10T00:00:00.000Z",
         "created_at is the recorded date"
     );
     let report = h.verify().await;
@@ -695,7 +912,7 @@ fn commands_replay_pull_restore_diff_prune_verify() {
         "{r:?}"
     );
     let m = sb.manifest("covid-countries");
-    assert_eq!(m["versions"][5]["created_at"], "2021-03-06T00:00:00Z");
+    assert_eq!(m["versions"][5]["created_at"], "2021-03-06T00:00:00.000Z");
 
     // Pull: first latest, then (after restoring an old copy) deltas.
     let out = sb.path().join("copy.json");
@@ -820,7 +1037,7 @@ fn replay_refuses_undated_files_and_unknown_dates() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
         sb.manifest("covid-countries")["versions"][0]["created_at"],
-        "2021-02-01T00:00:00Z"
+        "2021-02-01T00:00:00.000Z"
     );
     let r = sb.run(&[
         "pull",

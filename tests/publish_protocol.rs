@@ -1,9 +1,12 @@
 //! DESIGN.md's publish protocol, on both stores (the file store and SeaweedFS): what a fresh
 //! machine uploads and downloads, two writers racing, a crash after the commit point, and a
-//! store that ignores conditional writes. Library level, so every request can be counted.
+//! store that ignores conditional writes. Library level, so every request can be counted, and
+//! with fake clocks where the interleaving depends on `created_at` (object keys embed it).
 
 mod common;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -11,10 +14,11 @@ use bytes::Bytes;
 use common::http::HttpServer;
 use serde_json::{json, Value};
 use snapsync::canonical::{Document, KeyPointer};
-use snapsync::clock::SystemClock;
+use snapsync::clock::{Clock, FixedClock, SystemClock};
 use snapsync::db::Db;
 use snapsync::history;
 use snapsync::keys::DatasetKeys;
+use snapsync::manifest::Entry;
 use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::{
     ConditionalWrites, DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store,
@@ -22,14 +26,21 @@ use snapsync::store::{
 use snapsync::sync::{self, DatasetConfig, Deps, Outcome, Report, RunOptions};
 use snapsync::validate::Guards;
 use snapsync::{Error, Result};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 
-/// Counts requests by kind and key, and can be told to fail the next put of a key.
+type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Counts requests by kind and key, can be told to fail the next put of a key, or to do
+/// something else first (another writer's run) when a put of a key arrives.
 struct Counting {
     inner: DynStore,
     puts: AtomicUsize,
     put_bytes: AtomicUsize,
     gets: Mutex<Vec<String>>,
     fail_put: Mutex<Option<String>>,
+    /// Runs once, before the first put of a key ending so is passed on.
+    before_put: Mutex<Option<(String, Hook)>>,
     /// Pretend to be a server that ignores If-None-Match / If-Match.
     ignore_conditions: bool,
 }
@@ -42,8 +53,12 @@ impl Counting {
             put_bytes: AtomicUsize::new(0),
             gets: Mutex::new(Vec::new()),
             fail_put: Mutex::new(None),
+            before_put: Mutex::new(None),
             ignore_conditions: false,
         })
+    }
+    fn before_put(&self, suffix: &str, hook: impl Future<Output = ()> + Send + 'static) {
+        *self.before_put.lock().unwrap() = Some((suffix.to_string(), Box::pin(hook)));
     }
     fn reset(&self) {
         self.puts.store(0, Ordering::SeqCst);
@@ -91,6 +106,19 @@ impl Store for Counting {
                 retryable: false,
             });
         }
+        let hook = {
+            let mut slot = self.before_put.lock().unwrap();
+            match slot.take() {
+                Some((suffix, hook)) if key.ends_with(&suffix) => Some(hook),
+                other => {
+                    *slot = other;
+                    None
+                }
+            }
+        };
+        if let Some(hook) = hook {
+            hook.await;
+        }
         self.puts.fetch_add(1, Ordering::SeqCst);
         self.put_bytes.fetch_add(body.len(), Ordering::SeqCst);
         if self.ignore_conditions {
@@ -128,6 +156,15 @@ struct Machine {
 }
 
 async fn machine(store: DynStore, url: &str) -> Machine {
+    machine_at(store, url, Arc::new(SystemClock)).await
+}
+
+/// A machine whose clock always says `at`.
+async fn machine_fixed(store: DynStore, url: &str, at: OffsetDateTime) -> Machine {
+    machine_at(store, url, Arc::new(FixedClock(at))).await
+}
+
+async fn machine_at(store: DynStore, url: &str, clock: Arc<dyn Clock>) -> Machine {
     let db_dir = tempfile::tempdir().unwrap();
     let (db, _) = Db::open(&db_dir.path().join("state.db")).await.unwrap();
     let source = HttpSource::new(SourceOptions {
@@ -140,7 +177,7 @@ async fn machine(store: DynStore, url: &str) -> Machine {
             store,
             db,
             source: Arc::new(source),
-            clock: Arc::new(SystemClock),
+            clock,
         },
         ds: DatasetConfig {
             name: "covid".into(),
@@ -209,6 +246,11 @@ on_both_stores!(
     crash_after_the_commit_point_is_repaired_by_the_next_run,
     a_store_that_ignores_conditional_writes_is_refused_unless_single_writer,
     a_diff_prepared_ahead_is_used_only_from_its_base,
+    versions_published_within_one_second_are_a_millisecond_apart,
+    a_writer_that_rebases_onto_its_own_orphans_key_publishes_after_it,
+    a_writer_that_meets_another_writers_object_at_its_key_publishes_after_it,
+    an_object_at_the_key_that_is_not_another_attempt_stops_the_run,
+    the_manifest_gets_the_committed_version_not_an_orphan_of_the_same_data,
 );
 
 async fn fresh_machine_unchanged_uploads_nothing_and_downloads_no_body(b: Backend) {
@@ -338,6 +380,7 @@ async fn a_store_that_ignores_conditional_writes_is_refused_unless_single_writer
         put_bytes: AtomicUsize::new(0),
         gets: Mutex::new(Vec::new()),
         fail_put: Mutex::new(None),
+        before_put: Mutex::new(None),
         ignore_conditions: true,
     });
     let m = machine(store.clone(), "http://127.0.0.1:9/unused").await;
@@ -403,4 +446,328 @@ async fn a_diff_prepared_ahead_is_used_only_from_its_base(b: Backend) {
     }
     // Every delta applies to the version before it.
     assert_sound(&b.store, 3).await;
+}
+
+fn sha_of(raw: &[u8]) -> String {
+    Document::from_json(raw, &KeyPointer::parse("/country/key").unwrap())
+        .unwrap()
+        .sha256()
+        .to_string()
+}
+
+async fn manifest_of(store: &DynStore) -> snapsync::manifest::Manifest {
+    let keys = DatasetKeys::new(store.prefix(), "covid");
+    history::read_manifest(store, &keys).await.unwrap().unwrap()
+}
+
+/// Issue 13: ten versions in one second used to put `created_at` nine seconds in the future.
+async fn versions_published_within_one_second_are_a_millisecond_apart(b: Backend) {
+    let second = datetime!(2026-11-24 06:00:00 UTC);
+    let server = HttpServer::start();
+    let m = machine_fixed(b.store.clone(), &server.url("/d.json"), second).await;
+    for tag in 1..=20 {
+        server.set("/d.json", data(tag, 10));
+        let r = m.run().await;
+        assert_eq!(
+            (r.outcome, r.version),
+            (Outcome::Changed, Some(tag)),
+            "{r:?}"
+        );
+    }
+    let manifest = manifest_of(&b.store).await;
+    let times: Vec<OffsetDateTime> = manifest
+        .versions
+        .iter()
+        .map(|e| snapsync::keys::parse_rfc3339(&e.created_at).unwrap())
+        .collect();
+    assert_eq!(times.len(), 20);
+    assert_eq!(times[0], second);
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing: {times:?}"
+    );
+    assert!(
+        times[19] <= second + Duration::milliseconds(20),
+        "at most 20 ms ahead of the clock: {}",
+        manifest.versions[19].created_at
+    );
+    let last = &manifest.versions[19];
+    assert_eq!(last.created_at, "2026-11-24T06:00:00.019Z");
+    assert!(
+        last.snapshot.contains("/snapshots/2026-11-24T060000.019Z-")
+            && last
+                .delta
+                .as_deref()
+                .unwrap()
+                .contains("/deltas/2026-11-24T060000.019Z-"),
+        "{last:?}"
+    );
+    assert_sound(&b.store, 20).await;
+}
+
+/// The interleaving of issue 13's failed four-writer round, made deterministic. Version 1 is
+/// from `t - 2s`. Writer X (clock `t`) builds version 2 of data A at `created_at = t` and writes
+/// its snapshot and delta; just before X's commit, writer Z (clock `t - 1s`) commits version 2
+/// of data B at `t - 1s`; then (when `another_writer`) writer Y (clock `t`, data A) runs
+/// against Z's version. Whoever next builds A on Z's version picks `created_at = t` again:
+/// the same key as X's first attempt (same time, same content), holding metadata of another
+/// version. That is a taken key, not corruption: the run must publish after it.
+async fn race_at_one_key(b: Backend, another_writer: bool) {
+    let t = datetime!(2026-11-24 06:00:00 UTC);
+    let server = HttpServer::start();
+    server.set("/p.json", data(1, 10));
+    server.set("/a.json", data(2, 10));
+    server.set("/b.json", data(3, 10));
+    let first = machine_fixed(
+        b.store.clone(),
+        &server.url("/p.json"),
+        t - Duration::seconds(2),
+    )
+    .await
+    .run()
+    .await;
+    assert_eq!(first.outcome, Outcome::Changed, "{first:?}");
+
+    let store = Counting::new(b.store.clone());
+    let x = machine_fixed(store.clone(), &server.url("/a.json"), t).await;
+    let z = machine_fixed(
+        b.store.clone(),
+        &server.url("/b.json"),
+        t - Duration::seconds(1),
+    )
+    .await;
+    let y = machine_fixed(b.store.clone(), &server.url("/a.json"), t).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.before_put("latest.json", async move {
+        let rz = z.run().await;
+        let ry = if another_writer {
+            Some(y.run().await)
+        } else {
+            None
+        };
+        let _ = tx.send((rz, ry));
+    });
+    let rx_report = x.run().await;
+    let (rz, ry) = rx.await.expect("X reached its commit point");
+    assert_eq!(
+        (rz.outcome, rz.version),
+        (Outcome::Changed, Some(2)),
+        "Z: {rz:?}"
+    );
+
+    match &ry {
+        Some(ry) => {
+            assert_eq!(
+                (ry.outcome, ry.version),
+                (Outcome::Changed, Some(3)),
+                "Y: {ry:?}"
+            );
+            // X lost the commit point to Z, and then found its data committed by Y.
+            assert_eq!(
+                (rx_report.outcome, rx_report.version),
+                (Outcome::Unchanged, Some(3)),
+                "X: {rx_report:?}"
+            );
+        }
+        None => assert_eq!(
+            (rx_report.outcome, rx_report.version),
+            (Outcome::Changed, Some(3)),
+            "X: {rx_report:?}"
+        ),
+    }
+    let sha_a = sha_of(&data(2, 10));
+    let key_t = format!("covid/snapshots/2026-11-24T060000.000Z-{}", &sha_a[..12]);
+    let manifest = manifest_of(&b.store).await;
+    let v3 = manifest.get(3).expect("version 3");
+    assert_eq!(v3.sha256, sha_a);
+    assert_eq!(
+        v3.created_at, "2026-11-24T06:00:00.001Z",
+        "after the taken key"
+    );
+    // X's first attempt is left as orphans at `t`; the history is sound.
+    let keys = DatasetKeys::new(b.store.prefix(), "covid");
+    let report = history::verify(&b.store, &keys, &KeyPointer::parse("/country/key").unwrap())
+        .await
+        .unwrap();
+    assert!(report.is_sound(), "{report:?}");
+    assert_eq!(report.versions, 3);
+    assert!(
+        report.orphans.iter().any(|k| k.contains(&key_t)),
+        "X's first snapshot {key_t} is an orphan: {:?}",
+        report.orphans
+    );
+}
+
+async fn a_writer_that_rebases_onto_its_own_orphans_key_publishes_after_it(b: Backend) {
+    race_at_one_key(b, false).await;
+}
+
+async fn a_writer_that_meets_another_writers_object_at_its_key_publishes_after_it(b: Backend) {
+    race_at_one_key(b, true).await;
+}
+
+/// What a key may legitimately hold is this attempt's own object or another attempt's of the
+/// same content; anything else is not snapsync's to step around.
+async fn an_object_at_the_key_that_is_not_another_attempt_stops_the_run(b: Backend) {
+    let t = datetime!(2026-11-24 06:00:00 UTC);
+    let server = HttpServer::start();
+    server.set("/d.json", data(1, 10));
+    let sha = sha_of(&data(1, 10));
+    let keys = DatasetKeys::new(b.store.prefix(), "covid");
+    let key = keys.snapshot(t, &sha);
+    // Metadata that describes other content whose hash starts the same (a different
+    // sha256 with the same first 12 characters).
+    let mut other = sha.clone();
+    other.replace_range(63.., if sha.ends_with('0') { "1" } else { "0" });
+    let other_entry = Entry {
+        version: 1,
+        created_at: "2026-11-24T06:00:00.000Z".into(),
+        sha256: other,
+        prev_sha256: None,
+        snapshot: key.clone(),
+        delta: None,
+        canonical_bytes: 1,
+        snapshot_bytes: 1,
+        delta_bytes: None,
+        records: None,
+        added: 0,
+        removed: 0,
+        changed: 0,
+        pruned: false,
+    };
+    let cases = [
+        (
+            PutOptions::gzip_json(PutMode::Create),
+            "without snapsync metadata",
+        ),
+        (
+            PutOptions::gzip_json(PutMode::Create).with_metadata(other_entry.to_metadata()),
+            "of other content",
+        ),
+    ];
+    for (opts, why) in cases {
+        b.store.delete(&key).await.unwrap();
+        b.store
+            .put(&key, Bytes::from_static(b"not ours"), opts)
+            .await
+            .unwrap();
+        let r = machine_fixed(b.store.clone(), &server.url("/d.json"), t)
+            .await
+            .run()
+            .await;
+        assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+        let error = r.error.unwrap_or_default();
+        assert!(error.contains(&key) && error.contains(why), "{error}");
+    }
+    // Nothing was committed past the foreign object.
+    assert!(b.store.head(&keys.latest()).await.unwrap().is_none());
+}
+
+/// A writer whose manifest write comes after the next writer's commit: that writer appends the
+/// missing version to the manifest from object metadata, and orphans of another attempt of the
+/// same data (same version number, same content, another `created_at`) must not stand in for
+/// the committed one, or the first writer, which did commit, finds "a different version" and
+/// fails. Version 1 is from `t - 2s`; a writer crashed before committing version 2 of data A
+/// at `t - 1s`; writer X commits A as version 2 at `t`, and before X writes the manifest,
+/// writer W commits version 3 on top of it.
+async fn the_manifest_gets_the_committed_version_not_an_orphan_of_the_same_data(b: Backend) {
+    let t = datetime!(2026-11-24 06:00:00 UTC);
+    let server = HttpServer::start();
+    server.set("/p.json", data(1, 10));
+    server.set("/a.json", data(2, 10));
+    server.set("/b.json", data(3, 10));
+    let url = |path: &str| server.url(path);
+    let r = machine_fixed(b.store.clone(), &url("/p.json"), t - Duration::seconds(2))
+        .await
+        .run()
+        .await;
+    assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
+    let crashing = Counting::new(b.store.clone());
+    *crashing.fail_put.lock().unwrap() = Some("latest.json".into());
+    let r = machine_fixed(crashing, &url("/a.json"), t - Duration::seconds(1))
+        .await
+        .run()
+        .await;
+    assert_eq!(r.outcome, Outcome::Failed, "the crashed attempt: {r:?}");
+
+    let store = Counting::new(b.store.clone());
+    let x = machine_fixed(store.clone(), &url("/a.json"), t).await;
+    let w = machine_fixed(b.store.clone(), &url("/b.json"), t).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.before_put("manifest.json", async move {
+        let _ = tx.send(w.run().await);
+    });
+    let rx_report = x.run().await;
+    let rw = rx.await.expect("X committed and reached the manifest");
+    assert_eq!(
+        (rw.outcome, rw.version),
+        (Outcome::Changed, Some(3)),
+        "W: {rw:?}"
+    );
+    assert_eq!(
+        (rx_report.outcome, rx_report.version),
+        (Outcome::Changed, Some(2)),
+        "X: {rx_report:?}"
+    );
+    let manifest = manifest_of(&b.store).await;
+    let v2 = manifest.get(2).unwrap();
+    assert_eq!(v2.created_at, "2026-11-24T06:00:00.000Z", "{v2:?}");
+    assert_sound(&b.store, 3).await;
+}
+
+/// KNOWN BUG, not fixed (found by `scripts/soak.sh` while fixing issue 13): ETags are hashes of
+/// the body on both stores, and `latest.json`'s body is the version's canonical bytes, so a
+/// version whose data equals an older one's has that older version's ETag. Writer W reads
+/// version 1 (data A) and builds version 2 of data B; meanwhile X commits B as version 2 and
+/// Y commits A again as version 3. W's `If-Match` (A's ETag) matches version 3, and W moves
+/// `latest.json` back to a version 2: every run reports success, `verify` does not, and the
+/// next runs fail for good ("would break the chain"). The run now looks at latest.json again
+/// just before its commit, which narrows the window to that request's round trip (here the
+/// other writers run inside it). Closing it means committing on an object whose bytes differ
+/// per version (e.g. the manifest), a protocol change for DESIGN.md. Run with `--ignored` to
+/// see it fail.
+async fn a_stale_writer_cannot_commit_over_a_newer_version_with_its_base_data(b: Backend) {
+    let t = datetime!(2026-11-24 06:00:00 UTC);
+    let server = HttpServer::start();
+    server.set("/a.json", data(1, 10));
+    server.set("/b.json", data(2, 10));
+    let r = machine_fixed(
+        b.store.clone(),
+        &server.url("/a.json"),
+        t - Duration::seconds(2),
+    )
+    .await
+    .run()
+    .await;
+    assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
+    let store = Counting::new(b.store.clone());
+    let w = machine_fixed(store.clone(), &server.url("/b.json"), t).await;
+    let x = machine_fixed(b.store.clone(), &server.url("/b.json"), t).await;
+    let y = machine_fixed(b.store.clone(), &server.url("/a.json"), t).await;
+    store.before_put("latest.json", async move {
+        assert_eq!(x.run().await.version, Some(2));
+        assert_eq!(y.run().await.version, Some(3));
+    });
+    let rw = w.run().await;
+    assert_ne!(rw.outcome, Outcome::Failed, "{rw:?}");
+    assert_sound(&b.store, 3).await;
+}
+
+mod known_bugs {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "known bug: If-Match on content-hash ETags lets a stale writer move latest.json back (ABA)"]
+    async fn a_stale_writer_cannot_commit_over_a_newer_version_with_its_base_data_file() {
+        super::a_stale_writer_cannot_commit_over_a_newer_version_with_its_base_data(
+            super::backend("file").await.unwrap(),
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "known bug: If-Match on content-hash ETags lets a stale writer move latest.json back (ABA)"]
+    async fn a_stale_writer_cannot_commit_over_a_newer_version_with_its_base_data_s3() {
+        if let Some(b) = super::backend("s3").await {
+            super::a_stale_writer_cannot_commit_over_a_newer_version_with_its_base_data(b).await;
+        }
+    }
 }

@@ -12,9 +12,9 @@
 //! under the lock: if the data hashes to the staged ETag the put happened and its metadata is
 //! moved into place, otherwise the put never happened and the staged file is dropped. Without
 //! this, a writer killed between the renames left a torn `manifest.json` that every later run
-//! refused to read. A `get` reads metadata and bytes under the same lock, shared, so a reader
-//! beside a live put never sees the new bytes under the old metadata; it still reports bytes
-//! that do not hash to their recorded ETag (edited by hand) as torn rather than returning them.
+//! refused to read. Readers take no lock, so a read can meet the metadata of one put and the
+//! bytes of the next: [`FileStore::get`] then reads again under the lock, and only bytes that
+//! still do not hash to their recorded ETag (edited by hand) are reported as torn.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -174,21 +174,19 @@ impl FileStore {
         }
     }
 
-    /// The store's lock, held exclusively by a put, a delete or a settle.
+    /// The metadata, then the bytes, of one object; not checked against each other.
+    fn read_object(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectMeta)>> {
+        let Some(meta) = self.read_meta(key)? else {
+            return Ok(None);
+        };
+        match fs::read(self.data_path(key)?) {
+            Ok(b) => Ok(Some((b, meta))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io_err(key, e)),
+        }
+    }
+
     fn lock(&self) -> Result<File> {
-        let (f, path) = self.lock_file()?;
-        f.lock().map_err(|e| Error::io(&path, e))?;
-        Ok(f)
-    }
-
-    /// The same lock, shared: readers exclude writers, not each other.
-    fn lock_shared(&self) -> Result<File> {
-        let (f, path) = self.lock_file()?;
-        f.lock_shared().map_err(|e| Error::io(&path, e))?;
-        Ok(f)
-    }
-
-    fn lock_file(&self) -> Result<(File, PathBuf)> {
         let path = self.root.join(STATE_DIR).join("lock");
         let f = File::options()
             .create(true)
@@ -196,7 +194,8 @@ impl FileStore {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        Ok((f, path))
+        f.lock().map_err(|e| Error::io(&path, e))?;
+        Ok(f)
     }
 
     fn put_blocking(&self, key: &str, body: &[u8], opts: &PutOptions) -> Result<String> {
@@ -239,37 +238,6 @@ impl FileStore {
         fs::rename(&pending_path, &meta_path).map_err(|e| self.io_err(key, e))?;
         sync_parent(&meta_path);
         Ok(etag)
-    }
-
-    /// Reads an object's metadata and bytes as one version: under a shared lock, so no put
-    /// (which holds the lock exclusively from staging to its last rename) can land between the
-    /// two reads. A staged file seen under the shared lock is a dead writer's: it is settled
-    /// under the exclusive lock first, then the read starts again.
-    fn get_blocking(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
-        loop {
-            self.settle(key, false)?;
-            let _shared = self.lock_shared()?;
-            if self.pending_path(key).exists() {
-                continue;
-            }
-            let Some(meta) = self.read_meta(key)? else {
-                return Ok(None);
-            };
-            let bytes = match fs::read(self.data_path(key)?) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(self.io_err(key, e)),
-            };
-            if etag_of(&bytes) != meta.etag {
-                return Err(Error::Corrupt {
-                    store: self.url.clone(),
-                    key: key.to_string(),
-                    reason: "stored bytes do not match their recorded ETag (torn write or edited by hand)"
-                        .into(),
-                });
-            }
-            return Ok(Some((Bytes::from(bytes), meta)));
-        }
     }
 
     fn precondition(&self, key: &str) -> Error {
@@ -375,7 +343,34 @@ impl Store for FileStore {
 
     async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
         let (this, key) = (self.clone(), key.to_string());
-        blocking(move || this.get_blocking(&key)).await
+        blocking(move || {
+            this.settle(&key, false)?;
+            match this.read_object(&key)? {
+                Some((bytes, meta)) if etag_of(&bytes) == meta.etag => {
+                    return Ok(Some((Bytes::from(bytes), meta)))
+                }
+                None => return Ok(None),
+                Some(_) => {}
+            }
+            // Read without the lock, the metadata and the bytes can belong to two puts (one
+            // landed in between). Under the lock no put is under way: only then is a mismatch
+            // real (a dead writer's put is settled first).
+            let _guard = this.lock()?;
+            this.settle(&key, true)?;
+            match this.read_object(&key)? {
+                Some((bytes, meta)) if etag_of(&bytes) == meta.etag => {
+                    Ok(Some((Bytes::from(bytes), meta)))
+                }
+                None => Ok(None),
+                Some(_) => Err(Error::Corrupt {
+                    store: this.url.clone(),
+                    key,
+                    reason: "stored bytes do not match their recorded ETag (torn write or edited by hand)"
+                        .into(),
+                }),
+            }
+        })
+        .await
     }
 
     async fn put(&self, key: &str, body: Bytes, opts: PutOptions) -> Result<String> {
@@ -430,37 +425,48 @@ mod tests {
         PutOptions::json(mode).with_metadata(BTreeMap::from([("v".into(), "old".into())]))
     }
 
-    /// A reader beside a writer of the same key: every read is one whole version, never the
-    /// new bytes under the old metadata (as a second writer reading `manifest.json` while the
-    /// first replaces it would otherwise see, and call torn).
-    #[test]
-    fn a_read_beside_a_concurrent_put_sees_one_whole_version() {
+    /// Issue 13 (soak): a reader that read the metadata of one put and the bytes of the next
+    /// one called the object torn. Here the reader finds a new data file next to the old
+    /// metadata while a writer holds the lock (mid-put, nothing staged for it to settle): it
+    /// must wait for the lock and read again, and get the new object.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_that_overlaps_a_put_waits_for_it_instead_of_calling_it_torn() {
         let dir = tempfile::tempdir().unwrap();
         let store = FileStore::open(dir.path()).unwrap();
         let key = "d/manifest.json";
-        let body = |i: u32| format!("version {i} {}", "x".repeat(i as usize % 4096));
         store
-            .put_blocking(key, body(0).as_bytes(), &opts(PutMode::Create))
+            .put(key, Bytes::from_static(b"old"), opts(PutMode::Create))
+            .await
             .unwrap();
-        let done = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                for i in 1..300 {
-                    store
-                        .put_blocking(key, body(i).as_bytes(), &opts(PutMode::Overwrite))
-                        .unwrap();
-                }
-                done.store(true, std::sync::atomic::Ordering::SeqCst);
-            });
-            let mut reads = 0;
-            while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                let (bytes, meta) = store.get_blocking(key).unwrap().unwrap();
-                assert_eq!(meta.etag, etag_of(&bytes));
-                assert!(bytes.starts_with(b"version "));
-                reads += 1;
-            }
-            assert!(reads > 0);
+        let writer = store.lock().unwrap();
+        fs::write(store.data_path(key).unwrap(), b"new!").unwrap();
+        let reader = tokio::spawn({
+            let store = store.clone();
+            async move { store.get(key).await }
         });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!reader.is_finished(), "the reader waits for the writer");
+        let new_meta = MetaFile {
+            etag: etag_of(b"new!"),
+            size: 4,
+            content_encoding: None,
+            content_type: "application/json".into(),
+            metadata: BTreeMap::from([("v".to_string(), "new".to_string())]),
+        };
+        fs::write(store.meta_path(key), serde_json::to_vec(&new_meta).unwrap()).unwrap();
+        drop(writer);
+        let (bytes, meta) = reader.await.unwrap().unwrap().unwrap();
+        assert_eq!(
+            (&bytes[..], meta.metadata["v"].as_str()),
+            (&b"new!"[..], "new")
+        );
+        // With nobody writing, a mismatch is what it says.
+        fs::write(store.data_path(key).unwrap(), b"edited").unwrap();
+        let err = store.get(key).await.unwrap_err();
+        assert!(
+            err.to_string().contains("do not match their recorded ETag"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
