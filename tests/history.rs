@@ -35,7 +35,7 @@ fn key() -> KeyPointer {
 
 /// Day `n` (1-based) of a small covid-shaped dataset: a country joins every 10 days, one
 /// leaves on day 30, every day adds a date to each country and revises an older value. Each
-/// record also carries ~3 kB that never changes and compresses poorly, so that, as with the
+/// record also carries ~1 kB that never changes and compresses poorly, so that, as with the
 /// real file, a day's delta is much smaller than the gzip snapshot and a pull from a recent
 /// version goes through deltas.
 fn day(n: u64) -> Value {
