@@ -1,14 +1,21 @@
 //! `pull`: keep a local copy of a dataset up to date, reading only what a consumer may read
-//! (the manifest, deltas and `latest.json`, through the `Store` trait; no SQLite, no writes to
-//! the store, so read-only credentials are enough).
+//! (the manifest, deltas, snapshots and `latest.json`, through the `Store` trait; no SQLite, no
+//! writes to the store, so read-only credentials are enough).
 //!
 //! The local file's version is remembered in a sidecar (`FILE.snapsync.json`: version and
 //! sha256). The file itself is the authority: its hash is computed on every pull, and when the
 //! sidecar disagrees (edited, or a pull interrupted between the two renames) the version is
 //! looked up by that hash in the manifest. Deltas since that version are applied one by one,
-//! each result checked against the next version's sha256; when the deltas together are not
-//! smaller than `latest.json`, or any delta is missing or does not reproduce its hash, the
-//! pull downloads `latest.json` instead (with a warning in the latter case).
+//! each result checked against the next version's sha256.
+//!
+//! [`plan_pull`] compares the deltas with the cheapest *whole* download, not with
+//! `latest.json` alone: the newest version's gzip snapshot (its size is in the manifest entry;
+//! it is immutable and checked by hash) is usually several times smaller than the plain
+//! `latest.json`. When the whole download wins (or there is no known local version, or a
+//! delta is missing or does not reproduce its hash, with a warning in the latter case) the
+//! pull downloads that snapshot, and `latest.json` only when the snapshot is pruned, larger,
+//! missing or does not hash right. The report says which (`via=deltas|snapshot|latest`), the
+//! figures compared and why.
 //!
 //! The file is replaced atomically (written beside it, synced, renamed over it), then the
 //! sidecar: an interrupted pull leaves the old file, or the new file with a stale sidecar,
@@ -49,38 +56,134 @@ pub fn sidecar_path(out: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// How to bring the local copy up to date.
+/// What a pull does to bring the local copy up to date.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PullPlan {
+pub enum PullAction {
     UpToDate,
     /// Apply these versions' deltas, in order.
     Deltas(Vec<Entry>),
-    /// Download `latest.json`; why (for the report).
-    Latest(String),
+    /// Download the newest version whole, from [`PullPlan::full`].
+    Full,
 }
 
-/// Decides between deltas and `latest.json`. `have` is the local version (if known),
-/// `latest` what `latest.json`'s metadata says and `latest_size` its size in bytes.
+/// The cheapest way to download the newest version whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FullDownload {
+    /// This entry's gzip snapshot: immutable and checked against the entry's sha256.
+    Snapshot(Box<Entry>),
+    /// `latest.json`, checked against the hash in its own metadata.
+    Latest,
+}
+
+/// The byte figures a plan compares (as stored, i.e. what a download transfers).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PullCosts {
+    /// The deltas from the local version to the newest, summed; `None` when they cannot be
+    /// used (no known local version, a delta missing from the manifest, …).
+    pub deltas_bytes: Option<u64>,
+    /// The newest version's gzip snapshot; `None` when it has none (pruned).
+    pub snapshot_bytes: Option<u64>,
+    /// `latest.json`.
+    pub latest_bytes: u64,
+}
+
+/// How to bring the local copy up to date, with the figures compared and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullPlan {
+    pub action: PullAction,
+    /// The cheapest whole download: what `Full` downloads, and where a failed delta falls
+    /// back to.
+    pub full: FullDownload,
+    pub costs: PullCosts,
+    pub reason: String,
+}
+
+impl PullPlan {
+    /// The route planned (the one taken unless a download fails).
+    pub fn via(&self) -> Via {
+        match (&self.action, &self.full) {
+            (PullAction::UpToDate, _) => Via::UpToDate,
+            (PullAction::Deltas(_), _) => Via::Deltas,
+            (PullAction::Full, FullDownload::Snapshot(_)) => Via::Snapshot,
+            (PullAction::Full, FullDownload::Latest) => Via::Latest,
+        }
+    }
+}
+
+/// Decides between deltas, the newest gzip snapshot and `latest.json`. `have` is the local
+/// version (if known), `latest` what `latest.json`'s metadata says and `latest_size` its size
+/// in bytes as stored.
+///
+/// A whole download costs the smaller of the newest version's gzip snapshot (unless prune
+/// deleted it: the manifest says so) and `latest.json` (plain, unless the store gzips it).
+/// Comparing the deltas with `latest.json` alone would send a consumer through 30 small
+/// deltas that together outweigh one gzip snapshot several times over.
 pub fn plan_pull(
     manifest: Option<&Manifest>,
     have: Option<&Entry>,
     latest: &Entry,
     latest_size: u64,
 ) -> PullPlan {
+    // latest.json's metadata names its version's snapshot (written before latest.json commits;
+    // prune never deletes the newest): only the manifest can say it was pruned since.
+    let pruned = manifest
+        .and_then(|m| m.get(latest.version))
+        .is_some_and(|e| e.sha256 == latest.sha256 && e.pruned);
+    let snapshot = (!pruned && !latest.snapshot.is_empty()).then_some(latest);
+    let mut costs = PullCosts {
+        deltas_bytes: None,
+        snapshot_bytes: snapshot.map(|e| e.snapshot_bytes),
+        latest_bytes: latest_size,
+    };
+    let (full, full_name, full_bytes) = match snapshot {
+        Some(e) if e.snapshot_bytes < latest_size => (
+            FullDownload::Snapshot(Box::new(e.clone())),
+            "the gzip snapshot",
+            e.snapshot_bytes,
+        ),
+        _ => (FullDownload::Latest, "latest.json", latest_size),
+    };
+    // Why the whole version is downloaded from where it is.
+    let full_why = match (&full, costs.snapshot_bytes) {
+        (FullDownload::Snapshot(_), _) => {
+            format!("the gzip snapshot ({full_bytes} bytes) is smaller than latest.json ({latest_size} bytes)")
+        }
+        (FullDownload::Latest, Some(s)) => {
+            format!("latest.json ({latest_size} bytes) is not larger than the gzip snapshot ({s} bytes)")
+        }
+        (FullDownload::Latest, None) => {
+            "the newest version's snapshot was pruned: latest.json".to_string()
+        }
+    };
+    let plan = |action, costs, reason: String| PullPlan {
+        action,
+        full: full.clone(),
+        costs,
+        reason,
+    };
+    let whole = |costs, why: &str| plan(PullAction::Full, costs, format!("{why}; {full_why}"));
+
     let Some(have) = have else {
-        return PullPlan::Latest("no local copy of a known version".into());
+        return whole(costs, "no local copy of a known version");
     };
     if have.sha256 == latest.sha256 {
-        return PullPlan::UpToDate;
+        return plan(
+            PullAction::UpToDate,
+            costs,
+            "the local copy is the newest version".into(),
+        );
     }
     let Some(manifest) = manifest else {
-        return PullPlan::Latest("the manifest is unreadable".into());
+        return whole(costs, "the manifest is unreadable");
     };
     if manifest.last().map(|e| e.version) != Some(latest.version) {
-        return PullPlan::Latest("the manifest does not list latest.json's version yet".into());
+        return whole(
+            costs,
+            "the manifest does not list latest.json's version yet",
+        );
     }
     if have.version >= latest.version {
-        return PullPlan::Latest("the local copy is not an ancestor of latest.json".into());
+        return whole(costs, "the local copy is not an ancestor of latest.json");
     }
     let steps: Vec<Entry> = manifest
         .versions
@@ -88,20 +191,28 @@ pub fn plan_pull(
         .filter(|e| e.version > have.version)
         .cloned()
         .collect();
-    if steps.iter().any(|e| e.delta.is_none()) {
-        return PullPlan::Latest("a delta is missing from the manifest".into());
-    }
-    let delta_bytes: u64 = steps
+    if steps
         .iter()
-        .map(|e| e.delta_bytes.unwrap_or(u64::MAX / 2))
-        .sum();
-    if delta_bytes >= latest_size {
-        return PullPlan::Latest(format!(
-            "{} deltas ({delta_bytes} bytes) are not smaller than latest.json ({latest_size} bytes)",
-            steps.len()
-        ));
+        .any(|e| e.delta.is_none() || e.delta_bytes.is_none())
+    {
+        return whole(costs, "a delta is missing from the manifest");
     }
-    PullPlan::Deltas(steps)
+    let delta_bytes: u64 = steps.iter().filter_map(|e| e.delta_bytes).sum();
+    costs.deltas_bytes = Some(delta_bytes);
+    let n = steps.len();
+    if delta_bytes >= full_bytes {
+        return whole(
+            costs,
+            &format!("{n} deltas ({delta_bytes} bytes) are not smaller than {full_name} ({full_bytes} bytes)"),
+        );
+    }
+    plan(
+        PullAction::Deltas(steps),
+        costs,
+        format!(
+            "{n} deltas ({delta_bytes} bytes) are smaller than {full_name} ({full_bytes} bytes)"
+        ),
+    )
 }
 
 /// How the pull got there.
@@ -110,7 +221,20 @@ pub fn plan_pull(
 pub enum Via {
     UpToDate,
     Deltas,
+    /// The newest version's gzip snapshot.
+    Snapshot,
     Latest,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::UpToDate => "up-to-date",
+            Via::Deltas => "deltas",
+            Via::Snapshot => "snapshot",
+            Via::Latest => "latest",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,9 +243,17 @@ pub struct PullReport {
     pub version: u64,
     pub sha256: String,
     pub from_version: Option<u64>,
+    /// The route taken.
     pub via: Via,
+    /// The route planned; differs from `via` when a download failed (see `warnings`).
+    pub planned: Via,
+    /// Why the plan chose its route, in words.
+    pub reason: String,
+    /// The figures the plan compared.
+    #[serde(flatten)]
+    pub costs: PullCosts,
     pub deltas_applied: usize,
-    /// Bytes of object bodies downloaded (manifest, deltas, latest.json).
+    /// Bytes of object bodies downloaded (manifest, deltas, snapshot, latest.json).
     pub bytes: u64,
     pub warnings: Vec<String>,
 }
@@ -129,17 +261,25 @@ pub struct PullReport {
 impl PullReport {
     pub fn summary_line(&self) -> String {
         let via = match self.via {
-            Via::UpToDate => "up-to-date".to_string(),
             Via::Deltas => format!("deltas({})", self.deltas_applied),
-            Via::Latest => "latest".to_string(),
+            v => v.as_str().to_string(),
         };
+        let planned = if self.planned == self.via {
+            String::new()
+        } else {
+            format!(" planned={}", self.planned.as_str())
+        };
+        let figure = |b: Option<u64>| b.map_or("-".to_string(), |b| b.to_string());
         format!(
-            "{} pulled version={} sha256={} from={} via={via} bytes={}",
+            "{} pulled version={} sha256={} from={} via={via}{planned} bytes={} deltas_bytes={} snapshot_bytes={} latest_bytes={}",
             self.dataset,
             self.version,
             self.sha256,
             self.from_version.map_or("-".to_string(), |v| v.to_string()),
-            self.bytes
+            self.bytes,
+            figure(self.costs.deltas_bytes),
+            figure(self.costs.snapshot_bytes),
+            self.costs.latest_bytes,
         )
     }
 }
@@ -238,7 +378,7 @@ pub async fn pull(
     if let (Some(l), None) = (&local, &have) {
         if l.sidecar.is_some() || manifest.is_some() {
             warnings.push(format!(
-                "{} is not a version of {dataset} in {} (sha256 {}); replacing it with latest.json",
+                "{} is not a version of {dataset} in {} (sha256 {}); replacing it with the newest version",
                 out.display(),
                 store.url(),
                 &l.sha256[..12]
@@ -248,71 +388,101 @@ pub async fn pull(
 
     let from_version = have.as_ref().map(|e| e.version);
     let plan = plan_pull(manifest.as_ref(), have.as_ref(), &latest, latest_meta.size);
-    let (doc, via, applied) = match plan {
-        PullPlan::UpToDate => {
+    tracing::info!(
+        dataset,
+        planned = plan.via().as_str(),
+        deltas_bytes = plan.costs.deltas_bytes,
+        snapshot_bytes = plan.costs.snapshot_bytes,
+        latest_bytes = plan.costs.latest_bytes,
+        reason = %plan.reason,
+        "pull plan"
+    );
+    let mut route = Route {
+        via: plan.via(),
+        planned: plan.via(),
+        reason: plan.reason.clone(),
+        costs: plan.costs,
+        from_version,
+        deltas_applied: 0,
+        bytes,
+        warnings,
+    };
+    let (entry, doc) = match plan.action {
+        PullAction::UpToDate => {
             let l = local.as_ref().expect("up to date implies a local file");
-            (l.doc_bytes.clone(), Via::UpToDate, 0)
+            (latest.clone(), l.doc_bytes.clone())
         }
-        PullPlan::Deltas(steps) => {
+        PullAction::Deltas(steps) => {
             let l = local.as_ref().expect("deltas imply a local file");
-            match apply_deltas(store, l, &steps, &mut bytes).await {
-                Ok(doc) => (doc, Via::Deltas, steps.len()),
+            match apply_deltas(store, l, &steps, &mut route.bytes).await {
+                Ok(doc) => {
+                    route.deltas_applied = steps.len();
+                    (latest.clone(), doc)
+                }
                 Err(why) => {
-                    warnings.push(format!("{why}; downloading latest.json instead"));
-                    (
-                        download_latest(store, keys, &mut bytes).await?.1,
-                        Via::Latest,
-                        0,
-                    )
+                    route
+                        .warnings
+                        .push(format!("{why}; downloading the whole version instead"));
+                    download_whole(store, keys, &plan.full, &mut route).await?
                 }
             }
         }
-        PullPlan::Latest(_) => {
-            let (entry, body) = download_latest(store, keys, &mut bytes).await?;
-            if entry.sha256 != latest.sha256 {
-                // A new version was committed between the HEAD and the GET: that one it is.
-                return finish(
-                    out,
-                    dataset,
-                    store,
-                    &entry,
-                    body,
-                    from_version,
-                    Via::Latest,
-                    0,
-                    bytes,
-                    warnings,
-                );
-            }
-            (body, Via::Latest, 0)
-        }
+        PullAction::Full => download_whole(store, keys, &plan.full, &mut route).await?,
     };
-    finish(
-        out,
-        dataset,
-        store,
-        &latest,
-        doc,
-        from_version,
-        via,
-        applied,
-        bytes,
-        warnings,
-    )
+    if route.via != route.planned {
+        tracing::warn!(
+            dataset,
+            via = route.via.as_str(),
+            planned = route.planned.as_str(),
+            "pull took another route than planned"
+        );
+    }
+    finish(out, dataset, store, &entry, doc, route)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How a pull went, for its report.
+struct Route {
+    via: Via,
+    planned: Via,
+    reason: String,
+    costs: PullCosts,
+    from_version: Option<u64>,
+    deltas_applied: usize,
+    bytes: u64,
+    warnings: Vec<String>,
+}
+
+/// The newest version whole: its gzip snapshot when that is the cheaper download, else (or
+/// when the snapshot is missing or does not hash right) `latest.json`. Returns the entry it
+/// got: `latest.json` may be a newer version than planned, committed since the HEAD.
+async fn download_whole(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    full: &FullDownload,
+    route: &mut Route,
+) -> Result<(Entry, Bytes)> {
+    if let FullDownload::Snapshot(entry) = full {
+        match download_snapshot(store, entry, &mut route.bytes).await {
+            Ok(body) => {
+                route.via = Via::Snapshot;
+                return Ok((Entry::clone(entry), body));
+            }
+            Err(e) => route
+                .warnings
+                .push(format!("{e}; downloading latest.json instead")),
+        }
+    }
+    route.via = Via::Latest;
+    download_latest(store, keys, &mut route.bytes).await
+}
+
 fn finish(
     out: &Path,
     dataset: &str,
     store: &DynStore,
     entry: &Entry,
     doc: Bytes,
-    from_version: Option<u64>,
-    via: Via,
-    deltas_applied: usize,
-    bytes: u64,
-    warnings: Vec<String>,
+    route: Route,
 ) -> Result<PullReport> {
     let sidecar = Sidecar {
         format: SIDECAR_FORMAT.to_string(),
@@ -322,7 +492,7 @@ fn finish(
         sha256: entry.sha256.clone(),
         created_at: entry.created_at.clone(),
     };
-    if via != Via::UpToDate {
+    if route.via != Via::UpToDate {
         write_atomically(out, &doc)?;
     }
     let side = serde_json::to_vec_pretty(&sidecar).expect("a sidecar serializes");
@@ -334,11 +504,14 @@ fn finish(
         dataset: dataset.to_string(),
         version: entry.version,
         sha256: entry.sha256.clone(),
-        from_version,
-        via,
-        deltas_applied,
-        bytes,
-        warnings,
+        from_version: route.from_version,
+        via: route.via,
+        planned: route.planned,
+        reason: route.reason,
+        costs: route.costs,
+        deltas_applied: route.deltas_applied,
+        bytes: route.bytes,
+        warnings: route.warnings,
     })
 }
 
@@ -408,6 +581,31 @@ async fn download_latest(
     Ok((entry, body))
 }
 
+/// The gzip snapshot of `entry`, gunzipped and checked against the entry's sha256.
+async fn download_snapshot(store: &DynStore, entry: &Entry, bytes: &mut u64) -> Result<Bytes> {
+    let key = &entry.snapshot;
+    let corrupt = |reason: String| Error::Corrupt {
+        store: store.url().to_string(),
+        key: key.clone(),
+        reason,
+    };
+    let (raw, _) = store
+        .get(key)
+        .await?
+        .ok_or_else(|| corrupt("missing".into()))?;
+    *bytes += raw.len() as u64;
+    let body = plan::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
+        .map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
+    let got = sha256_hex(&body);
+    if got != entry.sha256 {
+        return Err(corrupt(format!(
+            "content hashes to {got}, version {} is {}",
+            entry.version, entry.sha256
+        )));
+    }
+    Ok(Bytes::from(body))
+}
+
 /// Replaces `path` with `bytes` so that a reader (or a crash) sees the old file or the new one,
 /// never a mix: write a temporary file beside it, sync it, rename it over `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -470,36 +668,188 @@ mod tests {
         m
     }
 
+    fn steps(p: &PullPlan) -> Vec<u64> {
+        match &p.action {
+            PullAction::Deltas(steps) => steps.iter().map(|e| e.version).collect(),
+            other => panic!("not deltas: {other:?} ({})", p.reason),
+        }
+    }
+
+    // Versions 2..=5 have 10-byte deltas; every snapshot is 100 bytes (gzip), latest.json 1000.
     #[test]
-    fn deltas_when_smaller_latest_otherwise() {
+    fn deltas_when_smaller_than_the_gzip_snapshot() {
         let m = manifest(5);
         let latest = m.last().unwrap().clone();
-        match plan_pull(Some(&m), m.get(2), &latest, 1000) {
-            PullPlan::Deltas(steps) => assert_eq!(
-                steps.iter().map(|e| e.version).collect::<Vec<_>>(),
-                vec![3, 4, 5]
-            ),
-            other => panic!("{other:?}"),
-        }
-        assert!(
-            matches!(plan_pull(Some(&m), m.get(2), &latest, 30), PullPlan::Latest(w) if w.contains("not smaller"))
-        );
+        let p = plan_pull(Some(&m), m.get(2), &latest, 1000);
+        assert_eq!(steps(&p), vec![3, 4, 5]);
+        assert_eq!(p.via(), Via::Deltas);
         assert_eq!(
-            plan_pull(Some(&m), m.get(5), &latest, 1000),
-            PullPlan::UpToDate
+            p.costs,
+            PullCosts {
+                deltas_bytes: Some(30),
+                snapshot_bytes: Some(100),
+                latest_bytes: 1000
+            }
         );
-        assert!(matches!(
-            plan_pull(Some(&m), None, &latest, 1000),
-            PullPlan::Latest(_)
-        ));
-        assert!(matches!(
-            plan_pull(None, m.get(2), &latest, 1000),
-            PullPlan::Latest(_)
-        ));
-        let newer = entry(6, 10);
         assert!(
-            matches!(plan_pull(Some(&m), m.get(2), &newer, 1000), PullPlan::Latest(w) if w.contains("does not list"))
+            p.reason
+                .contains("smaller than the gzip snapshot (100 bytes)"),
+            "{}",
+            p.reason
         );
+        // The fallback, should a delta fail, is the snapshot too.
+        assert_eq!(p.full, FullDownload::Snapshot(Box::new(latest)));
+    }
+
+    #[test]
+    fn snapshot_when_deltas_outweigh_it_though_smaller_than_latest_json() {
+        let mut m = manifest(5);
+        for e in &mut m.versions[1..] {
+            e.delta_bytes = Some(40);
+        }
+        let latest = m.last().unwrap().clone();
+        // 3 deltas = 120 bytes: less than latest.json (1000), more than the snapshot (100).
+        let p = plan_pull(Some(&m), m.get(2), &latest, 1000);
+        assert_eq!(
+            (p.action.clone(), p.via()),
+            (PullAction::Full, Via::Snapshot)
+        );
+        assert_eq!(p.full, FullDownload::Snapshot(Box::new(latest.clone())));
+        assert_eq!(p.costs.deltas_bytes, Some(120));
+        assert!(
+            p.reason.contains(
+                "3 deltas (120 bytes) are not smaller than the gzip snapshot (100 bytes)"
+            ),
+            "{}",
+            p.reason
+        );
+        // One delta (40 bytes) still beats the snapshot.
+        assert_eq!(
+            steps(&plan_pull(Some(&m), m.get(4), &latest, 1000)),
+            vec![5]
+        );
+        // Equal is not smaller: the whole version, one download instead of several.
+        assert_eq!(
+            plan_pull(
+                Some(&m),
+                m.get(3),
+                &{
+                    let mut l = latest.clone();
+                    l.snapshot_bytes = 80;
+                    l
+                },
+                1000
+            )
+            .via(),
+            Via::Snapshot
+        );
+    }
+
+    #[test]
+    fn latest_json_when_the_snapshot_is_pruned_or_not_smaller() {
+        let mut m = manifest(5);
+        for e in &mut m.versions[1..] {
+            e.delta_bytes = Some(400);
+        }
+        let latest = m.last().unwrap().clone();
+        // A store that gzips latest.json: 90 bytes beat the 100-byte snapshot.
+        let p = plan_pull(Some(&m), m.get(2), &latest, 90);
+        assert_eq!(p.via(), Via::Latest);
+        assert!(
+            p.reason.contains("not smaller than latest.json (90 bytes)"),
+            "{}",
+            p.reason
+        );
+        assert!(
+            p.reason.contains("not larger than the gzip snapshot"),
+            "{}",
+            p.reason
+        );
+        // Deltas (1200) vs latest.json (1000) once prune deleted the newest snapshot.
+        m.versions[4].pruned = true;
+        let p = plan_pull(Some(&m), m.get(2), &latest, 1000);
+        assert_eq!((p.via(), p.costs.snapshot_bytes), (Via::Latest, None));
+        assert_eq!(p.full, FullDownload::Latest);
+        assert!(p.reason.contains("pruned"), "{}", p.reason);
+        // Cheap deltas still win over latest.json when there is no snapshot.
+        for e in &mut m.versions[1..] {
+            e.delta_bytes = Some(10);
+        }
+        assert_eq!(
+            steps(&plan_pull(Some(&m), m.get(2), &latest, 1000)),
+            vec![3, 4, 5]
+        );
+    }
+
+    #[test]
+    fn without_a_usable_chain_the_cheapest_whole_download() {
+        let m = manifest(5);
+        let latest = m.last().unwrap().clone();
+        assert_eq!(
+            plan_pull(Some(&m), m.get(5), &latest, 1000).via(),
+            Via::UpToDate
+        );
+        for p in [
+            plan_pull(Some(&m), None, &latest, 1000),
+            plan_pull(None, m.get(2), &latest, 1000),
+        ] {
+            assert_eq!(
+                (p.action.clone(), p.via()),
+                (PullAction::Full, Via::Snapshot),
+                "{p:?}"
+            );
+            assert_eq!(p.costs.deltas_bytes, None);
+        }
+        assert!(plan_pull(Some(&m), None, &latest, 1000)
+            .reason
+            .starts_with("no local copy"));
+        // Without a manifest latest.json's own metadata names its snapshot; it may be the
+        // larger download.
+        assert_eq!(plan_pull(None, None, &latest, 60).via(), Via::Latest);
+        let newer = entry(6, 10);
+        let p = plan_pull(Some(&m), m.get(2), &newer, 1000);
+        assert!(p.reason.contains("does not list"), "{}", p.reason);
+        assert_eq!(p.via(), Via::Snapshot);
+        let mut gap = m.clone();
+        gap.versions[3].delta = None;
+        let p = plan_pull(Some(&gap), gap.get(2), &latest, 1000);
+        assert!(p.reason.contains("a delta is missing"), "{}", p.reason);
+    }
+
+    #[test]
+    fn the_summary_line_names_the_route_and_the_figures() {
+        let r = PullReport {
+            dataset: "d".into(),
+            version: 5,
+            sha256: "ab".into(),
+            from_version: Some(2),
+            via: Via::Latest,
+            planned: Via::Snapshot,
+            reason: "why".into(),
+            costs: PullCosts {
+                deltas_bytes: Some(120),
+                snapshot_bytes: Some(100),
+                latest_bytes: 1000,
+            },
+            deltas_applied: 0,
+            bytes: 1100,
+            warnings: vec![],
+        };
+        assert_eq!(
+            r.summary_line(),
+            "d pulled version=5 sha256=ab from=2 via=latest planned=snapshot bytes=1100 \
+             deltas_bytes=120 snapshot_bytes=100 latest_bytes=1000"
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (
+                v["via"].as_str(),
+                v["planned"].as_str(),
+                v["snapshot_bytes"].as_u64()
+            ),
+            (Some("latest"), Some("snapshot"), Some(100))
+        );
+        assert_eq!(v["reason"], "why");
     }
 
     #[test]

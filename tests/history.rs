@@ -1,7 +1,8 @@
 //! Consumers and history (issue 7) on both stores: a replayed history of dated files, restored
-//! at every version and pulled from every version; prune then verify; tampered and missing
-//! objects caught by verify, pull and restore; an interrupted pull; verify --repair. Then the
-//! commands end to end on the file store (replay, pull, restore, verify, prune, diff).
+//! at every version and pulled from every version; pull choosing between deltas, the gzip
+//! snapshot and latest.json by their sizes; prune then verify; tampered and missing objects
+//! caught by verify, pull and restore; an interrupted pull; verify --repair. Then the commands
+//! end to end on the file store (replay, pull, restore, verify, prune, diff).
 
 mod common;
 
@@ -34,7 +35,10 @@ fn key() -> KeyPointer {
 }
 
 /// Day `n` (1-based) of a small covid-shaped dataset: a country joins every 10 days, one
-/// leaves on day 30, every day adds a date to each country and revises an older value.
+/// leaves on day 30, every day adds a date to each country and revises an older value. Each
+/// record also carries ~1 kB that never changes and compresses poorly, so that, as with the
+/// real file, a day's delta is much smaller than the gzip snapshot and a pull from a recent
+/// version goes through deltas.
 fn day(n: u64) -> Value {
     let countries = 8 + n / 10;
     let recs: Vec<Value> = (0..countries)
@@ -48,10 +52,19 @@ fn day(n: u64) -> Value {
                     json!({"new": {"cases": (c * 7 + d * 3) % 11 + revised, "deaths": d % 2}}),
                 );
             }
-            json!({"country": {"key": format!("c{c:02}"), "name": format!("Country {c}")}, "dates": dates})
+            let notes: Vec<String> = (0..60).map(|i| format!("{:016x}", mix(c * 1000 + i))).collect();
+            json!({"country": {"key": format!("c{c:02}"), "name": format!("Country {c}")}, "dates": dates, "notes": notes})
         })
         .collect();
     Value::Array(recs)
+}
+
+/// splitmix64's finalizer: digits gzip cannot squeeze much.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Writes days 1..=n as `DIR/YYYY-MM-DD.json` (one a day from 2021-01-01, not canonical:
@@ -221,6 +234,7 @@ macro_rules! on_both_stores {
 
 on_both_stores!(
     replayed_history_restores_and_pulls_from_every_version,
+    pull_downloads_the_gzip_snapshot_when_the_deltas_outweigh_it,
     prune_keeps_every_version_restorable_and_verify_passes,
     tampered_delta_is_caught_by_verify_and_pull_falls_back_to_latest,
     tampered_snapshot_is_caught_by_verify_and_restore_uses_an_older_one,
@@ -473,8 +487,8 @@ async fn replayed_history_restores_and_pulls_from_every_version(b: Backend, kind
             "restore of version {v}"
         );
     }
-    // Pull from every version (and from nothing) to the latest.
-    let (mut by_deltas, mut by_latest) = (0, 0);
+    // Pull from every version (and from nothing) to the latest: the route of each.
+    let mut routes = Vec::new();
     for v in 0..=n {
         let out = if v == 0 {
             h.work.path().join("fresh.json")
@@ -487,9 +501,9 @@ async fn replayed_history_restores_and_pulls_from_every_version(b: Backend, kind
         assert!(r.warnings.is_empty(), "{r:?}");
         assert!(r.bytes > 0);
         match r.via {
-            Via::Deltas => by_deltas += 1,
-            Via::Latest => by_latest += 1,
+            Via::Latest => panic!("the newest snapshot exists and is smaller: {r:?}"),
             Via::UpToDate => assert_eq!(v, n),
+            via => routes.push(via),
         }
         if v > 0 && v < n {
             assert_eq!(r.from_version, Some(v));
@@ -501,10 +515,107 @@ async fn replayed_history_restores_and_pulls_from_every_version(b: Backend, kind
         let again = h.pull(&out).await.unwrap();
         assert_eq!(again.via, Via::UpToDate);
     }
+    // Old versions (and none) download the snapshot, recent ones catch up by deltas, and the
+    // sum of the deltas grows with the distance: one switch from one route to the other.
+    let by_snapshot = routes.iter().take_while(|v| **v == Via::Snapshot).count();
     assert!(
-        by_deltas > n / 2 && by_latest >= 1,
-        "recent versions catch up by deltas, old ones download latest: {by_deltas} {by_latest}"
+        by_snapshot >= 2
+            && routes.len() - by_snapshot >= 5
+            && routes[by_snapshot..].iter().all(|v| *v == Via::Deltas),
+        "{routes:?}"
     );
+}
+
+/// Pull weighs the deltas against the newest gzip snapshot, not against latest.json alone:
+/// from a version whose deltas are heavier than the snapshot but lighter than latest.json it
+/// downloads the snapshot (and nothing else); one version later the deltas win. With the
+/// snapshot gone it falls back to latest.json.
+async fn pull_downloads_the_gzip_snapshot_when_the_deltas_outweigh_it(b: Backend, _: &str) {
+    let h = replayed(b.store, 20).await;
+    let m = h.manifest().await;
+    let newest = m.last().unwrap().clone();
+    let latest_size = h.store.head(&h.keys.latest()).await.unwrap().unwrap().size;
+    let manifest_size = h
+        .store
+        .get(&h.keys.manifest())
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .len() as u64;
+    let deltas_after = |v: u64| -> u64 {
+        m.versions
+            .iter()
+            .filter(|e| e.version > v)
+            .map(|e| e.delta_bytes.unwrap())
+            .sum()
+    };
+    // The newest version whose deltas to the end weigh at least the snapshot.
+    let v = (1..newest.version)
+        .rev()
+        .find(|&v| deltas_after(v) >= newest.snapshot_bytes)
+        .expect("the fixture's deltas outweigh its snapshot from some version on");
+    assert!(
+        deltas_after(v) < latest_size,
+        "the fixture puts the snapshot between: deltas {} snapshot {} latest.json {latest_size}",
+        deltas_after(v),
+        newest.snapshot_bytes
+    );
+
+    let out = h.local_copy(v, "between.json").await;
+    let r = h.pull(&out).await.unwrap();
+    assert_eq!(
+        (r.via, r.planned, r.from_version, r.deltas_applied),
+        (Via::Snapshot, Via::Snapshot, Some(v), 0),
+        "{r:?}"
+    );
+    assert_eq!(
+        (
+            r.costs.deltas_bytes,
+            r.costs.snapshot_bytes,
+            r.costs.latest_bytes
+        ),
+        (
+            Some(deltas_after(v)),
+            Some(newest.snapshot_bytes),
+            latest_size
+        )
+    );
+    assert_eq!(
+        r.bytes,
+        manifest_size + newest.snapshot_bytes,
+        "the manifest and the snapshot, nothing else: {r:?}"
+    );
+    assert!(
+        r.warnings.is_empty() && r.reason.contains("not smaller than the gzip snapshot"),
+        "{r:?}"
+    );
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), h.last());
+
+    // One version later the deltas are lighter than the snapshot.
+    let out = h.local_copy(v + 1, "after.json").await;
+    let r = h.pull(&out).await.unwrap();
+    assert_eq!(
+        (r.via, r.deltas_applied),
+        (Via::Deltas, (newest.version - v - 1) as usize),
+        "{r:?}"
+    );
+    assert_eq!(r.bytes, manifest_size + deltas_after(v + 1));
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), h.last());
+
+    // The snapshot gone (a store someone pruned by hand): latest.json, with a warning.
+    h.store.delete(&newest.snapshot).await.unwrap();
+    let out = h.local_copy(v, "gone.json").await;
+    let r = h.pull(&out).await.unwrap();
+    assert_eq!((r.via, r.planned), (Via::Latest, Via::Snapshot), "{r:?}");
+    assert!(
+        r.warnings.len() == 1
+            && r.warnings[0].contains(&newest.snapshot)
+            && r.warnings[0].contains("latest.json instead"),
+        "{r:?}"
+    );
+    assert_eq!(r.bytes, manifest_size + latest_size);
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), h.last());
 }
 
 async fn prune_keeps_every_version_restorable_and_verify_passes(b: Backend, kind: &str) {
@@ -573,11 +684,14 @@ async fn tampered_delta_is_caught_by_verify_and_pull_falls_back_to_latest(b: Bac
         "{report:?}"
     );
     let r = h.pull(&out).await.unwrap();
-    assert_eq!((r.via, r.sha256.as_str()), (Via::Latest, h.last()));
+    assert_eq!(
+        (r.via, r.planned, r.sha256.as_str()),
+        (Via::Snapshot, Via::Deltas, h.last())
+    );
     assert!(
         r.warnings
             .iter()
-            .any(|w| w.contains(&delta) && w.contains("latest.json instead")),
+            .any(|w| w.contains(&delta) && w.contains("whole version instead")),
         "{r:?}"
     );
     assert_ne!(std::fs::read(&out).unwrap(), before);
@@ -618,8 +732,20 @@ async fn tampered_snapshot_is_caught_by_verify_and_restore_uses_an_older_one(b: 
     );
     // Restore falls back to version 3's snapshot plus delta 4.
     assert_eq!(h.restore(4).await.unwrap().sha256(), h.shas[3]);
-    // A tampered latest.json is not given to a consumer either.
+    // A fresh pull downloads the newest snapshot; tampered, it falls back to latest.json.
+    let newest = m.last().unwrap().snapshot.clone();
+    tamper(&h.store, &newest, flip_a_digit).await;
     let out = h.work.path().join("fresh.json");
+    let r = h.pull(&out).await.unwrap();
+    assert_eq!((r.via, r.planned), (Via::Latest, Via::Snapshot), "{r:?}");
+    assert!(
+        r.warnings[0].contains(&newest) && r.warnings[0].contains("hashes to"),
+        "{r:?}"
+    );
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), h.last());
+    // A tampered latest.json is not given to a consumer either.
+    std::fs::remove_file(&out).unwrap();
+    std::fs::remove_file(consumer::sidecar_path(&out)).unwrap();
     let latest = h.keys.latest();
     let (raw, meta) = h.store.get(&latest).await.unwrap().unwrap();
     let opts = PutOptions::json(PutMode::Overwrite).with_metadata(meta.metadata);
@@ -648,7 +774,7 @@ async fn missing_delta_is_caught_and_pull_falls_back(b: Backend, _: &str) {
         "{report:?}"
     );
     let r = h.pull(&out).await.unwrap();
-    assert_eq!((r.via, r.sha256.as_str()), (Via::Latest, h.last()));
+    assert_eq!((r.via, r.sha256.as_str()), (Via::Snapshot, h.last()));
     assert_eq!(r.warnings.len(), 1, "{r:?}");
 }
 
@@ -795,7 +921,7 @@ async fn interrupted_pull_leaves_the_file_intact_and_the_next_pull_finishes() {
     // A file that is no version at all is replaced by latest, with a warning.
     std::fs::write(&out, b"[1,2,3]").unwrap();
     let r = h.pull(&out).await.unwrap();
-    assert_eq!(r.via, Via::Latest);
+    assert_eq!(r.via, Via::Snapshot);
     assert!(r.warnings[0].contains("is not a version"), "{r:?}");
 }
 
@@ -863,11 +989,13 @@ fn commands_replay_pull_restore_diff_prune_verify() {
     let days = sb.path().join("days");
     std::fs::create_dir(&days).unwrap();
     let first = days.join("2021-03-01.json");
+    // Enough days that a delta (revisions in the last 3 days only) is well under the gzip
+    // snapshot, as with the real file.
     snapsync_gen(&[
         "--countries",
         "6",
         "--days",
-        "20",
+        "200",
         "--out",
         first.to_str().unwrap(),
     ]);
@@ -884,6 +1012,8 @@ fn commands_replay_pull_restore_diff_prune_verify() {
             &d.to_string(),
             "--revise",
             "0.02",
+            "--revise-window",
+            "3",
         ]);
         files.push(next);
     }
@@ -914,14 +1044,24 @@ fn commands_replay_pull_restore_diff_prune_verify() {
     let m = sb.manifest("covid-countries");
     assert_eq!(m["versions"][5]["created_at"], "2021-03-06T00:00:00.000Z");
 
-    // Pull: first latest, then (after restoring an old copy) deltas.
+    // Pull: first the newest gzip snapshot, then (after restoring an old copy) deltas.
     let out = sb.path().join("copy.json");
     let out_s = out.to_str().unwrap();
     let r = sb.run(&["pull", "--out", out_s]);
     assert_eq!(r.code, 0, "{r:?}");
+    let newest = &sb.manifest("covid-countries")["versions"][5];
     assert!(
-        r.summary().contains("via=latest") && r.summary().contains("version=6"),
+        r.summary().contains("via=snapshot")
+            && r.summary().contains("version=6")
+            && r.summary().contains(&format!(
+                "deltas_bytes=- snapshot_bytes={} latest_bytes={}",
+                newest["snapshot_bytes"], newest["canonical_bytes"]
+            )),
         "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("pull plan") && r.stderr.contains("no local copy"),
+        "the log says what was chosen and why: {r:?}"
     );
     assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), shas[5]);
     let r = sb.run(&["restore", "--version", "2", "--out", out_s]);
@@ -933,6 +1073,14 @@ fn commands_replay_pull_restore_diff_prune_verify() {
     assert_eq!(
         (v["via"].as_str(), v["from_version"].as_u64()),
         (Some("deltas"), Some(2))
+    );
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("smaller than the gzip snapshot")
+            && v["deltas_bytes"].as_u64().unwrap() < v["snapshot_bytes"].as_u64().unwrap(),
+        "{v}"
     );
 
     // Restore by time: the version current then.
@@ -1045,5 +1193,9 @@ fn replay_refuses_undated_files_and_unknown_dates() {
         sb.path().join("missing-dir/x.json").to_str().unwrap(),
     ]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert_eq!(r.stderr.trim().lines().count(), 1, "{r:?}");
+    assert_eq!(
+        r.stderr.lines().filter(|l| !l.starts_with("ts=")).count(),
+        1,
+        "the error is one line (besides the log's): {r:?}"
+    );
 }
