@@ -13,12 +13,30 @@
 # then the sizes of the changed version's snapshot and delta, and the delta's patch op count
 # next to the number of leaf values that differ between the two canonical documents.
 #
+# Then (file store, UPSTREAM=1, the default) the same on data with the real upstream's habits
+# (`snapsync-gen --upstream`: records sorted by total cases every day, ties reshuffled now and
+# then, a rare rename or dropped/added record), two days each against the day before it:
+#   upstream_reorder  `next --reorder-only`: the same data, tie groups reshuffled, no new date
+#   upstream_normal   `next --upstream`: a new date per record, revisions, re-sorted; the
+#                     revisions (REVISE of all past values) fall in the last
+#                     UPSTREAM_REVISE_WINDOW (30) days, as late reports do upstream (and as in
+#                     scripts/bench-history.sh): revisions anywhere in a 1000-day history
+#                     rewrite every later cumulative value and alone make the delta ~40 % of
+#                     the snapshot, moves or not (the default-mode figures above show that)
+# each timed RUNS times (reset to the day before), and reported as delta gzip bytes / snapshot
+# gzip bytes (targets: reorder <= 1 %, normal day <= 3 %), the patch's ops by type, the delta's
+# summary (`moved` is n/a when the delta format has none), and the order change measured on
+# the two files (records whose position changed; min_moves: records outside a longest common
+# subsequence, the fewest `move`s a diff can use) next to the generator's own account.
+#
 # Environment: BENCH_DIR (/tmp/snapsync-bench), COUNTRIES (250), DAYS (1000), RUNS (5),
 # SEED (1), REVISE (0.001: fraction of past `new` values the next day revises; each revision
 # also changes that series' cumulative values from its date on), REVISE_WINDOW (0: revisions
 # anywhere in the history; N: only in the last N days, like late reports), SKIP_BUILD=1 (use the binaries already built), SNAPSYNC_BIN, GEN_BIN (binaries to
 # use), TARGET_WALL_S (0.75), TARGET_RSS_MB (120), S3=1 (publish to the local SeaweedFS from
-# scripts/s3-up.sh instead of a file store; each changed run gets a fresh prefix holding day D).
+# scripts/s3-up.sh instead of a file store; each changed run gets a fresh prefix holding day D),
+# UPSTREAM=0 (skip the upstream part; it is skipped with S3=1 too), UPSTREAM_REVISE_WINDOW
+# (30; 0 = anywhere), TARGET_REORDER (0.01), TARGET_NORMAL (0.03).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +50,10 @@ REVISE_WINDOW=${REVISE_WINDOW:-0}
 # The S3 issue's target for a changed run is 1.0 s; the file store's 0.75 s.
 if [ "${S3:-0}" = 1 ]; then TARGET_WALL_S=${TARGET_WALL_S:-1.0}; else TARGET_WALL_S=${TARGET_WALL_S:-0.75}; fi
 TARGET_RSS_MB=${TARGET_RSS_MB:-120}
+UPSTREAM=${UPSTREAM:-1}
+UPSTREAM_REVISE_WINDOW=${UPSTREAM_REVISE_WINDOW:-30}
+TARGET_REORDER=${TARGET_REORDER:-0.01}
+TARGET_NORMAL=${TARGET_NORMAL:-0.03}
 DATASET=covid-countries
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SNAPSYNC=${SNAPSYNC_BIN:-$TARGET_DIR/release/snapsync}
@@ -308,6 +330,100 @@ EOF
 read -r leaf_total leaf_added leaf_removed leaf_changed <<<"$leaf_diff"
 fi
 
+# f. upstream habits (file store): a reorder-only day and a normal day, each against the day
+# before it.
+# measure_delta LABEL SUMMARY_LINE BEFORE_FILE AFTER_FILE TARGET: the size, op and order lines.
+measure_delta() {
+  local label=$1 line=$2 before=$3 after=$4 target=$5 sha sha12 snaps deltas
+  sha=$(printf '%s\n' "$line" | sed -n 's/.*sha256=\([0-9a-f]\{64\}\).*/\1/p')
+  [ -n "$sha" ] || die "no sha256= in the $label run's summary: $line"
+  sha12=${sha:0:12}
+  shopt -s nullglob
+  snaps=("$STORE/$DATASET"/snapshots/*"$sha12"*.json.gz)
+  deltas=("$STORE/$DATASET"/deltas/*"$sha12"*.delta.json.gz)
+  shopt -u nullglob
+  [ "${#snaps[@]}" = 1 ] || die "$label: expected one snapshot named *$sha12*, found ${#snaps[@]}"
+  [ "${#deltas[@]}" = 1 ] || die "$label: expected one delta named *$sha12*, found ${#deltas[@]}"
+  "$PYTHON" - "$label" "${snaps[0]}" "${deltas[0]}" "$before" "$after" "$target" <<'EOF'
+import bisect, collections, gzip, json, os, sys
+label, snap, delta, before, after, target = sys.argv[1:7]
+snap_b, delta_b = os.path.getsize(snap), os.path.getsize(delta)
+ratio = delta_b / snap_b
+over = "  OVER" if ratio > float(target) else ""
+print(f"{label:<17} snapshot_gz_bytes={snap_b} delta_gz_bytes={delta_b} "
+      f"delta/snapshot={ratio:.4f} ({100 * ratio:.2f} %; target <= {100 * float(target):g} %){over}")
+d = json.load(gzip.open(delta))
+ops = collections.Counter(op["op"] for op in d["patch"])
+names = ["add", "remove", "replace", "move", "copy", "test"]
+print(f"{label:<17} ops " + " ".join(f"{n}={ops.get(n, 0)}" for n in names)
+      + f" total={len(d['patch'])}")
+s = d["summary"]
+print(f"{label:<17} summary " + " ".join(
+    f"{n}={s[n] if n in s else 'n/a'}" for n in ["added", "removed", "moved", "changed"]))
+def keys(path):
+    return [r["country"]["key"] for r in json.load(open(path))]
+a, b = keys(before), keys(after)
+pos = {k: i for i, k in enumerate(a)}
+seq = [pos[k] for k in b if k in pos]
+reordered = sum(x != y for x, y in zip(seq, sorted(seq)))
+tails = []
+for x in seq:
+    i = bisect.bisect_left(tails, x)
+    tails[i:i + 1] = [x]
+print(f"{label:<17} files: records={len(b)} reordered={reordered} min_moves={len(seq) - len(tails)} "
+      f"keys_gone={len(set(a) - set(b))} keys_new={len(set(b) - set(a))}")
+EOF
+}
+
+if [ "$S3_MODE" != 1 ] && [ "$UPSTREAM" = 1 ]; then
+  U=$BENCH_DIR/upstream
+  rm -rf "$U"
+  mkdir -p "$U"
+  say "upstream: $COUNTRIES x $DAYS with --upstream, then a reorder-only day and a normal day"
+  "$GEN" --upstream --countries "$COUNTRIES" --days "$DAYS" --seed "$SEED" --out "$U/day0.json" 2>"$U/gen-day0.txt"
+  "$GEN" next --upstream --reorder-only --in "$U/day0.json" --out "$U/reorder.json" --seed "$SEED" 2>"$U/gen-reorder.txt"
+  "$GEN" next --upstream --in "$U/reorder.json" --out "$U/normal.json" --seed "$SEED" \
+    --revise "$REVISE" --revise-window "$UPSTREAM_REVISE_WINDOW" 2>"$U/gen-normal.txt"
+  # save_state DIR / load_state DIR: copy the file store and db to DIR / back from DIR.
+  save_state() {
+    rm -rf "$1"
+    mkdir -p "$1/db"
+    cp -a "$STORE" "$1/store"
+    for f in "$DB" "$DB-wal" "$DB-shm"; do
+      if [ -e "$f" ]; then cp -a "$f" "$1/db/"; fi
+    done
+  }
+  load_state() {
+    rm -rf "$STORE"
+    rm -f "$DB" "$DB-wal" "$DB-shm"
+    cp -a "$1/store" "$STORE"
+    cp -a "$1/db/." "$BENCH_DIR/"
+  }
+  rm -rf "$STORE"
+  rm -f "$DB" "$DB-wal" "$DB-shm"
+  serve_file "$U/day0.json"
+  snap "$URL_V" changed
+  save_state "$U/state-day0"
+  serve_file "$U/reorder.json"
+  for i in $(seq 1 "$RUNS"); do
+    load_state "$U/state-day0"
+    snap "$URL_V" changed "$TIMES/ureorder-$i.txt"
+  done
+  UREORDER_LINE=$LAST_LINE
+  say "upstream reorder-only run: $LAST_LINE"
+  UREORDER_REPORT=$(measure_delta upstream_reorder "$UREORDER_LINE" "$U/day0.json" "$U/reorder.json" "$TARGET_REORDER")
+  save_state "$U/state-reorder"
+  serve_file "$U/normal.json"
+  for i in $(seq 1 "$RUNS"); do
+    load_state "$U/state-reorder"
+    snap "$URL_V" changed "$TIMES/unormal-$i.txt"
+  done
+  UNORMAL_LINE=$LAST_LINE
+  say "upstream normal-day run: $LAST_LINE"
+  UNORMAL_REPORT=$(measure_delta upstream_normal "$UNORMAL_LINE" "$U/reorder.json" "$U/normal.json" "$TARGET_NORMAL")
+  rm -rf "$U/state-day0" "$U/state-reorder"
+fi
+
 # --- report ------------------------------------------------------------------------------------
 row() {
   local label=$1 name=$2 wall rss flag=""
@@ -334,3 +450,15 @@ echo "bytes_out      changed=$CHANGED_BYTES_OUT unchanged=$UNCHANGED_BYTES_OUT f
 awk -v s="$snap_bytes" -v d="$delta_bytes" \
   'BEGIN { printf "sizes          snapshot_gz_bytes=%d  delta_gz_bytes=%d  delta/snapshot=%.4f\n", s, d, d / s }'
 echo "patch          patch_ops=$patch_ops  differing_leaves=$leaf_total (added=$leaf_added removed=$leaf_removed changed=$leaf_changed)"
+[ "$UPSTREAM" = 1 ] || exit 0
+echo
+echo "upstream habits: snapsync-gen --upstream, $COUNTRIES countries x $DAYS days (+1, revise $REVISE, window $UPSTREAM_REVISE_WINDOW days), seed $SEED"
+echo "upstream_day0     $(sed -n 's/^snapsync-gen: //p' "$U/gen-day0.txt")"
+echo "upstream_reorder  $UREORDER_LINE"
+echo "upstream_reorder  generator: $(sed -n 's/^snapsync-gen: //p' "$U/gen-reorder.txt")"
+row upstream_reorder ureorder
+printf '%s\n' "$UREORDER_REPORT"
+echo "upstream_normal   $UNORMAL_LINE"
+echo "upstream_normal   generator: $(sed -n 's/^snapsync-gen: //p' "$U/gen-normal.txt")"
+row upstream_normal unormal
+printf '%s\n' "$UNORMAL_REPORT"
