@@ -847,8 +847,11 @@ const BLOCK: usize = 1024;
 
 impl<T> FromIterator<T> for Seq<T> {
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        // Sized for what comes (most arrays are small), never more than a block at a time.
+        let capacity = |hint: usize| hint.min(BLOCK);
         let mut blocks = Vec::new();
-        let mut block = Vec::with_capacity(BLOCK);
+        let mut block = Vec::with_capacity(capacity(iter.size_hint().0));
         for item in iter {
             if block.len() == BLOCK {
                 blocks.push(std::mem::replace(&mut block, Vec::with_capacity(BLOCK)));
