@@ -273,21 +273,29 @@ done
 say "fresh-db run: $LAST_LINE"
 FRESHDB_BYTES_OUT=$(last_bytes_out)
 
+# version_objects LABEL SUMMARY_LINE: sets SNAPSHOT and DELTA to the files of the version the
+# summary line names (by its sha256), or dies saying which is missing.
+version_objects() {
+  local label=$1 line=$2 sha sha12 snaps deltas
+  sha=$(printf '%s\n' "$line" | sed -n 's/.*sha256=\([0-9a-f]\{64\}\).*/\1/p')
+  [ -n "$sha" ] || die "no sha256= in the $label run's summary: $line"
+  sha12=${sha:0:12}
+  shopt -s nullglob
+  snaps=("$STORE/$DATASET"/snapshots/*"$sha12"*.json.gz)
+  deltas=("$STORE/$DATASET"/deltas/*"$sha12"*.delta.json.gz)
+  shopt -u nullglob
+  [ "${#snaps[@]}" = 1 ] || die "$label: expected one snapshot named *$sha12*, found ${#snaps[@]}"
+  [ "${#deltas[@]}" = 1 ] || die "$label: expected one delta named *$sha12*, found ${#deltas[@]}"
+  SNAPSHOT=${snaps[0]} DELTA=${deltas[0]}
+}
+
 # e. sizes of the changed version, patch ops vs differing leaves (file store only).
 if [ "$S3_MODE" != 1 ]; then
 cp "$STORE/$DATASET/latest.json" "$BENCH_DIR/latest-next.json"
-sha=$(printf '%s\n' "$CHANGED_LINE" | sed -n 's/.*sha256=\([0-9a-f]\{64\}\).*/\1/p')
-[ -n "$sha" ] || die "no sha256= in the changed run's summary: $CHANGED_LINE"
-sha12=${sha:0:12}
-shopt -s nullglob
-snaps=("$STORE/$DATASET"/snapshots/*"$sha12"*.json.gz)
-deltas=("$STORE/$DATASET"/deltas/*"$sha12"*.delta.json.gz)
-shopt -u nullglob
-[ "${#snaps[@]}" = 1 ] || die "expected one snapshot named *$sha12*, found ${#snaps[@]}"
-[ "${#deltas[@]}" = 1 ] || die "expected one delta named *$sha12*, found ${#deltas[@]}"
-snap_bytes=$(wc -c <"${snaps[0]}")
-delta_bytes=$(wc -c <"${deltas[0]}")
-patch_ops=$(zcat "${deltas[0]}" | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)["patch"]))')
+version_objects changed "$CHANGED_LINE"
+snap_bytes=$(wc -c <"$SNAPSHOT")
+delta_bytes=$(wc -c <"$DELTA")
+patch_ops=$(zcat "$DELTA" | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)["patch"]))')
 leaf_diff=$("$PYTHON" - "$BENCH_DIR/latest-base.json" "$BENCH_DIR/latest-next.json" <<'EOF'
 import json, sys
 
@@ -334,17 +342,9 @@ fi
 # before it.
 # measure_delta LABEL SUMMARY_LINE BEFORE_FILE AFTER_FILE TARGET: the size, op and order lines.
 measure_delta() {
-  local label=$1 line=$2 before=$3 after=$4 target=$5 sha sha12 snaps deltas
-  sha=$(printf '%s\n' "$line" | sed -n 's/.*sha256=\([0-9a-f]\{64\}\).*/\1/p')
-  [ -n "$sha" ] || die "no sha256= in the $label run's summary: $line"
-  sha12=${sha:0:12}
-  shopt -s nullglob
-  snaps=("$STORE/$DATASET"/snapshots/*"$sha12"*.json.gz)
-  deltas=("$STORE/$DATASET"/deltas/*"$sha12"*.delta.json.gz)
-  shopt -u nullglob
-  [ "${#snaps[@]}" = 1 ] || die "$label: expected one snapshot named *$sha12*, found ${#snaps[@]}"
-  [ "${#deltas[@]}" = 1 ] || die "$label: expected one delta named *$sha12*, found ${#deltas[@]}"
-  "$PYTHON" - "$label" "${snaps[0]}" "${deltas[0]}" "$before" "$after" "$target" <<'EOF'
+  local label=$1 line=$2 before=$3 after=$4 target=$5
+  version_objects "$label" "$line"
+  "$PYTHON" - "$label" "$SNAPSHOT" "$DELTA" "$before" "$after" "$target" <<'EOF'
 import bisect, collections, gzip, json, os, sys
 label, snap, delta, before, after, target = sys.argv[1:7]
 snap_b, delta_b = os.path.getsize(snap), os.path.getsize(delta)
