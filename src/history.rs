@@ -1101,11 +1101,7 @@ mod tests {
             snapshot_bytes: 100,
             delta_bytes: (version > 1).then_some(10),
             records: None,
-            added: 0,
-            removed: 0,
-            moved: 0,
-            changed: 0,
-            pruned: false,
+            ..Entry::default()
         }
     }
 

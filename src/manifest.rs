@@ -64,7 +64,7 @@ impl Manifest {
 }
 
 /// One version, as listed in the manifest and carried in object metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub version: u64,
     pub created_at: String,

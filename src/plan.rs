@@ -248,11 +248,7 @@ mod tests {
                 snapshot_bytes: 0,
                 delta_bytes: None,
                 records: None,
-                added: 0,
-                removed: 0,
-                moved: 0,
-                changed: 0,
-                pruned: false,
+                ..Entry::default()
             },
             etag: "e".into(),
         }

@@ -630,11 +630,7 @@ async fn an_object_at_the_key_that_is_not_another_attempt_stops_the_run(b: Backe
         snapshot_bytes: 1,
         delta_bytes: None,
         records: None,
-        added: 0,
-        removed: 0,
-        moved: 0,
-        changed: 0,
-        pruned: false,
+        ..Entry::default()
     };
     let cases = [
         (
