@@ -280,3 +280,63 @@ async fn every_request_of_a_publish_can_fail(
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// A server that accepts connections and never answers: the error gives the limit of one
+/// attempt, the number of attempts, and how long they took in all (it once said "timed out
+/// after 60s" after 182 s and 3 attempts).
+#[tokio::test]
+async fn a_hung_server_says_how_long_it_waited_and_how_often() {
+    let Some(env) = common::s3::s3_env() else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let opts = S3Options {
+        endpoint: Some(format!("http://{addr}")),
+        max_attempts: Some(2),
+        attempt_timeout: Some(Duration::from_secs(1)),
+        ..common::s3::s3_options(&env)
+    };
+    let t = Instant::now();
+    let err = S3Store::connect(&env.bucket, "x", &opts)
+        .await
+        .expect_err("a hung server cannot be connected to");
+    let took = t.elapsed().as_secs_f64();
+    let line = err.to_string();
+    assert!(
+        line.contains("each attempt times out after 1s, up to 2 attempts"),
+        "{line}"
+    );
+    let waited: f64 = line
+        .split(" in ")
+        .nth(1)
+        .and_then(|s| s.split('s').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no total in {line}"));
+    assert!(
+        (1.5..=took + 0.5).contains(&waited),
+        "said {waited}s, took {took:.1}s: {line}"
+    );
+}
+
+/// The store's clock is read off its responses (the `Date` header): on loopback it agrees with
+/// ours to within the header's one-second resolution plus the round trip.
+#[tokio::test]
+async fn the_s3_store_measures_the_servers_clock() {
+    let Some(env) = common::s3::s3_env() else {
+        return;
+    };
+    let store = S3Store::connect(&env.bucket, "clock", &common::s3::s3_options(&env))
+        .await
+        .unwrap();
+    use snapsync::store::Store as _;
+    let skew = store.clock_skew().expect("measured by the bucket check");
+    assert!(skew.abs() < time::Duration::seconds(3), "{skew}");
+    assert!(store.answered());
+}

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
 
 use super::{ListEntry, ObjectMeta, PutMode, PutOptions, Store};
 use crate::error::{Error, Result};
@@ -34,6 +35,8 @@ const STATE_DIR: &str = ".snapsync";
 pub struct FileStore {
     root: PathBuf,
     url: String,
+    /// What [`FileStore::open`] cleaned up, for `verify`.
+    housekeeping: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -49,11 +52,87 @@ struct MetaFile {
 }
 
 impl FileStore {
+    /// Opens (creating) the store directory. Temporary files that a put died with (a full
+    /// disk, a kill) are removed here, when no put is under way; [`Store::housekeeping`] says
+    /// how many.
     pub fn open(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir.join(STATE_DIR).join("tmp")).map_err(|e| Error::io(dir, e))?;
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let root = fs::canonicalize(dir).map_err(|e| Error::io(dir, e))?;
         let url = format!("file://{}", root.display());
-        Ok(FileStore { root, url })
+        let mut store = FileStore {
+            root,
+            url,
+            housekeeping: Vec::new(),
+        };
+        let state = store.root.join(STATE_DIR);
+        store.refuse_links(STATE_DIR, &state.join("tmp"))?;
+        fs::create_dir_all(state.join("tmp")).map_err(|e| Error::io(&state, e))?;
+        store.housekeeping = store.clean_tmp()?.into_iter().collect();
+        Ok(store)
+    }
+
+    /// Removes what is left in `.snapsync/tmp` when nobody holds the lock (every put holds it
+    /// from its first temporary file to its last rename, so nothing there is in use).
+    fn clean_tmp(&self) -> Result<Option<String>> {
+        let path = self.root.join(STATE_DIR).join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        if lock.try_lock().is_err() {
+            return Ok(None);
+        }
+        let tmp = self.root.join(STATE_DIR).join("tmp");
+        let (mut files, mut bytes) = (0u64, 0u64);
+        for entry in fs::read_dir(&tmp).map_err(|e| Error::io(&tmp, e))? {
+            let entry = entry.map_err(|e| Error::io(&tmp, e))?;
+            let meta = entry.metadata().map_err(|e| Error::io(entry.path(), e))?;
+            if !meta.is_file() || !entry.file_name().to_string_lossy().starts_with("put-") {
+                continue;
+            }
+            fs::remove_file(entry.path()).map_err(|e| Error::io(entry.path(), e))?;
+            files += 1;
+            bytes += meta.len();
+        }
+        Ok((files > 0).then(|| {
+            let line = format!(
+                "removed {files} leftover temporary file(s) ({bytes} bytes) of interrupted puts from {}",
+                tmp.display()
+            );
+            tracing::info!("{line}");
+            line
+        }))
+    }
+
+    /// Refuses a path inside the root that goes through a symbolic link (or is one): the store
+    /// never reads, writes or deletes outside its directory, whatever was planted in it.
+    fn refuse_links(&self, key: &str, path: &Path) -> Result<()> {
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            return Err(self.err(key, "path is outside the store", false));
+        };
+        let mut at = self.root.clone();
+        for part in rel.components() {
+            at.push(part);
+            match fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(self.err(
+                        key,
+                        format!(
+                            "{} is a symbolic link; the file store never follows links",
+                            at.display()
+                        ),
+                        false,
+                    ))
+                }
+                Ok(_) => {}
+                // Nothing further down exists yet, so nothing further down is a link.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(self.io_err(key, e)),
+            }
+        }
+        Ok(())
     }
 
     pub fn root(&self) -> &Path {
@@ -72,29 +151,37 @@ impl FileStore {
         if bad {
             return Err(self.err(key, "invalid object key", false));
         }
-        Ok(self.root.join(key))
+        let path = self.root.join(key);
+        self.refuse_links(key, &path)?;
+        Ok(path)
     }
 
-    fn meta_path(&self, key: &str) -> PathBuf {
-        self.root
+    fn meta_path(&self, key: &str) -> Result<PathBuf> {
+        let path = self
+            .root
             .join(STATE_DIR)
             .join("meta")
-            .join(format!("{key}.json"))
+            .join(format!("{key}.json"));
+        self.refuse_links(key, &path)?;
+        Ok(path)
     }
 
     /// Where a put stages the new metadata before its data rename (see module docs).
-    fn pending_path(&self, key: &str) -> PathBuf {
-        self.root
+    fn pending_path(&self, key: &str) -> Result<PathBuf> {
+        let path = self
+            .root
             .join(STATE_DIR)
             .join("pending")
-            .join(format!("{key}.json"))
+            .join(format!("{key}.json"));
+        self.refuse_links(key, &path)?;
+        Ok(path)
     }
 
     /// Finishes or forgets a put that died between its renames. `locked`: the caller holds the
     /// lock already (a live writer holds it from staging to the end, so under the lock a staged
     /// file can only be a dead writer's).
     fn settle(&self, key: &str, locked: bool) -> Result<()> {
-        let pending = self.pending_path(key);
+        let pending = self.pending_path(key)?;
         if !pending.exists() {
             return Ok(());
         }
@@ -111,7 +198,7 @@ impl FileStore {
         };
         match (staged, data) {
             (Some(meta), Some(bytes)) if etag_of(&bytes) == meta.etag => {
-                let meta_path = self.meta_path(key);
+                let meta_path = self.meta_path(key)?;
                 if let Some(parent) = meta_path.parent() {
                     fs::create_dir_all(parent).map_err(|e| self.io_err(key, e))?;
                 }
@@ -144,7 +231,7 @@ impl FileStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io_err(key, e)),
         };
-        match fs::read(self.meta_path(key)) {
+        match fs::read(self.meta_path(key)?) {
             Ok(raw) => {
                 let m: MetaFile = serde_json::from_slice(&raw).map_err(|e| Error::Corrupt {
                     store: self.url.clone(),
@@ -200,8 +287,8 @@ impl FileStore {
 
     fn put_blocking(&self, key: &str, body: &[u8], opts: &PutOptions) -> Result<String> {
         let data_path = self.data_path(key)?;
-        let meta_path = self.meta_path(key);
-        let pending_path = self.pending_path(key);
+        let meta_path = self.meta_path(key)?;
+        let pending_path = self.pending_path(key)?;
         let _guard = self.lock()?;
         self.settle(key, true)?;
         let current = self.read_meta(key)?;
@@ -277,10 +364,12 @@ impl FileStore {
                 if ft.is_dir() {
                     stack.push(path);
                 } else if ft.is_file() && rel.starts_with(prefix) {
-                    let size = entry.metadata().map_err(|e| self.io_err(rel, e))?.len();
+                    // Links (to files or directories) are neither: never listed, never followed.
+                    let meta = entry.metadata().map_err(|e| self.io_err(rel, e))?;
                     out.push(ListEntry {
                         key: rel.to_string(),
-                        size,
+                        size: meta.len(),
+                        modified: meta.modified().ok().map(OffsetDateTime::from),
                     });
                 }
             }
@@ -330,6 +419,10 @@ impl Store for FileStore {
 
     fn prefix(&self) -> &str {
         ""
+    }
+
+    fn housekeeping(&self) -> Vec<String> {
+        self.housekeeping.clone()
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
@@ -383,7 +476,7 @@ impl Store for FileStore {
         blocking(move || {
             let data = this.data_path(&key)?;
             let _guard = this.lock()?;
-            for p in [this.pending_path(&key), this.meta_path(&key), data] {
+            for p in [this.pending_path(&key)?, this.meta_path(&key)?, data] {
                 match fs::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -415,7 +508,7 @@ mod tests {
             content_type: "application/json".into(),
             metadata: BTreeMap::from([("v".to_string(), "new".to_string())]),
         };
-        let pending = store.pending_path(key);
+        let pending = store.pending_path(key).unwrap();
         fs::create_dir_all(pending.parent().unwrap()).unwrap();
         fs::write(&pending, serde_json::to_vec(&meta).unwrap()).unwrap();
         fs::write(store.data_path(key).unwrap(), data).unwrap();
@@ -453,7 +546,11 @@ mod tests {
             content_type: "application/json".into(),
             metadata: BTreeMap::from([("v".to_string(), "new".to_string())]),
         };
-        fs::write(store.meta_path(key), serde_json::to_vec(&new_meta).unwrap()).unwrap();
+        fs::write(
+            store.meta_path(key).unwrap(),
+            serde_json::to_vec(&new_meta).unwrap(),
+        )
+        .unwrap();
         drop(writer);
         let (bytes, meta) = reader.await.unwrap().unwrap().unwrap();
         assert_eq!(
@@ -488,7 +585,7 @@ mod tests {
             (&b"new!"[..], "new")
         );
         assert_eq!(meta.etag, etag_of(b"new!"));
-        assert!(!store.pending_path("d/manifest.json").exists());
+        assert!(!store.pending_path("d/manifest.json").unwrap().exists());
     }
 
     #[tokio::test]
@@ -509,7 +606,7 @@ mod tests {
             (meta.etag.as_str(), meta.metadata["v"].as_str()),
             (etag.as_str(), "old")
         );
-        assert!(!store.pending_path("d/latest.json").exists());
+        assert!(!store.pending_path("d/latest.json").unwrap().exists());
         // The old ETag still commits.
         store
             .put(
@@ -531,5 +628,49 @@ mod tests {
             )
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn leftovers_of_interrupted_puts_are_removed_at_open_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        assert!(store.housekeeping().is_empty());
+        let tmp = dir.path().join(STATE_DIR).join("tmp");
+        // What a put that hit a full disk (or a kill) leaves: its partial temporary files.
+        fs::write(tmp.join("put-00000000000000aa"), vec![0u8; 1000]).unwrap();
+        fs::write(tmp.join("put-00000000000000bb"), b"x").unwrap();
+        fs::write(tmp.join("someone-elses"), b"y").unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let notes = store.housekeeping();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("removed 2 leftover temporary file(s) (1001 bytes)"),
+            "{notes:?}"
+        );
+        let left: Vec<_> = fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["someone-elses"]);
+        // While a put holds the lock, nothing is touched.
+        fs::write(tmp.join("put-00000000000000cc"), b"in flight").unwrap();
+        let _held = store.lock().unwrap();
+        let again = FileStore::open(dir.path()).unwrap();
+        assert!(again.housekeeping().is_empty());
+        assert!(tmp.join("put-00000000000000cc").exists());
+    }
+
+    #[tokio::test]
+    async fn list_gives_each_file_its_modification_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        store
+            .put("d/x", Bytes::from_static(b"1"), opts(PutMode::Create))
+            .await
+            .unwrap();
+        let listed = store.list("d/").await.unwrap();
+        let t = listed[0].modified.expect("a modification time");
+        assert!(t >= before && t <= OffsetDateTime::now_utc(), "{t}");
     }
 }

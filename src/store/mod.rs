@@ -92,6 +92,10 @@ impl PutOptions {
 pub struct ListEntry {
     pub key: String,
     pub size: u64,
+    /// When the store wrote the object, by the store's own clock (S3 `LastModified`, a file's
+    /// mtime). Janitors judge an object's age by this, never by the time in its key: `replay`
+    /// writes keys dated years back, and a writer's clock may be hours off.
+    pub modified: Option<time::OffsetDateTime>,
 }
 
 /// How the store behaves with conditional writes, as far as it knows or `doctor` probed.
@@ -120,6 +124,29 @@ pub trait Store: Send + Sync {
     fn conditional_writes(&self) -> ConditionalWrites {
         ConditionalWrites::Honoured
     }
+    /// How far the store's clock is ahead of this machine's (negative: behind), as last
+    /// measured; `None` when the store's clock is this machine's (the file store) or nothing
+    /// was measured yet. S3 measures it from the `Date` header of its latest response.
+    fn clock_skew(&self) -> Option<time::Duration> {
+        None
+    }
+    /// Whether the store has accepted a request from this process yet (credentials work).
+    /// A run that ends without touching the store (the source said not-modified) checks it
+    /// once when not, so wrong credentials show on the first day, not on the next change.
+    fn answered(&self) -> bool {
+        true
+    }
+    /// One line per housekeeping fact worth a user's attention (leftover temporary files
+    /// removed at open, say), for `verify` to report.
+    fn housekeeping(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The store's idea of now: `local_now` corrected by the store's measured clock skew. What a
+/// janitor compares object ages with, so neither its clock nor a writer's decides.
+pub fn store_now(store: &dyn Store, local_now: time::OffsetDateTime) -> time::OffsetDateTime {
+    local_now + store.clock_skew().unwrap_or(time::Duration::ZERO)
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -23,7 +23,8 @@
 //!   [`S3Store::connect`] checks the bucket once with `HeadBucket`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::BehaviorVersion;
@@ -116,6 +117,9 @@ pub struct S3Store {
     endpoint: String,
     /// For "timed out after …" messages.
     attempt_timeout: Duration,
+    max_attempts: u32,
+    /// What responses told about the server (its clock; whether it ever said yes).
+    seen: Arc<Seen>,
     multipart_threshold: usize,
     part_size: usize,
     list_page_size: Option<i32>,
@@ -210,8 +214,10 @@ impl S3Store {
             ),
         };
         let path_style = opts.path_style || sdk.endpoint_url().is_some();
+        let seen = Arc::new(Seen::default());
         let config = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(path_style)
+            .interceptor(Observer(seen.clone()))
             .build();
         let store = S3Store {
             client: Client::from_conf(config),
@@ -220,6 +226,8 @@ impl S3Store {
             prefix,
             endpoint,
             attempt_timeout: opts.attempt_timeout.unwrap_or(ATTEMPT_TIMEOUT),
+            max_attempts: opts.max_attempts.unwrap_or(MAX_ATTEMPTS),
+            seen: seen.clone(),
             multipart_threshold: opts
                 .multipart_threshold
                 .unwrap_or(DEFAULT_MULTIPART_THRESHOLD),
@@ -246,13 +254,14 @@ impl S3Store {
     }
 
     async fn check_bucket(&self) -> Result<()> {
+        let started = Instant::now();
         match self.client.head_bucket().bucket(&self.bucket).send().await {
             Ok(_) => Ok(()),
             Err(e) if status_of(&e) == Some(404) => {
                 Err(self.store_err(BUCKET_KEY, "bucket does not exist".into(), false))
             }
             Err(e) if status_of(&e) == Some(403) || status_of(&e) == Some(400) => Ok(()),
-            Err(e) => Err(self.sdk_err(BUCKET_KEY, &e)),
+            Err(e) => Err(self.sdk_err(BUCKET_KEY, &e, started)),
         }
     }
 
@@ -272,17 +281,32 @@ impl S3Store {
         }
     }
 
-    fn sdk_err<E>(&self, key: &str, err: &SdkError<E, HttpResponse>) -> Error
+    /// `started`: when the request (all its attempts) began, for "timed out" messages.
+    fn sdk_err<E>(&self, key: &str, err: &SdkError<E, HttpResponse>, started: Instant) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let (reason, retryable) = describe(err, &self.endpoint, self.attempt_timeout);
+        let (reason, retryable) = describe(err, &self.endpoint, self.timing(started));
         self.store_err(key, reason, retryable)
+    }
+
+    fn timing(&self, started: Instant) -> Timing {
+        Timing {
+            attempt_timeout: self.attempt_timeout,
+            max_attempts: self.max_attempts,
+            elapsed: started.elapsed(),
+        }
     }
 
     /// A failed conditional put: 412, AWS's 409 for overlapping conditional writes, and
     /// `If-Match` on a key that does not exist (404) all mean "not the object you expected".
-    fn put_err<E>(&self, key: &str, mode: &PutMode, err: &SdkError<E, HttpResponse>) -> Error
+    fn put_err<E>(
+        &self,
+        key: &str,
+        mode: &PutMode,
+        err: &SdkError<E, HttpResponse>,
+        started: Instant,
+    ) -> Error
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -296,11 +320,12 @@ impl S3Store {
         if conditional && refused {
             self.precondition(key)
         } else {
-            self.sdk_err(key, err)
+            self.sdk_err(key, err, started)
         }
     }
 
     async fn put_single(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<String> {
+        let started = Instant::now();
         let req = self
             .client
             .put_object()
@@ -319,11 +344,12 @@ impl S3Store {
         };
         match req.send().await {
             Ok(out) => self.etag_or_err(key, out.e_tag),
-            Err(e) => Err(self.put_err(key, &opts.mode, &e)),
+            Err(e) => Err(self.put_err(key, &opts.mode, &e, started)),
         }
     }
 
     async fn put_multipart(&self, key: &str, body: Bytes, opts: &PutOptions) -> Result<String> {
+        let started = Instant::now();
         let created = self
             .client
             .create_multipart_upload()
@@ -335,7 +361,7 @@ impl S3Store {
             .set_metadata(metadata_map(&opts.metadata))
             .send()
             .await
-            .map_err(|e| self.sdk_err(key, &e))?;
+            .map_err(|e| self.sdk_err(key, &e, started))?;
         let Some(upload_id) = created.upload_id else {
             return Err(self.store_err(
                 key,
@@ -358,7 +384,7 @@ impl S3Store {
                 .send()
                 .await
             {
-                tracing::warn!(key, reason = %describe(&e, &self.endpoint, self.attempt_timeout).0, "could not abort multipart upload");
+                tracing::warn!(key, reason = %describe(&e, &self.endpoint, self.timing(started)).0, "could not abort multipart upload");
             }
         }
         result
@@ -371,6 +397,7 @@ impl S3Store {
         body: Bytes,
         opts: &PutOptions,
     ) -> Result<String> {
+        let started = Instant::now();
         let ranges: Vec<(i32, std::ops::Range<usize>)> = (0..body.len())
             .step_by(self.part_size)
             .enumerate()
@@ -396,7 +423,7 @@ impl S3Store {
                         .body(ByteStream::from(part))
                         .send()
                         .await
-                        .map_err(|e| self.sdk_err(key, &e))?;
+                        .map_err(|e| self.sdk_err(key, &e, started))?;
                     let etag = self.etag_or_err(key, out.e_tag)?;
                     Ok::<_, Error>(
                         CompletedPart::builder()
@@ -428,7 +455,7 @@ impl S3Store {
         };
         match req.send().await {
             Ok(out) => self.etag_or_err(key, out.e_tag),
-            Err(e) => Err(self.put_err(key, &opts.mode, &e)),
+            Err(e) => Err(self.put_err(key, &opts.mode, &e, started)),
         }
     }
 
@@ -449,6 +476,7 @@ impl Store for S3Store {
 
     #[tracing::instrument(level = "debug", skip_all, fields(key))]
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        let started = Instant::now();
         match self
             .client
             .head_object()
@@ -465,12 +493,13 @@ impl Store for S3Store {
                 metadata: lower_metadata(out.metadata),
             })),
             Err(e) if status_of(&e) == Some(404) => Ok(None),
-            Err(e) => Err(self.sdk_err(key, &e)),
+            Err(e) => Err(self.sdk_err(key, &e, started)),
         }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(key))]
     async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
+        let started = Instant::now();
         let out = match self
             .client
             .get_object()
@@ -480,9 +509,11 @@ impl Store for S3Store {
             .await
         {
             Ok(out) => out,
-            Err(e) if e.code() == Some("NoSuchBucket") => return Err(self.sdk_err(key, &e)),
+            Err(e) if e.code() == Some("NoSuchBucket") => {
+                return Err(self.sdk_err(key, &e, started))
+            }
             Err(e) if status_of(&e) == Some(404) => return Ok(None),
-            Err(e) => return Err(self.sdk_err(key, &e)),
+            Err(e) => return Err(self.sdk_err(key, &e, started)),
         };
         let etag = self.etag_or_err(key, out.e_tag)?;
         let content_encoding = out.content_encoding;
@@ -520,6 +551,7 @@ impl Store for S3Store {
 
     #[tracing::instrument(level = "debug", skip_all, fields(key))]
     async fn delete(&self, key: &str) -> Result<()> {
+        let started = Instant::now();
         match self
             .client
             .delete_object()
@@ -530,12 +562,13 @@ impl Store for S3Store {
         {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("NoSuchKey") => Ok(()),
-            Err(e) => Err(self.sdk_err(key, &e)),
+            Err(e) => Err(self.sdk_err(key, &e, started)),
         }
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(prefix))]
     async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        let started = Instant::now();
         let mut pages = self
             .client
             .list_objects_v2()
@@ -546,7 +579,7 @@ impl Store for S3Store {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.sdk_err(prefix, &e))?;
+            let page = page.map_err(|e| self.sdk_err(prefix, &e, started))?;
             out.extend(
                 page.contents
                     .unwrap_or_default()
@@ -555,6 +588,9 @@ impl Store for S3Store {
                         Some(ListEntry {
                             key: o.key?,
                             size: o.size.unwrap_or(0).max(0) as u64,
+                            modified: o.last_modified.and_then(|t| {
+                                time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok()
+                            }),
                         })
                     }),
             );
@@ -566,6 +602,78 @@ impl Store for S3Store {
     fn conditional_writes(&self) -> ConditionalWrites {
         self.conditional_writes
     }
+
+    fn clock_skew(&self) -> Option<time::Duration> {
+        *self.seen.skew.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn answered(&self) -> bool {
+        self.seen
+            .answered
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// What the responses said about the server.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The server's clock minus ours, from the `Date` header of the latest response.
+    skew: Mutex<Option<time::Duration>>,
+    /// Whether any request was accepted (not refused for its credentials or signature).
+    answered: std::sync::atomic::AtomicBool,
+}
+
+/// Reads the server's clock off every response's `Date` header (one-second resolution, taken
+/// when the response arrives), so janitors can judge object ages by the store's clock and
+/// runs can date versions by it; and notes whether the server ever accepted a request.
+#[derive(Debug)]
+struct Observer(Arc<Seen>);
+
+impl aws_sdk_s3::config::Intercept for Observer {
+    fn name(&self) -> &'static str {
+        "snapsync::Observer"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> std::result::Result<(), aws_sdk_s3::error::BoxError> {
+        let now = time::OffsetDateTime::now_utc();
+        let status = context.response().status().as_u16();
+        if status < 400 || status == 404 || status == 412 {
+            self.0
+                .answered
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let server = context
+            .response()
+            .headers()
+            .get("date")
+            .and_then(|d| {
+                aws_sdk_s3::primitives::DateTime::from_str(
+                    d,
+                    aws_sdk_s3::primitives::DateTimeFormat::HttpDate,
+                )
+                .ok()
+            })
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok());
+        if let Some(server) = server {
+            // The header is truncated to the second: half a second is the best estimate.
+            let skew = server + time::Duration::milliseconds(500) - now;
+            *self.0.skew.lock().unwrap_or_else(|e| e.into_inner()) = Some(skew);
+        }
+        Ok(())
+    }
+}
+
+/// What a "timed out" message says: the limit per attempt, and how long all attempts took.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    attempt_timeout: Duration,
+    max_attempts: u32,
+    elapsed: Duration,
 }
 
 type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
@@ -610,11 +718,7 @@ fn status_of<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
 /// One short line and whether retrying can help, from the S3 error code, the HTTP status or the
 /// transport failure. Server messages are only used for codes not listed here, and never
 /// request headers, so no credential can appear.
-fn describe<E>(
-    err: &SdkError<E, HttpResponse>,
-    endpoint: &str,
-    attempt_timeout: Duration,
-) -> (String, bool)
+fn describe<E>(err: &SdkError<E, HttpResponse>, endpoint: &str, timing: Timing) -> (String, bool)
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -625,8 +729,10 @@ where
         }
         SdkError::TimeoutError(_) => (
             format!(
-                "timed out after {}s waiting for {endpoint}",
-                attempt_timeout.as_secs_f64()
+                "no answer from {endpoint} in {:.0}s: each attempt times out after {}s, up to {} attempts",
+                timing.elapsed.as_secs_f64(),
+                timing.attempt_timeout.as_secs_f64(),
+                timing.max_attempts
             ),
             true,
         ),

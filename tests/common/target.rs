@@ -117,7 +117,8 @@ impl Target {
 /// (`kind` is "file" or "s3"; `None` only when S3 tests are explicitly skipped).
 pub struct StoreUnderTest {
     pub store: DynStore,
-    _dir: Option<tempfile::TempDir>,
+    /// The file store's directory (`None` on S3).
+    pub dir: Option<tempfile::TempDir>,
 }
 
 pub async fn store_under_test(kind: &str, name: &str) -> Option<StoreUnderTest> {
@@ -126,7 +127,7 @@ pub async fn store_under_test(kind: &str, name: &str) -> Option<StoreUnderTest> 
         let store = FileStore::open(dir.path()).expect("open file store");
         return Some(StoreUnderTest {
             store: Arc::new(store),
-            _dir: Some(dir),
+            dir: Some(dir),
         });
     }
     let env = s3_env()?;
@@ -136,6 +137,6 @@ pub async fn store_under_test(kind: &str, name: &str) -> Option<StoreUnderTest> 
         .unwrap_or_else(|e| panic!("connect to {}: {e}", env.endpoint));
     Some(StoreUnderTest {
         store: Arc::new(store),
-        _dir: None,
+        dir: None,
     })
 }
