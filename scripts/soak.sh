@@ -6,8 +6,9 @@
 #   CASES        proptest cases per fuzz property (CI: 768-1024)   default 20000
 #   FUZZ_SECS    seconds of cargo-fuzz per target, 0 to skip       default 0
 #                (needs a nightly toolchain and cargo-fuzz; corpus in fuzz/corpus/TARGET)
-#   --only       run only these test binaries (of fault_injection, kills, concurrency,
+#   --only       run only these test binaries (of fault_injection, kills, concurrency, janitor,
 #                local_state, security, fuzz_props), e.g. `--only concurrency`
+#   The janitor races publish ROUNDS versions per case instead of CI's 30.
 #   --stress N   keep N busy processes running while the concurrency rounds run (default: one
 #                per core, `nproc`; 0 for none): a lost race must end changed/unchanged however
 #                the writers are scheduled, and CPU load is what shuffles their timing. Uses
@@ -18,7 +19,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-TESTS="fault_injection kills concurrency local_state security fuzz_props"
+TESTS="fault_injection kills concurrency janitor local_state security fuzz_props"
 STRESS=$(nproc 2>/dev/null || echo 2)
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -63,7 +64,7 @@ eval "$(bash scripts/s3-up.sh)"
 export S3_ENDPOINT S3_REGION S3_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
 export AWS_REGION="$S3_REGION" AWS_EC2_METADATA_DISABLED=true
 export SNAPSYNC_KILL_TRIALS=$KILL_TRIALS SNAPSYNC_KILL_SEED=$SEED
-export SNAPSYNC_CONCURRENCY_ROUNDS=$ROUNDS PROPTEST_CASES=$CASES
+export SNAPSYNC_CONCURRENCY_ROUNDS=$ROUNDS SNAPSYNC_JANITOR_VERSIONS=$ROUNDS PROPTEST_CASES=$CASES
 
 log=$(mktemp -t snapsync-soak.XXXXXX)
 start=$(date +%s)
@@ -71,14 +72,14 @@ status=0
 for t in $TESTS; do
   echo "== $t" >&2
   stressed=0
-  if [ "$t" = concurrency ] && [ "$STRESS" -gt 0 ]; then
+  if { [ "$t" = concurrency ] || [ "$t" = janitor ]; } && [ "$STRESS" -gt 0 ]; then
     # Built before the load starts: the load is for the writers, not the compiler.
     cargo test --locked --test "$t" --no-run 2>&1 | tail -1 >&2
     start_stress
     stressed=1
   fi
   if ! cargo test --locked --test "$t" -- --nocapture 2>&1 | tee -a "$log" \
-      | grep -E '^(fault matrix .*points|kills |concurrency |security: )|^test result|panicked' >&2; then
+      | grep -E '^(fault matrix .*points|kills |concurrency |janitor |security: )|^test result|panicked' >&2; then
     status=1
   fi
   if [ "$stressed" = 1 ]; then
@@ -105,7 +106,7 @@ fi
 
 echo >&2
 echo "soak: $TESTS; seed $SEED, $KILL_TRIALS kill trials/store, $ROUNDS rounds/store (CPU stress: $STRESS), $CASES cases/property, ${FUZZ_SECS}s fuzz/target, $(( $(date +%s) - start ))s" >&2
-grep -E '^(fault matrix .*points|kills |concurrency |security: |fuzz )' "$log" | sed 's/^/  /' >&2
+grep -E '^(fault matrix .*points|kills |concurrency |janitor |security: |fuzz )' "$log" | sed 's/^/  /' >&2
 passed=$(grep -oE '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -E '^test result:' "$log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 echo "soak: $passed passed, $failed failed" >&2

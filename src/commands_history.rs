@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::canonical::{display_key, Document};
 use crate::cli::{DiffArgs, PruneArgs, PullArgs, ReplayArgs, RestoreArgs, VerifyArgs};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::commands;
 use crate::config::Config;
 use crate::consumer;
@@ -84,18 +84,27 @@ pub async fn pull(config: &Config, args: PullArgs) -> anyhow::Result<()> {
 
 pub async fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
     let ds = one_dataset(config)?;
+    let store = open_store(config).await?;
+    let keys = DatasetKeys::new(store.prefix(), &ds.name);
+    let manifest = manifest_of(&store, &keys).await?;
+    let now = StoreClock(store.clone()).now();
     let target = match (&args.at, args.version) {
+        (Some(at), _) if at == "now" => Target::At(now),
         (Some(at), _) => Target::At(history::parse_date(at).ok_or_else(|| {
             Error::Config(format!(
-                "--at {at:?}: not a time (RFC 3339 like 2026-05-01T00:00:00Z, or YYYY-MM-DD)"
+                "--at {at:?}: not a time (RFC 3339 like 2026-05-01T00:00:00Z, YYYY-MM-DD, or now)"
             ))
         })?),
         (None, Some(v)) => Target::Version(v),
         (None, None) => unreachable!("clap requires --at or --version"),
     };
-    let store = open_store(config).await?;
-    let keys = DatasetKeys::new(store.prefix(), &ds.name);
-    let manifest = manifest_of(&store, &keys).await?;
+    if let (Target::At(_), Some(last)) = (target, manifest.last()) {
+        if keys::parse_rfc3339(&last.created_at)
+            .is_some_and(|t| t > now + time::Duration::minutes(1))
+        {
+            tracing::warn!(dataset = %ds.name, version = last.version, created_at = %last.created_at, now = %keys::created_at(now), "the newest version is dated in the future (a clock ran ahead when it was published); --at picks versions by their created_at");
+        }
+    }
     let entry = history::resolve_target(&manifest, target)
         .map_err(|e| anyhow::anyhow!("{}: {e}", ds.name))?
         .clone();
@@ -160,8 +169,10 @@ pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
                 .await
                 .with_context(|| format!("repairing {} in {}", ds.name, store.url()))?;
             if args.prune_orphans {
-                deleted = history::deletable_orphans(&report.orphans, SystemClock.now());
-                history::delete_objects(&store, &deleted).await?;
+                deleted = history::sweep_orphans(&store, &keys, SystemClock.now(), false)
+                    .await
+                    .with_context(|| format!("deleting orphans of {} in {}", ds.name, store.url()))?
+                    .deleted;
             }
             if !repaired.is_empty() || !deleted.is_empty() {
                 let before = report.problems.clone();
@@ -181,6 +192,7 @@ pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
                 "problems": report.problems,
                 "notes": report.notes,
                 "orphans": report.orphans,
+                "foreign": report.foreign,
                 "repairable": report.fixes.iter().map(|f| f.describe()).collect::<Vec<_>>(),
                 "repaired": repaired,
                 "deleted": deleted,
@@ -196,6 +208,9 @@ pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
         }
         for o in &report.orphans {
             println!("{} orphan: {o}", ds.name);
+        }
+        for f in &report.foreign {
+            println!("{} not snapsync's (left alone): {f}", ds.name);
         }
         for r in &repaired {
             println!("{} repaired: {r}", ds.name);
@@ -390,15 +405,19 @@ pub async fn prune(config: &Config, args: PruneArgs) -> anyhow::Result<()> {
         for (v, why) in &plan.keep {
             println!("{} keep v{v} ({})", ds.name, why.join(", "));
         }
-        for k in plan.delete_snapshots.iter().chain(&plan.delete_orphans) {
+        for k in plan.delete_snapshots.iter().chain(&plan.orphans.deleted) {
             println!("{} {verb} {k}", ds.name);
         }
+        for k in &plan.orphans.foreign {
+            println!("{} not snapsync's (left alone): {k}", ds.name);
+        }
         println!(
-            "{} prune kept={} pruned={} orphans={}{}",
+            "{} prune kept={} pruned={} orphans={} young-orphans={}{}",
             ds.name,
             plan.keep.len(),
             plan.delete_snapshots.len(),
-            plan.delete_orphans.len(),
+            plan.orphans.deleted.len(),
+            plan.orphans.young.len(),
             if args.dry_run { " (dry run)" } else { "" }
         );
     }

@@ -36,15 +36,18 @@ use crate::keys::{self, DatasetKeys};
 use crate::manifest::{Entry, Manifest};
 use crate::plan;
 use crate::source::{Fetched, Source, Validators};
-use crate::store::{DynStore, PutMode, PutOptions};
+use crate::store::{DynStore, ListEntry, PutMode, PutOptions};
 use crate::sync::{self, fetch_body, fetch_document, DatasetConfig, Deps, Report, RunOptions};
 
 /// Decompressed deltas are at most this large.
 const MAX_DELTA: u64 = 4 << 30;
 /// Most attempts at rewriting the manifest while other writers keep changing it.
 const MAX_ATTEMPTS: u32 = 8;
-/// Orphans younger than this (by the time in their key) may belong to a run that has not
-/// reached its commit point yet: never deleted.
+/// Orphans younger than this, by the store's own clock (S3 `LastModified` against the `Date`
+/// the server sends; a file's mtime), may belong to a run that has not reached its commit point
+/// yet: never deleted. The time in a key is the version's `created_at`, which says nothing of
+/// when the object was written (`replay` writes keys dated years back; a writer's clock may be
+/// hours off), so it is never used to judge age.
 pub const ORPHAN_GRACE: time::Duration = time::Duration::hours(1);
 
 // ---------------------------------------------------------------------------------------------
@@ -137,8 +140,11 @@ pub struct VerifyReport {
     pub problems: Vec<String>,
     /// Worth knowing, not wrong (a local database behind the store).
     pub notes: Vec<String>,
-    /// Objects no manifest entry refers to.
+    /// snapsync's own objects (by name) that no manifest entry refers to.
     pub orphans: Vec<String>,
+    /// Other files under `snapshots/` and `deltas/` (a `NOTES.txt`, a `backup/` folder):
+    /// reported, never deleted.
+    pub foreign: Vec<String>,
     /// What `--repair` would do: only what the store's own objects prove.
     pub fixes: Vec<Fix>,
 }
@@ -356,11 +362,14 @@ pub async fn verify_with(
         .collect();
     for dir in [keys.snapshots_dir(), keys.deltas_dir()] {
         for obj in store.list(&dir).await? {
-            if !named.contains(obj.key.as_str()) {
+            if !keys::is_version_object(&dir, &obj.key) {
+                report.foreign.push(obj.key);
+            } else if !named.contains(obj.key.as_str()) {
                 report.orphans.push(obj.key);
             }
         }
     }
+    report.notes.extend(store.housekeeping());
 
     if let Some(check) = db {
         compare_db(&check, &walk, &mut report).await?;
@@ -540,15 +549,118 @@ pub fn key_time(key: &str) -> Option<OffsetDateTime> {
     keys::parse_key_timestamp(key.rsplit('/').next()?)
 }
 
-/// Orphans that can go: those whose key time is older than the grace period (a run may still
-/// be about to commit a younger one). A key without a time is not ours to judge by age: it
-/// goes too, since only snapsync writes under `snapshots/` and `deltas/`.
-pub fn deletable_orphans(orphans: &[String], now: OffsetDateTime) -> Vec<String> {
-    orphans
+/// What a janitor found under `snapshots/` and `deltas/` besides the versions' objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// snapsync's orphans old enough to go: deleted (or, in a dry run, to be deleted).
+    pub deleted: Vec<String>,
+    /// snapsync's orphans younger than [`ORPHAN_GRACE`] by the store's clock: kept, since a
+    /// run may be about to commit them.
+    pub young: Vec<String>,
+    /// Files snapsync did not write (by name, or by missing metadata): never deleted.
+    pub foreign: Vec<String>,
+}
+
+/// Splits listed objects that `named` does not hold into deletable, young and foreign, by
+/// name and by the store's clock (`store_now`). Pure: the protocol around it is
+/// [`sweep_orphans`].
+pub fn classify_orphans(
+    keys: &DatasetKeys,
+    listed: &[ListEntry],
+    named: &BTreeSet<String>,
+    store_now: OffsetDateTime,
+) -> Sweep {
+    let mut out = Sweep::default();
+    let (snapshots, deltas) = (keys.snapshots_dir(), keys.deltas_dir());
+    for obj in listed {
+        if named.contains(&obj.key) {
+            continue;
+        }
+        let ours = keys::is_version_object(&snapshots, &obj.key)
+            || keys::is_version_object(&deltas, &obj.key);
+        if !ours {
+            out.foreign.push(obj.key.clone());
+        } else if obj.modified.is_some_and(|t| t + ORPHAN_GRACE <= store_now) {
+            out.deleted.push(obj.key.clone());
+        } else {
+            out.young.push(obj.key.clone());
+        }
+    }
+    out
+}
+
+/// Every object key the history names right now: `latest.json`'s version, the manifest's
+/// versions, and the versions between them that a crashed run left out of the manifest (from
+/// the objects' metadata). A manifest that cannot be read stops the janitor.
+async fn named_now(store: &DynStore, keys: &DatasetKeys) -> Result<BTreeSet<String>> {
+    let latest = store
+        .head(&keys.latest())
+        .await?
+        .and_then(|m| Entry::from_metadata(&m.metadata));
+    let manifest = read_manifest(store, keys)
+        .await?
+        .unwrap_or_else(|| Manifest::new(dataset_name(keys)));
+    let mut entries = manifest.versions;
+    if let Some(l) = &latest {
+        let have = entries.last().map_or(0, |e| e.version);
+        if l.version > have {
+            entries.extend(recover_entries(store, keys, have, l, None).await?);
+        }
+        entries.push(l.clone());
+    }
+    Ok(entries
         .iter()
-        .filter(|k| key_time(k).is_none_or(|t| t + ORPHAN_GRACE <= now))
-        .cloned()
-        .collect()
+        .flat_map(|e| [e.live_snapshot(), e.delta.as_deref()])
+        .flatten()
+        .map(str::to_string)
+        .collect())
+}
+
+/// Deletes snapsync's orphans (objects no version names) that are older than [`ORPHAN_GRACE`]
+/// by the store's clock, safely beside writers that commit meanwhile:
+///
+/// 1. read what the history names (latest, manifest, and any versions between them);
+/// 2. list `snapshots/` and `deltas/`, and take the store's clock after listing;
+/// 3. keep everything named, everything young by the store's clock, and everything not named
+///    like snapsync's objects;
+/// 4. read what the history names *again* (a writer may have committed since step 1: its
+///    objects are then named, whatever their age) and keep those;
+/// 5. delete a candidate only when its own metadata says snapsync wrote it as that very key.
+///
+/// `now` is this machine's clock; [`store_now`] corrects it by the store's measured skew.
+pub async fn sweep_orphans(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    now: OffsetDateTime,
+    dry_run: bool,
+) -> Result<Sweep> {
+    let named = named_now(store, keys).await?;
+    let mut listed = store.list(&keys.snapshots_dir()).await?;
+    listed.extend(store.list(&keys.deltas_dir()).await?);
+    let store_now = crate::store::store_now(store.as_ref(), now);
+    let mut sweep = classify_orphans(keys, &listed, &named, store_now);
+    if sweep.deleted.is_empty() {
+        return Ok(sweep);
+    }
+    let named_after = named_now(store, keys).await?;
+    let mut candidates = std::mem::take(&mut sweep.deleted);
+    candidates.retain(|k| !named_after.contains(k));
+    for key in candidates {
+        let written_as_this = store
+            .head(&key)
+            .await?
+            .and_then(|m| Entry::from_metadata(&m.metadata))
+            .is_some_and(|e| e.snapshot == key || e.delta.as_deref() == Some(key.as_str()));
+        if !written_as_this {
+            sweep.foreign.push(key);
+            continue;
+        }
+        if !dry_run {
+            store.delete(&key).await?;
+        }
+        sweep.deleted.push(key);
+    }
+    Ok(sweep)
 }
 
 /// Deletes objects; returns how many.
@@ -720,25 +832,14 @@ pub struct PrunePlan {
     pub keep: BTreeMap<u64, Vec<&'static str>>,
     /// Snapshots to delete (after the manifest is written).
     pub delete_snapshots: Vec<String>,
-    /// Orphans old enough to delete.
-    pub delete_orphans: Vec<String>,
-}
-
-impl PrunePlan {
-    pub fn is_empty(&self) -> bool {
-        self.delete_snapshots.is_empty() && self.delete_orphans.is_empty()
-    }
+    /// What the orphan sweep found (see [`sweep_orphans`]), after the snapshots went.
+    pub orphans: Sweep,
 }
 
 /// Decides which snapshots go. Version 1 (the chain's base) and the newest version always stay;
 /// deltas all stay, so every version remains restorable. A version whose `created_at` cannot
 /// be read is kept.
-pub fn prune_plan(
-    manifest: &Manifest,
-    retention: Retention,
-    orphans: &[String],
-    now: OffsetDateTime,
-) -> PrunePlan {
+pub fn prune_plan(manifest: &Manifest, retention: Retention) -> PrunePlan {
     let mut keep: BTreeMap<u64, Vec<&'static str>> = BTreeMap::new();
     if let Some(first) = manifest.versions.first() {
         keep.entry(first.version).or_default().push("base");
@@ -779,7 +880,7 @@ pub fn prune_plan(
         manifest: m,
         keep,
         delete_snapshots,
-        delete_orphans: deletable_orphans(orphans, now),
+        orphans: Sweep::default(),
     }
 }
 
@@ -799,7 +900,7 @@ pub async fn prune(
     now: OffsetDateTime,
     dry_run: bool,
 ) -> Result<PruneOutcome> {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let Some((manifest, etag, _)) = read_manifest_with_etag(store, keys).await? else {
             return Ok(PruneOutcome::default());
         };
@@ -813,29 +914,34 @@ pub async fn prune(
             .await?
             .and_then(|m| Entry::from_metadata(&m.metadata));
         if latest.as_ref().map(|l| l.version) != manifest.last().map(|e| e.version) {
+            // A writer between its commit (latest.json) and its manifest write looks the same
+            // for a moment: wait for it. Only a manifest that stays behind is a problem.
+            if attempt + 1 < MAX_ATTEMPTS {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                continue;
+            }
             return Err(Error::Corrupt {
                 store: store.url().to_string(),
                 key: keys.manifest(),
                 reason: "does not end at latest.json's version; run `snapsync verify --repair` before pruning".into(),
             });
         }
-        let orphans = list_orphans(store, keys, &manifest).await?;
-        let plan = prune_plan(&manifest, retention, &orphans, now);
-        if dry_run || plan.is_empty() {
-            return Ok(PruneOutcome {
-                plan: Some(plan),
-                deleted: 0,
-            });
-        }
-        if plan.manifest != manifest {
+        let mut plan = prune_plan(&manifest, retention);
+        let mut deleted = 0;
+        if !dry_run && plan.manifest != manifest {
             match put_manifest(store, keys, &plan.manifest, PutMode::Update(etag)).await {
                 Ok(()) => {}
                 Err(Error::PreconditionFailed { .. }) => continue,
                 Err(e) => return Err(e),
             }
         }
-        let mut deleted = delete_objects(store, &plan.delete_snapshots).await?;
-        deleted += delete_objects(store, &plan.delete_orphans).await?;
+        if !dry_run {
+            deleted += delete_objects(store, &plan.delete_snapshots).await?;
+        }
+        plan.orphans = sweep_orphans(store, keys, now, dry_run).await?;
+        if !dry_run {
+            deleted += plan.orphans.deleted.len();
+        }
         return Ok(PruneOutcome {
             plan: Some(plan),
             deleted,
@@ -845,28 +951,6 @@ pub async fn prune(
         dataset: keys.base().to_string(),
         attempts: MAX_ATTEMPTS,
     })
-}
-
-/// Objects under `snapshots/` and `deltas/` that no live manifest entry names.
-pub async fn list_orphans(
-    store: &DynStore,
-    keys: &DatasetKeys,
-    manifest: &Manifest,
-) -> Result<Vec<String>> {
-    let named: BTreeSet<&str> = manifest
-        .versions
-        .iter()
-        .flat_map(|e| e.live_snapshot().into_iter().chain(e.delta.as_deref()))
-        .collect();
-    let mut out = Vec::new();
-    for dir in [keys.snapshots_dir(), keys.deltas_dir()] {
-        for obj in store.list(&dir).await? {
-            if !named.contains(obj.key.as_str()) {
-                out.push(obj.key);
-            }
-        }
-    }
-    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1129,8 +1213,6 @@ mod tests {
                 daily: 7,
                 monthly: 2,
             },
-            &[],
-            datetime!(2026-05-01 0:00 UTC),
         );
         let kept: Vec<u64> = p.keep.keys().copied().collect();
         // base 1; days 94..=100; month ends: April (100) and March (90).
@@ -1149,10 +1231,8 @@ mod tests {
                 daily: 7,
                 monthly: 2,
             },
-            &[],
-            datetime!(2026-05-01 0:00 UTC),
         );
-        assert!(again.is_empty());
+        assert!(again.delete_snapshots.is_empty());
         assert_eq!(again.manifest, p.manifest);
     }
 
@@ -1166,8 +1246,6 @@ mod tests {
                 daily: 30,
                 monthly: 0,
             },
-            &[],
-            datetime!(2026-05-01 0:00 UTC),
         );
         assert_eq!(p.keep.keys().copied().collect::<Vec<_>>(), vec![1, 2, 4]);
         assert_eq!(
@@ -1180,24 +1258,58 @@ mod tests {
                 daily: 0,
                 monthly: 0,
             },
-            &[],
-            datetime!(2026-05-01 0:00 UTC),
         );
         assert_eq!(none.keep.keys().copied().collect::<Vec<_>>(), vec![1, 4]);
     }
 
     #[test]
-    fn orphans_younger_than_the_grace_period_stay() {
-        let orphans = vec![
-            "d/snapshots/2026-05-01T000000Z-aaaaaaaaaaaa.json.gz".to_string(),
-            "d/deltas/2026-04-30T220000Z-bbbbbbbbbbbb.delta.json.gz".to_string(),
-            "d/snapshots/junk".to_string(),
-            "d/snapshots/2026-04-30T235959.999Z-cccccccccccc.json.gz".to_string(),
-            "d/deltas/2026-04-30T222959.999Z-dddddddddddd.delta.json.gz".to_string(),
+    fn orphans_are_judged_by_the_store_clock_and_their_names() {
+        let keys = DatasetKeys::new("", "d");
+        let now = datetime!(2026-05-01 00:30 UTC);
+        let obj = |key: &str, modified: Option<OffsetDateTime>| ListEntry {
+            key: key.into(),
+            size: 1,
+            modified,
+        };
+        // Keys dated years back (replay) or in the future (a clock ahead) say nothing: only
+        // the store's modification time counts.
+        let listed = [
+            obj(
+                "d/snapshots/2021-03-01T000000Z-aaaaaaaaaaaa.json.gz",
+                Some(now - time::Duration::minutes(59)),
+            ),
+            obj(
+                "d/deltas/2999-01-01T000000Z-bbbbbbbbbbbb.delta.json.gz",
+                Some(now - time::Duration::hours(2)),
+            ),
+            obj("d/snapshots/2021-03-02T000000Z-cccccccccccc.json.gz", None),
+            obj(
+                "d/snapshots/2021-03-03T000000.000Z-dddddddddddd.json.gz",
+                Some(now - ORPHAN_GRACE),
+            ),
+            obj(
+                "d/snapshots/NOTES.txt",
+                Some(now - time::Duration::days(400)),
+            ),
+            obj(
+                "d/snapshots/backup/old.json.gz",
+                Some(now - time::Duration::days(400)),
+            ),
+            obj(
+                "d/deltas/2021-03-04T000000Z-eeeeeeeeeeee.delta.json.gz",
+                Some(now - time::Duration::days(9)),
+            ),
         ];
+        let named = BTreeSet::from([listed[6].key.clone()]);
+        let sweep = classify_orphans(&keys, &listed, &named, now);
         assert_eq!(
-            deletable_orphans(&orphans, datetime!(2026-05-01 00:30 UTC)),
-            vec![orphans[1].clone(), orphans[2].clone(), orphans[4].clone()]
+            sweep.deleted,
+            [listed[1].key.clone(), listed[3].key.clone()]
+        );
+        assert_eq!(sweep.young, [listed[0].key.clone(), listed[2].key.clone()]);
+        assert_eq!(
+            sweep.foreign,
+            [listed[4].key.clone(), listed[5].key.clone()]
         );
     }
 

@@ -20,6 +20,10 @@ pub const META_CREATED_AT: &str = "snapsync-created-at";
 pub const META_SNAPSHOT: &str = "snapsync-snapshot";
 pub const META_DELTA: &str = "snapsync-delta";
 pub const META_STATS: &str = "snapsync-stats";
+/// A random id of the publish attempt that wrote a version's objects and `latest.json`: the
+/// only way a writer can tell its own object from an identical one another writer put at the
+/// same key (same data, same `created_at`), and so whether the commit was its own.
+pub const META_ATTEMPT: &str = "snapsync-attempt";
 
 pub const LATEST: &str = "latest.json";
 pub const MANIFEST: &str = "manifest.json";
@@ -159,6 +163,35 @@ pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }
 
+/// Whether `key` is named the way snapsync names a snapshot or delta in `dir` (`snapshots/` or
+/// `deltas/` of one dataset): `{time}-{12 hex}.json.gz` or `{time}-{12 hex}.delta.json.gz`
+/// directly inside it. Janitors only ever delete objects named so (and whose metadata says
+/// snapsync wrote them); anything else in those directories belongs to someone else.
+pub fn is_version_object(dir: &str, key: &str) -> bool {
+    let Some(name) = key.strip_prefix(dir) else {
+        return false;
+    };
+    let suffix = if dir.ends_with("/deltas/") {
+        ".delta.json.gz"
+    } else {
+        ".json.gz"
+    };
+    let Some(stem) = name.strip_suffix(suffix) else {
+        return false;
+    };
+    let Some((time, hash)) = stem.rsplit_once('-') else {
+        return false;
+    };
+    hash.len() == 12
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && !time.contains('/')
+        && matches!(time.len(), 18 | 22)
+        && time.ends_with('Z')
+        && parse_key_timestamp(time).is_some()
+}
+
 /// The time at the start of an object key's file name: `2026-11-24T060000.123Z-…` or, in stores
 /// written before millisecond precision, `2026-11-24T060000Z-…`.
 pub fn parse_key_timestamp(name: &str) -> Option<OffsetDateTime> {
@@ -218,6 +251,52 @@ mod tests {
         #[case] want: Option<OffsetDateTime>,
     ) {
         assert_eq!(parse_key_timestamp(name), want);
+    }
+
+    #[rstest::rstest]
+    #[case::snapshot(
+        "d/snapshots/",
+        "d/snapshots/2026-11-24T060000.123Z-0123456789ab.json.gz",
+        true
+    )]
+    #[case::seconds(
+        "d/snapshots/",
+        "d/snapshots/2026-11-24T060000Z-0123456789ab.json.gz",
+        true
+    )]
+    #[case::delta(
+        "d/deltas/",
+        "d/deltas/2026-11-24T060000.123Z-0123456789ab.delta.json.gz",
+        true
+    )]
+    #[case::delta_name_in_snapshots(
+        "d/snapshots/",
+        "d/snapshots/2026-11-24T060000.123Z-0123456789ab.delta.json.gz",
+        false
+    )]
+    #[case::notes("d/snapshots/", "d/snapshots/NOTES.txt", false)]
+    #[case::nested(
+        "d/snapshots/",
+        "d/snapshots/backup/2026-11-24T060000.123Z-0123456789ab.json.gz",
+        false
+    )]
+    #[case::short_hash(
+        "d/snapshots/",
+        "d/snapshots/2026-11-24T060000.123Z-0123.json.gz",
+        false
+    )]
+    #[case::upper_hash(
+        "d/snapshots/",
+        "d/snapshots/2026-11-24T060000.123Z-0123456789AB.json.gz",
+        false
+    )]
+    #[case::other_dir(
+        "d/snapshots/",
+        "e/snapshots/2026-11-24T060000.123Z-0123456789ab.json.gz",
+        false
+    )]
+    fn version_object_names(#[case] dir: &str, #[case] key: &str, #[case] want: bool) {
+        assert_eq!(is_version_object(dir, key), want);
     }
 
     #[test]

@@ -415,8 +415,8 @@ async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b:
         assert_eq!(doc.sha256(), e.sha256);
     }
 
-    // Prune reads ages from both kinds of keys: an orphan of each, one old and one young.
-    let now = datetime!(2021-01-07 0:00 UTC);
+    // Orphans of both precisions: a prune judges them by the store's clock, not by the dates
+    // in their keys (years old here), so at first they are young and stay.
     let old_orphan = format!(
         "{}2021-01-02T000000Z-0123456789ab.json.gz",
         keys.snapshots_dir()
@@ -426,25 +426,23 @@ async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b:
         keys.deltas_dir()
     );
     for k in [&old_orphan, &young_orphan] {
-        b.store
-            .put(
-                k,
-                Bytes::from_static(b"x"),
-                PutOptions::gzip_json(PutMode::Create),
-            )
-            .await
-            .unwrap();
+        plant_orphan(&b.store, k, &m.versions[3]).await;
     }
     let retention = Retention {
         daily: 2,
         monthly: 0,
     };
+    let now = time::OffsetDateTime::now_utc();
     let done = history::prune(&b.store, &keys, retention, now, false)
         .await
         .unwrap();
     let plan = done.plan.unwrap();
     assert_eq!(plan.keep.keys().copied().collect::<Vec<_>>(), [1, 6, 7]);
-    assert_eq!(plan.delete_orphans, [old_orphan]);
+    assert!(plan.orphans.deleted.is_empty(), "{plan:?}");
+    assert_eq!(
+        plan.orphans.young,
+        [old_orphan.clone(), young_orphan.clone()]
+    );
     let m = history::read_manifest(&b.store, &keys)
         .await
         .unwrap()
@@ -453,9 +451,36 @@ async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b:
         let (doc, _) = history::restore(&b.store, &m, e).await.unwrap();
         assert_eq!(doc.sha256(), e.sha256, "version {}", e.version);
     }
+    // Two hours on (by the store's clock), both go.
+    let later = now + time::Duration::hours(2);
+    let done = history::prune(&b.store, &keys, retention, later, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        done.plan.unwrap().orphans.deleted,
+        [old_orphan, young_orphan]
+    );
     let report = history::verify(&b.store, &keys, &key()).await.unwrap();
-    assert!(report.is_sound(), "{report:?}");
-    assert_eq!(report.orphans, [young_orphan]);
+    assert!(report.is_sound() && report.orphans.is_empty(), "{report:?}");
+}
+
+/// Puts an object at `key` the way a writer that lost its race leaves one: `like`'s metadata,
+/// naming `key` as its snapshot or delta.
+async fn plant_orphan(store: &DynStore, key: &str, like: &snapsync::manifest::Entry) {
+    let mut e = like.clone();
+    if key.contains("/deltas/") {
+        e.delta = Some(key.to_string());
+    } else {
+        e.snapshot = key.to_string();
+    }
+    store
+        .put(
+            key,
+            Bytes::from(plan::gzip(b"[]", 1)),
+            PutOptions::gzip_json(PutMode::Create).with_metadata(e.to_metadata()),
+        )
+        .await
+        .unwrap();
 }
 
 /// 60 versions on the file store (the test); a third of that on S3 to stay fast.
@@ -929,6 +954,11 @@ async fn interrupted_pull_leaves_the_file_intact_and_the_next_pull_finishes() {
 async fn orphans_are_listed_and_deleted_only_when_old_enough() {
     let b = backend("file").await.unwrap();
     let h = replayed(b.store.clone(), 3).await;
+    let m = history::read_manifest(&h.store, &h.keys)
+        .await
+        .unwrap()
+        .unwrap();
+    // Dated years back and far ahead: the key's date is no age.
     let old = format!(
         "{}2020-01-01T000000Z-0123456789ab.json.gz",
         h.keys.snapshots_dir()
@@ -938,22 +968,31 @@ async fn orphans_are_listed_and_deleted_only_when_old_enough() {
         h.keys.deltas_dir()
     );
     for k in [&old, &young] {
-        h.store
-            .put(
-                k,
-                Bytes::from_static(b"x"),
-                PutOptions::json(PutMode::Create),
-            )
-            .await
-            .unwrap();
+        plant_orphan(&h.store, k, &m.versions[1]).await;
     }
+    // The old one was written two hours ago, by the store's clock (its mtime).
+    let root = b.dir.as_ref().unwrap().path();
+    let now = time::OffsetDateTime::now_utc();
+    std::fs::File::options()
+        .write(true)
+        .open(root.join(&old))
+        .unwrap()
+        .set_modified((now - time::Duration::hours(2)).into())
+        .unwrap();
     let report = h.verify().await;
     assert!(report.is_sound(), "orphans are not errors: {report:?}");
     assert_eq!(report.orphans, vec![old.clone(), young.clone()]);
-    let now = datetime!(2026-01-01 0:00 UTC);
+    let dry = history::sweep_orphans(&h.store, &h.keys, now, true)
+        .await
+        .unwrap();
     assert_eq!(
-        history::deletable_orphans(&report.orphans, now),
-        vec![old.clone()]
+        (dry.deleted, dry.young),
+        (vec![old.clone()], vec![young.clone()])
+    );
+    assert_eq!(
+        h.verify().await.orphans.len(),
+        2,
+        "a dry run deletes nothing"
     );
     // prune removes old orphans too.
     let r = history::prune(
