@@ -193,7 +193,7 @@ pub struct PullArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["at", "version"])))]
 pub struct RestoreArgs {
-    /// The version current at this time (RFC 3339, e.g. 2026-05-01T00:00:00Z, or a date)
+    /// The version current at this time (RFC 3339, e.g. 2026-05-01T00:00:00Z, a date, or now)
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// This version number

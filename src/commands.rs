@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use crate::canonical::Document;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
 use crate::doctor;
@@ -36,10 +36,10 @@ pub async fn deps(config: &Config) -> anyhow::Result<Deps> {
     let db = open_db(config).await?;
     let source = HttpSource::new(config.source.clone())?;
     Ok(Deps {
+        clock: Arc::new(StoreClock(store.clone())) as Arc<dyn Clock>,
         store,
         db,
         source: Arc::new(source),
-        clock: Arc::new(SystemClock) as Arc<dyn Clock>,
     })
 }
 

@@ -27,6 +27,8 @@ use crate::store::{PutMode, PutOptions};
 pub struct Remote {
     pub entry: Entry,
     pub etag: String,
+    /// The [`keys::META_ATTEMPT`] that committed it (none in stores written before it).
+    pub attempt: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +74,15 @@ pub fn decide(
     }
 }
 
+/// How far `now` is behind the newest version's `created_at`, when by more than a minute: a
+/// clock that ran ahead once dated that version in the future, and every version after it is
+/// dated after it (`restore --at now` then finds an older one). Worth a warning.
+pub fn clock_behind(remote: &Remote, now: OffsetDateTime) -> Option<Duration> {
+    let newest = keys::parse_rfc3339(&remote.entry.created_at)?;
+    let behind = newest - now;
+    (behind > Duration::minutes(1)).then_some(behind)
+}
+
 /// One object to write.
 #[derive(Debug, Clone)]
 pub struct Upload {
@@ -111,6 +122,8 @@ pub struct Inputs<'a> {
     pub version: u64,
     pub created_at: OffsetDateTime,
     pub gzip_level: u32,
+    /// This attempt's id, written as [`keys::META_ATTEMPT`] on every object it puts.
+    pub attempt: &'a str,
 }
 
 pub fn build(i: Inputs<'_>) -> PublishPlan {
@@ -164,7 +177,8 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
         changed: summary.changed,
         pruned: false,
     };
-    let meta = entry.to_metadata();
+    let mut meta = entry.to_metadata();
+    meta.insert(keys::META_ATTEMPT.into(), i.attempt.to_string());
     let mut immutable = vec![Upload {
         key: snapshot_key,
         body: i.snapshot_gz,
@@ -251,7 +265,19 @@ mod tests {
                 ..Entry::default()
             },
             etag: "e".into(),
+            attempt: None,
         }
+    }
+
+    #[test]
+    fn a_clock_behind_the_newest_version_is_noticed() {
+        let r = remote(3, "abc", "2026-11-24T06:00:00.000Z");
+        assert_eq!(clock_behind(&r, datetime!(2026-11-24 06:00 UTC)), None);
+        assert_eq!(clock_behind(&r, datetime!(2026-11-24 05:59 UTC)), None);
+        assert_eq!(
+            clock_behind(&r, datetime!(2026-11-24 04:00 UTC)),
+            Some(Duration::hours(2))
+        );
     }
 
     #[test]

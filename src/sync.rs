@@ -534,11 +534,16 @@ impl Run<'_> {
                 self.fetch_ms = Some(fetch_start.elapsed().as_millis() as u64);
                 let (raw, validators) = match fetched {
                     Fetched::NotModified => {
+                        // Nothing to publish, so nothing touched the store: check it once per
+                        // process (one HEAD), so wrong credentials do not wait for a change.
+                        if !deps.store.answered() {
+                            self.remote().await?;
+                        }
                         return Ok(Done {
                             outcome: Outcome::NotModified,
                             entry: state.last,
                             doc: None,
-                        })
+                        });
                     }
                     Fetched::Body { bytes, validators } => (bytes, validators),
                 };
@@ -606,7 +611,7 @@ impl Run<'_> {
         // 4. Compare with the store and publish; start over when another writer commits first.
         // What this run last tried to commit: a 412 can also be our own commit, when the
         // answer to the PUT was lost and the SDK's retry met the new ETag.
-        let mut attempted: Option<(Entry, Bytes)> = None;
+        let mut attempted: Option<(Entry, Bytes, String)> = None;
         // The latest `created_at` whose keys another attempt's objects of this content hold:
         // the next attempt's is later. A taken key is a lost race too, but one that says
         // nothing about the commit point, so it does not count as an attempt.
@@ -624,15 +629,24 @@ impl Run<'_> {
                 warn!(dataset = %ds.name, store = deps.store.url(), "the store has no latest.json although the database remembers versions; starting a new history there");
                 deps.db.forget_versions_after(state.id, 0).await?;
             }
-            let created_at = match plan::decide(
-                doc.sha256(),
-                remote.as_ref(),
-                deps.clock.now(),
-                taken,
-            ) {
+            let now = deps.clock.now();
+            if let Some(behind) = remote
+                .as_ref()
+                .filter(|_| attempt == 1 && taken.is_none())
+                .and_then(|r| plan::clock_behind(r, now))
+            {
+                let newest = remote.as_ref().map(|r| r.entry.created_at.as_str());
+                warn!(dataset = %ds.name, newest, now = %keys::created_at(now), behind_s = behind.whole_seconds(), "the clock is behind the newest version's created_at (a clock ran ahead when it was published?); a new version is dated after it, not now");
+            }
+            let created_at = match plan::decide(doc.sha256(), remote.as_ref(), now, taken) {
                 Decision::Unchanged => {
                     let r = remote.expect("unchanged implies a remote version");
-                    if let Some((entry, gz)) = attempted.take().filter(|(e, _)| *e == r.entry) {
+                    // Ours only when latest.json carries this run's attempt id: an identical
+                    // writer's commit (same data, same `created_at`) is not.
+                    let ours = |(e, _, id): &(Entry, Bytes, String)| {
+                        *e == r.entry && r.attempt.as_deref() == Some(id.as_str())
+                    };
+                    if let Some((entry, gz, _)) = attempted.take().filter(ours) {
                         info!(dataset = %ds.name, version = entry.version, "the commit had succeeded (its answer was lost)");
                         let manifest = self.reconcile_manifest(&entry, None).await?;
                         self.record(&Some(manifest), &entry, Some(gz), source)
@@ -687,6 +701,7 @@ impl Run<'_> {
                     diff,
                 });
             snapshot_gz = Some(gz.clone());
+            let attempt_id = format!("{:016x}", rand::random::<u64>());
             let publish = plan::build(plan::Inputs {
                 keys: &self.keys,
                 dataset: &ds.name,
@@ -696,12 +711,13 @@ impl Run<'_> {
                 version,
                 created_at,
                 gzip_level: ds.gzip_level,
+                attempt: &attempt_id,
             });
             if self.opts.cancelled() {
                 return Err(self.abandoned());
             }
             for up in &publish.immutable {
-                if let Placed::Taken = self.put_immutable(up, &publish.entry).await? {
+                if let Placed::Taken = self.put_immutable(up, &publish.entry, &attempt_id).await? {
                     info!(dataset = %ds.name, key = %up.key, "another attempt's object of this content holds the key; comparing again, to publish after it");
                     taken = Some(created_at);
                     taken_keys += 1;
@@ -725,7 +741,11 @@ impl Run<'_> {
                 return Err(self.abandoned());
             }
             let latest = publish.latest;
-            attempted = Some((publish.entry.clone(), publish.immutable[0].body.clone()));
+            attempted = Some((
+                publish.entry.clone(),
+                publish.immutable[0].body.clone(),
+                attempt_id.clone(),
+            ));
             match deps
                 .store
                 .put(&latest.key, latest.body.clone(), latest.opts.clone())
@@ -780,6 +800,7 @@ impl Run<'_> {
         })?;
         Ok(Some(Remote {
             entry,
+            attempt: meta.metadata.get(keys::META_ATTEMPT).cloned(),
             etag: meta.etag,
         }))
     }
@@ -873,9 +894,16 @@ impl Run<'_> {
 
     /// Writes a snapshot or delta with `If-None-Match: *`. When the key exists already, what
     /// holds it decides (see the module docs): this very object (a retried put: its metadata
-    /// is this version's) is [`Placed::Written`]; another attempt's object of the same content
-    /// is [`Placed::Taken`]; anything else is not ours to judge and the run stops.
-    async fn put_immutable(&mut self, up: &plan::Upload, entry: &Entry) -> Result<Placed> {
+    /// is this version's and carries this `attempt` id) is [`Placed::Written`]; another
+    /// attempt's object of the same content (even one identical to ours, put by a writer with
+    /// the same data at the same millisecond) is [`Placed::Taken`]; anything else is not ours
+    /// to judge and the run stops.
+    async fn put_immutable(
+        &mut self,
+        up: &plan::Upload,
+        entry: &Entry,
+        attempt: &str,
+    ) -> Result<Placed> {
         let store = &self.deps.store;
         match store.put(&up.key, up.body.clone(), up.opts.clone()).await {
             Ok(_) => {
@@ -892,8 +920,13 @@ impl Run<'_> {
                     key: up.key.clone(),
                     reason,
                 };
+                let same_attempt = existing
+                    .metadata
+                    .get(keys::META_ATTEMPT)
+                    .map(String::as_str)
+                    == Some(attempt);
                 match Entry::from_metadata(&existing.metadata) {
-                    Some(e) if e == *entry => Ok(Placed::Written),
+                    Some(e) if e == *entry && same_attempt => Ok(Placed::Written),
                     Some(e) if e.sha256 == entry.sha256 => {
                         debug!(key = %up.key, version = e.version, created_at = %e.created_at, "the key holds another attempt's object");
                         Ok(Placed::Taken)

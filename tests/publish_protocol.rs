@@ -251,6 +251,7 @@ on_both_stores!(
     a_writer_that_meets_another_writers_object_at_its_key_publishes_after_it,
     an_object_at_the_key_that_is_not_another_attempt_stops_the_run,
     the_manifest_gets_the_committed_version_not_an_orphan_of_the_same_data,
+    of_identical_writers_only_the_one_that_committed_reports_changed,
 );
 
 async fn fresh_machine_unchanged_uploads_nothing_and_downloads_no_body(b: Backend) {
@@ -767,4 +768,43 @@ mod known_bugs {
             super::a_stale_writer_cannot_commit_over_a_newer_version_with_its_base_data(b).await;
         }
     }
+}
+
+/// Writers X and Y fetch the same new data on the same base with the same clock, so their
+/// objects are identical, at the same keys. X puts its snapshot and delta; before X's commit,
+/// Y runs: it meets X's objects at its keys. Y must not take them for its own (it would then
+/// commit them, and X, meeting its 412, would take Y's commit for its own lost answer: two
+/// `changed` reports, two webhooks, for one commit). Exactly one writer reports `changed`.
+async fn of_identical_writers_only_the_one_that_committed_reports_changed(b: Backend) {
+    let t = datetime!(2026-11-24 06:00:00 UTC);
+    let server = HttpServer::start();
+    server.set("/base.json", data(1, 10));
+    server.set("/new.json", data(2, 10));
+    let first = machine_fixed(
+        b.store.clone(),
+        &server.url("/base.json"),
+        t - Duration::hours(1),
+    )
+    .await
+    .run()
+    .await;
+    assert_eq!(first.outcome, Outcome::Changed, "{first:?}");
+    let store = Counting::new(b.store.clone());
+    let x = machine_fixed(store.clone(), &server.url("/new.json"), t).await;
+    let y = machine_fixed(b.store.clone(), &server.url("/new.json"), t).await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    store.before_put("latest.json", async move {
+        let _ = tx.send(y.run().await);
+    });
+    let rx_report = x.run().await;
+    let ry = rx.await.expect("X reached its commit point");
+    let outcomes = [rx_report.outcome, ry.outcome];
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Outcome::Changed).count(),
+        1,
+        "X: {rx_report:?}\nY: {ry:?}"
+    );
+    assert!(outcomes.contains(&Outcome::Unchanged), "{outcomes:?}");
+    assert_eq!((rx_report.version, ry.version), (Some(2), Some(2)));
+    assert_sound(&b.store, 2).await;
 }

@@ -170,3 +170,34 @@ fn endpoint_down_fails_fast() {
         t.elapsed()
     );
 }
+
+/// The source has not changed since the last run, so the run has nothing to publish; a wrong
+/// secret must still fail it (one cheap request per process), not wait for the next change.
+#[test]
+fn wrong_secret_is_noticed_while_the_source_is_unchanged() {
+    let Some(env) = s3_env() else { return };
+    let server = HttpServer::start();
+    server.set("/d.json", data(3, 1));
+    let sb = Sandbox::new();
+    let store = format!("s3://{}/{}", env.bucket, prefix());
+    let url = server.url("/d.json");
+    let r = s3_run(&sb, &env, &store, &["run", "--url", &url], &[]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    let r = s3_run(&sb, &env, &store, &["run", "--url", &url], &[]);
+    assert_eq!((r.code, r.outcome()), (0, "not-modified"), "{r:?}");
+    let secret = "Wr0ngSecretKeyThatMustNeverBePrinted";
+    let r = s3_run(
+        &sb,
+        &env,
+        &store,
+        &["run", "--url", &url],
+        &[(SECRET_ENV, secret)],
+    );
+    assert_eq!(r.code, 1, "a wrong secret went unnoticed: {r:?}");
+    let last = r.stderr.lines().last().unwrap_or("").to_string() + r.summary();
+    assert!(
+        last.to_lowercase().contains("signature") || last.contains("access denied"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret));
+}
