@@ -589,27 +589,43 @@ pub fn classify_orphans(
     out
 }
 
-/// Every object key the history names right now: `latest.json`'s version, the manifest's
-/// versions, and the versions between them that a crashed run left out of the manifest (from
-/// the objects' metadata). A manifest that cannot be read stops the janitor.
+/// Every object key the history names right now: the manifest's versions and `latest.json`'s.
+/// The manifest may lag `latest.json` by one version (a writer between its commit and its
+/// manifest write; latest names that version's objects itself). Further behind, the objects
+/// of the versions in between cannot be told from other attempts' of the same data, so the
+/// janitor waits for the writers to catch up, and then refuses rather than guess. A manifest
+/// that cannot be read stops the janitor too.
 async fn named_now(store: &DynStore, keys: &DatasetKeys) -> Result<BTreeSet<String>> {
-    let latest = store
-        .head(&keys.latest())
-        .await?
-        .and_then(|m| Entry::from_metadata(&m.metadata));
-    let manifest = read_manifest(store, keys)
-        .await?
-        .unwrap_or_else(|| Manifest::new(dataset_name(keys)));
-    let mut entries = manifest.versions;
-    if let Some(l) = &latest {
-        let have = entries.last().map_or(0, |e| e.version);
-        if l.version > have {
-            entries.extend(recover_entries(store, keys, have, l, None).await?);
+    let mut attempt = 0;
+    let (manifest, latest) = loop {
+        let latest = store
+            .head(&keys.latest())
+            .await?
+            .and_then(|m| Entry::from_metadata(&m.metadata));
+        let manifest = read_manifest(store, keys)
+            .await?
+            .unwrap_or_else(|| Manifest::new(dataset_name(keys)));
+        let have = manifest.last().map_or(0, |e| e.version);
+        let behind = latest
+            .as_ref()
+            .map_or(0, |l| l.version.saturating_sub(have));
+        if behind <= 1 {
+            break (manifest, latest);
         }
-        entries.push(l.clone());
-    }
-    Ok(entries
+        attempt += 1;
+        if attempt == MAX_ATTEMPTS {
+            return Err(Error::Corrupt {
+                store: store.url().to_string(),
+                key: keys.manifest(),
+                reason: format!("is {behind} versions behind latest.json; run `snapsync verify --repair` before deleting orphans"),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    Ok(manifest
+        .versions
         .iter()
+        .chain(&latest)
         .flat_map(|e| [e.live_snapshot(), e.delta.as_deref()])
         .flatten()
         .map(str::to_string)
