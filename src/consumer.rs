@@ -607,7 +607,8 @@ async fn download_snapshot(store: &DynStore, entry: &Entry, bytes: &mut u64) -> 
 }
 
 /// Replaces `path` with `bytes` so that a reader (or a crash) sees the old file or the new one,
-/// never a mix: write a temporary file beside it, sync it, rename it over `path`.
+/// never a mix: write a temporary file beside it (`.NAME.<random>.snapsync-tmp`), sync it,
+/// rename it over `path`, sync the directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -616,15 +617,28 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::io(path, std::io::Error::other("not a file name")))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(".snapsync-tmp");
-    let tmp = dir.join(tmp_name);
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".");
+    // The temporary's name is random and it is created with O_CREAT|O_EXCL, so nothing
+    // planted in the directory (a symlink at a name we would pick, say) can redirect the
+    // write: an existing name is skipped, never opened. Mode 0666 less the umask, as a plain
+    // create would give (a temporary file's default is 0600).
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".snapsync-tmp");
+    #[cfg(unix)]
+    builder
+        .permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o666));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
+        // Removed on every error path when dropped.
+        let mut tmp = builder.tempfile_in(&dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file().sync_all()?;
+        // rename(2) replaces the directory entry at `path`: if `path` is a symlink, the
+        // symlink itself becomes this regular file and whatever it pointed at is untouched.
+        // That is intended: `--out` names the file snapsync owns, not a way to write
+        // somewhere else.
+        tmp.persist(path).map_err(|e| e.error)?;
         // The rename is durable once the directory is synced (best effort: not every
         // platform can open a directory).
         if let Ok(d) = std::fs::File::open(&dir) {
@@ -632,10 +646,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         }
         Ok(())
     })();
-    result.map_err(|e: std::io::Error| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    result.map_err(|e: std::io::Error| Error::io(path, e))
 }
 
 #[cfg(test)]
