@@ -236,6 +236,8 @@ pub struct Db {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DatasetState {
     pub id: i64,
+    /// The (redacted) URL that `etag` and `last_modified` came from.
+    pub source_url: Option<String>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub source_sha256: Option<String>,
@@ -380,15 +382,16 @@ impl Db {
                 params![store, name],
             )?;
             let mut st = c.query_row(
-                "SELECT id, etag, last_modified, source_sha256, pipeline FROM datasets WHERE store = ?1 AND name = ?2",
+                "SELECT id, source_url, etag, last_modified, source_sha256, pipeline FROM datasets WHERE store = ?1 AND name = ?2",
                 params![store, name],
                 |r| {
                     Ok(DatasetState {
                         id: r.get(0)?,
-                        etag: r.get(1)?,
-                        last_modified: r.get(2)?,
-                        source_sha256: r.get(3)?,
-                        pipeline: r.get(4)?,
+                        source_url: r.get(1)?,
+                        etag: r.get(2)?,
+                        last_modified: r.get(3)?,
+                        source_sha256: r.get(4)?,
+                        pipeline: r.get(5)?,
                         last: None,
                     })
                 },

@@ -181,6 +181,79 @@ fn a_304_ends_the_run_without_parsing_or_uploading() {
     assert_eq!(r.field("version").as_deref(), Some("1"));
 }
 
+/// How the dataset's URL changes between two runs, on a server that would answer the old
+/// URL's validators with 304 for the new one.
+#[derive(Debug, Clone, Copy)]
+enum UrlChange {
+    /// Another file with the same ETag (tags that name a release, not a file's content).
+    PathSameEtag,
+    /// Another, older file, on a server without ETags: If-Modified-Since says "not newer".
+    PathOlderFile,
+    /// The same path with another query (`?day=1` → `?day=2`): the exact URL counts.
+    Query,
+}
+
+#[rstest::rstest]
+#[case::other_path_same_etag(UrlChange::PathSameEtag)]
+#[case::other_path_older_file(UrlChange::PathOlderFile)]
+#[case::other_query(UrlChange::Query)]
+fn validators_are_only_sent_to_the_url_they_came_from(#[case] change: UrlChange) {
+    let server = HttpServer::start();
+    let sb = Sandbox::new();
+    let (old, new) = (
+        body(&dataset(&["france", "spain"])),
+        body(&dataset(&["france", "italy"])),
+    );
+    let (url_a, url_b, path_b) = match change {
+        UrlChange::PathSameEtag => {
+            server.set_with_etag("/a.json", old, "\"release-7\"");
+            server.set_with_etag("/b.json", new.clone(), "\"release-7\"");
+            (server.url("/a.json"), server.url("/b.json"), "/b.json")
+        }
+        UrlChange::PathOlderFile => {
+            // b.json is set first: its Last-Modified is older than a.json's.
+            server.set("/b.json", new.clone());
+            server.set("/a.json", old);
+            server.set_validators("/a.json", false, true);
+            server.set_validators("/b.json", false, true);
+            (server.url("/a.json"), server.url("/b.json"), "/b.json")
+        }
+        UrlChange::Query => {
+            server.set_with_etag("/d.json", old, "\"release-7\"");
+            (
+                server.url("/d.json?day=1"),
+                server.url("/d.json?day=2"),
+                "/d.json",
+            )
+        }
+    };
+    let r = sb.sync(&url_a, &[]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    if let UrlChange::Query = change {
+        server.set_with_etag("/d.json", new.clone(), "\"release-7\"");
+    }
+
+    let r = sb.sync(&url_b, &[]);
+    assert_eq!(
+        (r.code, r.outcome(), r.field("version").as_deref()),
+        (0, "changed", Some("2")),
+        "{change:?}: a different file was taken for not-modified: {r:?}"
+    );
+    let headers = server.last_headers(path_b);
+    assert!(
+        !headers
+            .iter()
+            .any(|(k, _)| k == "if-none-match" || k == "if-modified-since"),
+        "{change:?}: the old URL's validators went to the new one: {headers:?}"
+    );
+    let doc: Value = serde_json::from_slice(&sb.latest_bytes(DATASET)).unwrap();
+    assert_eq!(doc[1]["country"]["key"], "italy");
+
+    // The new URL's own validators are used on its next run.
+    let r = sb.sync(&url_b, &[]);
+    assert_eq!((r.code, r.outcome()), (0, "not-modified"), "{r:?}");
+}
+
 #[test]
 fn a_record_inserted_in_the_middle_is_one_add() {
     let (server, sb, url) = published(&dataset(&["a", "b", "d", "e"]));
@@ -467,3 +540,4 @@ fn a_re_sorted_day_is_moves_not_removes_and_adds() {
         json!([{"key": "spain", "op": "moved", "moved": true}])
     );
 }
+
