@@ -541,3 +541,59 @@ fn a_re_sorted_day_is_moves_not_removes_and_adds() {
     );
 }
 
+/// `snapsync log | head -1`: the reader closes the pipe early. Here it is closed before the
+/// command writes anything, so the very first write finds it closed, on every command that
+/// prints. The command ends quietly: no panic ("failed printing to stdout"), no error line,
+/// and the status it would have had (0, or 1 when a dataset failed).
+#[rstest::rstest]
+#[case::log(&["log"], Some(0))]
+#[case::log_json(&["log", "--json"], Some(0))]
+#[case::status(&["status"], Some(0))]
+#[case::status_json(&["status", "--json"], Some(0))]
+#[case::verify(&["verify"], Some(0))]
+#[case::verify_json(&["verify", "--json"], Some(0))]
+#[case::restore_to_stdout(&["restore", "--version", "1", "--out", "-"], Some(0))]
+#[case::diff(&["diff", "1", "3"], Some(0))]
+#[case::diff_patch(&["diff", "1", "3", "--format", "patch"], Some(0))]
+#[case::prune_dry_run(&["prune", "--keep-daily", "1", "--keep-monthly", "1", "--dry-run"], Some(0))]
+#[case::pull(&["pull", "--out", "copy.json"], Some(0))]
+#[case::run(&["run"], Some(0))]
+#[case::doctor(&["doctor"], None)]
+fn a_closed_stdout_ends_a_command_quietly(#[case] args: &[&str], #[case] code: Option<i32>) {
+    let server = HttpServer::start();
+    let sb = Sandbox::new();
+    let url = server.url("/stats.json");
+    for keys in [&["a", "b"][..], &["a", "b", "c"], &["b", "c", "d"]] {
+        server.set("/stats.json", body(&dataset(keys)));
+        let r = sb.sync(&url, &[]);
+        assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = sb.cmd(args);
+    cmd.args(["--url", &url]).stdout(writer);
+    let r = common::cli::to_result(cmd.output().unwrap());
+    assert!(
+        !r.stderr.contains("panicked") && !r.stderr.contains("Broken pipe"),
+        "{r:?}"
+    );
+    assert_ne!(r.code, 101, "{r:?}");
+    if let Some(code) = code {
+        assert_eq!(r.code, code, "{r:?}");
+    }
+}
+
+/// Closing stdout does not hide a failure that already happened: `run` prints after every
+/// dataset ran, so its status still says one failed.
+#[test]
+fn a_closed_stdout_keeps_a_failed_runs_status() {
+    let server = HttpServer::start();
+    let sb = Sandbox::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = sb.cmd(&["run", "--url", &server.url("/missing.json")]);
+    cmd.stdout(writer);
+    let r = common::cli::to_result(cmd.output().unwrap());
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(!r.stderr.contains("panicked"), "{r:?}");
+}
