@@ -1,6 +1,8 @@
 //! Command glue: builds the real store, database and source from the `Config`, runs a
-//! command, and prints its result. Output for scripts goes to stdout; logs go to stderr.
+//! command, and prints its result. Output for scripts goes to stdout (through [`out`], so a
+//! closed pipe stops a command quietly instead of panicking); logs go to stderr.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -22,6 +24,35 @@ use crate::sync::{self, Deps, Outcome, Report, RunOptions};
 
 /// How many datasets run at once.
 const PARALLEL_DATASETS: usize = 4;
+
+/// The reader of stdout is gone (`snapsync log | head -1`). The command stops where it is,
+/// as a program killed by SIGPIPE would, and `main` exits with status 0 and no message: the
+/// reader had what it wanted. What was already published stays published (every commit is
+/// atomic, and `replay` resumes after the store's newest version).
+#[derive(Debug, thiserror::Error)]
+#[error("stdout was closed by its reader")]
+pub struct StdoutClosed;
+
+/// Whether `e` is (or was caused by) [`StdoutClosed`].
+pub fn is_stdout_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<StdoutClosed>())
+}
+
+/// Writes all of `bytes` to stdout and flushes: every command's result goes through here (or
+/// [`out`]), so a closed pipe is an error a command returns, never a `println!` panic.
+pub fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
+    }
+}
+
+/// Writes one line of a command's result to stdout (see [`write_stdout`]).
+pub fn out(line: impl std::fmt::Display) -> anyhow::Result<()> {
+    write_stdout(format!("{line}\n").as_bytes())
+}
 
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
     let (db, warning) = Db::open(&config.db).await?;
@@ -58,10 +89,16 @@ pub async fn run(config: &Config, json: bool, force: bool) -> anyhow::Result<Vec
         .collect()
         .await;
     for r in &reports {
-        if json {
-            println!("{}", serde_json::to_string(r).expect("a report serializes"));
+        let written = if json {
+            out(serde_json::to_string(r).expect("a report serializes"))
         } else {
-            println!("{}", r.summary_line());
+            out(r.summary_line())
+        };
+        match written {
+            Ok(()) => {}
+            // Every dataset has run: the exit status still says whether one failed.
+            Err(e) if is_stdout_closed(&e) => break,
+            Err(e) => return Err(e),
         }
     }
     Ok(reports)
@@ -137,13 +174,16 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 "next_run": next_run,
                 "schedule": schedule.as_str(),
             });
-            println!("{v}");
+            out(format_args!("{v}"))?;
         } else {
-            println!("{}", ds.name);
-            println!("  store:         {}", store.url());
-            println!("  source:        {}", crate::source::redact_url(&ds.url));
+            out(format_args!("{}", ds.name))?;
+            out(format_args!("  store:         {}", store.url()))?;
+            out(format_args!(
+                "  source:        {}",
+                crate::source::redact_url(&ds.url)
+            ))?;
             match &last_run {
-                Some(r) => println!(
+                Some(r) => out(format_args!(
                     "  last run:      {} {} ({} ms){}",
                     r.started_at,
                     r.outcome,
@@ -152,24 +192,27 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                         .as_deref()
                         .map(|e| format!(": {e}"))
                         .unwrap_or_default()
-                ),
-                None => println!("  last run:      never (on this database)"),
+                ))?,
+                None => out(format_args!("  last run:      never (on this database)"))?,
             }
             if let Some(r) = &last_ok {
-                println!("  last success:  {} {}", r.started_at, r.outcome);
+                out(format_args!(
+                    "  last success:  {} {}",
+                    r.started_at, r.outcome
+                ))?;
             }
             match &remote {
-                Some(e) => println!(
+                Some(e) => out(format_args!(
                     "  version:       {} sha256={} ({})",
                     e.version, e.sha256, e.created_at
-                ),
-                None => println!("  version:       none published"),
+                ))?,
+                None => out(format_args!("  version:       none published"))?,
             }
-            println!("  local state:   {agreement}");
-            println!(
+            out(format_args!("  local state:   {agreement}"))?;
+            out(format_args!(
                 "  next run:      {next_run} (worker schedule \"{}\")",
                 schedule.as_str()
-            );
+            ))?;
         }
     }
     Ok(())
@@ -183,20 +226,24 @@ pub async fn log(config: &Config, json: bool) -> anyhow::Result<()> {
             .await?
             .unwrap_or_else(|| Manifest::new(&ds.name));
         if json {
-            println!(
+            out(format_args!(
                 "{}",
                 serde_json::to_string(&manifest).expect("a manifest serializes")
-            );
+            ))?;
             continue;
         }
         if config.datasets.len() > 1 {
-            println!("{}", ds.name);
+            out(format_args!("{}", ds.name))?;
         }
         if manifest.versions.is_empty() {
-            println!("no versions of {} in {}", ds.name, store.url());
+            out(format_args!(
+                "no versions of {} in {}",
+                ds.name,
+                store.url()
+            ))?;
         }
         for e in manifest.versions.iter().rev() {
-            println!(
+            out(format_args!(
                 "v{:<4} {}  {}  +{} -{} ~{} moved={}  records={}  snapshot={} delta={}",
                 e.version,
                 e.created_at,
@@ -208,7 +255,7 @@ pub async fn log(config: &Config, json: bool) -> anyhow::Result<()> {
                 e.records.map_or("-".to_string(), |n| n.to_string()),
                 human_bytes(e.snapshot_bytes),
                 e.delta_bytes.map_or("-".to_string(), human_bytes),
-            );
+            ))?;
         }
     }
     Ok(())
@@ -232,9 +279,17 @@ pub fn human_bytes(n: u64) -> String {
 /// `snapsync doctor`: every check prints one line; the result is whether all passed.
 pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
     let mut ok = true;
+    // Every check runs even when stdout is closed; the first write error is returned at the
+    // end (a closed pipe ends quietly in `main`).
+    let mut written = Ok(());
     let mut line = |good: bool, what: &str, detail: String| {
         ok &= good;
-        println!("{} {what:<12} {detail}", if good { "ok  " } else { "FAIL" });
+        if written.is_ok() {
+            written = out(format_args!(
+                "{} {what:<12} {detail}",
+                if good { "ok  " } else { "FAIL" }
+            ));
+        }
     };
     let names: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
     line(
@@ -340,6 +395,7 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
             Err(e) => line(false, "source", format!("{}: {e}", ds.name)),
         }
     }
+    written?;
     Ok(ok)
 }
 

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::canonical::{display_key, Document};
 use crate::cli::{DiffArgs, PruneArgs, PullArgs, ReplayArgs, RestoreArgs, VerifyArgs};
 use crate::clock::{Clock, StoreClock, SystemClock};
-use crate::commands;
+use crate::commands::{self, out, write_stdout};
 use crate::config::Config;
 use crate::consumer;
 use crate::delta::{self, ChangeKind, Diff};
@@ -75,9 +75,12 @@ pub async fn pull(config: &Config, args: PullArgs) -> anyhow::Result<()> {
         tracing::warn!(dataset = %ds.name, "{w}");
     }
     if args.json {
-        println!("{}", serde_json::to_string(&report).expect("serializes"));
+        out(format_args!(
+            "{}",
+            serde_json::to_string(&report).expect("serializes")
+        ))?;
     } else {
-        println!("{}", report.summary_line());
+        out(format_args!("{}", report.summary_line()))?;
     }
     Ok(())
 }
@@ -113,10 +116,7 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
         .with_context(|| format!("restoring {} version {}", ds.name, entry.version))?;
     let to_stdout = args.out.as_os_str() == "-";
     if to_stdout {
-        let mut out = std::io::stdout().lock();
-        out.write_all(doc.bytes())
-            .and_then(|()| out.flush())
-            .context("writing to stdout")?;
+        write_stdout(doc.bytes())?;
     } else {
         consumer::write_atomically(&args.out, doc.bytes())?;
     }
@@ -131,9 +131,9 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     if to_stdout {
-        eprintln!("{line}");
+        let _ = writeln!(std::io::stderr(), "{line}");
     } else {
-        println!("{line}");
+        out(format_args!("{line}"))?;
     }
     Ok(())
 }
@@ -197,33 +197,37 @@ pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
                 "repaired": repaired,
                 "deleted": deleted,
             });
-            println!("{v}");
+            out(format_args!("{v}"))?;
             continue;
         }
         for p in &report.problems {
-            println!("{} problem: {p}", ds.name);
+            out(format_args!("{} problem: {p}", ds.name))?;
         }
         for n in &report.notes {
-            println!("{} note: {n}", ds.name);
+            out(format_args!("{} note: {n}", ds.name))?;
         }
         for o in &report.orphans {
-            println!("{} orphan: {o}", ds.name);
+            out(format_args!("{} orphan: {o}", ds.name))?;
         }
         for f in &report.foreign {
-            println!("{} not snapsync's (left alone): {f}", ds.name);
+            out(format_args!("{} not snapsync's (left alone): {f}", ds.name))?;
         }
         for r in &repaired {
-            println!("{} repaired: {r}", ds.name);
+            out(format_args!("{} repaired: {r}", ds.name))?;
         }
         for d in &deleted {
-            println!("{} deleted orphan: {d}", ds.name);
+            out(format_args!("{} deleted orphan: {d}", ds.name))?;
         }
         if !args.repair {
             for f in &report.fixes {
-                println!("{} repairable (--repair): {}", ds.name, f.describe());
+                out(format_args!(
+                    "{} repairable (--repair): {}",
+                    ds.name,
+                    f.describe()
+                ))?;
             }
         }
-        println!(
+        out(format_args!(
             "{} {} versions={} problems={} orphans={}",
             ds.name,
             if report.is_sound() {
@@ -234,7 +238,7 @@ pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
             report.versions,
             report.problems.len(),
             report.orphans.len()
-        );
+        ))?;
     }
     Ok(all_sound)
 }
@@ -346,8 +350,8 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
             format!("{date} {} {}", f.path.display(), r.summary_line())
         };
         match &bar {
-            Some(bar) => bar.suspend(|| println!("{line}")),
-            None => println!("{line}"),
+            Some(bar) => bar.suspend(|| out(&line))?,
+            None => out(&line)?,
         }
         if let Some(bar) = &bar {
             bar.inc(1);
@@ -373,9 +377,9 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
         files.len() + skipped
     );
     if args.json {
-        eprintln!("{summary}");
+        let _ = writeln!(std::io::stderr(), "{summary}");
     } else {
-        println!("{summary}");
+        out(format_args!("{summary}"))?;
     }
     Ok(failed == 0)
 }
@@ -394,7 +398,7 @@ pub async fn prune(config: &Config, args: PruneArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("pruning {} in {}", ds.name, store.url()))?;
         let Some(plan) = outcome.plan else {
-            println!("{} no versions in {}", ds.name, store.url());
+            out(format_args!("{} no versions in {}", ds.name, store.url()))?;
             continue;
         };
         let verb = if args.dry_run {
@@ -403,15 +407,15 @@ pub async fn prune(config: &Config, args: PruneArgs) -> anyhow::Result<()> {
             "deleted"
         };
         for (v, why) in &plan.keep {
-            println!("{} keep v{v} ({})", ds.name, why.join(", "));
+            out(format_args!("{} keep v{v} ({})", ds.name, why.join(", ")))?;
         }
         for k in plan.delete_snapshots.iter().chain(&plan.orphans.deleted) {
-            println!("{} {verb} {k}", ds.name);
+            out(format_args!("{} {verb} {k}", ds.name))?;
         }
         for k in &plan.orphans.foreign {
-            println!("{} not snapsync's (left alone): {k}", ds.name);
+            out(format_args!("{} not snapsync's (left alone): {k}", ds.name))?;
         }
-        println!(
+        out(format_args!(
             "{} prune kept={} pruned={} orphans={} young-orphans={}{}",
             ds.name,
             plan.keep.len(),
@@ -419,7 +423,7 @@ pub async fn prune(config: &Config, args: PruneArgs) -> anyhow::Result<()> {
             plan.orphans.deleted.len(),
             plan.orphans.young.len(),
             if args.dry_run { " (dry run)" } else { "" }
-        );
+        ))?;
     }
     Ok(())
 }
@@ -501,7 +505,6 @@ pub async fn diff(config: &Config, args: DiffArgs) -> anyhow::Result<()> {
     let (label_a, a) = load_side(&args.a, ds, &mut store, config).await?;
     let (label_b, b) = load_side(&args.b, ds, &mut store, config).await?;
     let d = delta::diff(&a, &b);
-    let mut out = std::io::stdout().lock();
     let text = match args.format.as_str() {
         "patch" => {
             let mut s = serde_json::to_string_pretty(&d.patch).expect("a patch serializes");
@@ -518,9 +521,7 @@ pub async fn diff(config: &Config, args: DiffArgs) -> anyhow::Result<()> {
         ),
         _ => render_summary(&d, &label_a, &label_b),
     };
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .context("writing to stdout")?;
+    write_stdout(text.as_bytes())?;
     Ok(())
 }
 

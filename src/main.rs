@@ -1,8 +1,9 @@
 //! The `snapsync` binary: parse the command line, set up logging, dispatch, and turn the result
-//! into an exit status (0 ok, 1 a dataset or operation failed, 2 usage or configuration).
+//! into an exit status (0 ok, 1 a dataset or operation failed, 2 usage or configuration; 0
+//! also when the reader of stdout closed it early).
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -92,7 +93,14 @@ fn shutdown_signal() -> tokio_util::sync::CancellationToken {
 }
 
 fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("snapsync: {e:#}");
+    // `snapsync log | head -1`: the reader has what it wanted. Rust ignores SIGPIPE, so the
+    // closed pipe arrives as a write error (see `commands::StdoutClosed`); it ends the
+    // process quietly, with the status a shell pipeline expects of a successful writer.
+    if commands::is_stdout_closed(e) {
+        return ExitCode::SUCCESS;
+    }
+    // Best effort: with stderr closed too, there is nobody to tell.
+    let _ = writeln!(std::io::stderr(), "snapsync: {e:#}");
     let usage = matches!(e.downcast_ref::<Error>(), Some(Error::Config(_)));
     ExitCode::from(if usage { 2 } else { 1 })
 }

@@ -516,8 +516,13 @@ impl Run<'_> {
             None => {
                 let transforms = self.load_transforms().await?;
                 let pipeline = ds.pipeline_fingerprint(&transforms);
+                // Validators are the server's word about one resource: sent to another URL
+                // (the dataset's URL was changed) a 304 would hide a different file. The
+                // source_sha256 short-cut below needs no such guard: it compares the bytes
+                // actually fetched, whatever URL they came from.
+                let same_url = state.source_url.as_deref() == Some(redact_url(&ds.url).as_str());
                 let validators = match (&state.last, same_pipeline(&pipeline)) {
-                    (Some(_), true) => Validators {
+                    (Some(_), true) if same_url => Validators {
                         etag: state.etag.clone(),
                         last_modified: state.last_modified.clone(),
                     },

@@ -912,9 +912,15 @@ async fn interrupted_pull_leaves_the_file_intact_and_the_next_pull_finishes() {
     let b = backend("file").await.unwrap();
     let h = replayed(b.store.clone(), 8).await;
     let out = h.local_copy(3, "local.json").await;
-    // A previous pull was killed after writing its temporary file.
-    let tmp = h.work.path().join(".local.json.snapsync-tmp");
+    // A previous pull was killed after writing its temporary file, two hours ago.
+    let tmp = h.work.path().join(".local.json.X1y2Z3.snapsync-tmp");
     std::fs::write(&tmp, b"half a file").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
     // The connection drops after the manifest, after one delta, after two deltas.
     let before = std::fs::read(&out).unwrap();
     for ok in [1, 2, 3] {
@@ -936,7 +942,7 @@ async fn interrupted_pull_leaves_the_file_intact_and_the_next_pull_finishes() {
     assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), h.last());
     assert!(
         !tmp.exists(),
-        "the leftover temporary file was replaced and renamed"
+        "the killed pull's leftover temporary file was removed"
     );
     // A garbage sidecar: a warning, and the file is recognised by its hash.
     std::fs::write(consumer::sidecar_path(&out), b"{not json").unwrap();

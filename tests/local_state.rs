@@ -1,7 +1,9 @@
 //! "SQLite is a cache": the local database deleted, emptied, truncated, overwritten with
-//! garbage (or a stale copy put back) between runs of the real binary. The next run must rebuild
-//! what it needs from the store: the same data is `unchanged` at the same version (never a
-//! duplicate version), new data becomes exactly the next version, and the history verifies.
+//! garbage after its header (or a stale copy put back) between runs of the real binary. The
+//! next run must rebuild what it needs from the store: the same data is `unchanged` at the same
+//! version (never a duplicate version), new data becomes exactly the next version, and the
+//! history verifies. But only a SQLite file is ever moved aside: a `--db` that holds something
+//! else is refused, and processes opening one new database at once all use it.
 
 mod common;
 
@@ -21,7 +23,6 @@ enum Damage {
     Deleted,
     Emptied,
     TruncatedToHalf,
-    Garbage,
     /// A valid SQLite header followed by garbage.
     GarbageAfterHeader,
     /// A copy taken one version ago, put back (with its WAL and shared-memory files removed).
@@ -50,10 +51,6 @@ fn damage(db: &std::path::Path, how: Damage, stale: &[u8]) {
                 .unwrap()
                 .set_len(len / 2)
                 .unwrap();
-        }
-        Damage::Garbage => {
-            let junk: Vec<u8> = (0..50_000u32).map(|i| (i * 7919 % 251) as u8).collect();
-            std::fs::write(db, junk).unwrap();
         }
         Damage::GarbageAfterHeader => {
             let mut f = std::fs::File::create(db).unwrap();
@@ -148,7 +145,6 @@ async fn damaged_between_runs(target: Target, how: Damage) {
 #[case::deleted(Damage::Deleted)]
 #[case::emptied(Damage::Emptied)]
 #[case::truncated(Damage::TruncatedToHalf)]
-#[case::garbage(Damage::Garbage)]
 #[case::garbage_after_header(Damage::GarbageAfterHeader)]
 #[case::stale_copy(Damage::Stale)]
 #[tokio::test]
@@ -160,7 +156,6 @@ async fn file_store(#[case] how: Damage) {
 #[case::deleted(Damage::Deleted)]
 #[case::emptied(Damage::Emptied)]
 #[case::truncated(Damage::TruncatedToHalf)]
-#[case::garbage(Damage::Garbage)]
 #[case::garbage_after_header(Damage::GarbageAfterHeader)]
 #[case::stale_copy(Damage::Stale)]
 #[tokio::test]
@@ -169,4 +164,79 @@ async fn s3(#[case] how: Damage) {
         return;
     };
     damaged_between_runs(target, how).await;
+}
+
+/// Files in `dir` whose names say they were moved aside.
+fn moved_aside(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".corrupt-"))
+        .collect()
+}
+
+/// A `--db` naming a file that is not SQLite (overwritten with garbage, or a credentials or
+/// JSON file named by mistake or by a planted `snapsync.toml`): the run refuses it in one
+/// line, and the file is neither renamed nor changed.
+#[rstest]
+#[case::garbage((0..50_000u32).map(|i| (i * 7919 % 251) as u8).collect())]
+#[case::credentials(b"[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = s3cr3t\n".to_vec())]
+#[case::json(b"{\"datasets\": []}\n".to_vec())]
+fn a_db_that_is_not_sqlite_is_refused_and_left_alone(#[case] bytes: Vec<u8>) {
+    let target = Target::file();
+    let server = HttpServer::start();
+    server.set("/d.json", data(1, 25));
+    let db = target.db("local");
+    std::fs::write(&db, &bytes).unwrap();
+    let r = run(&target, &server);
+    assert_eq!(r.code, 1, "{r:?}");
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("snapsync:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{r:?}");
+    assert!(
+        errors[0].contains("is not a SQLite database")
+            && errors[0].contains(&db.display().to_string()),
+        "{r:?}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), bytes);
+    assert_eq!(moved_aside(target.dir.path()), Vec::<String>::new());
+    // Nothing was fetched for a run that could not have recorded it.
+    assert_eq!(server.requests("/d.json"), 0);
+}
+
+/// Three processes (a worker and two `run`s, say) start on one new database at the same
+/// moment: each migrates or sees the migration done, none fails, none moves the database
+/// aside.
+#[test]
+fn three_processes_open_one_new_database_at_once() {
+    const TRIALS: usize = 20;
+    let target = Target::file();
+    let server = HttpServer::start();
+    let url = server.url("/d.json");
+    for trial in 0..TRIALS {
+        let db = target.db(&format!("new-{trial}"));
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                target
+                    .cmd(&db, &["status", "--dataset", DATASET, "--url", &url])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let r = to_result(child.wait_with_output().unwrap());
+            assert_eq!(r.code, 0, "trial {trial}: {r:?}");
+            assert!(!r.stderr.contains("corrupt"), "trial {trial}: {r:?}");
+        }
+        assert_eq!(
+            moved_aside(target.dir.path()),
+            Vec::<String>::new(),
+            "trial {trial}"
+        );
+    }
 }

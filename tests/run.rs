@@ -181,6 +181,79 @@ fn a_304_ends_the_run_without_parsing_or_uploading() {
     assert_eq!(r.field("version").as_deref(), Some("1"));
 }
 
+/// How the dataset's URL changes between two runs, on a server that would answer the old
+/// URL's validators with 304 for the new one.
+#[derive(Debug, Clone, Copy)]
+enum UrlChange {
+    /// Another file with the same ETag (tags that name a release, not a file's content).
+    PathSameEtag,
+    /// Another, older file, on a server without ETags: If-Modified-Since says "not newer".
+    PathOlderFile,
+    /// The same path with another query (`?day=1` → `?day=2`): the exact URL counts.
+    Query,
+}
+
+#[rstest::rstest]
+#[case::other_path_same_etag(UrlChange::PathSameEtag)]
+#[case::other_path_older_file(UrlChange::PathOlderFile)]
+#[case::other_query(UrlChange::Query)]
+fn validators_are_only_sent_to_the_url_they_came_from(#[case] change: UrlChange) {
+    let server = HttpServer::start();
+    let sb = Sandbox::new();
+    let (old, new) = (
+        body(&dataset(&["france", "spain"])),
+        body(&dataset(&["france", "italy"])),
+    );
+    let (url_a, url_b, path_b) = match change {
+        UrlChange::PathSameEtag => {
+            server.set_with_etag("/a.json", old, "\"release-7\"");
+            server.set_with_etag("/b.json", new.clone(), "\"release-7\"");
+            (server.url("/a.json"), server.url("/b.json"), "/b.json")
+        }
+        UrlChange::PathOlderFile => {
+            // b.json is set first: its Last-Modified is older than a.json's.
+            server.set("/b.json", new.clone());
+            server.set("/a.json", old);
+            server.set_validators("/a.json", false, true);
+            server.set_validators("/b.json", false, true);
+            (server.url("/a.json"), server.url("/b.json"), "/b.json")
+        }
+        UrlChange::Query => {
+            server.set_with_etag("/d.json", old, "\"release-7\"");
+            (
+                server.url("/d.json?day=1"),
+                server.url("/d.json?day=2"),
+                "/d.json",
+            )
+        }
+    };
+    let r = sb.sync(&url_a, &[]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    if let UrlChange::Query = change {
+        server.set_with_etag("/d.json", new.clone(), "\"release-7\"");
+    }
+
+    let r = sb.sync(&url_b, &[]);
+    assert_eq!(
+        (r.code, r.outcome(), r.field("version").as_deref()),
+        (0, "changed", Some("2")),
+        "{change:?}: a different file was taken for not-modified: {r:?}"
+    );
+    let headers = server.last_headers(path_b);
+    assert!(
+        !headers
+            .iter()
+            .any(|(k, _)| k == "if-none-match" || k == "if-modified-since"),
+        "{change:?}: the old URL's validators went to the new one: {headers:?}"
+    );
+    let doc: Value = serde_json::from_slice(&sb.latest_bytes(DATASET)).unwrap();
+    assert_eq!(doc[1]["country"]["key"], "italy");
+
+    // The new URL's own validators are used on its next run.
+    let r = sb.sync(&url_b, &[]);
+    assert_eq!((r.code, r.outcome()), (0, "not-modified"), "{r:?}");
+}
+
 #[test]
 fn a_record_inserted_in_the_middle_is_one_add() {
     let (server, sb, url) = published(&dataset(&["a", "b", "d", "e"]));
@@ -262,11 +335,14 @@ fn deleting_the_database_loses_nothing_and_publishes_no_duplicate() {
 }
 
 #[test]
-fn a_garbage_database_file_is_reported_in_one_line_and_rebuilt() {
+fn a_corrupt_database_file_is_reported_in_one_line_and_rebuilt() {
     let v = dataset(&["a"]);
     let (server, sb, url) = published(&v);
     server.set_validators("/stats.json", false, false);
-    std::fs::write(sb.db(), vec![0xABu8; 4096]).unwrap();
+    // A SQLite header, then garbage (a file without the header is refused, not rebuilt).
+    let mut garbage = b"SQLite format 3\0".to_vec();
+    garbage.resize(4096, 0xAB);
+    std::fs::write(sb.db(), garbage).unwrap();
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", sb.db().display()));
     }
@@ -275,7 +351,7 @@ fn a_garbage_database_file_is_reported_in_one_line_and_rebuilt() {
     let warning: Vec<&str> = r
         .stderr
         .lines()
-        .filter(|l| l.contains("unusable"))
+        .filter(|l| l.contains("is corrupt") && l.contains("moved it to"))
         .collect();
     assert_eq!(warning.len(), 1, "{r:?}");
     assert!(warning[0].contains("level=warn"), "{r:?}");
@@ -463,4 +539,61 @@ fn a_re_sorted_day_is_moves_not_removes_and_adds() {
         delta["changes"],
         json!([{"key": "spain", "op": "moved", "moved": true}])
     );
+}
+
+/// `snapsync log | head -1`: the reader closes the pipe early. Here it is closed before the
+/// command writes anything, so the very first write finds it closed, on every command that
+/// prints. The command ends quietly: no panic ("failed printing to stdout"), no error line,
+/// and the status it would have had (0, or 1 when a dataset failed).
+#[rstest::rstest]
+#[case::log(&["log"], Some(0))]
+#[case::log_json(&["log", "--json"], Some(0))]
+#[case::status(&["status"], Some(0))]
+#[case::status_json(&["status", "--json"], Some(0))]
+#[case::verify(&["verify"], Some(0))]
+#[case::verify_json(&["verify", "--json"], Some(0))]
+#[case::restore_to_stdout(&["restore", "--version", "1", "--out", "-"], Some(0))]
+#[case::diff(&["diff", "1", "3"], Some(0))]
+#[case::diff_patch(&["diff", "1", "3", "--format", "patch"], Some(0))]
+#[case::prune_dry_run(&["prune", "--keep-daily", "1", "--keep-monthly", "1", "--dry-run"], Some(0))]
+#[case::pull(&["pull", "--out", "copy.json"], Some(0))]
+#[case::run(&["run"], Some(0))]
+#[case::doctor(&["doctor"], None)]
+fn a_closed_stdout_ends_a_command_quietly(#[case] args: &[&str], #[case] code: Option<i32>) {
+    let server = HttpServer::start();
+    let sb = Sandbox::new();
+    let url = server.url("/stats.json");
+    for keys in [&["a", "b"][..], &["a", "b", "c"], &["b", "c", "d"]] {
+        server.set("/stats.json", body(&dataset(keys)));
+        let r = sb.sync(&url, &[]);
+        assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = sb.cmd(args);
+    cmd.args(["--url", &url]).stdout(writer);
+    let r = common::cli::to_result(cmd.output().unwrap());
+    assert!(
+        !r.stderr.contains("panicked") && !r.stderr.contains("Broken pipe"),
+        "{r:?}"
+    );
+    assert_ne!(r.code, 101, "{r:?}");
+    if let Some(code) = code {
+        assert_eq!(r.code, code, "{r:?}");
+    }
+}
+
+/// Closing stdout does not hide a failure that already happened: `run` prints after every
+/// dataset ran, so its status still says one failed.
+#[test]
+fn a_closed_stdout_keeps_a_failed_runs_status() {
+    let server = HttpServer::start();
+    let sb = Sandbox::new();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = sb.cmd(&["run", "--url", &server.url("/missing.json")]);
+    cmd.stdout(writer);
+    let r = common::cli::to_result(cmd.output().unwrap());
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(!r.stderr.contains("panicked"), "{r:?}");
 }

@@ -1,7 +1,8 @@
 //! Secrets and boundaries: no command ever prints the S3 secret key or a source URL's
 //! password or token (success and failure paths, default and debug logs); dataset names and
 //! object keys cannot leave the store's prefix; plain http to anything but loopback is refused
-//! before any connection; `Debug` of the configuration shows no secret.
+//! before any connection; `Debug` of the configuration shows no secret; `--out` writes go to
+//! `--out` and nowhere else, whatever is planted beside it.
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::config::Credentials;
 use bytes::Bytes;
 use clap::Parser as _;
-use common::cli::{to_result, RunResult};
+use common::cli::{sha256_hex, to_result, RunResult, Sandbox};
 use common::http::HttpServer;
 use common::target::Target;
 use proptest::prelude::*;
@@ -409,4 +410,104 @@ fn debug_of_the_configuration_shows_no_secret() {
         assert!(!shown.contains(s), "Debug shows {s:?}: {shown}");
     }
     assert!(shown.contains("example.com/a.json"), "{shown}");
+}
+
+/// How `restore --out`/`pull --out` could be sent to write somewhere else.
+#[derive(Debug, Clone, Copy)]
+enum Plant {
+    /// A symlink at the temporary name the old code always used (`.NAME.snapsync-tmp`, and
+    /// the same for the sidecar `NAME.snapsync.json`).
+    PredictableTemporary,
+    /// `--out` itself is a symlink: the write replaces the link, not the file it names.
+    OutIsASymlink,
+}
+
+#[rstest::rstest]
+#[case::restore_beside_a_planted_temporary("restore", Plant::PredictableTemporary)]
+#[case::pull_beside_a_planted_temporary("pull", Plant::PredictableTemporary)]
+#[case::restore_to_a_symlink("restore", Plant::OutIsASymlink)]
+#[case::pull_to_a_symlink("pull", Plant::OutIsASymlink)]
+fn out_writes_never_follow_a_planted_symlink(#[case] command: &str, #[case] plant: Plant) {
+    let server = HttpServer::start();
+    let sb = Sandbox::new();
+    let url = server.url("/d.json");
+    let mut shas = Vec::new();
+    for n in 1..=2 {
+        let body = format!(r#"[{{"country":{{"key":"k{n}"}},"n":{n}}}]"#);
+        server.set("/d.json", body);
+        let r = sb.sync(&url, &["--key", "/country/key"]);
+        assert_eq!(r.code, 0, "{r:?}");
+        shas.push(r.field("sha256").unwrap());
+    }
+    let out = sb.path().join("out.json");
+    let victims = sb.path().join("victims");
+    std::fs::create_dir(&victims).unwrap();
+    let mut planted = Vec::new();
+    let mut plant_link = |link: std::path::PathBuf, victim: &str| {
+        let victim = victims.join(victim);
+        std::fs::write(&victim, b"precious, not snapsync's").unwrap();
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        planted.push(victim);
+    };
+    match plant {
+        Plant::PredictableTemporary => {
+            plant_link(sb.path().join(".out.json.snapsync-tmp"), "data");
+            plant_link(
+                sb.path().join(".out.json.snapsync.json.snapsync-tmp"),
+                "sidecar",
+            );
+        }
+        Plant::OutIsASymlink => plant_link(out.clone(), "data"),
+    }
+    let out_s = out.to_str().unwrap();
+    let r = match command {
+        "restore" => sb.run(&[
+            "restore",
+            "--version",
+            "1",
+            "--out",
+            out_s,
+            "--key",
+            "/country/key",
+        ]),
+        _ => sb.run(&["pull", "--out", out_s, "--key", "/country/key"]),
+    };
+    assert_eq!(r.code, 0, "{r:?}");
+    for victim in &planted {
+        assert_eq!(
+            std::fs::read(victim).unwrap(),
+            b"precious, not snapsync's",
+            "{command} wrote through a symlink into {}",
+            victim.display()
+        );
+    }
+    let meta = std::fs::symlink_metadata(&out).unwrap();
+    assert!(
+        meta.file_type().is_file(),
+        "--out is not a regular file: {meta:?}"
+    );
+    let want = if command == "restore" {
+        &shas[0]
+    } else {
+        &shas[1]
+    };
+    assert_eq!(&sha256_hex(&std::fs::read(&out).unwrap()), want);
+    // Nothing of the write is left behind but the file (and pull's sidecar); the planted
+    // links stay where they were.
+    let mut names: Vec<String> = std::fs::read_dir(sb.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("out.json"))
+        .collect();
+    names.sort();
+    let mut expected = vec!["out.json".to_string()];
+    if command == "pull" {
+        expected.push("out.json.snapsync.json".into());
+    }
+    if let Plant::PredictableTemporary = plant {
+        expected.push(".out.json.snapsync-tmp".into());
+        expected.push(".out.json.snapsync.json.snapsync-tmp".into());
+    }
+    expected.sort();
+    assert_eq!(names, expected);
 }

@@ -157,6 +157,13 @@ impl HttpServer {
         state.body = Some(body);
     }
 
+    /// [`HttpServer::set`], but with this `ETag` (quoted, e.g. `"\"v7\""`) instead of the
+    /// content hash: a server whose tags are not per file (a release number, a build id).
+    pub fn set_with_etag(&self, path: &str, body: impl Into<Vec<u8>>, etag: &str) {
+        self.set(path, body);
+        self.lock().paths.get_mut(path).expect("just set").etag = etag.to_string();
+    }
+
     /// Stop serving `path` (404 from now on); faults, settings and counters are kept.
     pub fn remove(&self, path: &str) {
         if let Some(state) = self.lock().paths.get_mut(path) {
