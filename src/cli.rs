@@ -44,7 +44,7 @@ pub struct GlobalArgs {
     /// JSON Pointer to each record's key inside top-level array items; "" for none [default: /country/key]
     #[arg(long, env = "SNAPSYNC_KEY", global = true, value_name = "POINTER")]
     pub key: Option<String>,
-    /// Largest accepted (decoded) source body, in bytes [default: 1073741824]
+    /// Largest accepted (decoded) source body, in bytes [default: 268435456, 256 MiB]
     #[arg(long, env = "SNAPSYNC_MAX_BYTES", global = true, value_name = "BYTES")]
     pub max_bytes: Option<u64>,
     /// Seconds to wait for the source to send anything (headers or more body) [default: 30]

@@ -591,6 +591,11 @@ mod tests {
     }
 
     #[test]
+    fn the_default_body_limit_fits_a_small_machine() {
+        assert_eq!(resolve(&[], None).unwrap().source.max_bytes, 256 << 20);
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         assert!(resolve(&["--dataset", "../etc"], None)
             .unwrap_err()

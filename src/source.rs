@@ -20,6 +20,10 @@ use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 
+/// Default limit of a decoded body: 256 MiB. The whole body is held in memory (and its
+/// canonical form beside it), so the limit must fit the machine: a 512 MB dyno fetching a
+/// gzip bomb must end with "larger than the limit", not be killed for memory.
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 /// Most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 10;
 /// Longest wait between two attempts, whatever the backoff or `Retry-After` ask for: a run
@@ -55,7 +59,7 @@ impl Default for SourceOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             total_timeout: Duration::from_secs(300),
-            max_bytes: 1 << 30,
+            max_bytes: DEFAULT_MAX_BYTES,
             retries: 3,
             backoff: Duration::from_millis(500),
             allow_insecure_http: false,
@@ -110,8 +114,8 @@ impl From<Error> for Failure {
 enum Stage {
     /// Connecting, sending the request or waiting for the response headers.
     Response,
-    /// Reading the body: `received` decoded bytes so far, `expected` from `Content-Length`
-    /// when the body is not being decoded.
+    /// Reading the body: `received` bytes so far as they came over the wire (before gzip
+    /// decoding), `expected` from `Content-Length`.
     Body {
         received: u64,
         expected: Option<u64>,
@@ -155,6 +159,9 @@ impl HttpSource {
             .read_timeout(opts.read_timeout)
             .timeout(opts.total_timeout)
             .redirect(policy)
+            // reqwest's gzip decoder stops after the first member (RFC 1952 allows many, pigz
+            // writes them): gzip is asked for and decoded here, by [`MultiGz`].
+            .no_gzip()
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(HttpSource { client, opts })
@@ -167,7 +174,10 @@ impl HttpSource {
         validators: &Validators,
     ) -> Result<Fetched, Failure> {
         let started = Instant::now();
-        let mut req = self.client.get(url);
+        let mut req = self
+            .client
+            .get(url)
+            .header(reqwest::header::ACCEPT_ENCODING, "gzip, br");
         if let Some(etag) = &validators.etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
         }
@@ -209,39 +219,71 @@ impl HttpSource {
             last_modified: header(reqwest::header::LAST_MODIFIED),
         };
         let content_type = header(reqwest::header::CONTENT_TYPE);
+        // reqwest decodes brotli itself (and drops the header); gzip is decoded here.
+        let gzip = match header(reqwest::header::CONTENT_ENCODING)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("" | "identity") => false,
+            Some("gzip" | "x-gzip") => true,
+            Some(other) => {
+                return Err(Error::Fetch {
+                    url: shown.to_string(),
+                    reason: one_line(&format!(
+                        "the server sent Content-Encoding {other:?}, which snapsync cannot decode (it asks for gzip or br)"
+                    )),
+                    retryable: false,
+                }
+                .into())
+            }
+        };
         let limit = self.opts.max_bytes;
         let too_large = || Error::TooLarge {
             url: shown.to_string(),
             limit,
         };
-        // Content-Length is of the encoded body; reqwest drops it when it decodes, so when it is
-        // there it is the size of the bytes we are about to count.
+        // Content-Length counts the bytes on the wire: the body itself unless it is gzip
+        // (reqwest drops the header when it decodes brotli).
         let expected = resp.content_length();
-        if expected.is_some_and(|n| n > limit) {
+        if !gzip && expected.is_some_and(|n| n > limit) {
             return Err(too_large().into());
         }
-        let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(MAX_PREALLOCATE) as usize);
+        let hint = expected
+            .unwrap_or(0)
+            .saturating_mul(if gzip { 4 } else { 1 });
+        let mut bytes = Vec::with_capacity(hint.min(MAX_PREALLOCATE).min(limit) as usize);
+        let mut gz = gzip.then(MultiGz::new);
+        let mut received = 0u64;
         loop {
-            let stage = Stage::Body {
-                received: bytes.len() as u64,
-                expected,
-            };
+            let stage = Stage::Body { received, expected };
             let chunk = match resp.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => return Err(self.fetch_error(url, shown, &e, stage, started).into()),
             };
-            let needed = bytes.len() as u64 + chunk.len() as u64;
-            if needed > limit {
-                return Err(too_large().into());
+            received += chunk.len() as u64;
+            match &mut gz {
+                Some(gz) => gz
+                    .push(&chunk, &mut bytes, limit)
+                    .map_err(|e| gzip_error(e, shown, limit, received))?,
+                None => {
+                    let needed = bytes.len() as u64 + chunk.len() as u64;
+                    if needed > limit {
+                        return Err(too_large().into());
+                    }
+                    if needed > bytes.capacity() as u64 {
+                        // Double, but never past the limit: an endless body at a 100 MB limit
+                        // peaks at 100 MB of buffer, not 128 MB plus the copy.
+                        let target = (bytes.capacity() as u64 * 2).max(needed).min(limit);
+                        bytes.reserve_exact(target as usize - bytes.len());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
             }
-            if needed > bytes.capacity() as u64 {
-                // Double, but never past the limit: an endless body at a 100 MB limit peaks at
-                // 100 MB of buffer, not 128 MB plus the copy.
-                let target = (bytes.capacity() as u64 * 2).max(needed).min(limit);
-                bytes.reserve_exact(target as usize - bytes.len());
-            }
-            bytes.extend_from_slice(&chunk);
+        }
+        if let Some(gz) = &mut gz {
+            gz.finish(&mut bytes, limit)
+                .map_err(|e| gzip_error(e, shown, limit, received))?;
         }
         let bytes = check_body(shown, bytes, content_type.as_deref())?;
         Ok(Fetched::Body { bytes, validators })
@@ -421,8 +463,166 @@ fn after_attempts(error: Error, attempts: u32) -> Error {
     }
 }
 
+/// One line for a gzip body that could not be decoded or was too large.
+fn gzip_error(e: GzError, shown: &str, limit: u64, received: u64) -> Failure {
+    let (reason, retryable) = match e {
+        GzError::TooLarge => {
+            return Error::TooLarge {
+                url: shown.to_string(),
+                limit,
+            }
+            .into()
+        }
+        GzError::CutOff => (
+            format!("the body was cut off: the gzip data ends in the middle of a member after {received} bytes"),
+            true,
+        ),
+        GzError::Corrupt(why) => (
+            format!("the gzip-compressed body could not be decoded after {received} bytes: {why}"),
+            false,
+        ),
+    };
+    Error::Fetch {
+        url: shown.to_string(),
+        reason: one_line(&reason),
+        retryable,
+    }
+    .into()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum GzError {
+    /// The decoded body passed the limit.
+    TooLarge,
+    /// The data stops inside a member.
+    CutOff,
+    /// Not gzip, a bad checksum, or bytes after the last member that are not another one.
+    Corrupt(String),
+}
+
+/// Streaming decoder of a gzip body with any number of members (RFC 1952 2.2: "a gzip file
+/// consists of a series of members"; pigz and servers that concatenate compressed parts send
+/// several). Each member's header, CRC-32 and length are checked by zlib; zero bytes after the
+/// last member are ignored, as gzip(1) does; anything else after it is an error, never dropped.
+///
+/// Decoded bytes go straight into the caller's buffer, which never grows past `limit + 1`
+/// bytes: a gzip bomb is refused the moment it decodes past the limit.
+struct MultiGz {
+    inflate: flate2::Decompress,
+    state: GzState,
+    members: u32,
+    /// zlib may hold decoded output it had no room for: call it again even without input.
+    pending: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GzState {
+    Member,
+    /// After a member's trailer: another member, zero padding or the end.
+    Between,
+    Padding,
+}
+
+/// Growth step of the decoded buffer when the body gave no size.
+const GZ_STEP: usize = 64 << 10;
+
+impl MultiGz {
+    fn new() -> Self {
+        MultiGz {
+            inflate: flate2::Decompress::new_gzip(15),
+            state: GzState::Member,
+            members: 0,
+            pending: false,
+        }
+    }
+
+    fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>, limit: u64) -> Result<(), GzError> {
+        let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+        loop {
+            match self.state {
+                GzState::Member => {
+                    if input.is_empty() && !self.pending {
+                        return Ok(());
+                    }
+                    if out.len() == out.capacity() {
+                        if out.len() >= cap {
+                            return Err(GzError::TooLarge);
+                        }
+                        let target = out.len().saturating_mul(2).max(out.len() + GZ_STEP);
+                        out.reserve_exact(target.min(cap) - out.len());
+                    }
+                    let (in_before, out_before) = (self.inflate.total_in(), out.len());
+                    let status = self
+                        .inflate
+                        .decompress_vec(input, out, flate2::FlushDecompress::None)
+                        .map_err(|e| {
+                            GzError::Corrupt(format!(
+                                "{} (in member {})",
+                                e.message().unwrap_or("invalid gzip data"),
+                                self.members + 1
+                            ))
+                        })?;
+                    let used = (self.inflate.total_in() - in_before) as usize;
+                    input = &input[used..];
+                    if out.len() as u64 > limit {
+                        return Err(GzError::TooLarge);
+                    }
+                    if status == flate2::Status::StreamEnd {
+                        self.members += 1;
+                        self.state = GzState::Between;
+                        self.pending = false;
+                        continue;
+                    }
+                    let progress = used > 0 || out.len() > out_before;
+                    self.pending = out.len() == out.capacity();
+                    if !progress && out.len() < out.capacity() {
+                        if input.is_empty() {
+                            self.pending = false;
+                            return Ok(());
+                        }
+                        return Err(GzError::Corrupt("the decoder stopped making progress".into()));
+                    }
+                }
+                GzState::Between => match input.first() {
+                    None => return Ok(()),
+                    Some(0) => self.state = GzState::Padding,
+                    Some(0x1f) => {
+                        self.inflate = flate2::Decompress::new_gzip(15);
+                        self.state = GzState::Member;
+                    }
+                    Some(b) => {
+                        return Err(GzError::Corrupt(format!(
+                            "byte 0x{b:02X} follows gzip member {} where another member or the end should be",
+                            self.members
+                        )))
+                    }
+                },
+                GzState::Padding => {
+                    return match input.iter().find(|&&b| b != 0) {
+                        None => Ok(()),
+                        Some(b) => Err(GzError::Corrupt(format!(
+                            "byte 0x{b:02X} follows the zero padding after gzip member {}",
+                            self.members
+                        ))),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The body ended: drains what zlib still holds and checks that no member was cut off.
+    fn finish(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<(), GzError> {
+        self.push(&[], out, limit)?;
+        let nothing_at_all = self.members == 0 && self.inflate.total_in() == 0;
+        if self.state == GzState::Member && !nothing_at_all {
+            return Err(GzError::CutOff);
+        }
+        Ok(())
+    }
+}
+
 /// What a JSON parser would report badly: an empty body, an HTML page (an error or login page
-/// served with 200), bytes that are not UTF-8. A leading UTF-8 byte order mark is dropped
+/// served with 200), UTF-16 text, bytes that are not UTF-8. A leading UTF-8 byte order mark is dropped
 /// (RFC 8259 lets a parser ignore it; serde_json does not).
 fn check_body(shown: &str, mut bytes: Vec<u8>, content_type: Option<&str>) -> Result<Vec<u8>> {
     let bad = |reason: String| Error::Fetch {
@@ -688,6 +888,78 @@ mod tests {
         let ok = check_body("u", b"\xEF\xBB\xBF[1]".to_vec(), Some("text/html")).unwrap();
         assert_eq!(ok, b"[1]");
         assert!(check_body("u", "[\"caf\u{e9}\"]".into(), None).is_ok());
+    }
+
+    /// Decodes `data` fed in pieces of `step` bytes.
+    fn gunzip_stream(data: &[u8], step: usize, limit: u64) -> Result<Vec<u8>, GzError> {
+        let mut gz = MultiGz::new();
+        let mut out = Vec::new();
+        for piece in data.chunks(step.max(1)) {
+            gz.push(piece, &mut out, limit)?;
+        }
+        gz.finish(&mut out, limit)?;
+        Ok(out)
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn every_gzip_member_is_decoded_in_any_chunking() {
+        let doc = br#"[{"country":{"key":"a"}},{"country":{"key":"b"}}]"#;
+        let (half1, half2) = doc.split_at(20);
+        let two = [gz(half1), gz(half2)].concat();
+        let padded = [two.clone(), vec![0; 10]].concat();
+        for step in [1, 2, 7, 64, 100_000] {
+            assert_eq!(gunzip_stream(&two, step, 1000).unwrap(), doc, "step {step}");
+            assert_eq!(gunzip_stream(&padded, step, 1000).unwrap(), doc);
+            let garbage = [gz(doc), b"<html>".to_vec()].concat();
+            let err = gunzip_stream(&garbage, step, 1000).unwrap_err();
+            assert!(
+                matches!(&err, GzError::Corrupt(m) if m.contains("0x3C follows gzip member 1")),
+                "{err:?}"
+            );
+            let cut = &two[..two.len() - 3];
+            assert_eq!(gunzip_stream(cut, step, 1000), Err(GzError::CutOff));
+        }
+        assert_eq!(gunzip_stream(&[], 1, 1000).unwrap(), b"");
+        assert!(matches!(
+            gunzip_stream(b"[1,2]", 1, 1000),
+            Err(GzError::Corrupt(_))
+        ));
+        let mut bad_crc = gz(doc);
+        let n = bad_crc.len();
+        bad_crc[n - 6] ^= 1;
+        assert!(matches!(
+            gunzip_stream(&bad_crc, 5, 1000),
+            Err(GzError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_limit_without_growing_past_it() {
+        let bomb = gz(&vec![b'0'; 50 << 20]);
+        let mut gz = MultiGz::new();
+        let mut out = Vec::new();
+        let err = bomb
+            .chunks(8192)
+            .try_for_each(|c| gz.push(c, &mut out, 1 << 20));
+        assert_eq!(err, Err(GzError::TooLarge));
+        assert!(out.capacity() <= (1 << 20) + GZ_STEP, "{}", out.capacity());
+        // Exactly at the limit is fine.
+        assert_eq!(gunzip_stream(&gz_of(1000), 100, 1000).unwrap().len(), 1000);
+        assert_eq!(
+            gunzip_stream(&gz_of(1001), 100, 1000),
+            Err(GzError::TooLarge)
+        );
+    }
+
+    fn gz_of(n: usize) -> Vec<u8> {
+        gz(&vec![b' '; n])
     }
 
     #[test]

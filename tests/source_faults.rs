@@ -171,6 +171,29 @@ fn gzip_bomb(decoded: usize) -> Vec<u8> {
     gzip(&json)
 }
 
+/// 200 with `Content-Encoding: gzip` and `body` as it is (already compressed).
+fn gzipped(body: Vec<u8>) -> Fault {
+    Fault::Respond {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Content-Encoding".into(), "gzip".into()),
+        ],
+        body,
+    }
+}
+
+/// `members` gzip members of 1 MiB of spaces each: `members` MiB decoded from a few KB, and
+/// cheap to make (one member compressed once).
+fn gzip_bomb_members(members: usize) -> Vec<u8> {
+    let one = gzip(&vec![b' '; 1 << 20]);
+    let mut out = gzip(b"[");
+    for _ in 0..members {
+        out.extend_from_slice(&one);
+    }
+    out
+}
+
 // Failures of the HTTP exchange itself: the message names the URL.
 #[rstest]
 #[case::not_found(vec![Fault::Status(404)], &[], &["HTTP 404 Not Found"])]
@@ -242,6 +265,16 @@ fn gzip_bomb(decoded: usize) -> Vec<u8> {
     vec![Fault::Redirect { to: PATH.into() }],
     &[],
     &["redirect loop"]
+)]
+#[case::gzip_of_a_document_and_more(
+    vec![gzipped([gzip(&four()), gzip(b" [2]")].concat())],
+    &[],
+    &["invalid JSON", "trailing characters"]
+)]
+#[case::gzip_bomb_in_300_members(
+    vec![gzipped(gzip_bomb_members(300))],
+    &["--max-bytes", "10000000"],
+    &["body is larger than the limit of 10000000 bytes"]
 )]
 fn a_bad_answer_fails_in_one_line_and_publishes_nothing(
     #[case] faults: Vec<Fault>,
@@ -516,4 +549,40 @@ fn retry_after_is_honoured() {
     assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
     assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
     assert!(r.stderr.contains("retry_in_ms=1000"), "{r:?}");
+}
+
+/// RFC 1952: a gzip body is a series of members, and all of them are the body (pigz, and
+/// servers that concatenate compressed parts, send several).
+#[test]
+fn every_member_of_a_gzip_body_is_decoded() {
+    let w = World::new();
+    let doc = records(&["austria", "belgium", "chile"]);
+    let (a, b) = doc.split_at(doc.len() / 2);
+    w.server
+        .push_faults(PATH, [gzipped([gzip(a), gzip(b)].concat())]);
+    let r = w.run(&[]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    assert_eq!(w.server.pending_faults(PATH), 0);
+    // Version 2 is exactly the three records.
+    w.server.set(PATH, doc);
+    let r = w.run(&[]);
+    assert_eq!(r.outcome(), "unchanged", "{r:?}");
+}
+
+/// The source asks for gzip itself (reqwest's own decoder is off) and still gets it.
+#[test]
+fn gzip_is_asked_for_and_decoded() {
+    let w = World::new();
+    w.server.set_gzip(PATH, true);
+    w.server
+        .set(PATH, records(&["austria", "belgium", "chile"]));
+    let r = w.run(&[]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    let asked = w.server.last_headers(PATH);
+    assert!(
+        asked
+            .iter()
+            .any(|(k, v)| k == "accept-encoding" && v.contains("gzip") && v.contains("br")),
+        "{asked:?}"
+    );
 }
