@@ -141,6 +141,13 @@ impl HttpSource {
                     let msg = format!("too many redirects (more than {MAX_REDIRECTS})");
                     return attempt.error(msg);
                 }
+                if !matches!(next.scheme(), "http" | "https") {
+                    let msg = format!(
+                        "redirect to {}:… refused (only http/https redirects are followed)",
+                        next.scheme()
+                    );
+                    return attempt.error(msg);
+                }
                 match check_parsed(next, allow_all, &hosts) {
                     Ok(()) => attempt.follow(),
                     Err(why) => {
@@ -198,6 +205,12 @@ impl HttpSource {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        if status.is_redirection() {
+            // The redirect policy follows every http(s) Location; a 3xx that reaches here had
+            // none, or one the client would not follow (`file:`, `data:`, not a URL).
+            let location = resp.headers().get(reqwest::header::LOCATION);
+            return Err(unfollowed_redirect(shown, status, location, resp.url()).into());
+        }
         if !status.is_success() {
             let retry_after = header(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -353,12 +366,21 @@ impl HttpSource {
             };
             (reason, true)
         } else if let Stage::Body { received, expected } = stage {
+            // Every body error is a "decode" error to reqwest; gzip is decoded by us (see
+            // `gzip_error`), so what fails here is the connection, the chunked framing or the
+            // brotli decoder reqwest runs.
             let reason = match expected {
                 Some(total) if received < total => format!(
                     "the body was cut off: the connection closed after {received} of the {total} bytes announced by Content-Length"
                 ),
-                _ if e.is_decode() => format!(
-                    "the compressed body could not be decoded after {received} bytes ({root})"
+                _ if lower.contains("brotli") => format!(
+                    "the brotli-compressed body could not be decoded after {received} bytes ({root})"
+                ),
+                _ if io_kind == Some(std::io::ErrorKind::UnexpectedEof) => format!(
+                    "the body was cut off: the connection closed after {received} bytes, before the end of the chunked body"
+                ),
+                _ if lower.contains("chunk") => format!(
+                    "the body's chunked transfer encoding is malformed after {received} bytes ({root})"
                 ),
                 _ => format!("the connection failed while reading the body after {received} bytes ({root})"),
             };
@@ -460,6 +482,45 @@ fn after_attempts(error: Error, attempts: u32) -> Error {
             detail: format!("{detail} (gave up after {attempts} attempts)"),
         },
         other => other,
+    }
+}
+
+/// A 3xx the client did not follow, in words: no `Location`, a scheme other than http(s), or a
+/// `Location` that is not a URL. Only the scheme of the target is shown: a `data:` URL can be
+/// large, and any URL may carry a secret.
+fn unfollowed_redirect(
+    shown: &str,
+    status: reqwest::StatusCode,
+    location: Option<&reqwest::header::HeaderValue>,
+    base: &url::Url,
+) -> Error {
+    let what = format!(
+        "HTTP {}{}",
+        status.as_u16(),
+        status
+            .canonical_reason()
+            .map(|r| format!(" {r}"))
+            .unwrap_or_default()
+    );
+    let target = location
+        .and_then(|l| l.to_str().ok())
+        .map(|l| base.join(l.trim()));
+    let reason = match target {
+        None if location.is_none() => format!("{what} without a Location header"),
+        Some(Ok(to)) if !matches!(to.scheme(), "http" | "https") => format!(
+            "{what}: redirect to {}:… refused (only http/https redirects are followed)",
+            to.scheme()
+        ),
+        Some(Ok(to)) => format!(
+            "{what}: the redirect to {} was not followed",
+            redact_url(to.as_str())
+        ),
+        _ => format!("{what} with a Location header that is not a URL"),
+    };
+    Error::Fetch {
+        url: shown.to_string(),
+        reason: one_line(&reason),
+        retryable: false,
     }
 }
 

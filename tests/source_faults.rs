@@ -183,6 +183,18 @@ fn gzipped(body: Vec<u8>) -> Fault {
     }
 }
 
+/// 200 with `Transfer-Encoding: chunked` and `raw` as the chunked body, sent as it is.
+fn chunked(raw: &[u8]) -> Fault {
+    Fault::Respond {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Transfer-Encoding".into(), "chunked".into()),
+        ],
+        body: raw.to_vec(),
+    }
+}
+
 /// `members` gzip members of 1 MiB of spaces each: `members` MiB decoded from a few KB, and
 /// cheap to make (one member compressed once).
 fn gzip_bomb_members(members: usize) -> Vec<u8> {
@@ -265,6 +277,31 @@ fn gzip_bomb_members(members: usize) -> Vec<u8> {
     vec![Fault::Redirect { to: PATH.into() }],
     &[],
     &["redirect loop"]
+)]
+#[case::redirect_to_a_file(
+    vec![Fault::Redirect { to: "file:///etc/passwd".into() }],
+    &[],
+    &["redirect to file:… refused (only http/https redirects are followed)"]
+)]
+#[case::redirect_to_data(
+    vec![Fault::Redirect { to: "data:application/json,[1]".into() }],
+    &[],
+    &["redirect to data:… refused (only http/https redirects are followed)"]
+)]
+#[case::redirect_without_a_location(
+    vec![Fault::Respond { status: 302, headers: vec![], body: Vec::new() }],
+    &[],
+    &["HTTP 302 Found without a Location header"]
+)]
+#[case::malformed_chunked_encoding(
+    vec![chunked(b"5\r\n[1,2]\r\nZZ\r\n0\r\n\r\n")],
+    &[],
+    &["the body's chunked transfer encoding is malformed after 5 bytes"]
+)]
+#[case::chunked_body_cut_off(
+    vec![chunked(b"5\r\n[1,2]\r\n40\r\n[3,")],
+    &[],
+    &["the body was cut off: the connection closed after 8 bytes, before the end of the chunked body"]
 )]
 #[case::gzip_of_a_document_and_more(
     vec![gzipped([gzip(&four()), gzip(b" [2]")].concat())],
