@@ -694,6 +694,11 @@ fn check_body(shown: &str, mut bytes: Vec<u8>, content_type: Option<&str>) -> Re
     if bytes.starts_with(b"\xEF\xBB\xBF") {
         bytes.drain(..3);
     }
+    // UTF-16 (NULs between ASCII bytes) would otherwise pass as UTF-8 and fail as "expected
+    // value"; a NUL anywhere is caught by the parser, these first bytes show the encoding.
+    if let Some(hint) = crate::canonical::utf16_hint(&bytes[..bytes.len().min(64)]) {
+        return Err(bad(format!("invalid JSON: the body {hint}")));
+    }
     let Some(first) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Err(bad(if bytes.is_empty() {
             "invalid JSON: the body is empty".to_string()
@@ -942,6 +947,22 @@ mod tests {
             utf8.contains("not valid UTF-8: byte 0xFF at line 2 column 2 (offset 7)"),
             "{utf8}"
         );
+    }
+
+    #[test]
+    fn utf16_bodies_are_named() {
+        let le: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for body in [le, be] {
+            let e = body_error(&body, None);
+            assert!(
+                e.contains("the body looks like UTF-16 (NUL bytes, the first at line 1 column")
+                    && e.contains("JSON must be UTF-8"),
+                "{e}"
+            );
+        }
+        let bom = body_error(b"\xFF\xFE[\x001\x00]\x00", None);
+        assert!(bom.contains("UTF-16 byte order mark"), "{bom}");
     }
 
     #[test]

@@ -195,6 +195,13 @@ fn chunked(raw: &[u8]) -> Fault {
     }
 }
 
+fn utf16le(text: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(text)
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
 /// `members` gzip members of 1 MiB of spaces each: `members` MiB decoded from a few KB, and
 /// cheap to make (one member compressed once).
 fn gzip_bomb_members(members: usize) -> Vec<u8> {
@@ -302,6 +309,21 @@ fn gzip_bomb_members(members: usize) -> Vec<u8> {
     vec![chunked(b"5\r\n[1,2]\r\n40\r\n[3,")],
     &[],
     &["the body was cut off: the connection closed after 8 bytes, before the end of the chunked body"]
+)]
+#[case::nan(
+    vec![respond(r#"[{"country":{"key":"a"},"cases":NaN}]"#)],
+    &[],
+    &["invalid JSON: NaN and Infinity are not JSON: NaN at line 1 column 33"]
+)]
+#[case::infinity(
+    vec![respond("[{\"country\":{\"key\":\"a\"},\n\"cases\":-Infinity}]")],
+    &[],
+    &["invalid JSON: NaN and Infinity are not JSON: -Infinity at line 2 column 9"]
+)]
+#[case::utf16_without_a_byte_order_mark(
+    vec![respond(utf16le(&four()))],
+    &[],
+    &["invalid JSON: the body looks like UTF-16 (NUL bytes, the first at line 1 column 2); JSON must be UTF-8"]
 )]
 #[case::gzip_of_a_document_and_more(
     vec![gzipped([gzip(&four()), gzip(b" [2]")].concat())],
