@@ -596,6 +596,16 @@ mod tests {
     }
 
     #[test]
+    fn names_of_the_stores_own_entries_are_refused_before_any_fetch() {
+        for name in [".snapsync", ".snapsync-probe-1", ".hidden"] {
+            let toml = format!("[[dataset]]\nname = \"{name}\"\nurl = \"https://e.com/x\"\n");
+            let err = resolve(&[], Some(&toml)).unwrap_err().to_string();
+            assert!(err.contains("not start with '.'"), "{name}: {err}");
+            assert!(resolve(&["--dataset", name], None).is_err(), "{name}");
+        }
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         assert!(resolve(&["--dataset", "../etc"], None)
             .unwrap_err()

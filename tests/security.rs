@@ -201,6 +201,8 @@ fn dataset_names_and_store_prefixes_cannot_escape() {
         ("--dataset", "evil\\..\\x"),
         ("--dataset", "Evil"),
         ("--dataset", ""),
+        ("--dataset", ".snapsync"),
+        ("--dataset", ".hidden"),
         ("--store", "s3://bucket-name/../evil"),
         ("--store", "s3://bucket-name/a/./b"),
         ("--store", "s3://bucket-name/a//b"),
