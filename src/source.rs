@@ -166,6 +166,9 @@ impl HttpSource {
             .read_timeout(opts.read_timeout)
             .timeout(opts.total_timeout)
             .redirect(policy)
+            // reqwest would send the URL redirected from (query and path included, so any
+            // token in them) as `Referer` to wherever the redirect points.
+            .referer(false)
             // reqwest's gzip decoder stops after the first member (RFC 1952 allows many, pigz
             // writes them): gzip is asked for and decoded here, by [`MultiGz`].
             .no_gzip()
@@ -788,55 +791,139 @@ fn is_loopback(url: &url::Url) -> bool {
     }
 }
 
-/// The URL without its password and without the values of query parameters that look secret.
+/// The URL as it may be shown or stored: the password, every query value, the fragment, and
+/// path segments (and a user name) that look like tokens become `REDACTED`; query names stay,
+/// so `?code=…&page=2` reads `?code=REDACTED&page=REDACTED`.
+///
+/// Values are redacted whatever their name because names do not tell: Azure Functions call
+/// their key `code`, others `jwt`, `s`, `hash`. A path segment is a token when
+/// [`looks_like_token`] says so; ordinary paths (`/coviddata/v1/countries/stats.json`,
+/// `/covid-19-stats-2021/data.json`) survive. Users whose secret hides elsewhere in a URL
+/// should pass it in a header, not the URL.
 pub fn redact_url(url: &str) -> String {
     let parsed = url::Url::parse(url)
         .ok()
         .filter(|u| !u.cannot_be_a_base() || !url.contains('@'));
     let Some(mut parsed) = parsed else {
         // Unparsable (or `user:pass@host` read as scheme `user`): keep neither the query nor
-        // anything before an `@` (credentials).
+        // anything before an `@` (credentials), nor token-like segments.
         let base = url.split(['?', '#']).next().unwrap_or("");
-        return match base.rfind('@') {
+        let base = match base.rfind('@') {
             Some(at) => {
                 let start = base.find("://").map_or(0, |s| s + 3).min(at);
                 format!("{}REDACTED{}", &base[..start], &base[at..])
             }
             None => base.to_string(),
         };
+        return redact_segments(&base);
     };
     if parsed.password().is_some() {
-        let _ = parsed.set_password(Some("REDACTED"));
+        let _ = parsed.set_password(Some(REDACTED));
     }
-    if parsed.query().is_some() {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| {
-                let lower = k.to_ascii_lowercase();
-                let secret = [
-                    "token",
-                    "key",
-                    "secret",
-                    "sig",
-                    "pass",
-                    "auth",
-                    "credential",
-                ]
-                .iter()
-                .any(|s| lower.contains(s));
-                (
-                    k.into_owned(),
-                    if secret {
-                        "REDACTED".into()
-                    } else {
-                        v.into_owned()
-                    },
-                )
+    if looks_like_token(parsed.username()) {
+        let _ = parsed.set_username(REDACTED);
+    }
+    if !parsed.cannot_be_a_base() {
+        let path = redact_segments(parsed.path());
+        parsed.set_path(&path);
+    }
+    if let Some(query) = parsed.query() {
+        let shown: Vec<String> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let name = pair.split('=').next().unwrap_or("");
+                let name = if looks_like_token(name) {
+                    REDACTED
+                } else {
+                    name
+                };
+                if pair.contains('=') {
+                    format!("{name}={REDACTED}")
+                } else {
+                    name.to_string()
+                }
             })
             .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        parsed.set_query(Some(&shown.join("&")));
+    }
+    if parsed.fragment().is_some_and(|f| !f.is_empty()) {
+        parsed.set_fragment(Some(REDACTED));
     }
     parsed.to_string()
+}
+
+const REDACTED: &str = "REDACTED";
+
+/// What to store in place of a URL that identifies a cached body (`join_cache`): its sha256,
+/// which names the URL as well as the URL does, without keeping a token in the database.
+pub fn cache_key(url: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(url.as_bytes()))
+    )
+}
+
+/// `REDACTED` for each `/`-separated segment of `path` that [`looks_like_token`].
+fn redact_segments(path: &str) -> String {
+    path.split('/')
+        .map(|seg| if looks_like_token(seg) { REDACTED } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether a URL path segment (or user name, or query name) looks like a credential rather
+/// than a name a person chose. Any of:
+///
+/// - a run of 16 or more ASCII letters and digits that switches between letters and digits at
+///   least 3 times: API keys, base62/base64url tokens, hex digests (`sk_live_4eC39HqLyjWD…`,
+///   `ghp_16C7e42F292c…`); words with a number in them (`covid19`, `stats2021`) switch once
+///   or twice, so slugs like `covid-19-country-statistics-2021` survive;
+/// - 32 or more hex digits with at most `-` between them: UUIDs and digests made of few digits;
+/// - a JWT: three or more `.`-separated base64url parts, the first starting with `eyJ` (base64
+///   of `{"`).
+///
+/// Percent-encoded text is judged as it is written: `%` ends a run.
+pub fn looks_like_token(segment: &str) -> bool {
+    let b = segment.as_bytes();
+    // 1. A long alphanumeric run that keeps switching between letters and digits.
+    let mut start = 0;
+    while start < b.len() {
+        if !b[start].is_ascii_alphanumeric() {
+            start += 1;
+            continue;
+        }
+        let end = b[start..]
+            .iter()
+            .position(|c| !c.is_ascii_alphanumeric())
+            .map_or(b.len(), |i| start + i);
+        let run = &b[start..end];
+        if run.len() >= 16 {
+            let switches = run
+                .windows(2)
+                .filter(|w| w[0].is_ascii_digit() != w[1].is_ascii_digit())
+                .count();
+            if switches >= 3 {
+                return true;
+            }
+        }
+        start = end;
+    }
+    // 2. Hex digits (UUIDs, digests).
+    let hex = b.iter().filter(|c| c.is_ascii_hexdigit()).count();
+    if hex >= 32 && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-') {
+        return true;
+    }
+    // 3. A JWT.
+    let parts: Vec<&str> = segment.split('.').collect();
+    parts.len() >= 3
+        && parts[0].starts_with("eyJ")
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
 }
 
 /// The innermost cause: the useful part ("Connection refused", "invalid peer certificate").
@@ -889,7 +976,25 @@ mod tests {
     fn redacts_secrets_in_urls() {
         assert_eq!(
             redact_url("https://user:hunter2@example.com/x.json?api_key=abc&day=1"),
-            "https://user:REDACTED@example.com/x.json?api_key=REDACTED&day=1"
+            "https://user:REDACTED@example.com/x.json?api_key=REDACTED&day=REDACTED"
+        );
+        // Every value, whatever its name; names and value-less flags stay.
+        assert_eq!(
+            redact_url("https://f.azurewebsites.net/api/x?code=S3cr3t==&jwt=abc&raw&page="),
+            "https://f.azurewebsites.net/api/x?code=REDACTED&jwt=REDACTED&raw&page=REDACTED"
+        );
+        assert_eq!(
+            redact_url("https://e.com/a#access_token=abc"),
+            "https://e.com/a#REDACTED"
+        );
+        // Token-like path segments and user names.
+        assert_eq!(
+            redact_url("https://hooks.e.com/services/T0001/B0002/Bm7x9vQkLp2R8sT4wZ6yN3aF"),
+            "https://hooks.e.com/services/T0001/B0002/REDACTED"
+        );
+        assert_eq!(
+            redact_url("https://ghp_16C7e42F292c6912E7710c838347Ae178B4a@github.com/o/r"),
+            "https://REDACTED@github.com/o/r"
         );
         assert_eq!(redact_url("https://example.com/a"), "https://example.com/a");
         // URLs that do not parse still lose their credentials.
@@ -902,74 +1007,33 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_only_on_loopback() {
-        assert!(check_url("http://127.0.0.1:8080/x", false).is_ok());
-        assert!(check_url("http://localhost/x", false).is_ok());
-        assert!(check_url("http://[::1]/x", false).is_ok());
-        assert!(check_url("http://example.com/x", false).is_err());
-        assert!(check_url("http://10.0.0.1/x", false).is_err());
-        assert!(check_url("http://example.com/x", true).is_ok());
-        assert!(check_url("ftp://example.com/x", true).is_err());
-        assert!(check_url("https://example.com/x", false).is_ok());
-    }
-
-    #[test]
-    fn a_dataset_may_allow_plain_http_to_its_own_host_only() {
-        let hosts = ["data.example.com".to_string()];
-        let ok = |u: &str| check_parsed(&url::Url::parse(u).unwrap(), false, &hosts).is_ok();
-        assert!(ok("http://data.example.com/x.json"));
-        assert!(ok("http://DATA.example.com:8080/x.json"));
-        assert!(!ok("http://other.example.com/x.json"));
-    }
-
-    fn body_error(bytes: &[u8], content_type: Option<&str>) -> String {
-        check_body("https://e.com/x", bytes.to_vec(), content_type)
-            .unwrap_err()
-            .to_string()
-    }
-
-    #[test]
-    fn bodies_a_json_parser_would_report_badly_are_named() {
-        assert!(body_error(b"", None).contains("the body is empty"));
-        assert!(body_error(b" \n ", None).contains("only whitespace"));
-        let html = body_error(b"\n<html>\n<h1>Down</h1>", None);
-        assert!(
-            html.contains("looks like an HTML page, not JSON: \"<html> <h1>Down</h1>\""),
-            "{html}"
-        );
-        let typed = body_error(b"Service down", Some("text/html"));
-        assert!(
-            typed.contains("HTML page (Content-Type text/html)"),
-            "{typed}"
-        );
-        let utf8 = body_error(b"[\"a\",\n\"\xFF\"]", None);
-        assert!(
-            utf8.contains("not valid UTF-8: byte 0xFF at line 2 column 2 (offset 7)"),
-            "{utf8}"
-        );
-    }
-
-    #[test]
-    fn utf16_bodies_are_named() {
-        let le: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_le_bytes).collect();
-        let be: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_be_bytes).collect();
-        for body in [le, be] {
-            let e = body_error(&body, None);
-            assert!(
-                e.contains("the body looks like UTF-16 (NUL bytes, the first at line 1 column")
-                    && e.contains("JSON must be UTF-8"),
-                "{e}"
+    fn ordinary_paths_survive_and_tokens_do_not() {
+        for ordinary in [
+            "/coviddata/v1/countries/stats.json",
+            "/covid-19-country-statistics-2021/data.json",
+            "/api/v2/datasets/2021-03-04.json",
+            "/COVID19CountryStatistics.json",
+            "/snapshots/2026-11-24T060000.123Z-0123456789ab.json.gz",
+            "/releases/download/v1.2.3/stats.v1.json",
+            "/abcdefghijklmnopqrstuvwxyz/ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        ] {
+            let url = format!("https://example.com{ordinary}");
+            assert_eq!(redact_url(&url), url, "{ordinary}");
+        }
+        for token in [
+            "3f9c2e1b7d4a8e6f0b1c2d3e4f5a6b7c",
+            "0123456789abcdef0123456789abcdef01234567",
+            "123e4567-e89b-12d3-a456-426614174000",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+            "Bm7x9vQkLp2R8sT4wZ6yN3aF",
+        ] {
+            assert!(looks_like_token(token), "{token}");
+            assert_eq!(
+                redact_url(&format!("https://example.com/d/{token}/x.json")),
+                "https://example.com/d/REDACTED/x.json"
             );
         }
-        let bom = body_error(b"\xFF\xFE[\x001\x00]\x00", None);
-        assert!(bom.contains("UTF-16 byte order mark"), "{bom}");
-    }
-
-    #[test]
-    fn good_bodies_pass_and_lose_a_byte_order_mark() {
-        let ok = check_body("u", b"\xEF\xBB\xBF[1]".to_vec(), Some("text/html")).unwrap();
-        assert_eq!(ok, b"[1]");
-        assert!(check_body("u", "[\"caf\u{e9}\"]".into(), None).is_ok());
     }
 
     /// Decodes `data` fed in pieces of `step` bytes.
@@ -1042,6 +1106,77 @@ mod tests {
 
     fn gz_of(n: usize) -> Vec<u8> {
         gz(&vec![b' '; n])
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        assert!(check_url("http://127.0.0.1:8080/x", false).is_ok());
+        assert!(check_url("http://localhost/x", false).is_ok());
+        assert!(check_url("http://[::1]/x", false).is_ok());
+        assert!(check_url("http://example.com/x", false).is_err());
+        assert!(check_url("http://10.0.0.1/x", false).is_err());
+        assert!(check_url("http://example.com/x", true).is_ok());
+        assert!(check_url("ftp://example.com/x", true).is_err());
+        assert!(check_url("https://example.com/x", false).is_ok());
+    }
+
+    #[test]
+    fn a_dataset_may_allow_plain_http_to_its_own_host_only() {
+        let hosts = ["data.example.com".to_string()];
+        let ok = |u: &str| check_parsed(&url::Url::parse(u).unwrap(), false, &hosts).is_ok();
+        assert!(ok("http://data.example.com/x.json"));
+        assert!(ok("http://DATA.example.com:8080/x.json"));
+        assert!(!ok("http://other.example.com/x.json"));
+    }
+
+    fn body_error(bytes: &[u8], content_type: Option<&str>) -> String {
+        check_body("https://e.com/x", bytes.to_vec(), content_type)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn bodies_a_json_parser_would_report_badly_are_named() {
+        assert!(body_error(b"", None).contains("the body is empty"));
+        assert!(body_error(b" \n ", None).contains("only whitespace"));
+        let html = body_error(b"\n<html>\n<h1>Down</h1>", None);
+        assert!(
+            html.contains("looks like an HTML page, not JSON: \"<html> <h1>Down</h1>\""),
+            "{html}"
+        );
+        let typed = body_error(b"Service down", Some("text/html"));
+        assert!(
+            typed.contains("HTML page (Content-Type text/html)"),
+            "{typed}"
+        );
+        let utf8 = body_error(b"[\"a\",\n\"\xFF\"]", None);
+        assert!(
+            utf8.contains("not valid UTF-8: byte 0xFF at line 2 column 2 (offset 7)"),
+            "{utf8}"
+        );
+    }
+
+    #[test]
+    fn utf16_bodies_are_named() {
+        let le: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for body in [le, be] {
+            let e = body_error(&body, None);
+            assert!(
+                e.contains("the body looks like UTF-16 (NUL bytes, the first at line 1 column")
+                    && e.contains("JSON must be UTF-8"),
+                "{e}"
+            );
+        }
+        let bom = body_error(b"\xFF\xFE[\x001\x00]\x00", None);
+        assert!(bom.contains("UTF-16 byte order mark"), "{bom}");
+    }
+
+    #[test]
+    fn good_bodies_pass_and_lose_a_byte_order_mark() {
+        let ok = check_body("u", b"\xEF\xBB\xBF[1]".to_vec(), Some("text/html")).unwrap();
+        assert_eq!(ok, b"[1]");
+        assert!(check_body("u", "[\"caf\u{e9}\"]".into(), None).is_ok());
     }
 
     #[test]

@@ -570,7 +570,7 @@ fn credentials_in_the_url_never_show() {
         assert_failed(
             &r,
             Some(&format!(
-                "http://user:REDACTED@{}{PATH}?token=REDACTED&day=1",
+                "http://user:REDACTED@{}{PATH}?token=REDACTED&day=REDACTED",
                 w.server.addr()
             )),
             &[],
