@@ -80,6 +80,10 @@ pub struct GlobalArgs {
     /// Allow plain http:// sources that are not on loopback
     #[arg(long, env = "SNAPSYNC_ALLOW_INSECURE_HTTP", global = true)]
     pub allow_insecure_http: bool,
+    /// Allow a configuration file's file:// sources (and joined tables) outside the file's own
+    /// directory; only the command line or the environment can allow it, never the file
+    #[arg(long, env = "SNAPSYNC_ALLOW_FILES_OUTSIDE", global = true)]
+    pub allow_files_outside: bool,
     /// S3-compatible endpoint (e.g. http://127.0.0.1:8333)
     #[arg(long, env = "AWS_ENDPOINT_URL", global = true, value_name = "URL")]
     pub endpoint: Option<String>,

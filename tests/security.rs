@@ -568,3 +568,92 @@ fn an_endpoint_password_never_shows_at_trace_level() {
         );
     }
 }
+
+/// A `./snapsync.toml` in the working directory is read, and says so; its `file://` sources
+/// (and joined tables) may not reach outside its directory unless the command line allows it.
+#[test]
+fn a_config_file_is_logged_and_cannot_read_files_outside_its_directory() {
+    let sb = Sandbox::new();
+    let outside = tempfile::tempdir().unwrap();
+    let secret_file = outside.path().join("credentials.json");
+    std::fs::write(&secret_file, r#"[{"country":{"key":"aws"},"secret":"x"}]"#).unwrap();
+    std::fs::write(
+        sb.path().join("inside.json"),
+        r#"[{"country":{"key":"a"},"n":1}]"#,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&secret_file, sb.path().join("link.json")).unwrap();
+    let write_config = |url: &str| {
+        std::fs::write(
+            sb.path().join("snapsync.toml"),
+            format!("[[dataset]]\nname = \"planted\"\nurl = \"{url}\"\n"),
+        )
+        .unwrap();
+    };
+    let refused = |url: &str| {
+        write_config(url);
+        let r = sb.run(&["run"]);
+        assert_eq!(r.code, 2, "{url}: {r:?}");
+        assert!(
+            r.stderr
+                .contains("is outside the configuration file's directory")
+                && r.stderr.contains("--allow-files-outside"),
+            "{url}: {r:?}"
+        );
+        assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+        assert!(!sb.store_dir().exists(), "{url}: something was written");
+    };
+    refused(&format!("file://{}", secret_file.display()));
+    refused("file://link.json");
+    let up = format!(
+        "file://../{}/credentials.json",
+        outside.path().file_name().unwrap().to_string_lossy()
+    );
+    if outside.path().parent() == sb.path().parent() {
+        refused(&up);
+    }
+    // A joined table outside is refused the same way.
+    std::fs::write(
+        sb.path().join("snapsync.toml"),
+        format!(
+            "[[dataset]]\nname = \"planted\"\nurl = \"file://inside.json\"\n\
+             [[dataset.transform]]\njoin = {{ source = \"{}\", format = \"json\", key = \"k\", on = \"/country/key\", fields = {{ s = \"secret\" }} }}\n",
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    let r = sb.run(&["run"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("join") && r.stderr.contains("outside"),
+        "{r:?}"
+    );
+
+    // Its own neighbours are fine, and the log names the file it read.
+    write_config("file://inside.json");
+    let r = sb.run(&["run"]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    let loaded: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("loaded configuration"))
+        .collect();
+    assert_eq!(loaded.len(), 1, "{r:?}");
+    assert!(
+        loaded[0].contains("level=info")
+            && loaded[0].contains("snapsync.toml")
+            && loaded[0].contains("found in the current directory"),
+        "{r:?}"
+    );
+    // Allowed from the command line or the environment (never from the file itself).
+    write_config(&format!("file://{}", secret_file.display()));
+    let r = sb.run(&["run", "--allow-files-outside"]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    let mut c = sb.cmd(&["run"]);
+    c.env("SNAPSYNC_ALLOW_FILES_OUTSIDE", "true");
+    assert_eq!(output(c).code, 0);
+    // A file:// URL given on the command line may be anywhere.
+    std::fs::remove_file(sb.path().join("snapsync.toml")).unwrap();
+    let r = sb.run(&["run", "--url", &format!("file://{}", secret_file.display())]);
+    assert_eq!(r.code, 0, "{r:?}");
+}
