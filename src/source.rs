@@ -4,13 +4,16 @@
 //! body (so a gzip bomb or an endless body is cut off at the limit, never buffered whole), and
 //! only failures that can pass (connection errors, timeouts, 5xx, 429) are retried; a 404 or a
 //! bad body is reported at once. URLs in messages go through [`redact_url`], since users put
-//! tokens in query strings.
+//! tokens in query strings and paths: every query value goes, whatever its name.
+//!
+//! Gzip is decoded here ([`MultiGz`]), not by reqwest, whose decoder stops after the first
+//! member of a multi-member body; brotli is left to reqwest.
 //!
 //! Every failure becomes one line that says in plain words what went wrong ("connection
 //! refused", "timed out waiting for the response headers", "the body was cut off"), never the
 //! bare error chain of the HTTP stack. A body is checked for the things a JSON parser reports
-//! badly (empty, an HTML error page served with 200, bytes that are not UTF-8) before it leaves
-//! here; the JSON itself is parsed by the caller. Redirects are followed at most
+//! badly (empty, an HTML error page served with 200, UTF-16, bytes that are not UTF-8) before
+//! it leaves here; the JSON itself is parsed by the caller. Redirects are followed at most
 //! [`MAX_REDIRECTS`] times, never in a loop, and never from https (or loopback) to a plain
 //! http host that was not allowed.
 
