@@ -176,7 +176,7 @@ impl Document {
                 key,
                 &drops,
             )
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| explain_json_error(raw, &e))?,
         };
         Self::from_parts(out, records)
     }
@@ -307,6 +307,91 @@ impl<'de> TextParser<'de> for fast::Parser<'de> {
         self.end()?;
         Ok(value)
     }
+}
+
+/// serde_json's message for `raw`, made specific where it says only "expected value": NaN
+/// and Infinity (Python's `json.dumps` writes them) and UTF-16 text (every other byte NUL).
+fn explain_json_error(raw: &[u8], e: &serde_json::Error) -> String {
+    let at = (e.line() > 0 && e.column() > 0)
+        .then(|| {
+            let line_start = if e.line() == 1 {
+                Some(0)
+            } else {
+                raw.iter()
+                    .enumerate()
+                    .filter(|(_, &b)| b == b'\n')
+                    .nth(e.line() - 2)
+                    .map(|(i, _)| i + 1)
+            };
+            line_start.map(|s| (s + e.column() - 1).min(raw.len()))
+        })
+        .flatten();
+    // A NUL (or a UTF-16 byte order mark) at or before the error is its cause.
+    let nul_first = raw.iter().position(|&b| b == 0);
+    if raw.starts_with(b"\xFF\xFE")
+        || raw.starts_with(b"\xFE\xFF")
+        || nul_first.is_some_and(|n| at.is_none_or(|at| n <= at + 1))
+    {
+        if let Some(hint) = utf16_hint(raw) {
+            return format!("the text {hint}");
+        }
+    }
+    if let Some(at) = at {
+        // serde_json stops at the token or just after its sign.
+        for start in at.saturating_sub(2)..=at {
+            let rest = &raw[start..];
+            let word = [&b"nan"[..], b"infinity", b"inf"].into_iter().find(|w| {
+                rest.len() >= w.len()
+                    && rest[..w.len()].eq_ignore_ascii_case(w)
+                    && rest.get(w.len()).is_none_or(|c| !c.is_ascii_alphanumeric())
+            });
+            if let Some(word) = word {
+                let signed = start > 0 && matches!(raw[start - 1], b'-' | b'+');
+                let from = if signed { start - 1 } else { start };
+                let token = String::from_utf8_lossy(&raw[from..start + word.len()]);
+                let (line, column) = line_column(raw, from);
+                return format!(
+                    "NaN and Infinity are not JSON: {token} at line {line} column {column} (write null or a string)"
+                );
+            }
+        }
+    }
+    e.to_string()
+}
+
+/// When `raw` is UTF-16 (or UTF-32), or holds a NUL byte (never allowed in JSON text), what
+/// to say about it after "the body"/"the text": `looks like UTF-16 (…); JSON must be UTF-8`.
+pub fn utf16_hint(raw: &[u8]) -> Option<String> {
+    if raw.starts_with(b"\xFF\xFE") || raw.starts_with(b"\xFE\xFF") {
+        return Some(
+            "starts with a UTF-16 byte order mark (bytes 0xFF 0xFE or 0xFE 0xFF); JSON must be UTF-8"
+                .into(),
+        );
+    }
+    let first = raw.iter().position(|&b| b == 0)?;
+    let (line, column) = line_column(raw, first);
+    let head = &raw[..raw.len().min(64)];
+    let nuls = head.iter().filter(|&&b| b == 0).count();
+    Some(if nuls * 4 >= head.len() {
+        format!(
+            "looks like UTF-16 (NUL bytes, the first at line {line} column {column}); JSON must be UTF-8"
+        )
+    } else {
+        format!("has a NUL byte at line {line} column {column}; JSON text cannot contain one")
+    })
+}
+
+/// 1-based line and column (in bytes) of the byte at `offset`.
+fn line_column(raw: &[u8], offset: usize) -> (usize, usize) {
+    let before = &raw[..offset.min(raw.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.len()
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
+    (line, column)
 }
 
 /// Canonical bytes, and the records when the top level is an array.
@@ -1452,6 +1537,40 @@ mod tests {
         // Not UTF-8: serde_json's error, with its position.
         let err = Document::from_json(b"[\"\xff\"]", &k).unwrap_err();
         assert!(err.contains("line 1 column"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_nan_infinity_and_utf16() {
+        let k = KeyPointer::parse("").unwrap();
+        for (text, says) in [
+            ("[1, NaN]", "NaN at line 1 column 5"),
+            ("[1,\n Infinity]", "Infinity at line 2 column 2"),
+            ("[-Infinity]", "-Infinity at line 1 column 2"),
+            ("{\"a\": nan}", "nan at line 1 column 7"),
+        ] {
+            let err = Document::from_json(text.as_bytes(), &k).unwrap_err();
+            assert!(
+                err.starts_with("NaN and Infinity are not JSON: ") && err.contains(says),
+                "{text}: {err}"
+            );
+        }
+        // A word that only starts like one keeps serde_json's message.
+        let err = Document::from_json(b"[info]", &k).unwrap_err();
+        assert!(err.contains("expected value at line 1 column 2"), "{err}");
+        let utf16: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let err = Document::from_json(&utf16, &k).unwrap_err();
+        assert!(
+            err.contains(
+                "looks like UTF-16 (NUL bytes, the first at line 1 column 2); JSON must be UTF-8"
+            ),
+            "{err}"
+        );
+        // A NUL after the real error is not blamed.
+        let err = Document::from_json(b"[}, \"\x00\"]", &k).unwrap_err();
+        assert!(
+            err.contains("line 1 column 2") && !err.contains("NUL"),
+            "{err}"
+        );
     }
 
     /// A damage to a text: a byte removed, replaced or inserted.

@@ -44,7 +44,7 @@ pub struct GlobalArgs {
     /// JSON Pointer to each record's key inside top-level array items; "" for none [default: /country/key]
     #[arg(long, env = "SNAPSYNC_KEY", global = true, value_name = "POINTER")]
     pub key: Option<String>,
-    /// Largest accepted (decoded) source body, in bytes [default: 1073741824]
+    /// Largest accepted (decoded) source body, in bytes [default: 268435456, 256 MiB]
     #[arg(long, env = "SNAPSYNC_MAX_BYTES", global = true, value_name = "BYTES")]
     pub max_bytes: Option<u64>,
     /// Seconds to wait for the source to send anything (headers or more body) [default: 30]
@@ -80,6 +80,10 @@ pub struct GlobalArgs {
     /// Allow plain http:// sources that are not on loopback
     #[arg(long, env = "SNAPSYNC_ALLOW_INSECURE_HTTP", global = true)]
     pub allow_insecure_http: bool,
+    /// Allow a configuration file's file:// sources (and joined tables) outside the file's own
+    /// directory; only the command line or the environment can allow it, never the file
+    #[arg(long, env = "SNAPSYNC_ALLOW_FILES_OUTSIDE", global = true)]
+    pub allow_files_outside: bool,
     /// S3-compatible endpoint (e.g. http://127.0.0.1:8333)
     #[arg(long, env = "AWS_ENDPOINT_URL", global = true, value_name = "URL")]
     pub endpoint: Option<String>,

@@ -150,17 +150,25 @@ struct FileGuards {
 impl Config {
     /// Resolves the configuration. `cwd_config_exists` is whether `./snapsync.toml` exists
     /// (passed in so tests do not depend on the working directory).
+    ///
+    /// Which file was read is logged (one info line): a `./snapsync.toml` is picked up from
+    /// whatever directory snapsync runs in, so a planted one must at least show.
     pub fn resolve(args: &GlobalArgs) -> Result<Config> {
         let path = match &args.config {
-            Some(p) => Some(p.clone()),
-            None if Path::new(DEFAULT_CONFIG).exists() => Some(PathBuf::from(DEFAULT_CONFIG)),
+            Some(p) => Some((p.clone(), "named by --config or SNAPSYNC_CONFIG")),
+            None if Path::new(DEFAULT_CONFIG).exists() => Some((
+                PathBuf::from(DEFAULT_CONFIG),
+                "found in the current directory",
+            )),
             None => None,
         };
         match path {
-            Some(p) => {
+            Some((p, how)) => {
                 let text = std::fs::read_to_string(&p)
                     .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
-                Config::from_text(args, &text, &p)
+                let config = Config::from_text(args, &text, &p)?;
+                tracing::info!(config = %p.display(), "loaded configuration ({how})");
+                Ok(config)
             }
             None => Config::build(args, FileConfig::default(), None),
         }
@@ -268,6 +276,17 @@ impl Config {
                         .unwrap_or(defaults.allow_duplicates),
                 };
                 let url = args.url.clone().unwrap_or_else(|| d.url.clone());
+                let base = file_path
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new("."));
+                if args.url.is_none() && !args.allow_files_outside {
+                    if let Some(path) = url.strip_prefix("file://") {
+                        // The fetch reads it relative to the working directory.
+                        file_inside(base, Path::new(path))
+                            .map_err(|m| Error::Config(format!("{}: {m}", where_(i))))?;
+                    }
+                }
                 let insecure = d.allow_insecure_http || args.allow_insecure_http;
                 if d.allow_insecure_http {
                     // The fetch (and its redirects) may use plain http to this dataset's host.
@@ -288,12 +307,9 @@ impl Config {
                     &where_(i),
                 )?);
                 schedules.push(schedule(d.schedule.as_deref(), &where_(i))?);
-                let base = file_path
-                    .as_deref()
-                    .and_then(Path::parent)
-                    .unwrap_or(Path::new("."));
                 let last = datasets.last_mut().expect("just pushed");
-                last.transforms = transforms(&d.transforms, base, insecure, &where_(i))?;
+                let files = (!args.allow_files_outside).then_some(base);
+                last.transforms = transforms(&d.transforms, base, files, insecure, &where_(i))?;
             }
             if datasets.is_empty() {
                 return Err(Error::Config(format!(
@@ -381,9 +397,13 @@ fn dataset(
 }
 
 /// Validates `[[dataset.transform]]` entries into transform specs.
+///
+/// `files_inside`: the directory a joined file must lie in (`None` when files anywhere are
+/// allowed).
 fn transforms(
     list: &[FileTransform],
     base: &Path,
+    files_inside: Option<&Path>,
     allow_insecure_http: bool,
     where_: &str,
 ) -> Result<Vec<TransformSpec>> {
@@ -463,15 +483,23 @@ fn transforms(
                 }
             };
             let source = if j.source.contains("://") {
-                if !j.source.starts_with("file://") {
-                    check_url(&j.source, allow_insecure_http)
-                        .map_err(|e| err("join", e.to_string()))?;
+                match j.source.strip_prefix("file://") {
+                    Some(path) => {
+                        if let Some(dir) = files_inside {
+                            file_inside(dir, Path::new(path)).map_err(|m| err("join", m))?;
+                        }
+                    }
+                    None => check_url(&j.source, allow_insecure_http)
+                        .map_err(|e| err("join", e.to_string()))?,
                 }
                 j.source.clone()
             } else {
                 let path = base.join(&j.source);
                 let abs = std::fs::canonicalize(&path)
                     .map_err(|e| err("join", format!("source {}: {e}", path.display())))?;
+                if let Some(dir) = files_inside {
+                    file_inside(dir, &abs).map_err(|m| err("join", m))?;
+                }
                 format!("file://{}", abs.display())
             };
             let pointer = |p: &str| crate::canonical::parse_pointer(p).map_err(|m| err("join", m));
@@ -491,6 +519,53 @@ fn transforms(
         out.push(spec);
     }
     Ok(out)
+}
+
+/// `Ok` when the file `path` (relative to the working directory, as it is read) lies inside
+/// `dir`, the configuration file's directory, after symlinks and `..` are resolved: a
+/// configuration may read its own neighbours but not `~/.aws/credentials` into a store it
+/// names. A path that does not exist yet is judged by its parent directory.
+fn file_inside(dir: &Path, path: &Path) -> Result<(), String> {
+    let real = |p: &Path| -> PathBuf {
+        std::fs::canonicalize(p)
+            .or_else(|_| {
+                let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+                let parent = std::fs::canonicalize(parent.unwrap_or(Path::new(".")))?;
+                Ok::<_, std::io::Error>(match p.file_name() {
+                    Some(name) => parent.join(name),
+                    None => parent,
+                })
+            })
+            .unwrap_or_else(|_| lexical_absolute(p))
+    };
+    let (real_dir, real_path) = (real(dir), real(path));
+    if real_path.starts_with(&real_dir) {
+        Ok(())
+    } else {
+        Err(format!(
+            "file source {} is outside the configuration file's directory {}; pass --allow-files-outside (SNAPSYNC_ALLOW_FILES_OUTSIDE) to read it",
+            real_path.display(),
+            real_dir.display()
+        ))
+    }
+}
+
+/// `p` made absolute against the working directory, with `.` and `..` folded away.
+fn lexical_absolute(p: &Path) -> PathBuf {
+    let joined = std::env::current_dir()
+        .unwrap_or_else(|_| PathBuf::from("/"))
+        .join(p);
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn parse_file(text: &str, path: &Path) -> Result<FileConfig> {
@@ -588,6 +663,49 @@ mod tests {
         let s = resolve(&["--timeout", "0.5"], None).unwrap().source;
         assert_eq!(s.connect_timeout, Duration::from_millis(500));
         assert!(resolve(&["--connect-timeout", "0"], None).is_err());
+    }
+
+    #[test]
+    fn the_default_body_limit_fits_a_small_machine() {
+        assert_eq!(resolve(&[], None).unwrap().source.max_bytes, 256 << 20);
+    }
+
+    #[test]
+    fn names_of_the_stores_own_entries_are_refused_before_any_fetch() {
+        for name in [".snapsync", ".snapsync-probe-1", ".hidden"] {
+            let toml = format!("[[dataset]]\nname = \"{name}\"\nurl = \"https://e.com/x\"\n");
+            let err = resolve(&[], Some(&toml)).unwrap_err().to_string();
+            assert!(err.contains("not start with '.'"), "{name}: {err}");
+            assert!(resolve(&["--dataset", name], None).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn file_sources_of_a_config_stay_in_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("snapsync.toml");
+        let inside = dir.path().join("d.json");
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["snapsync"];
+            argv.extend_from_slice(extra);
+            argv.push("run");
+            crate::cli::Cli::try_parse_from(argv).unwrap().global
+        };
+        let with = |url: &str, extra: &[&str]| {
+            let toml = format!("[[dataset]]\nname = \"a\"\nurl = \"{url}\"\n");
+            Config::from_text(&args(extra), &toml, &config)
+        };
+        assert!(with(&format!("file://{}", inside.display()), &[]).is_ok());
+        let err = with("file:///etc/passwd", &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("[[dataset]] #1: file source /etc/passwd is outside the configuration file's directory"),
+            "{err}"
+        );
+        let dotdot = format!("file://{}/../x.json", dir.path().display());
+        assert!(with(&dotdot, &[]).is_err());
+        assert!(with("file:///etc/passwd", &["--allow-files-outside"]).is_ok());
+        // The command line's own source may be anywhere.
+        assert!(with("https://e.com/x", &["--url", "file:///etc/passwd"]).is_ok());
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub enum Error {
         status: u16,
         detail: String,
     },
-    #[error("{url}: body is larger than the limit of {limit} bytes")]
+    #[error("{url}: body is larger than the limit of {limit} bytes (max_bytes, --max-bytes)")]
     TooLarge { url: String, limit: u64 },
     #[error("{what}: invalid JSON: {reason}")]
     InvalidJson { what: String, reason: String },

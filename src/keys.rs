@@ -4,8 +4,8 @@
 //! `snapshots/{ts}-{sha12}.json.gz`, `deltas/{ts}-{sha12}.delta.json.gz`, where `ts` is the
 //! version's `created_at` to the millisecond without colons (`2026-11-24T060000.123Z`; stores
 //! written before millisecond precision hold `2026-11-24T060000Z`, and everything that reads
-//! keys or `created_at` accepts both). Dataset names are validated here (`[a-z0-9._-]+`, not
-//! `.`/`..`) so no name can escape the prefix.
+//! keys or `created_at` accepts both). Dataset names are validated here (`[a-z0-9._-]+`, no
+//! leading `.`) so no name can escape the prefix or collide with the store's own entries.
 
 use time::OffsetDateTime;
 
@@ -28,12 +28,14 @@ pub const META_ATTEMPT: &str = "snapsync-attempt";
 pub const LATEST: &str = "latest.json";
 pub const MANIFEST: &str = "manifest.json";
 
-/// Checks a dataset name against `[a-z0-9._-]+` (and not `.` or `..`).
+/// Checks a dataset name against `[a-z0-9._-]+`, not starting with `.`: that rules out `.` and
+/// `..`, and names that would collide with a store's own entries beside the datasets (the file
+/// store's `.snapsync/` state, doctor's `.snapsync-probe-*` objects), which otherwise pass
+/// here and fail only after the fetch.
 pub fn validate_dataset_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 100
-        && name != "."
-        && name != ".."
+        && !name.starts_with('.')
         && name.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
         });
@@ -41,7 +43,7 @@ pub fn validate_dataset_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Config(format!(
-            "dataset name {name:?} must match [a-z0-9._-]+ (and not be . or ..)"
+            "dataset name {name:?} must match [a-z0-9._-]+ and not start with '.' (names like .snapsync are the store's own)"
         )))
     }
 }

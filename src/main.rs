@@ -105,14 +105,26 @@ fn fail(e: &anyhow::Error) -> ExitCode {
     ExitCode::from(if usage { 2 } else { 1 })
 }
 
+/// Crates whose debug and trace events print URLs with their credentials (hyper's pool logs a
+/// redirect target's `user:password@`; aws-config, aws-runtime, aws-sigv4, the S3 SDK and
+/// smithy the `AWS_ENDPOINT_URL` they read): capped at info unless the filter names the same
+/// target or a prefix of it. Targets match by prefix, so `hyper` covers `hyper_util` and `aws`
+/// every `aws_*` crate; a longer directive (`hyper_util=trace`) still wins for its own target.
+const NOISY_TARGETS: [&str; 5] = ["hyper", "reqwest", "aws", "rustls", "h2"];
+
 /// Text on a terminal, logfmt otherwise (Heroku's log router and grep both like it).
 /// `SNAPSYNC_LOG` (or `RUST_LOG`) sets the filter; default `info`.
 fn init_logging(format: Option<&str>) {
-    let filter = std::env::var("SNAPSYNC_LOG")
+    let text = std::env::var("SNAPSYNC_LOG")
         .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info,rusqlite_migration=warn"));
+        .filter(|f| EnvFilter::try_new(f).is_ok())
+        .or_else(|| {
+            std::env::var("RUST_LOG")
+                .ok()
+                .filter(|f| EnvFilter::try_new(f).is_ok())
+        })
+        .unwrap_or_else(|| "info,rusqlite_migration=warn".to_string());
+    let filter = EnvFilter::new(capped(&text));
     let tty = std::io::stderr().is_terminal();
     let logfmt = match format {
         Some("logfmt") => true,
@@ -137,5 +149,55 @@ fn init_logging(format: Option<&str>) {
             .with_ansi(tty)
             .compact()
             .init();
+    }
+}
+
+/// `filter` plus `TARGET=info` for each of [`NOISY_TARGETS`] that it does not name (itself or
+/// by a prefix).
+fn capped(filter: &str) -> String {
+    let named: Vec<&str> = filter
+        .split(',')
+        .filter_map(|d| d.split(['=', '[']).next())
+        .map(str::trim)
+        .filter(|t| {
+            let level = ["off", "error", "warn", "info", "debug", "trace"]
+                .iter()
+                .any(|l| t.eq_ignore_ascii_case(l));
+            !t.is_empty() && !level && !t.bytes().all(|b| b.is_ascii_digit())
+        })
+        .collect();
+    let mut out = filter.trim().trim_end_matches(',').to_string();
+    for target in NOISY_TARGETS {
+        if !named.iter().any(|n| target.starts_with(n)) {
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(target);
+            out.push_str("=info");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::capped;
+
+    #[test]
+    fn third_party_targets_stay_at_info_unless_named() {
+        assert_eq!(
+            capped("trace"),
+            "trace,hyper=info,reqwest=info,aws=info,rustls=info,h2=info"
+        );
+        // Named ones keep the level asked for (a longer target wins in EnvFilter anyway).
+        assert_eq!(
+            capped("debug,hyper_util=trace,aws=debug"),
+            "debug,hyper_util=trace,aws=debug,hyper=info,reqwest=info,rustls=info,h2=info"
+        );
+        assert_eq!(
+            capped("info,"),
+            "info,hyper=info,reqwest=info,aws=info,rustls=info,h2=info"
+        );
+        assert!(capped("").starts_with("hyper=info"));
     }
 }

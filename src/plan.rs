@@ -350,4 +350,12 @@ mod tests {
         assert_eq!(gunzip(&gz, 100_000, 100_000).unwrap(), data);
         assert!(gunzip(&gz, 99_999, 0).is_err());
     }
+
+    /// A stored object that is several gzip members (RFC 1952; `cat a.gz b.gz`) decodes whole.
+    #[test]
+    fn gunzip_reads_every_member() {
+        let two = [gzip(b"[1,", 1), gzip(b"2]", 6)].concat();
+        assert_eq!(gunzip(&two, 100, 0).unwrap(), b"[1,2]");
+        assert!(gunzip(&two, 4, 0).is_err());
+    }
 }

@@ -4,13 +4,16 @@
 //! body (so a gzip bomb or an endless body is cut off at the limit, never buffered whole), and
 //! only failures that can pass (connection errors, timeouts, 5xx, 429) are retried; a 404 or a
 //! bad body is reported at once. URLs in messages go through [`redact_url`], since users put
-//! tokens in query strings.
+//! tokens in query strings and paths: every query value goes, whatever its name.
+//!
+//! Gzip is decoded here ([`MultiGz`]), not by reqwest, whose decoder stops after the first
+//! member of a multi-member body; brotli is left to reqwest.
 //!
 //! Every failure becomes one line that says in plain words what went wrong ("connection
 //! refused", "timed out waiting for the response headers", "the body was cut off"), never the
 //! bare error chain of the HTTP stack. A body is checked for the things a JSON parser reports
-//! badly (empty, an HTML error page served with 200, bytes that are not UTF-8) before it leaves
-//! here; the JSON itself is parsed by the caller. Redirects are followed at most
+//! badly (empty, an HTML error page served with 200, UTF-16, bytes that are not UTF-8) before
+//! it leaves here; the JSON itself is parsed by the caller. Redirects are followed at most
 //! [`MAX_REDIRECTS`] times, never in a loop, and never from https (or loopback) to a plain
 //! http host that was not allowed.
 
@@ -20,6 +23,10 @@ use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 
+/// Default limit of a decoded body: 256 MiB. The whole body is held in memory (and its
+/// canonical form beside it), so the limit must fit the machine: a 512 MB dyno fetching a
+/// gzip bomb must end with "larger than the limit", not be killed for memory.
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 /// Most redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 10;
 /// Longest wait between two attempts, whatever the backoff or `Retry-After` ask for: a run
@@ -55,7 +62,7 @@ impl Default for SourceOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
             total_timeout: Duration::from_secs(300),
-            max_bytes: 1 << 30,
+            max_bytes: DEFAULT_MAX_BYTES,
             retries: 3,
             backoff: Duration::from_millis(500),
             allow_insecure_http: false,
@@ -110,8 +117,8 @@ impl From<Error> for Failure {
 enum Stage {
     /// Connecting, sending the request or waiting for the response headers.
     Response,
-    /// Reading the body: `received` decoded bytes so far, `expected` from `Content-Length`
-    /// when the body is not being decoded.
+    /// Reading the body: `received` bytes so far as they came over the wire (before gzip
+    /// decoding), `expected` from `Content-Length`.
     Body {
         received: u64,
         expected: Option<u64>,
@@ -137,6 +144,13 @@ impl HttpSource {
                     let msg = format!("too many redirects (more than {MAX_REDIRECTS})");
                     return attempt.error(msg);
                 }
+                if !matches!(next.scheme(), "http" | "https") {
+                    let msg = format!(
+                        "redirect to {}:… refused (only http/https redirects are followed)",
+                        next.scheme()
+                    );
+                    return attempt.error(msg);
+                }
                 match check_parsed(next, allow_all, &hosts) {
                     Ok(()) => attempt.follow(),
                     Err(why) => {
@@ -155,6 +169,12 @@ impl HttpSource {
             .read_timeout(opts.read_timeout)
             .timeout(opts.total_timeout)
             .redirect(policy)
+            // reqwest would send the URL redirected from (query and path included, so any
+            // token in them) as `Referer` to wherever the redirect points.
+            .referer(false)
+            // reqwest's gzip decoder stops after the first member (RFC 1952 allows many, pigz
+            // writes them): gzip is asked for and decoded here, by [`MultiGz`].
+            .no_gzip()
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(HttpSource { client, opts })
@@ -167,7 +187,10 @@ impl HttpSource {
         validators: &Validators,
     ) -> Result<Fetched, Failure> {
         let started = Instant::now();
-        let mut req = self.client.get(url);
+        let mut req = self
+            .client
+            .get(url)
+            .header(reqwest::header::ACCEPT_ENCODING, "gzip, br");
         if let Some(etag) = &validators.etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);
         }
@@ -188,6 +211,12 @@ impl HttpSource {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
+        if status.is_redirection() {
+            // The redirect policy follows every http(s) Location; a 3xx that reaches here had
+            // none, or one the client would not follow (`file:`, `data:`, not a URL).
+            let location = resp.headers().get(reqwest::header::LOCATION);
+            return Err(unfollowed_redirect(shown, status, location, resp.url()).into());
+        }
         if !status.is_success() {
             let retry_after = header(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -209,39 +238,71 @@ impl HttpSource {
             last_modified: header(reqwest::header::LAST_MODIFIED),
         };
         let content_type = header(reqwest::header::CONTENT_TYPE);
+        // reqwest decodes brotli itself (and drops the header); gzip is decoded here.
+        let gzip = match header(reqwest::header::CONTENT_ENCODING)
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("" | "identity") => false,
+            Some("gzip" | "x-gzip") => true,
+            Some(other) => {
+                return Err(Error::Fetch {
+                    url: shown.to_string(),
+                    reason: one_line(&format!(
+                        "the server sent Content-Encoding {other:?}, which snapsync cannot decode (it asks for gzip or br)"
+                    )),
+                    retryable: false,
+                }
+                .into())
+            }
+        };
         let limit = self.opts.max_bytes;
         let too_large = || Error::TooLarge {
             url: shown.to_string(),
             limit,
         };
-        // Content-Length is of the encoded body; reqwest drops it when it decodes, so when it is
-        // there it is the size of the bytes we are about to count.
+        // Content-Length counts the bytes on the wire: the body itself unless it is gzip
+        // (reqwest drops the header when it decodes brotli).
         let expected = resp.content_length();
-        if expected.is_some_and(|n| n > limit) {
+        if !gzip && expected.is_some_and(|n| n > limit) {
             return Err(too_large().into());
         }
-        let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(MAX_PREALLOCATE) as usize);
+        let hint = expected
+            .unwrap_or(0)
+            .saturating_mul(if gzip { 4 } else { 1 });
+        let mut bytes = Vec::with_capacity(hint.min(MAX_PREALLOCATE).min(limit) as usize);
+        let mut gz = gzip.then(MultiGz::new);
+        let mut received = 0u64;
         loop {
-            let stage = Stage::Body {
-                received: bytes.len() as u64,
-                expected,
-            };
+            let stage = Stage::Body { received, expected };
             let chunk = match resp.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => return Err(self.fetch_error(url, shown, &e, stage, started).into()),
             };
-            let needed = bytes.len() as u64 + chunk.len() as u64;
-            if needed > limit {
-                return Err(too_large().into());
+            received += chunk.len() as u64;
+            match &mut gz {
+                Some(gz) => gz
+                    .push(&chunk, &mut bytes, limit)
+                    .map_err(|e| gzip_error(e, shown, limit, received))?,
+                None => {
+                    let needed = bytes.len() as u64 + chunk.len() as u64;
+                    if needed > limit {
+                        return Err(too_large().into());
+                    }
+                    if needed > bytes.capacity() as u64 {
+                        // Double, but never past the limit: an endless body at a 100 MB limit
+                        // peaks at 100 MB of buffer, not 128 MB plus the copy.
+                        let target = (bytes.capacity() as u64 * 2).max(needed).min(limit);
+                        bytes.reserve_exact(target as usize - bytes.len());
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
             }
-            if needed > bytes.capacity() as u64 {
-                // Double, but never past the limit: an endless body at a 100 MB limit peaks at
-                // 100 MB of buffer, not 128 MB plus the copy.
-                let target = (bytes.capacity() as u64 * 2).max(needed).min(limit);
-                bytes.reserve_exact(target as usize - bytes.len());
-            }
-            bytes.extend_from_slice(&chunk);
+        }
+        if let Some(gz) = &mut gz {
+            gz.finish(&mut bytes, limit)
+                .map_err(|e| gzip_error(e, shown, limit, received))?;
         }
         let bytes = check_body(shown, bytes, content_type.as_deref())?;
         Ok(Fetched::Body { bytes, validators })
@@ -311,12 +372,21 @@ impl HttpSource {
             };
             (reason, true)
         } else if let Stage::Body { received, expected } = stage {
+            // Every body error is a "decode" error to reqwest; gzip is decoded by us (see
+            // `gzip_error`), so what fails here is the connection, the chunked framing or the
+            // brotli decoder reqwest runs.
             let reason = match expected {
                 Some(total) if received < total => format!(
                     "the body was cut off: the connection closed after {received} of the {total} bytes announced by Content-Length"
                 ),
-                _ if e.is_decode() => format!(
-                    "the compressed body could not be decoded after {received} bytes ({root})"
+                _ if lower.contains("brotli") => format!(
+                    "the brotli-compressed body could not be decoded after {received} bytes ({root})"
+                ),
+                _ if io_kind == Some(std::io::ErrorKind::UnexpectedEof) => format!(
+                    "the body was cut off: the connection closed after {received} bytes, before the end of the chunked body"
+                ),
+                _ if lower.contains("chunk") => format!(
+                    "the body's chunked transfer encoding is malformed after {received} bytes ({root})"
                 ),
                 _ => format!("the connection failed while reading the body after {received} bytes ({root})"),
             };
@@ -421,8 +491,205 @@ fn after_attempts(error: Error, attempts: u32) -> Error {
     }
 }
 
+/// A 3xx the client did not follow, in words: no `Location`, a scheme other than http(s), or a
+/// `Location` that is not a URL. Only the scheme of the target is shown: a `data:` URL can be
+/// large, and any URL may carry a secret.
+fn unfollowed_redirect(
+    shown: &str,
+    status: reqwest::StatusCode,
+    location: Option<&reqwest::header::HeaderValue>,
+    base: &url::Url,
+) -> Error {
+    let what = format!(
+        "HTTP {}{}",
+        status.as_u16(),
+        status
+            .canonical_reason()
+            .map(|r| format!(" {r}"))
+            .unwrap_or_default()
+    );
+    let target = location
+        .and_then(|l| l.to_str().ok())
+        .map(|l| base.join(l.trim()));
+    let reason = match target {
+        None if location.is_none() => format!("{what} without a Location header"),
+        Some(Ok(to)) if !matches!(to.scheme(), "http" | "https") => format!(
+            "{what}: redirect to {}:… refused (only http/https redirects are followed)",
+            to.scheme()
+        ),
+        Some(Ok(to)) => format!(
+            "{what}: the redirect to {} was not followed",
+            redact_url(to.as_str())
+        ),
+        _ => format!("{what} with a Location header that is not a URL"),
+    };
+    Error::Fetch {
+        url: shown.to_string(),
+        reason: one_line(&reason),
+        retryable: false,
+    }
+}
+
+/// One line for a gzip body that could not be decoded or was too large.
+fn gzip_error(e: GzError, shown: &str, limit: u64, received: u64) -> Failure {
+    let (reason, retryable) = match e {
+        GzError::TooLarge => {
+            return Error::TooLarge {
+                url: shown.to_string(),
+                limit,
+            }
+            .into()
+        }
+        GzError::CutOff => (
+            format!("the body was cut off: the gzip data ends in the middle of a member after {received} bytes"),
+            true,
+        ),
+        GzError::Corrupt(why) => (
+            format!("the gzip-compressed body could not be decoded after {received} bytes: {why}"),
+            false,
+        ),
+    };
+    Error::Fetch {
+        url: shown.to_string(),
+        reason: one_line(&reason),
+        retryable,
+    }
+    .into()
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum GzError {
+    /// The decoded body passed the limit.
+    TooLarge,
+    /// The data stops inside a member.
+    CutOff,
+    /// Not gzip, a bad checksum, or bytes after the last member that are not another one.
+    Corrupt(String),
+}
+
+/// Streaming decoder of a gzip body with any number of members (RFC 1952 2.2: "a gzip file
+/// consists of a series of members"; pigz and servers that concatenate compressed parts send
+/// several). Each member's header, CRC-32 and length are checked by zlib; zero bytes after the
+/// last member are ignored, as gzip(1) does; anything else after it is an error, never dropped.
+///
+/// Decoded bytes go straight into the caller's buffer, which never grows past `limit + 1`
+/// bytes: a gzip bomb is refused the moment it decodes past the limit.
+struct MultiGz {
+    inflate: flate2::Decompress,
+    state: GzState,
+    members: u32,
+    /// zlib may hold decoded output it had no room for: call it again even without input.
+    pending: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GzState {
+    Member,
+    /// After a member's trailer: another member, zero padding or the end.
+    Between,
+    Padding,
+}
+
+/// Growth step of the decoded buffer when the body gave no size.
+const GZ_STEP: usize = 64 << 10;
+
+impl MultiGz {
+    fn new() -> Self {
+        MultiGz {
+            inflate: flate2::Decompress::new_gzip(15),
+            state: GzState::Member,
+            members: 0,
+            pending: false,
+        }
+    }
+
+    fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>, limit: u64) -> Result<(), GzError> {
+        let cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
+        loop {
+            match self.state {
+                GzState::Member => {
+                    if input.is_empty() && !self.pending {
+                        return Ok(());
+                    }
+                    if out.len() == out.capacity() {
+                        if out.len() >= cap {
+                            return Err(GzError::TooLarge);
+                        }
+                        let target = out.len().saturating_mul(2).max(out.len() + GZ_STEP);
+                        out.reserve_exact(target.min(cap) - out.len());
+                    }
+                    let (in_before, out_before) = (self.inflate.total_in(), out.len());
+                    let status = self
+                        .inflate
+                        .decompress_vec(input, out, flate2::FlushDecompress::None)
+                        .map_err(|e| {
+                            GzError::Corrupt(format!(
+                                "{} (in member {})",
+                                e.message().unwrap_or("invalid gzip data"),
+                                self.members + 1
+                            ))
+                        })?;
+                    let used = (self.inflate.total_in() - in_before) as usize;
+                    input = &input[used..];
+                    if out.len() as u64 > limit {
+                        return Err(GzError::TooLarge);
+                    }
+                    if status == flate2::Status::StreamEnd {
+                        self.members += 1;
+                        self.state = GzState::Between;
+                        self.pending = false;
+                        continue;
+                    }
+                    let progress = used > 0 || out.len() > out_before;
+                    self.pending = out.len() == out.capacity();
+                    if !progress && out.len() < out.capacity() {
+                        if input.is_empty() {
+                            self.pending = false;
+                            return Ok(());
+                        }
+                        return Err(GzError::Corrupt("the decoder stopped making progress".into()));
+                    }
+                }
+                GzState::Between => match input.first() {
+                    None => return Ok(()),
+                    Some(0) => self.state = GzState::Padding,
+                    Some(0x1f) => {
+                        self.inflate = flate2::Decompress::new_gzip(15);
+                        self.state = GzState::Member;
+                    }
+                    Some(b) => {
+                        return Err(GzError::Corrupt(format!(
+                            "byte 0x{b:02X} follows gzip member {} where another member or the end should be",
+                            self.members
+                        )))
+                    }
+                },
+                GzState::Padding => {
+                    return match input.iter().find(|&&b| b != 0) {
+                        None => Ok(()),
+                        Some(b) => Err(GzError::Corrupt(format!(
+                            "byte 0x{b:02X} follows the zero padding after gzip member {}",
+                            self.members
+                        ))),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The body ended: drains what zlib still holds and checks that no member was cut off.
+    fn finish(&mut self, out: &mut Vec<u8>, limit: u64) -> Result<(), GzError> {
+        self.push(&[], out, limit)?;
+        let nothing_at_all = self.members == 0 && self.inflate.total_in() == 0;
+        if self.state == GzState::Member && !nothing_at_all {
+            return Err(GzError::CutOff);
+        }
+        Ok(())
+    }
+}
+
 /// What a JSON parser would report badly: an empty body, an HTML page (an error or login page
-/// served with 200), bytes that are not UTF-8. A leading UTF-8 byte order mark is dropped
+/// served with 200), UTF-16 text, bytes that are not UTF-8. A leading UTF-8 byte order mark is dropped
 /// (RFC 8259 lets a parser ignore it; serde_json does not).
 fn check_body(shown: &str, mut bytes: Vec<u8>, content_type: Option<&str>) -> Result<Vec<u8>> {
     let bad = |reason: String| Error::Fetch {
@@ -432,6 +699,11 @@ fn check_body(shown: &str, mut bytes: Vec<u8>, content_type: Option<&str>) -> Re
     };
     if bytes.starts_with(b"\xEF\xBB\xBF") {
         bytes.drain(..3);
+    }
+    // UTF-16 (NULs between ASCII bytes) would otherwise pass as UTF-8 and fail as "expected
+    // value"; a NUL anywhere is caught by the parser, these first bytes show the encoding.
+    if let Some(hint) = crate::canonical::utf16_hint(&bytes[..bytes.len().min(64)]) {
+        return Err(bad(format!("invalid JSON: the body {hint}")));
     }
     let Some(first) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Err(bad(if bytes.is_empty() {
@@ -522,55 +794,139 @@ fn is_loopback(url: &url::Url) -> bool {
     }
 }
 
-/// The URL without its password and without the values of query parameters that look secret.
+/// The URL as it may be shown or stored: the password, every query value, the fragment, and
+/// path segments (and a user name) that look like tokens become `REDACTED`; query names stay,
+/// so `?code=…&page=2` reads `?code=REDACTED&page=REDACTED`.
+///
+/// Values are redacted whatever their name because names do not tell: Azure Functions call
+/// their key `code`, others `jwt`, `s`, `hash`. A path segment is a token when
+/// [`looks_like_token`] says so; ordinary paths (`/coviddata/v1/countries/stats.json`,
+/// `/covid-19-stats-2021/data.json`) survive. Users whose secret hides elsewhere in a URL
+/// should pass it in a header, not the URL.
 pub fn redact_url(url: &str) -> String {
     let parsed = url::Url::parse(url)
         .ok()
         .filter(|u| !u.cannot_be_a_base() || !url.contains('@'));
     let Some(mut parsed) = parsed else {
         // Unparsable (or `user:pass@host` read as scheme `user`): keep neither the query nor
-        // anything before an `@` (credentials).
+        // anything before an `@` (credentials), nor token-like segments.
         let base = url.split(['?', '#']).next().unwrap_or("");
-        return match base.rfind('@') {
+        let base = match base.rfind('@') {
             Some(at) => {
                 let start = base.find("://").map_or(0, |s| s + 3).min(at);
                 format!("{}REDACTED{}", &base[..start], &base[at..])
             }
             None => base.to_string(),
         };
+        return redact_segments(&base);
     };
     if parsed.password().is_some() {
-        let _ = parsed.set_password(Some("REDACTED"));
+        let _ = parsed.set_password(Some(REDACTED));
     }
-    if parsed.query().is_some() {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| {
-                let lower = k.to_ascii_lowercase();
-                let secret = [
-                    "token",
-                    "key",
-                    "secret",
-                    "sig",
-                    "pass",
-                    "auth",
-                    "credential",
-                ]
-                .iter()
-                .any(|s| lower.contains(s));
-                (
-                    k.into_owned(),
-                    if secret {
-                        "REDACTED".into()
-                    } else {
-                        v.into_owned()
-                    },
-                )
+    if looks_like_token(parsed.username()) {
+        let _ = parsed.set_username(REDACTED);
+    }
+    if !parsed.cannot_be_a_base() {
+        let path = redact_segments(parsed.path());
+        parsed.set_path(&path);
+    }
+    if let Some(query) = parsed.query() {
+        let shown: Vec<String> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| {
+                let name = pair.split('=').next().unwrap_or("");
+                let name = if looks_like_token(name) {
+                    REDACTED
+                } else {
+                    name
+                };
+                if pair.contains('=') {
+                    format!("{name}={REDACTED}")
+                } else {
+                    name.to_string()
+                }
             })
             .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+        parsed.set_query(Some(&shown.join("&")));
+    }
+    if parsed.fragment().is_some_and(|f| !f.is_empty()) {
+        parsed.set_fragment(Some(REDACTED));
     }
     parsed.to_string()
+}
+
+const REDACTED: &str = "REDACTED";
+
+/// What to store in place of a URL that identifies a cached body (`join_cache`): its sha256,
+/// which names the URL as well as the URL does, without keeping a token in the database.
+pub fn cache_key(url: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(url.as_bytes()))
+    )
+}
+
+/// `REDACTED` for each `/`-separated segment of `path` that [`looks_like_token`].
+fn redact_segments(path: &str) -> String {
+    path.split('/')
+        .map(|seg| if looks_like_token(seg) { REDACTED } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether a URL path segment (or user name, or query name) looks like a credential rather
+/// than a name a person chose. Any of:
+///
+/// - a run of 16 or more ASCII letters and digits that switches between letters and digits at
+///   least 3 times: API keys, base62/base64url tokens, hex digests (`sk_live_4eC39HqLyjWD…`,
+///   `ghp_16C7e42F292c…`); words with a number in them (`covid19`, `stats2021`) switch once
+///   or twice, so slugs like `covid-19-country-statistics-2021` survive;
+/// - 32 or more hex digits with at most `-` between them: UUIDs and digests made of few digits;
+/// - a JWT: three or more `.`-separated base64url parts, the first starting with `eyJ` (base64
+///   of `{"`).
+///
+/// Percent-encoded text is judged as it is written: `%` ends a run.
+pub fn looks_like_token(segment: &str) -> bool {
+    let b = segment.as_bytes();
+    // 1. A long alphanumeric run that keeps switching between letters and digits.
+    let mut start = 0;
+    while start < b.len() {
+        if !b[start].is_ascii_alphanumeric() {
+            start += 1;
+            continue;
+        }
+        let end = b[start..]
+            .iter()
+            .position(|c| !c.is_ascii_alphanumeric())
+            .map_or(b.len(), |i| start + i);
+        let run = &b[start..end];
+        if run.len() >= 16 {
+            let switches = run
+                .windows(2)
+                .filter(|w| w[0].is_ascii_digit() != w[1].is_ascii_digit())
+                .count();
+            if switches >= 3 {
+                return true;
+            }
+        }
+        start = end;
+    }
+    // 2. Hex digits (UUIDs, digests).
+    let hex = b.iter().filter(|c| c.is_ascii_hexdigit()).count();
+    if hex >= 32 && b.iter().all(|c| c.is_ascii_hexdigit() || *c == b'-') {
+        return true;
+    }
+    // 3. A JWT.
+    let parts: Vec<&str> = segment.split('.').collect();
+    parts.len() >= 3
+        && parts[0].starts_with("eyJ")
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        })
 }
 
 /// The innermost cause: the useful part ("Connection refused", "invalid peer certificate").
@@ -623,7 +979,25 @@ mod tests {
     fn redacts_secrets_in_urls() {
         assert_eq!(
             redact_url("https://user:hunter2@example.com/x.json?api_key=abc&day=1"),
-            "https://user:REDACTED@example.com/x.json?api_key=REDACTED&day=1"
+            "https://user:REDACTED@example.com/x.json?api_key=REDACTED&day=REDACTED"
+        );
+        // Every value, whatever its name; names and value-less flags stay.
+        assert_eq!(
+            redact_url("https://f.azurewebsites.net/api/x?code=S3cr3t==&jwt=abc&raw&page="),
+            "https://f.azurewebsites.net/api/x?code=REDACTED&jwt=REDACTED&raw&page=REDACTED"
+        );
+        assert_eq!(
+            redact_url("https://e.com/a#access_token=abc"),
+            "https://e.com/a#REDACTED"
+        );
+        // Token-like path segments and user names.
+        assert_eq!(
+            redact_url("https://hooks.e.com/services/T0001/B0002/Bm7x9vQkLp2R8sT4wZ6yN3aF"),
+            "https://hooks.e.com/services/T0001/B0002/REDACTED"
+        );
+        assert_eq!(
+            redact_url("https://ghp_16C7e42F292c6912E7710c838347Ae178B4a@github.com/o/r"),
+            "https://REDACTED@github.com/o/r"
         );
         assert_eq!(redact_url("https://example.com/a"), "https://example.com/a");
         // URLs that do not parse still lose their credentials.
@@ -633,6 +1007,108 @@ mod tests {
         );
         assert_eq!(redact_url("user:hunter2@host/x"), "REDACTED@host/x");
         assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn ordinary_paths_survive_and_tokens_do_not() {
+        for ordinary in [
+            "/coviddata/v1/countries/stats.json",
+            "/covid-19-country-statistics-2021/data.json",
+            "/api/v2/datasets/2021-03-04.json",
+            "/COVID19CountryStatistics.json",
+            "/snapshots/2026-11-24T060000.123Z-0123456789ab.json.gz",
+            "/releases/download/v1.2.3/stats.v1.json",
+            "/abcdefghijklmnopqrstuvwxyz/ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        ] {
+            let url = format!("https://example.com{ordinary}");
+            assert_eq!(redact_url(&url), url, "{ordinary}");
+        }
+        for token in [
+            "3f9c2e1b7d4a8e6f0b1c2d3e4f5a6b7c",
+            "0123456789abcdef0123456789abcdef01234567",
+            "123e4567-e89b-12d3-a456-426614174000",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+            "Bm7x9vQkLp2R8sT4wZ6yN3aF",
+        ] {
+            assert!(looks_like_token(token), "{token}");
+            assert_eq!(
+                redact_url(&format!("https://example.com/d/{token}/x.json")),
+                "https://example.com/d/REDACTED/x.json"
+            );
+        }
+    }
+
+    /// Decodes `data` fed in pieces of `step` bytes.
+    fn gunzip_stream(data: &[u8], step: usize, limit: u64) -> Result<Vec<u8>, GzError> {
+        let mut gz = MultiGz::new();
+        let mut out = Vec::new();
+        for piece in data.chunks(step.max(1)) {
+            gz.push(piece, &mut out, limit)?;
+        }
+        gz.finish(&mut out, limit)?;
+        Ok(out)
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn every_gzip_member_is_decoded_in_any_chunking() {
+        let doc = br#"[{"country":{"key":"a"}},{"country":{"key":"b"}}]"#;
+        let (half1, half2) = doc.split_at(20);
+        let two = [gz(half1), gz(half2)].concat();
+        let padded = [two.clone(), vec![0; 10]].concat();
+        for step in [1, 2, 7, 64, 100_000] {
+            assert_eq!(gunzip_stream(&two, step, 1000).unwrap(), doc, "step {step}");
+            assert_eq!(gunzip_stream(&padded, step, 1000).unwrap(), doc);
+            let garbage = [gz(doc), b"<html>".to_vec()].concat();
+            let err = gunzip_stream(&garbage, step, 1000).unwrap_err();
+            assert!(
+                matches!(&err, GzError::Corrupt(m) if m.contains("0x3C follows gzip member 1")),
+                "{err:?}"
+            );
+            let cut = &two[..two.len() - 3];
+            assert_eq!(gunzip_stream(cut, step, 1000), Err(GzError::CutOff));
+        }
+        assert_eq!(gunzip_stream(&[], 1, 1000).unwrap(), b"");
+        assert!(matches!(
+            gunzip_stream(b"[1,2]", 1, 1000),
+            Err(GzError::Corrupt(_))
+        ));
+        let mut bad_crc = gz(doc);
+        let n = bad_crc.len();
+        bad_crc[n - 6] ^= 1;
+        assert!(matches!(
+            gunzip_stream(&bad_crc, 5, 1000),
+            Err(GzError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_limit_without_growing_past_it() {
+        let bomb = gz(&vec![b'0'; 50 << 20]);
+        let mut gz = MultiGz::new();
+        let mut out = Vec::new();
+        let err = bomb
+            .chunks(8192)
+            .try_for_each(|c| gz.push(c, &mut out, 1 << 20));
+        assert_eq!(err, Err(GzError::TooLarge));
+        assert!(out.capacity() <= (1 << 20) + GZ_STEP, "{}", out.capacity());
+        // Exactly at the limit is fine.
+        assert_eq!(gunzip_stream(&gz_of(1000), 100, 1000).unwrap().len(), 1000);
+        assert_eq!(
+            gunzip_stream(&gz_of(1001), 100, 1000),
+            Err(GzError::TooLarge)
+        );
+    }
+
+    fn gz_of(n: usize) -> Vec<u8> {
+        gz(&vec![b' '; n])
     }
 
     #[test]
@@ -681,6 +1157,22 @@ mod tests {
             utf8.contains("not valid UTF-8: byte 0xFF at line 2 column 2 (offset 7)"),
             "{utf8}"
         );
+    }
+
+    #[test]
+    fn utf16_bodies_are_named() {
+        let le: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for body in [le, be] {
+            let e = body_error(&body, None);
+            assert!(
+                e.contains("the body looks like UTF-16 (NUL bytes, the first at line 1 column")
+                    && e.contains("JSON must be UTF-8"),
+                "{e}"
+            );
+        }
+        let bom = body_error(b"\xFF\xFE[\x001\x00]\x00", None);
+        assert!(bom.contains("UTF-16 byte order mark"), "{bom}");
     }
 
     #[test]

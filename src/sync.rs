@@ -277,13 +277,17 @@ async fn load_transforms(
             TransformSpec::Ready(t) => out.push(t.clone()),
             TransformSpec::Join(j) => {
                 let db = &deps.db;
-                let cached = db.join_cache(&j.source).await?;
+                let cached = db.join_cache(&crate::source::cache_key(&j.source)).await?;
                 let validators = cached.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
                 let bytes = match deps.source.fetch(&j.source, &validators).await? {
                     Fetched::NotModified => cached.map(|(_, b)| b).unwrap_or_default(),
                     Fetched::Body { bytes, validators } => {
-                        db.save_join_cache(&j.source, validators, bytes.clone())
-                            .await?;
+                        db.save_join_cache(
+                            &crate::source::cache_key(&j.source),
+                            validators,
+                            bytes.clone(),
+                        )
+                        .await?;
                         bytes
                     }
                 };

@@ -14,7 +14,7 @@ use aws_sdk_s3::config::Credentials;
 use bytes::Bytes;
 use clap::Parser as _;
 use common::cli::{sha256_hex, to_result, RunResult, Sandbox};
-use common::http::HttpServer;
+use common::http::{Fault, HttpServer};
 use common::target::Target;
 use proptest::prelude::*;
 use snapsync::cli::Cli;
@@ -202,6 +202,8 @@ fn dataset_names_and_store_prefixes_cannot_escape() {
         ("--dataset", "evil\\..\\x"),
         ("--dataset", "Evil"),
         ("--dataset", ""),
+        ("--dataset", ".snapsync"),
+        ("--dataset", ".hidden"),
         ("--store", "s3://bucket-name/../evil"),
         ("--store", "s3://bucket-name/a/./b"),
         ("--store", "s3://bucket-name/a//b"),
@@ -510,4 +512,249 @@ fn out_writes_never_follow_a_planted_symlink(#[case] command: &str, #[case] plan
     }
     expected.sort();
     assert_eq!(names, expected);
+}
+
+const CODE_SECRET: &str = "CodeSecret-41a9";
+const JWT_SECRET: &str = "JwtSecret-77c0";
+const REDIRECT_PASSWORD: &str = "RedirPass-0d3f";
+/// A path segment that is a credential (a hex digest, as capability URLs use).
+const PATH_TOKEN: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+const ENDPOINT_PASSWORD: &str = "EndpointPass-5e21";
+
+/// A source URL with `?code=` (Azure Functions) and `?jwt=` values and a token in its path,
+/// fetched at trace level through a redirect to `user:password@` on the same server: no secret
+/// shows in any output, the database, or the worker's webhook.
+#[test]
+fn no_secret_shows_at_trace_level_through_a_redirect() {
+    let secrets = [CODE_SECRET, JWT_SECRET, REDIRECT_PASSWORD, PATH_TOKEN];
+    let server = HttpServer::start();
+    let path = format!("/v1/{PATH_TOKEN}/stats.json");
+    let url = format!("{}?code={CODE_SECRET}&jwt={JWT_SECRET}", server.url(&path));
+    let target = server
+        .url("/final.json")
+        .replace("http://", &format!("http://reader:{REDIRECT_PASSWORD}@"));
+    let redirect = || Fault::Redirect { to: target.clone() };
+    server.set("/final.json", r#"[{"country":{"key":"a"},"n":1}]"#);
+    let sb = Sandbox::new();
+    let cmd = |args: &[&str]| {
+        let mut c = sb.cmd(args);
+        c.env("RUST_LOG", "trace");
+        c
+    };
+    let check = |what: &str, r: &RunResult| {
+        for s in &secrets {
+            assert!(
+                !r.stdout.contains(s) && !r.stderr.contains(s),
+                "{what} printed {s:?}\n{r:?}"
+            );
+        }
+    };
+
+    server.push_faults(&path, [redirect()]);
+    let r = output(cmd(&["run", "--url", &url]));
+    check("run", &r);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    // The redirect was followed, without telling its target the URL it came from (no
+    // `Referer` with the query's secrets), and the log really was at trace level.
+    assert_eq!(server.requests("/final.json"), 1);
+    let sent = format!("{:?}", server.last_headers("/final.json"));
+    for s in &secrets {
+        assert!(
+            !sent.contains(s),
+            "the redirect target was sent {s:?}: {sent}"
+        );
+    }
+    assert!(
+        r.stderr.contains("level=debug") || r.stderr.contains("level=trace"),
+        "{r:?}"
+    );
+    let status = output(cmd(&["status", "--json", "--url", &url]));
+    check("status --json", &status);
+    assert!(
+        status
+            .stdout
+            .contains("/v1/REDACTED/stats.json?code=REDACTED&jwt=REDACTED"),
+        "{status:?}"
+    );
+    check("status", &output(cmd(&["status", "--url", &url])));
+    server.push_faults(&path, [redirect()]);
+    check("doctor", &output(cmd(&["doctor", "--url", &url])));
+    // A failure names the URL in the summary, the log and the runs table.
+    server.push_faults(&path, [redirect(), redirect()]);
+    server.push_faults("/final.json", [Fault::Status(500), Fault::Status(500)]);
+    let r = output(cmd(&["run", "--url", &url, "--retry-backoff-ms", "1"]));
+    check("run, failing", &r);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.summary().contains("code=REDACTED"), "{r:?}");
+
+    // The worker's webhook reports a failure with the URL in it.
+    server.remove(&path);
+    let mut worker = cmd(&[
+        "worker",
+        "--url",
+        &url,
+        "--schedule",
+        "*/1 * * * * *",
+        "--notify-url",
+        &server.url("/hook"),
+    ]);
+    let child = worker
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while server.bodies("/hook").is_empty() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let r = to_result(child.wait_with_output().unwrap());
+    check("worker", &r);
+    let hooks = server.bodies("/hook");
+    assert!(!hooks.is_empty(), "no webhook call: {r:?}");
+    for body in &hooks {
+        let body = String::from_utf8_lossy(body);
+        assert!(
+            body.contains("HTTP 404") && body.contains("REDACTED"),
+            "{body}"
+        );
+        for s in &secrets {
+            assert!(!body.contains(s), "the webhook body holds {s:?}: {body}");
+        }
+    }
+
+    // The database (sources, runs' errors) keeps none of them either.
+    for file in [sb.db(), sb.db().with_extension("db-wal")] {
+        if let Ok(bytes) = std::fs::read(&file) {
+            let text = String::from_utf8_lossy(&bytes);
+            for s in &secrets {
+                assert!(!text.contains(s), "{} holds {s:?}", file.display());
+            }
+        }
+    }
+}
+
+/// `AWS_ENDPOINT_URL` with a password (aws-config logs the endpoint at debug): not printed at
+/// trace level, whether the S3 server is there or not.
+#[test]
+fn an_endpoint_password_never_shows_at_trace_level() {
+    let sb = Sandbox::new();
+    let server = HttpServer::start();
+    server.set("/d.json", r#"[{"country":{"key":"a"},"n":1}]"#);
+    let endpoint = format!("http://admin:{ENDPOINT_PASSWORD}@127.0.0.1:9");
+    let r = output({
+        let mut c = sb.cmd(&[
+            "run",
+            "--url",
+            &server.url("/d.json"),
+            "--store",
+            "s3://bucket-name/p",
+        ]);
+        c.env("RUST_LOG", "trace")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env("AWS_SECRET_ACCESS_KEY", WRONG_SECRET)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_MAX_ATTEMPTS", "1");
+        c
+    });
+    assert_eq!(r.code, 1, "{r:?}");
+    for s in [ENDPOINT_PASSWORD, WRONG_SECRET] {
+        assert!(
+            !r.stdout.contains(s) && !r.stderr.contains(s),
+            "printed {s:?}\n{r:?}"
+        );
+    }
+}
+
+/// A `./snapsync.toml` in the working directory is read, and says so; its `file://` sources
+/// (and joined tables) may not reach outside its directory unless the command line allows it.
+#[test]
+fn a_config_file_is_logged_and_cannot_read_files_outside_its_directory() {
+    let sb = Sandbox::new();
+    let outside = tempfile::tempdir().unwrap();
+    let secret_file = outside.path().join("credentials.json");
+    std::fs::write(&secret_file, r#"[{"country":{"key":"aws"},"secret":"x"}]"#).unwrap();
+    std::fs::write(
+        sb.path().join("inside.json"),
+        r#"[{"country":{"key":"a"},"n":1}]"#,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&secret_file, sb.path().join("link.json")).unwrap();
+    let write_config = |url: &str| {
+        std::fs::write(
+            sb.path().join("snapsync.toml"),
+            format!("[[dataset]]\nname = \"planted\"\nurl = \"{url}\"\n"),
+        )
+        .unwrap();
+    };
+    let refused = |url: &str| {
+        write_config(url);
+        let r = sb.run(&["run"]);
+        assert_eq!(r.code, 2, "{url}: {r:?}");
+        assert!(
+            r.stderr
+                .contains("is outside the configuration file's directory")
+                && r.stderr.contains("--allow-files-outside"),
+            "{url}: {r:?}"
+        );
+        assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
+        assert!(!sb.store_dir().exists(), "{url}: something was written");
+    };
+    refused(&format!("file://{}", secret_file.display()));
+    refused("file://link.json");
+    let up = format!(
+        "file://../{}/credentials.json",
+        outside.path().file_name().unwrap().to_string_lossy()
+    );
+    if outside.path().parent() == sb.path().parent() {
+        refused(&up);
+    }
+    // A joined table outside is refused the same way.
+    std::fs::write(
+        sb.path().join("snapsync.toml"),
+        format!(
+            "[[dataset]]\nname = \"planted\"\nurl = \"file://inside.json\"\n\
+             [[dataset.transform]]\njoin = {{ source = \"{}\", format = \"json\", key = \"k\", on = \"/country/key\", fields = {{ s = \"secret\" }} }}\n",
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    let r = sb.run(&["run"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("join") && r.stderr.contains("outside"),
+        "{r:?}"
+    );
+
+    // Its own neighbours are fine, and the log names the file it read.
+    write_config("file://inside.json");
+    let r = sb.run(&["run"]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    let loaded: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("loaded configuration"))
+        .collect();
+    assert_eq!(loaded.len(), 1, "{r:?}");
+    assert!(
+        loaded[0].contains("level=info")
+            && loaded[0].contains("snapsync.toml")
+            && loaded[0].contains("found in the current directory"),
+        "{r:?}"
+    );
+    // Allowed from the command line or the environment (never from the file itself).
+    write_config(&format!("file://{}", secret_file.display()));
+    let r = sb.run(&["run", "--allow-files-outside"]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    let mut c = sb.cmd(&["run"]);
+    c.env("SNAPSYNC_ALLOW_FILES_OUTSIDE", "true");
+    assert_eq!(output(c).code, 0);
+    // A file:// URL given on the command line may be anywhere.
+    std::fs::remove_file(sb.path().join("snapsync.toml")).unwrap();
+    let r = sb.run(&["run", "--url", &format!("file://{}", secret_file.display())]);
+    assert_eq!(r.code, 0, "{r:?}");
 }

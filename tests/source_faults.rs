@@ -171,6 +171,48 @@ fn gzip_bomb(decoded: usize) -> Vec<u8> {
     gzip(&json)
 }
 
+/// 200 with `Content-Encoding: gzip` and `body` as it is (already compressed).
+fn gzipped(body: Vec<u8>) -> Fault {
+    Fault::Respond {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Content-Encoding".into(), "gzip".into()),
+        ],
+        body,
+    }
+}
+
+/// 200 with `Transfer-Encoding: chunked` and `raw` as the chunked body, sent as it is.
+fn chunked(raw: &[u8]) -> Fault {
+    Fault::Respond {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Transfer-Encoding".into(), "chunked".into()),
+        ],
+        body: raw.to_vec(),
+    }
+}
+
+fn utf16le(text: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(text)
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+/// `members` gzip members of 1 MiB of spaces each: `members` MiB decoded from a few KB, and
+/// cheap to make (one member compressed once).
+fn gzip_bomb_members(members: usize) -> Vec<u8> {
+    let one = gzip(&vec![b' '; 1 << 20]);
+    let mut out = gzip(b"[");
+    for _ in 0..members {
+        out.extend_from_slice(&one);
+    }
+    out
+}
+
 // Failures of the HTTP exchange itself: the message names the URL.
 #[rstest]
 #[case::not_found(vec![Fault::Status(404)], &[], &["HTTP 404 Not Found"])]
@@ -242,6 +284,56 @@ fn gzip_bomb(decoded: usize) -> Vec<u8> {
     vec![Fault::Redirect { to: PATH.into() }],
     &[],
     &["redirect loop"]
+)]
+#[case::redirect_to_a_file(
+    vec![Fault::Redirect { to: "file:///etc/passwd".into() }],
+    &[],
+    &["redirect to file:… refused (only http/https redirects are followed)"]
+)]
+#[case::redirect_to_data(
+    vec![Fault::Redirect { to: "data:application/json,[1]".into() }],
+    &[],
+    &["redirect to data:… refused (only http/https redirects are followed)"]
+)]
+#[case::redirect_without_a_location(
+    vec![Fault::Respond { status: 302, headers: vec![], body: Vec::new() }],
+    &[],
+    &["HTTP 302 Found without a Location header"]
+)]
+#[case::malformed_chunked_encoding(
+    vec![chunked(b"5\r\n[1,2]\r\nZZ\r\n0\r\n\r\n")],
+    &[],
+    &["the body's chunked transfer encoding is malformed after 5 bytes"]
+)]
+#[case::chunked_body_cut_off(
+    vec![chunked(b"5\r\n[1,2]\r\n40\r\n[3,")],
+    &[],
+    &["the body was cut off: the connection closed after 8 bytes, before the end of the chunked body"]
+)]
+#[case::nan(
+    vec![respond(r#"[{"country":{"key":"a"},"cases":NaN}]"#)],
+    &[],
+    &["invalid JSON: NaN and Infinity are not JSON: NaN at line 1 column 33"]
+)]
+#[case::infinity(
+    vec![respond("[{\"country\":{\"key\":\"a\"},\n\"cases\":-Infinity}]")],
+    &[],
+    &["invalid JSON: NaN and Infinity are not JSON: -Infinity at line 2 column 9"]
+)]
+#[case::utf16_without_a_byte_order_mark(
+    vec![respond(utf16le(&four()))],
+    &[],
+    &["invalid JSON: the body looks like UTF-16 (NUL bytes, the first at line 1 column 2); JSON must be UTF-8"]
+)]
+#[case::gzip_of_a_document_and_more(
+    vec![gzipped([gzip(&four()), gzip(b" [2]")].concat())],
+    &[],
+    &["invalid JSON", "trailing characters"]
+)]
+#[case::gzip_bomb_in_300_members(
+    vec![gzipped(gzip_bomb_members(300))],
+    &["--max-bytes", "10000000"],
+    &["body is larger than the limit of 10000000 bytes"]
 )]
 fn a_bad_answer_fails_in_one_line_and_publishes_nothing(
     #[case] faults: Vec<Fault>,
@@ -478,7 +570,7 @@ fn credentials_in_the_url_never_show() {
         assert_failed(
             &r,
             Some(&format!(
-                "http://user:REDACTED@{}{PATH}?token=REDACTED&day=1",
+                "http://user:REDACTED@{}{PATH}?token=REDACTED&day=REDACTED",
                 w.server.addr()
             )),
             &[],
@@ -516,4 +608,40 @@ fn retry_after_is_honoured() {
     assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
     assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
     assert!(r.stderr.contains("retry_in_ms=1000"), "{r:?}");
+}
+
+/// RFC 1952: a gzip body is a series of members, and all of them are the body (pigz, and
+/// servers that concatenate compressed parts, send several).
+#[test]
+fn every_member_of_a_gzip_body_is_decoded() {
+    let w = World::new();
+    let doc = records(&["austria", "belgium", "chile"]);
+    let (a, b) = doc.split_at(doc.len() / 2);
+    w.server
+        .push_faults(PATH, [gzipped([gzip(a), gzip(b)].concat())]);
+    let r = w.run(&[]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    assert_eq!(w.server.pending_faults(PATH), 0);
+    // Version 2 is exactly the three records.
+    w.server.set(PATH, doc);
+    let r = w.run(&[]);
+    assert_eq!(r.outcome(), "unchanged", "{r:?}");
+}
+
+/// The source asks for gzip itself (reqwest's own decoder is off) and still gets it.
+#[test]
+fn gzip_is_asked_for_and_decoded() {
+    let w = World::new();
+    w.server.set_gzip(PATH, true);
+    w.server
+        .set(PATH, records(&["austria", "belgium", "chile"]));
+    let r = w.run(&[]);
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    let asked = w.server.last_headers(PATH);
+    assert!(
+        asked
+            .iter()
+            .any(|(k, v)| k == "accept-encoding" && v.contains("gzip") && v.contains("br")),
+        "{asked:?}"
+    );
 }

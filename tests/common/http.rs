@@ -6,8 +6,8 @@
 //! from `#[tokio::test]`.
 //!
 //! Every response carries `Connection: close`; one request per connection. Request bodies are
-//! read by `Content-Length` and discarded (chunked request bodies are not supported). Paths are
-//! matched without their query string (`/data.json?x=1` is `/data.json`).
+//! read by `Content-Length` and kept (see [`HttpServer::bodies`]; chunked request bodies are not
+//! supported). Paths are matched without their query string (`/data.json?x=1` is `/data.json`).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write as _;
@@ -63,6 +63,8 @@ struct PathState {
     faults: VecDeque<Fault>,
     /// Headers (lower-cased names) of every request so far, oldest first.
     requests: Vec<Vec<(String, String)>>,
+    /// Bodies of every request so far (empty for GET), oldest first.
+    bodies: Vec<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -239,6 +241,15 @@ impl HttpServer {
             .unwrap_or_default()
     }
 
+    /// Bodies of every request for the path (a webhook's POSTs), oldest first.
+    pub fn bodies(&self, path: &str) -> Vec<Vec<u8>> {
+        self.lock()
+            .paths
+            .get(path)
+            .map(|s| s.bodies.clone())
+            .unwrap_or_default()
+    }
+
     /// The ETag currently sent for `path` (with its quotes), if it has a body.
     pub fn etag(&self, path: &str) -> Option<String> {
         let shared = self.lock();
@@ -352,6 +363,7 @@ struct Request {
     method: String,
     target: String,
     headers: Vec<(String, String)>,
+    body: Vec<u8>,
 }
 
 impl Request {
@@ -472,23 +484,31 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
         .filter_map(|line| line.split_once(':'))
         .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
         .collect();
-    let request = Request {
+    let mut request = Request {
         method,
         target,
         headers,
+        body: Vec::new(),
     };
+    const MAX_BODY: usize = 1 << 20;
     let content_length: usize = request
         .header("content-length")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let mut remaining = content_length.saturating_sub(buf.len() - (end + 4));
-    while remaining > 0 {
+    let mut body = buf[end + 4..].to_vec();
+    let mut read = body.len();
+    while read < content_length {
         let n = stream.read(&mut chunk).await.ok()?;
         if n == 0 {
             break;
         }
-        remaining = remaining.saturating_sub(n);
+        read += n;
+        if body.len() < MAX_BODY {
+            body.extend_from_slice(&chunk[..n]);
+        }
     }
+    body.truncate(content_length.min(MAX_BODY));
+    request.body = body;
     Some(request)
 }
 
@@ -573,6 +593,7 @@ async fn handle(mut stream: TcpStream, shared: Arc<Mutex<Shared>>) {
         guard.total_requests += 1;
         let state = guard.paths.entry(request.path().to_string()).or_default();
         state.requests.push(request.headers.clone());
+        state.bodies.push(request.body.clone());
         state.faults.pop_front()
     };
     // Write errors mean the client went away; there is nobody to tell.
