@@ -236,8 +236,10 @@ pub struct Db {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DatasetState {
     pub id: i64,
-    /// The (redacted) URL that `etag` and `last_modified` came from.
+    /// The (redacted) URL of the last fetch, for display.
     pub source_url: Option<String>,
+    /// `source::cache_key` of the exact URL that `etag` and `last_modified` came from.
+    pub validators_url: Option<String>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub source_sha256: Option<String>,
@@ -264,6 +266,8 @@ pub struct RunRecord {
 #[derive(Debug, Clone, Default)]
 pub struct SourceState {
     pub source_url: String,
+    /// `source::cache_key` of the exact URL fetched (the validators belong to it).
+    pub validators_url: Option<String>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub source_sha256: Option<String>,
@@ -382,7 +386,7 @@ impl Db {
                 params![store, name],
             )?;
             let mut st = c.query_row(
-                "SELECT id, source_url, etag, last_modified, source_sha256, pipeline FROM datasets WHERE store = ?1 AND name = ?2",
+                "SELECT id, source_url, etag, last_modified, source_sha256, pipeline, validators_url FROM datasets WHERE store = ?1 AND name = ?2",
                 params![store, name],
                 |r| {
                     Ok(DatasetState {
@@ -392,6 +396,7 @@ impl Db {
                         last_modified: r.get(3)?,
                         source_sha256: r.get(4)?,
                         pipeline: r.get(5)?,
+                        validators_url: r.get(6)?,
                         last: None,
                     })
                 },
@@ -477,8 +482,8 @@ impl Db {
             }
             if let Some(s) = source {
                 tx.execute(
-                    "UPDATE datasets SET source_url = ?2, etag = ?3, last_modified = ?4, source_sha256 = ?5, pipeline = ?6 WHERE id = ?1",
-                    params![dataset_id, s.source_url, s.etag, s.last_modified, s.source_sha256, s.pipeline],
+                    "UPDATE datasets SET source_url = ?2, etag = ?3, last_modified = ?4, source_sha256 = ?5, pipeline = ?6, validators_url = ?7 WHERE id = ?1",
+                    params![dataset_id, s.source_url, s.etag, s.last_modified, s.source_sha256, s.pipeline, s.validators_url],
                 )?;
             }
             tx.commit()

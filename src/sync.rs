@@ -507,6 +507,7 @@ impl Run<'_> {
                 self.bytes_in += p.bytes_in;
                 let source = SourceState {
                     source_url: redact_url(&ds.url),
+                    validators_url: None,
                     etag: None,
                     last_modified: None,
                     // The hash of the fetched bytes serves the next fetch of a live source
@@ -524,7 +525,8 @@ impl Run<'_> {
                 // (the dataset's URL was changed) a 304 would hide a different file. The
                 // source_sha256 short-cut below needs no such guard: it compares the bytes
                 // actually fetched, whatever URL they came from.
-                let same_url = state.source_url.as_deref() == Some(redact_url(&ds.url).as_str());
+                let same_url = state.validators_url.as_deref()
+                    == Some(crate::source::cache_key(&ds.url).as_str());
                 let validators = match (&state.last, same_pipeline(&pipeline)) {
                     (Some(_), true) if same_url => Validators {
                         etag: state.etag.clone(),
@@ -559,6 +561,7 @@ impl Run<'_> {
                 self.bytes_in += raw.len() as u64;
                 let source = SourceState {
                     source_url: redact_url(&ds.url),
+                    validators_url: Some(crate::source::cache_key(&ds.url)),
                     etag: validators.etag,
                     last_modified: validators.last_modified,
                     source_sha256: Some(sha256_hex(&raw)),
