@@ -90,61 +90,27 @@ async fn deps(store: &DynStore, dir: &std::path::Path, clock: Arc<dyn Clock>) ->
 
 /// Publishes versions 1..=versions(); returns each version's canonical sha256.
 async fn write(store: DynStore, kind: Writer) -> Vec<String> {
+    let clock: Arc<dyn Clock> = match kind {
+        Writer::Replay => return replay_days(&store, versions()).await,
+        Writer::SkewedRun => Arc::new(Behind),
+        Writer::Run => Arc::new(SystemClock),
+    };
     let work = tempfile::tempdir().unwrap();
+    let deps = deps(&store, work.path(), clock).await;
+    let file = work.path().join("stats.json");
+    let ds = dataset(format!("file://{}", file.display()));
     let mut shas = Vec::new();
-    match kind {
-        Writer::Replay => {
-            let days = work.path().join("days");
-            std::fs::create_dir(&days).unwrap();
-            for n in 1..=versions() {
-                let date = time::macros::datetime!(2021-03-01 0:00 UTC)
-                    + time::Duration::days(n as i64 - 1);
-                let path = days.join(format!("{}.json", &snapsync::keys::rfc3339(date)[..10]));
-                let text = serde_json::to_vec(&day(n)).unwrap();
-                shas.push(
-                    Document::from_json(&text, &key())
-                        .unwrap()
-                        .sha256()
-                        .to_string(),
-                );
-                std::fs::write(path, text).unwrap();
-            }
-            let deps = deps(&store, work.path(), Arc::new(SystemClock)).await;
-            let files =
-                history::date_files(&history::collect_files(&[days]).unwrap(), None).unwrap();
-            for f in &files {
-                let r = history::replay_file(
-                    &deps,
-                    &dataset(String::new()),
-                    f,
-                    1 << 30,
-                    RunOptions::default(),
-                )
-                .await;
-                assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
-            }
-        }
-        Writer::Run | Writer::SkewedRun => {
-            let clock: Arc<dyn Clock> = match kind {
-                Writer::SkewedRun => Arc::new(Behind),
-                _ => Arc::new(SystemClock),
-            };
-            let deps = deps(&store, work.path(), clock).await;
-            let file = work.path().join("stats.json");
-            let ds = dataset(format!("file://{}", file.display()));
-            for n in 1..=versions() {
-                let text = serde_json::to_vec(&day(n)).unwrap();
-                shas.push(
-                    Document::from_json(&text, &key())
-                        .unwrap()
-                        .sha256()
-                        .to_string(),
-                );
-                std::fs::write(&file, text).unwrap();
-                let r = sync::run_dataset(&deps, &ds, RunOptions::default()).await;
-                assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
-            }
-        }
+    for n in 1..=versions() {
+        let text = serde_json::to_vec(&day(n)).unwrap();
+        shas.push(
+            Document::from_json(&text, &key())
+                .unwrap()
+                .sha256()
+                .to_string(),
+        );
+        std::fs::write(&file, text).unwrap();
+        let r = sync::run_dataset(&deps, &ds, RunOptions::default()).await;
+        assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
     }
     shas
 }
@@ -267,14 +233,28 @@ async fn a_janitor_beside_a_writer_loses_no_version(#[case] writer: Writer, #[ca
     janitor_beside(kind, writer).await;
 }
 
-/// Replays `n` versions (one a day from 2021-03-01) into `store`.
-async fn replayed(store: &DynStore, n: u64) {
+/// Replays `n` versions (one a day from 2021-03-01, as dated files) into `store`; returns each
+/// version's canonical sha256.
+async fn replay_days(store: &DynStore, n: u64) -> Vec<String> {
     let work = tempfile::tempdir().unwrap();
     let days = work.path().join("days");
     std::fs::create_dir(&days).unwrap();
+    let mut shas = Vec::new();
     for d in 1..=n {
+        let date =
+            time::macros::datetime!(2021-03-01 0:00 UTC) + time::Duration::days(d as i64 - 1);
         let text = serde_json::to_vec(&day(d)).unwrap();
-        std::fs::write(days.join(format!("2021-03-{d:02}.json")), text).unwrap();
+        shas.push(
+            Document::from_json(&text, &key())
+                .unwrap()
+                .sha256()
+                .to_string(),
+        );
+        std::fs::write(
+            days.join(format!("{}.json", &snapsync::keys::rfc3339(date)[..10])),
+            text,
+        )
+        .unwrap();
     }
     let deps = deps(store, work.path(), Arc::new(SystemClock)).await;
     let files = history::date_files(&history::collect_files(&[days]).unwrap(), None).unwrap();
@@ -289,6 +269,7 @@ async fn replayed(store: &DynStore, n: u64) {
         .await;
         assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
     }
+    shas
 }
 
 /// Files someone else keeps beside the history, all old: a janitor reports them and deletes
@@ -302,7 +283,7 @@ async fn a_janitor_deletes_only_what_snapsync_wrote(#[case] kind: &str) {
         return;
     };
     let store = b.store.clone();
-    replayed(&store, 3).await;
+    replay_days(&store, 3).await;
     let keys = DatasetKeys::new(store.prefix(), DATASET);
     let foreign = [
         format!("{}NOTES.txt", keys.snapshots_dir()),
@@ -374,7 +355,7 @@ async fn the_file_store_never_follows_a_link_out_of_its_directory() {
         .join("2021-03-01T000000Z-0123456789ab.json.gz");
     std::fs::write(&victim, b"not yours").unwrap();
     let store: DynStore = Arc::new(FileStore::open(root.path()).unwrap());
-    replayed(&store, 2).await;
+    replay_days(&store, 2).await;
     let keys = DatasetKeys::new("", DATASET);
     let snapshots = root.path().join(DATASET).join("snapshots");
 
@@ -456,7 +437,7 @@ async fn a_janitor_refuses_while_the_manifest_is_far_behind() {
         .await
         .unwrap();
     let store = b.store.clone();
-    replayed(&store, 4).await;
+    replay_days(&store, 4).await;
     let keys = DatasetKeys::new(store.prefix(), DATASET);
     let (bytes, meta) = store.get(&keys.manifest()).await.unwrap().unwrap();
     let mut m: snapsync::manifest::Manifest = serde_json::from_slice(&bytes).unwrap();

@@ -74,13 +74,7 @@ impl FileStore {
     /// Removes what is left in `.snapsync/tmp` when nobody holds the lock (every put holds it
     /// from its first temporary file to its last rename, so nothing there is in use).
     fn clean_tmp(&self) -> Result<Option<String>> {
-        let path = self.root.join(STATE_DIR).join("lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let (lock, _) = self.lock_file()?;
         if lock.try_lock().is_err() {
             return Ok(None);
         }
@@ -273,7 +267,8 @@ impl FileStore {
         }
     }
 
-    fn lock(&self) -> Result<File> {
+    /// The store's lock file (not locked yet) and its path.
+    fn lock_file(&self) -> Result<(File, PathBuf)> {
         let path = self.root.join(STATE_DIR).join("lock");
         let f = File::options()
             .create(true)
@@ -281,6 +276,11 @@ impl FileStore {
             .write(true)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
+        Ok((f, path))
+    }
+
+    fn lock(&self) -> Result<File> {
+        let (f, path) = self.lock_file()?;
         f.lock().map_err(|e| Error::io(&path, e))?;
         Ok(f)
     }
