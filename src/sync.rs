@@ -119,7 +119,16 @@ pub struct RunOptions {
     /// Leave the database's copy of the newest version as it is (replay sets it on all but its
     /// last file: it keeps the documents in memory, and a stale copy is only ever not used).
     pub skip_body_cache: bool,
+    /// How long after its first put a run checks, just before its commit, that its snapshot
+    /// and delta are still there (default [`RECHECK_OBJECTS_AFTER`]).
+    pub recheck_objects_after: Option<std::time::Duration>,
 }
+
+/// A janitor deletes an unnamed object only once the store says it is an hour old
+/// ([`crate::history::ORPHAN_GRACE`]). A run that took half of that from its first put to its
+/// commit (a stalled process, a huge upload) looks at its objects again first and puts back
+/// what a janitor swept meanwhile, so it never commits a version whose objects are gone.
+pub const RECHECK_OBJECTS_AFTER: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 impl RunOptions {
     fn cancelled(&self) -> bool {
@@ -728,6 +737,7 @@ impl Run<'_> {
             if self.opts.cancelled() {
                 return Err(self.abandoned());
             }
+            let first_put = Instant::now();
             for up in &publish.immutable {
                 if let Placed::Taken = self.put_immutable(up, &publish.entry, &attempt_id).await? {
                     info!(dataset = %ds.name, key = %up.key, "another attempt's object of this content holds the key; comparing again, to publish after it");
@@ -746,6 +756,24 @@ impl Run<'_> {
                     info!(dataset = %ds.name, attempt, "another writer committed first (seen before the commit point); comparing again with its version");
                     attempt += 1;
                     continue;
+                }
+            }
+            let recheck = self
+                .opts
+                .recheck_objects_after
+                .unwrap_or(RECHECK_OBJECTS_AFTER);
+            if first_put.elapsed() >= recheck {
+                for up in &publish.immutable {
+                    if deps.store.head(&up.key).await?.is_none() {
+                        warn!(dataset = %ds.name, key = %up.key, waited_s = first_put.elapsed().as_secs(), "an object of this attempt was deleted while it waited to commit (a janitor?); putting it again");
+                        if let Placed::Taken =
+                            self.put_immutable(up, &publish.entry, &attempt_id).await?
+                        {
+                            taken = Some(created_at);
+                            taken_keys += 1;
+                            continue 'attempts;
+                        }
+                    }
                 }
             }
             // Last chance to stop: past this line the version is committed and recorded.

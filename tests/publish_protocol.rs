@@ -252,6 +252,7 @@ on_both_stores!(
     an_object_at_the_key_that_is_not_another_attempt_stops_the_run,
     the_manifest_gets_the_committed_version_not_an_orphan_of_the_same_data,
     of_identical_writers_only_the_one_that_committed_reports_changed,
+    a_run_whose_snapshot_was_swept_before_its_commit_puts_it_back,
 );
 
 async fn fresh_machine_unchanged_uploads_nothing_and_downloads_no_body(b: Backend) {
@@ -806,5 +807,48 @@ async fn of_identical_writers_only_the_one_that_committed_reports_changed(b: Bac
     );
     assert!(outcomes.contains(&Outcome::Unchanged), "{outcomes:?}");
     assert_eq!((rx_report.version, ry.version), (Some(2), Some(2)));
+    assert_sound(&b.store, 2).await;
+}
+
+/// A run that waited long enough before its commit for a janitor to sweep its snapshot (here:
+/// the snapshot deleted between its put and the delta's; the recheck threshold set to 0 to
+/// stand for "half an hour later") checks its objects before the commit and puts back what is
+/// gone: the version it commits is whole.
+async fn a_run_whose_snapshot_was_swept_before_its_commit_puts_it_back(b: Backend) {
+    let server = HttpServer::start();
+    server.set("/d.json", data(1, 10));
+    let first = machine(b.store.clone(), &server.url("/d.json"))
+        .await
+        .run()
+        .await;
+    assert_eq!(first.outcome, Outcome::Changed, "{first:?}");
+    server.set("/d.json", data(2, 10));
+    let store = Counting::new(b.store.clone());
+    let m = machine(store.clone(), &server.url("/d.json")).await;
+    let inner = b.store.clone();
+    let prefix = DatasetKeys::new(b.store.prefix(), "covid").snapshots_dir();
+    store.before_put(".delta.json.gz", async move {
+        for o in inner.list(&prefix).await.unwrap() {
+            if o.key.contains(&sha_of(&data(2, 10))[..12]) {
+                inner.delete(&o.key).await.unwrap();
+            }
+        }
+    });
+    let opts = RunOptions {
+        recheck_objects_after: Some(std::time::Duration::ZERO),
+        ..RunOptions::default()
+    };
+    let r = sync::run_dataset(&m.deps, &m.ds, opts).await;
+    assert_eq!((r.outcome, r.version), (Outcome::Changed, Some(2)), "{r:?}");
+    let keys = DatasetKeys::new(b.store.prefix(), "covid");
+    let manifest = history::read_manifest(&b.store, &keys)
+        .await
+        .unwrap()
+        .unwrap();
+    let v2 = manifest.get(2).unwrap();
+    assert!(
+        b.store.head(&v2.snapshot).await.unwrap().is_some(),
+        "{v2:?}"
+    );
     assert_sound(&b.store, 2).await;
 }
