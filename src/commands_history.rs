@@ -102,9 +102,7 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
         (None, None) => unreachable!("clap requires --at or --version"),
     };
     if let (Target::At(_), Some(last)) = (target, manifest.last()) {
-        if keys::parse_rfc3339(&last.created_at)
-            .is_some_and(|t| t > now + time::Duration::minutes(1))
-        {
+        if crate::plan::clock_behind(last, now).is_some() {
             tracing::warn!(dataset = %ds.name, version = last.version, created_at = %last.created_at, now = %keys::created_at(now), "the newest version is dated in the future (a clock ran ahead when it was published); --at picks versions by their created_at");
         }
     }

@@ -43,6 +43,9 @@ use crate::sync::{self, fetch_body, fetch_document, DatasetConfig, Deps, Report,
 const MAX_DELTA: u64 = 4 << 30;
 /// Most attempts at rewriting the manifest while other writers keep changing it.
 const MAX_ATTEMPTS: u32 = 8;
+/// How long a janitor waits, between those attempts, for a writer between its commit
+/// (`latest.json`) and its manifest write to finish.
+const WRITER_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 /// Orphans younger than this, by the store's own clock (S3 `LastModified` against the `Date`
 /// the server sends; a file's mtime), may belong to a run that has not reached its commit point
 /// yet: never deleted. The time in a key is the version's `created_at`, which says nothing of
@@ -350,21 +353,12 @@ pub async fn verify_with(
     }
 
     // Orphans: what no version names (a pruned snapshot left behind counts).
-    let named: BTreeSet<&str> = walk
-        .versions
-        .iter()
-        .flat_map(|e| e.live_snapshot().into_iter().chain(e.delta.as_deref()))
-        .chain(
-            latest
-                .iter()
-                .flat_map(|l| std::iter::once(l.snapshot.as_str()).chain(l.delta.as_deref())),
-        )
-        .collect();
+    let named = named_keys(walk.versions.iter().chain(&latest));
     for dir in [keys.snapshots_dir(), keys.deltas_dir()] {
         for obj in store.list(&dir).await? {
             if !keys::is_version_object(&dir, &obj.key) {
                 report.foreign.push(obj.key);
-            } else if !named.contains(obj.key.as_str()) {
+            } else if !named.contains(&obj.key) {
                 report.orphans.push(obj.key);
             }
         }
@@ -620,16 +614,18 @@ async fn named_now(store: &DynStore, keys: &DatasetKeys) -> Result<BTreeSet<Stri
                 reason: format!("is {behind} versions behind latest.json; run `snapsync verify --repair` before deleting orphans"),
             });
         }
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        tokio::time::sleep(WRITER_SETTLE).await;
     };
-    Ok(manifest
-        .versions
-        .iter()
-        .chain(&latest)
+    Ok(named_keys(manifest.versions.iter().chain(&latest)))
+}
+
+/// The object keys these versions name: each one's live snapshot and its delta.
+fn named_keys<'a>(versions: impl Iterator<Item = &'a Entry>) -> BTreeSet<String> {
+    versions
         .flat_map(|e| [e.live_snapshot(), e.delta.as_deref()])
         .flatten()
         .map(str::to_string)
-        .collect())
+        .collect()
 }
 
 /// Deletes snapsync's orphans (objects no version names) that are older than [`ORPHAN_GRACE`]
@@ -933,7 +929,7 @@ pub async fn prune(
             // A writer between its commit (latest.json) and its manifest write looks the same
             // for a moment: wait for it. Only a manifest that stays behind is a problem.
             if attempt + 1 < MAX_ATTEMPTS {
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                tokio::time::sleep(WRITER_SETTLE).await;
                 continue;
             }
             return Err(Error::Corrupt {
@@ -943,21 +939,22 @@ pub async fn prune(
             });
         }
         let mut plan = prune_plan(&manifest, retention);
-        let mut deleted = 0;
-        if !dry_run && plan.manifest != manifest {
-            match put_manifest(store, keys, &plan.manifest, PutMode::Update(etag)).await {
-                Ok(()) => {}
-                Err(Error::PreconditionFailed { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
         if !dry_run {
-            deleted += delete_objects(store, &plan.delete_snapshots).await?;
+            if plan.manifest != manifest {
+                match put_manifest(store, keys, &plan.manifest, PutMode::Update(etag)).await {
+                    Ok(()) => {}
+                    Err(Error::PreconditionFailed { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            delete_objects(store, &plan.delete_snapshots).await?;
         }
         plan.orphans = sweep_orphans(store, keys, now, dry_run).await?;
-        if !dry_run {
-            deleted += plan.orphans.deleted.len();
-        }
+        let deleted = if dry_run {
+            0
+        } else {
+            plan.delete_snapshots.len() + plan.orphans.deleted.len()
+        };
         return Ok(PruneOutcome {
             plan: Some(plan),
             deleted,

@@ -188,9 +188,9 @@ pub fn is_version_object(dir: &str, key: &str) -> bool {
         && hash
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        && !time.contains('/')
         && matches!(time.len(), 18 | 22)
-        && time.ends_with('Z')
+        // The timestamp is all of it: its only `Z` ends it.
+        && time.find('Z') == Some(time.len() - 1)
         && parse_key_timestamp(time).is_some()
 }
 
@@ -290,6 +290,11 @@ mod tests {
     #[case::upper_hash(
         "d/snapshots/",
         "d/snapshots/2026-11-24T060000.123Z-0123456789AB.json.gz",
+        false
+    )]
+    #[case::junk_after_the_time(
+        "d/snapshots/",
+        "d/snapshots/2026-11-24T060000Zx/yZ-0123456789ab.json.gz",
         false
     )]
     #[case::other_dir(

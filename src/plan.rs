@@ -77,8 +77,8 @@ pub fn decide(
 /// How far `now` is behind the newest version's `created_at`, when by more than a minute: a
 /// clock that ran ahead once dated that version in the future, and every version after it is
 /// dated after it (`restore --at now` then finds an older one). Worth a warning.
-pub fn clock_behind(remote: &Remote, now: OffsetDateTime) -> Option<Duration> {
-    let newest = keys::parse_rfc3339(&remote.entry.created_at)?;
+pub fn clock_behind(newest: &Entry, now: OffsetDateTime) -> Option<Duration> {
+    let newest = keys::parse_rfc3339(&newest.created_at)?;
     let behind = newest - now;
     (behind > Duration::minutes(1)).then_some(behind)
 }
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn a_clock_behind_the_newest_version_is_noticed() {
-        let r = remote(3, "abc", "2026-11-24T06:00:00.000Z");
+        let r = remote(3, "abc", "2026-11-24T06:00:00.000Z").entry;
         assert_eq!(clock_behind(&r, datetime!(2026-11-24 06:00 UTC)), None);
         assert_eq!(clock_behind(&r, datetime!(2026-11-24 05:59 UTC)), None);
         assert_eq!(

@@ -534,8 +534,8 @@ impl Run<'_> {
                 // (the dataset's URL was changed) a 304 would hide a different file. The
                 // source_sha256 short-cut below needs no such guard: it compares the bytes
                 // actually fetched, whatever URL they came from.
-                let same_url = state.validators_url.as_deref()
-                    == Some(crate::source::cache_key(&ds.url).as_str());
+                let url_key = crate::source::cache_key(&ds.url);
+                let same_url = state.validators_url.as_deref() == Some(url_key.as_str());
                 let validators = match (&state.last, same_pipeline(&pipeline)) {
                     (Some(_), true) if same_url => Validators {
                         etag: state.etag.clone(),
@@ -570,7 +570,7 @@ impl Run<'_> {
                 self.bytes_in += raw.len() as u64;
                 let source = SourceState {
                     source_url: redact_url(&ds.url),
-                    validators_url: Some(crate::source::cache_key(&ds.url)),
+                    validators_url: Some(url_key),
                     etag: validators.etag,
                     last_modified: validators.last_modified,
                     source_sha256: Some(sha256_hex(&raw)),
@@ -654,7 +654,7 @@ impl Run<'_> {
             if let Some(behind) = remote
                 .as_ref()
                 .filter(|_| attempt == 1 && taken.is_none())
-                .and_then(|r| plan::clock_behind(r, now))
+                .and_then(|r| plan::clock_behind(&r.entry, now))
             {
                 let newest = remote.as_ref().map(|r| r.entry.created_at.as_str());
                 warn!(dataset = %ds.name, newest, now = %keys::created_at(now), behind_s = behind.whole_seconds(), "the clock is behind the newest version's created_at (a clock ran ahead when it was published?); a new version is dated after it, not now");

@@ -588,9 +588,7 @@ impl Store for S3Store {
                         Some(ListEntry {
                             key: o.key?,
                             size: o.size.unwrap_or(0).max(0) as u64,
-                            modified: o.last_modified.and_then(|t| {
-                                time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok()
-                            }),
+                            modified: o.last_modified.and_then(offset_date_time),
                         })
                     }),
             );
@@ -658,7 +656,7 @@ impl aws_sdk_s3::config::Intercept for Observer {
                 )
                 .ok()
             })
-            .and_then(|t| time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok());
+            .and_then(offset_date_time);
         if let Some(server) = server {
             // The header is truncated to the second: half a second is the best estimate.
             let skew = server + time::Duration::milliseconds(500) - now;
@@ -666,6 +664,11 @@ impl aws_sdk_s3::config::Intercept for Observer {
         }
         Ok(())
     }
+}
+
+/// An SDK time as a `time` one (`None` only out of `time`'s range).
+fn offset_date_time(t: aws_sdk_s3::primitives::DateTime) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(t.as_nanos()).ok()
 }
 
 /// What a "timed out" message says: the limit per attempt, and how long all attempts took.
