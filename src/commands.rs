@@ -371,18 +371,50 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
         let shown = crate::source::redact_url(&ds.url);
         match source.fetch(&ds.url, &Validators::default()).await {
             Ok(Fetched::Body { bytes, .. }) => match Document::from_json(&bytes, &ds.key) {
-                Ok(doc) => line(
-                    true,
-                    "source",
-                    format!(
-                        "{} {shown}: {} of valid JSON{}",
-                        ds.name,
-                        human_bytes(bytes.len() as u64),
-                        doc.record_count()
-                            .map(|n| format!(", {n} records"))
-                            .unwrap_or_default()
-                    ),
-                ),
+                Ok(doc) => {
+                    line(
+                        true,
+                        "source",
+                        format!(
+                            "{} {shown}: {} of valid JSON{}",
+                            ds.name,
+                            human_bytes(bytes.len() as u64),
+                            doc.record_count()
+                                .map(|n| format!(", {n} records"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                    drop(doc);
+                    let has_join = ds
+                        .transforms
+                        .iter()
+                        .any(|t| matches!(t, crate::transform::TransformSpec::Join(_)));
+                    if has_join {
+                        match crate::sync::join_reports(&source, ds, bytes).await {
+                            Ok(reports) => {
+                                for (table, r) in reports {
+                                    let sheet = r
+                                        .sheet
+                                        .as_ref()
+                                        .map(|s| format!(" sheet {s:?}"))
+                                        .unwrap_or_default();
+                                    // Unmatched keys are news, not a failure: a table rarely
+                                    // covers every record (cruise ships in the covid data).
+                                    line(
+                                        true,
+                                        "join",
+                                        format!("{} {table}{sheet}: {}", ds.name, r.summary()),
+                                    );
+                                    for d in r.details() {
+                                        // "note": listed for the user, not a failure
+                                        line(true, "join", format!("{} - {d}", ds.name));
+                                    }
+                                }
+                            }
+                            Err(e) => line(false, "join", e.to_string()),
+                        }
+                    }
+                }
                 Err(e) => line(
                     false,
                     "source",

@@ -13,12 +13,14 @@ use serde::Deserialize;
 use crate::canonical::KeyPointer;
 use crate::cli::GlobalArgs;
 use crate::error::{Error, Result};
+use crate::join::JoinSpec;
 use crate::keys;
 use crate::source::{check_url, SourceOptions};
 use crate::store::s3::S3Options;
 use crate::store::StoreUrl;
 use crate::sync::DatasetConfig;
-use crate::transform::{Condition, JoinSpec, Pattern, TableFormat, Transform, TransformSpec};
+use crate::table::{ColumnType, NameStyle, ReadOptions, SheetRef, TableFormat};
+use crate::transform::{Condition, Pattern, Transform, TransformSpec};
 use crate::validate::Guards;
 use crate::worker::{Schedule, DEFAULT_SCHEDULE};
 
@@ -122,20 +124,57 @@ struct FileFilter {
 struct FileJoin {
     /// A file (relative to the configuration file) or an https:// URL.
     source: String,
-    /// `csv` or `json` (default: from the source's extension).
+    /// `csv`, `json`, `xlsx`, `xls` or `ods` (default: from the source's extension, the
+    /// server's Content-Type, or the file's signature).
     format: Option<String>,
+    /// A workbook's sheet: its name or its 1-based number (default: the first).
+    sheet: Option<FileSheet>,
+    /// 1-based row of the column names (default: the first row with a cell).
+    header_row: Option<u32>,
+    /// Cell texts that mean "no value" (default: "", NA, N/A, n/a, #N/A, null).
+    missing: Option<Vec<String>>,
+    /// Column -> integer, number, boolean or string (default: inferred from the column).
+    #[serde(default)]
+    types: BTreeMap<String, String>,
+    /// `as-is` (default) or `snake_case`.
+    column_names: Option<String>,
+    /// Header as written -> column name.
+    #[serde(default)]
+    columns: BTreeMap<String, String>,
+    /// Refuse a table file larger than this (default 32 MiB).
+    max_bytes: Option<u64>,
     /// The table's key column.
     key: String,
+    /// A column of ISO 3166-1 codes to match countries by.
+    iso: Option<String>,
     /// Pointer to the key inside each record.
     on: String,
+    /// Pointer to an ISO 3166-1 code inside each record.
+    on_iso: Option<String>,
     /// Pointer (inside each record) of the object the fields go into; "" for the record.
     #[serde(default)]
     into: String,
-    /// Output member -> table column.
-    fields: BTreeMap<String, String>,
-    /// Table key -> dataset key, where the names differ.
+    /// Output member -> table column (default: every column but the key).
+    fields: Option<BTreeMap<String, String>>,
+    /// Table key -> dataset key (or keys), where the names differ.
     #[serde(default)]
-    names: BTreeMap<String, String>,
+    names: BTreeMap<String, OneOrMany>,
+    /// Match country names through the built-in alias table (default true).
+    aliases: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileSheet {
+    Index(i64),
+    Name(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -471,16 +510,13 @@ fn transforms(
         } else {
             let j = t.join.as_ref().expect("one is set");
             let format = match j.format.as_deref() {
-                Some("csv") => TableFormat::Csv,
-                Some("json") => TableFormat::Json,
-                None if j.source.ends_with(".csv") => TableFormat::Csv,
-                None if j.source.ends_with(".json") => TableFormat::Json,
-                other => {
-                    return Err(err(
+                None => None,
+                Some(name) => Some(TableFormat::parse(name).ok_or_else(|| {
+                    err(
                         "join",
-                        format!("format {other:?}: use \"csv\" or \"json\""),
-                    ))
-                }
+                        format!("format {name:?}: use {}", TableFormat::NAMES),
+                    )
+                })?),
             };
             let source = if j.source.contains("://") {
                 match j.source.strip_prefix("file://") {
@@ -503,15 +539,89 @@ fn transforms(
                 format!("file://{}", abs.display())
             };
             let pointer = |p: &str| crate::canonical::parse_pointer(p).map_err(|m| err("join", m));
-            if j.fields.is_empty() {
+            if j.fields.as_ref().is_some_and(BTreeMap::is_empty) {
                 return Err(err("join", "fields maps no column".into()));
+            }
+            let sheet = match &j.sheet {
+                None => None,
+                Some(FileSheet::Name(n)) => Some(SheetRef::Name(n.clone())),
+                Some(FileSheet::Index(i)) if *i >= 1 => Some(SheetRef::Index(*i as usize)),
+                Some(FileSheet::Index(i)) => {
+                    return Err(err(
+                        "join",
+                        format!("sheet {i}: sheets are numbered from 1 (or give the sheet's name)"),
+                    ))
+                }
+            };
+            if sheet.is_some() && format.is_some_and(|f| !f.is_spreadsheet()) {
+                return Err(err(
+                    "join",
+                    "sheet is set, but the format has no sheets".into(),
+                ));
+            }
+            if j.header_row == Some(0) {
+                return Err(err(
+                    "join",
+                    "header_row is 1-based (the first row is 1)".into(),
+                ));
+            }
+            let mut types = BTreeMap::new();
+            for (column, ty) in &j.types {
+                let ty = ColumnType::parse(ty).ok_or_else(|| {
+                    err(
+                        "join",
+                        format!(
+                            "types.{column} = {ty:?}: use \"integer\", \"number\", \"boolean\" or \"string\""
+                        ),
+                    )
+                })?;
+                types.insert(column.clone(), ty);
+            }
+            let column_names = match j.column_names.as_deref() {
+                None | Some("as-is") => NameStyle::AsIs,
+                Some("snake_case") => NameStyle::SnakeCase,
+                Some(other) => {
+                    return Err(err(
+                        "join",
+                        format!("column_names {other:?}: use \"as-is\" or \"snake_case\""),
+                    ))
+                }
+            };
+            let mut names = BTreeMap::new();
+            for (row, keys) in &j.names {
+                let keys = match keys {
+                    OneOrMany::One(k) => vec![k.clone()],
+                    OneOrMany::Many(ks) if !ks.is_empty() => ks.clone(),
+                    OneOrMany::Many(_) => {
+                        return Err(err("join", format!("names.{row:?} lists no key")))
+                    }
+                };
+                names.insert(row.clone(), keys);
             }
             TransformSpec::Join(JoinSpec {
                 source,
                 format,
+                read: ReadOptions {
+                    sheet,
+                    header_row: j.header_row,
+                    missing: j.missing.clone().unwrap_or_else(|| {
+                        crate::table::DEFAULT_MISSING
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect()
+                    }),
+                    types,
+                    column_names,
+                    rename: j.columns.clone(),
+                    literal: Vec::new(),
+                },
+                max_bytes: j.max_bytes.unwrap_or(crate::table::DEFAULT_MAX_BYTES),
                 key_column: j.key.clone(),
-                names: j.names.clone(),
+                iso_column: j.iso.clone(),
+                names,
+                aliases: j.aliases.unwrap_or(true),
                 on: pointer(&j.on)?,
+                on_iso: j.on_iso.as_deref().map(pointer).transpose()?,
                 into: pointer(&j.into)?,
                 fields: j.fields.clone(),
             })

@@ -598,23 +598,22 @@ impl Db {
 
 impl Db {
     /// A cached joined dataset: (validators, body).
-    pub async fn join_cache(
-        &self,
-        url: &str,
-    ) -> Result<Option<(crate::source::Validators, Vec<u8>)>> {
+    /// A joined table's last body: its validators, bytes and Content-Type.
+    pub async fn join_cache(&self, url: &str) -> Result<Option<JoinCached>> {
         let url = url.to_string();
         self.call(move |c| {
             c.query_row(
-                "SELECT etag, last_modified, body FROM join_cache WHERE url = ?1",
+                "SELECT etag, last_modified, body, content_type FROM join_cache WHERE url = ?1",
                 [url],
                 |r| {
-                    Ok((
-                        crate::source::Validators {
+                    Ok(JoinCached {
+                        validators: crate::source::Validators {
                             etag: r.get(0)?,
                             last_modified: r.get(1)?,
                         },
-                        r.get(2)?,
-                    ))
+                        body: r.get(2)?,
+                        content_type: r.get(3)?,
+                    })
                 },
             )
             .optional()
@@ -622,22 +621,30 @@ impl Db {
         .await
     }
 
-    pub async fn save_join_cache(
-        &self,
-        url: &str,
-        v: crate::source::Validators,
-        body: Vec<u8>,
-    ) -> Result<()> {
+    pub async fn save_join_cache(&self, url: &str, cached: JoinCached) -> Result<()> {
         let url = url.to_string();
         self.call(move |c| {
+            let JoinCached {
+                validators: v,
+                body,
+                content_type,
+            } = cached;
             c.execute(
-                "INSERT OR REPLACE INTO join_cache (url, etag, last_modified, body) VALUES (?1, ?2, ?3, ?4)",
-                params![url, v.etag, v.last_modified, body],
+                "INSERT OR REPLACE INTO join_cache (url, etag, last_modified, body, content_type) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![url, v.etag, v.last_modified, body, content_type],
             )
             .map(drop)
         })
         .await
     }
+}
+
+/// A joined table as last fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinCached {
+    pub validators: crate::source::Validators,
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
 }
 
 const SELECT_ENTRY: &str =

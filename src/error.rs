@@ -27,6 +27,9 @@ pub enum Error {
     TooLarge { url: String, limit: u64 },
     #[error("{what}: invalid JSON: {reason}")]
     InvalidJson { what: String, reason: String },
+    /// A joined table that cannot be read or matched (`what` names the dataset and table).
+    #[error("{what}: {reason}")]
+    Table { what: String, reason: String },
     #[error("{dataset}: guard failed: {reason} (nothing published; --force overrides)")]
     Guard { dataset: String, reason: String },
     #[error("{dataset}: the computed delta does not reproduce the new version ({reason}); nothing published")]

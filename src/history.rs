@@ -1101,7 +1101,15 @@ impl Source for RecordedSource {
         Ok(Fetched::Body {
             bytes,
             validators: Validators::default(),
+            content_type: None,
         })
+    }
+
+    async fn fetch_file(&self, url: &str, validators: &Validators) -> Result<Fetched> {
+        if url != self.url {
+            return self.others.fetch_file(url, validators).await;
+        }
+        self.fetch(url, validators).await
     }
 }
 

@@ -6,12 +6,15 @@
 #![forbid(unsafe_code)]
 
 pub mod canonical;
+pub mod countries;
 pub mod delta;
 pub mod doctor;
 pub mod error;
 pub mod history;
+pub mod join;
 pub mod keys;
 pub mod store;
+pub mod table;
 pub mod transform;
 
 pub use error::{Error, Result};

@@ -84,12 +84,21 @@ pub enum Fetched {
     Body {
         bytes: Vec<u8>,
         validators: Validators,
+        /// The server's `Content-Type` (none for files).
+        content_type: Option<String>,
     },
 }
 
 #[async_trait::async_trait]
 pub trait Source: Send + Sync {
+    /// A JSON document: a body that cannot be JSON (HTML, UTF-16, not UTF-8) is refused here
+    /// with a message saying what it is.
     async fn fetch(&self, url: &str, validators: &Validators) -> Result<Fetched>;
+
+    /// Any file (a joined table, which may be a workbook): the bytes as served.
+    async fn fetch_file(&self, url: &str, validators: &Validators) -> Result<Fetched> {
+        self.fetch(url, validators).await
+    }
 }
 
 pub struct HttpSource {
@@ -185,6 +194,7 @@ impl HttpSource {
         url: &str,
         shown: &str,
         validators: &Validators,
+        json: bool,
     ) -> Result<Fetched, Failure> {
         let started = Instant::now();
         let mut req = self
@@ -304,8 +314,16 @@ impl HttpSource {
             gz.finish(&mut bytes, limit)
                 .map_err(|e| gzip_error(e, shown, limit, received))?;
         }
-        let bytes = check_body(shown, bytes, content_type.as_deref())?;
-        Ok(Fetched::Body { bytes, validators })
+        let bytes = if json {
+            check_body(shown, bytes, content_type.as_deref())?
+        } else {
+            bytes
+        };
+        Ok(Fetched::Body {
+            bytes,
+            validators,
+            content_type,
+        })
     }
 
     /// One plain-words line for a transport failure (never reqwest's chain, which names the
@@ -406,6 +424,18 @@ impl HttpSource {
 impl Source for HttpSource {
     #[tracing::instrument(skip_all, fields(url = %redact_url(url)))]
     async fn fetch(&self, url: &str, validators: &Validators) -> Result<Fetched> {
+        self.get(url, validators, true).await
+    }
+
+    #[tracing::instrument(skip_all, fields(url = %redact_url(url)))]
+    async fn fetch_file(&self, url: &str, validators: &Validators) -> Result<Fetched> {
+        self.get(url, validators, false).await
+    }
+}
+
+impl HttpSource {
+    /// One fetch with its retries; `json`: check that the body can be a JSON document.
+    async fn get(&self, url: &str, validators: &Validators, json: bool) -> Result<Fetched> {
         let shown = redact_url(url);
         if let Some(path) = url.strip_prefix("file://") {
             let limit = self.opts.max_bytes;
@@ -423,8 +453,13 @@ impl Source for HttpSource {
                 return Err(Error::TooLarge { url: shown, limit });
             }
             return Ok(Fetched::Body {
-                bytes: check_body(&shown, bytes, None)?,
+                bytes: if json {
+                    check_body(&shown, bytes, None)?
+                } else {
+                    bytes
+                },
                 validators: Validators::default(),
+                content_type: None,
             });
         }
         let parsed = url::Url::parse(url)
@@ -437,7 +472,7 @@ impl Source for HttpSource {
         .map_err(|why| Error::Config(format!("source URL {shown}: {why}")))?;
         let mut attempt = 0;
         loop {
-            match self.attempt(url, &shown, validators).await {
+            match self.attempt(url, &shown, validators, json).await {
                 Err(f) if f.error.is_retryable() && attempt < self.opts.retries => {
                     let backoff = self
                         .opts
@@ -959,7 +994,7 @@ fn scrub(text: &str, url: &str, e: &reqwest::Error) -> String {
 }
 
 /// Messages end up in one summary line and one log line.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split(|c: char| c.is_control())
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()

@@ -83,10 +83,16 @@ impl DatasetConfig {
         let mut text = format!("snapsync-pipeline/2\nkey={}\n", self.key);
         for t in transforms {
             match t {
-                Transform::Join(j) => text.push_str(&format!(
-                    "join on={:?} into={:?} fields={:?} table={}\n",
-                    j.on, j.into, j.fields, j.sha256
-                )),
+                Transform::Join(j) => {
+                    text.push_str(&format!(
+                        "join on={:?} into={:?} fields={:?} table={}",
+                        j.on, j.into, j.fields, j.sha256
+                    ));
+                    if let Some(p) = &j.on_iso {
+                        text.push_str(&format!(" on_iso={p:?}"));
+                    }
+                    text.push('\n');
+                }
                 other => text.push_str(&format!("{other:?}\n")),
             }
         }
@@ -286,30 +292,113 @@ async fn load_transforms(
             TransformSpec::Ready(t) => out.push(t.clone()),
             TransformSpec::Join(j) => {
                 let db = &deps.db;
-                let cached = db.join_cache(&crate::source::cache_key(&j.source)).await?;
-                let validators = cached.as_ref().map(|(v, _)| v.clone()).unwrap_or_default();
-                let bytes = match deps.source.fetch(&j.source, &validators).await? {
-                    Fetched::NotModified => cached.map(|(_, b)| b).unwrap_or_default(),
-                    Fetched::Body { bytes, validators } => {
-                        db.save_join_cache(
-                            &crate::source::cache_key(&j.source),
+                let cache_key = crate::source::cache_key(&j.source);
+                let cached = db.join_cache(&cache_key).await?;
+                let validators = cached
+                    .as_ref()
+                    .map(|c| c.validators.clone())
+                    .unwrap_or_default();
+                let table = match deps.source.fetch_file(&j.source, &validators).await? {
+                    Fetched::NotModified => cached.unwrap_or(crate::db::JoinCached {
+                        validators,
+                        body: Vec::new(),
+                        content_type: None,
+                    }),
+                    Fetched::Body {
+                        bytes,
+                        validators,
+                        content_type,
+                    } => {
+                        let fresh = crate::db::JoinCached {
                             validators,
-                            bytes.clone(),
-                        )
-                        .await?;
-                        bytes
+                            body: bytes,
+                            content_type,
+                        };
+                        db.save_join_cache(&cache_key, fresh.clone()).await?;
+                        fresh
                     }
                 };
-                *bytes_in += bytes.len() as u64;
-                let join = j.load(&bytes).map_err(|reason| Error::InvalidJson {
-                    what: format!("{}: joined table {}", ds.name, redact_url(&j.source)),
-                    reason,
-                })?;
+                *bytes_in += table.body.len() as u64;
+                let join =
+                    j.load(&table.body, table.content_type.as_deref())
+                        .map_err(|reason| Error::Table {
+                            what: format!("{}: joined table {}", ds.name, redact_url(&j.source)),
+                            reason,
+                        })?;
                 out.push(Transform::Join(Box::new(join)));
             }
         }
     }
     Ok(out)
+}
+
+/// What each join of `ds` does to `body` (the dataset as fetched), for `doctor`: the tables
+/// are fetched fresh (no cache, nothing recorded). `Err` is the first table that cannot be
+/// read, or a body the transforms refuse.
+pub async fn join_reports(
+    source: &dyn Source,
+    ds: &DatasetConfig,
+    body: Vec<u8>,
+) -> Result<Vec<(String, crate::join::JoinReport)>> {
+    let mut transforms = Vec::with_capacity(ds.transforms.len());
+    let mut shown = Vec::new();
+    for spec in &ds.transforms {
+        match spec {
+            TransformSpec::Ready(t) => transforms.push(t.clone()),
+            TransformSpec::Join(j) => {
+                let what = format!("{}: joined table {}", ds.name, redact_url(&j.source));
+                let (bytes, content_type) =
+                    match source.fetch_file(&j.source, &Validators::default()).await? {
+                        Fetched::Body {
+                            bytes,
+                            content_type,
+                            ..
+                        } => (bytes, content_type),
+                        Fetched::NotModified => (Vec::new(), None),
+                    };
+                let join = j
+                    .load(&bytes, content_type.as_deref())
+                    .map_err(|reason| Error::Table { what, reason })?;
+                shown.push(redact_url(&j.source));
+                transforms.push(Transform::Join(Box::new(join)));
+            }
+        }
+    }
+    let key = ds.key.clone();
+    let (stats, transforms) = tokio::task::spawn_blocking(move || {
+        transform::apply(&body, &key, &transforms).map(|(_, s)| (s, transforms))
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    .map_err(|reason| invalid_json(ds, reason))?;
+    let joins = transforms.iter().filter_map(|t| match t {
+        Transform::Join(j) => Some(j),
+        _ => None,
+    });
+    Ok(shown
+        .into_iter()
+        .zip(joins.zip(&stats.joins))
+        .map(|(table, (j, s))| (table, j.report(s)))
+        .collect())
+}
+
+/// At debug level, what each join matched: unmatched keys and unused rows with their closest
+/// names (what `doctor` prints), so a run's log is enough to finish a `names` map.
+fn log_join_reports(ds: &DatasetConfig, transforms: &[Transform], stats: &transform::Stats) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let joins = transforms.iter().filter_map(|t| match t {
+        Transform::Join(j) => Some(j),
+        _ => None,
+    });
+    for (j, s) in joins.zip(&stats.joins) {
+        let report = j.report(s);
+        debug!(dataset = %ds.name, "join: {}", report.summary());
+        for line in report.details() {
+            debug!(dataset = %ds.name, "join: {line}");
+        }
+    }
 }
 
 /// The diff from `prev` to `new`, checked by applying it to `prev` and comparing the result
@@ -565,7 +654,9 @@ impl Run<'_> {
                             doc: None,
                         });
                     }
-                    Fetched::Body { bytes, validators } => (bytes, validators),
+                    Fetched::Body {
+                        bytes, validators, ..
+                    } => (bytes, validators),
                 };
                 self.bytes_in += raw.len() as u64;
                 let source = SourceState {
@@ -607,11 +698,13 @@ impl Run<'_> {
             }
             Body::Raw(raw, transforms) => {
                 let key = ds.key.clone();
-                let (doc, stats) =
-                    tokio::task::spawn_blocking(move || transform::apply(&raw, &key, &transforms))
-                        .await
-                        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-                        .map_err(|reason| invalid_json(ds, reason))?;
+                let (doc, stats, transforms) = tokio::task::spawn_blocking(move || {
+                    transform::apply(&raw, &key, &transforms).map(|(d, s)| (d, s, transforms))
+                })
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+                .map_err(|reason| invalid_json(ds, reason))?;
+                log_join_reports(ds, &transforms, &stats);
                 (Arc::new(doc), stats, None)
             }
         };

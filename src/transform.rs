@@ -10,11 +10,10 @@
 //! content hash is part of the pipeline fingerprint, so a change in the joined data alone is a
 //! new version.
 
-use std::collections::{BTreeMap, HashMap};
-
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::canonical::{parse_pointer, write_value, Document, KeyPointer};
+pub use crate::join::{Join, JoinSpec, JoinStats};
 
 /// A JSON pointer whose tokens may be `*` (any member name or array index).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,21 +41,6 @@ pub enum Condition {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Join {
-    /// Rows of the joined dataset, by (normalised) key.
-    pub rows: HashMap<String, Map<String, Value>>,
-    /// Where each record's key is (pointer relative to the record).
-    pub on: Vec<String>,
-    /// Object (pointer relative to the record) the joined fields are written into; created when
-    /// missing.
-    pub into: Vec<String>,
-    /// Output member name -> column of the joined dataset.
-    pub fields: BTreeMap<String, String>,
-    /// sha256 of the joined dataset's bytes, for the pipeline fingerprint.
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
 pub enum Transform {
     Drop(Vec<Pattern>),
     Keep(Vec<Pattern>),
@@ -77,51 +61,15 @@ pub enum TransformSpec {
     Join(JoinSpec),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum TableFormat {
-    Csv,
-    Json,
-}
-
-/// A join before its table is fetched: where the table is and how to use it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JoinSpec {
-    /// `https://…`, `http://` on loopback, or `file:///abs/path`.
-    pub source: String,
-    pub format: TableFormat,
-    pub key_column: String,
-    pub names: BTreeMap<String, String>,
-    pub on: Vec<String>,
-    pub into: Vec<String>,
-    pub fields: BTreeMap<String, String>,
-}
-
-impl JoinSpec {
-    /// The join, from the table's bytes.
-    pub fn load(&self, bytes: &[u8]) -> Result<Join, String> {
-        let rows = match self.format {
-            TableFormat::Csv => csv_rows(bytes)?,
-            TableFormat::Json => json_rows(bytes)?,
-        };
-        Join::from_rows(
-            rows,
-            &self.key_column,
-            &self.names,
-            self.on.clone(),
-            self.into.clone(),
-            self.fields.clone(),
-            crate::canonical::sha256_hex(bytes),
-        )
-    }
-}
-
 /// What the transforms did, for the run's summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub filtered_out: u64,
-    /// Record keys the join found no row for (the first 20).
+    /// Record keys a join found no row for (the first 20).
     pub unmatched: Vec<String>,
     pub unmatched_count: u64,
+    /// Per join transform, in order: what it matched.
+    pub joins: Vec<JoinStats>,
 }
 
 /// Parses `raw`, applies `transforms` in order, and returns the canonical document.
@@ -146,7 +94,16 @@ pub fn apply(
     if rest.is_empty() {
         return Ok((doc, Stats::default()));
     }
-    let mut stats = Stats::default();
+    let mut stats = Stats {
+        joins: rest
+            .iter()
+            .filter_map(|t| match t {
+                Transform::Join(j) => Some(j.new_stats()),
+                _ => None,
+            })
+            .collect(),
+        ..Stats::default()
+    };
     let mut out = Vec::with_capacity(doc.bytes().len());
     match doc.records() {
         Some(records) => {
@@ -202,6 +159,7 @@ fn apply_record(v: &mut Value, index: usize, transforms: &[Transform], stats: &m
             _ => None,
         }
     };
+    let mut joins = 0;
     for t in transforms {
         match t {
             Transform::Drop(patterns) => {
@@ -226,7 +184,18 @@ fn apply_record(v: &mut Value, index: usize, transforms: &[Transform], stats: &m
                     }
                 }
             }
-            Transform::Join(join) => join.apply(v, stats),
+            Transform::Join(join) => {
+                let js = &mut stats.joins[joins];
+                let before = js.unmatched.len();
+                join.apply(v, js);
+                if js.unmatched.len() > before {
+                    stats.unmatched_count += 1;
+                    if stats.unmatched.len() < 20 {
+                        stats.unmatched.push(js.unmatched[before].clone());
+                    }
+                }
+                joins += 1;
+            }
         }
     }
     true
@@ -373,135 +342,12 @@ fn json_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// `"Korea, Rep."` -> `"korea-rep"`: the coviddata key style, for joining on names.
-pub fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
-
-impl Join {
-    /// Builds the join from the joined dataset's rows. `key_column` names each row's key;
-    /// `names` maps a row key to the dataset's key where they differ ("Korea, Rep." ->
-    /// "south-korea"); other row keys are matched by their slug.
-    pub fn from_rows(
-        rows: Vec<Map<String, Value>>,
-        key_column: &str,
-        names: &BTreeMap<String, String>,
-        on: Vec<String>,
-        into: Vec<String>,
-        fields: BTreeMap<String, String>,
-        sha256: String,
-    ) -> Result<Self, String> {
-        let mut table = HashMap::new();
-        for (i, row) in rows.into_iter().enumerate() {
-            let key = match row.get(key_column) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => return Err(format!("row {} has no {key_column:?} column", i + 1)),
-            };
-            let key = names.get(&key).cloned().unwrap_or_else(|| slug(&key));
-            table.insert(key, row);
-        }
-        for (out, column) in &fields {
-            if !table.is_empty() && !table.values().any(|r| r.contains_key(column)) {
-                return Err(format!("field {out:?}: no row has a column {column:?}"));
-            }
-        }
-        Ok(Join {
-            rows: table,
-            on,
-            into,
-            fields,
-            sha256,
-        })
-    }
-
-    fn apply(&self, v: &mut Value, stats: &mut Stats) {
-        let key = match pointer(v, &self.on) {
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-            None => String::new(),
-        };
-        let Some(row) = self.rows.get(&key).or_else(|| self.rows.get(&slug(&key))) else {
-            stats.unmatched_count += 1;
-            if stats.unmatched.len() < 20 {
-                stats.unmatched.push(key);
-            }
-            return;
-        };
-        let mut target = v;
-        for t in &self.into {
-            let Value::Object(m) = target else { return };
-            target = m
-                .entry(t.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
-        }
-        if let Value::Object(m) = target {
-            for (out, column) in &self.fields {
-                m.insert(out.clone(), row.get(column).cloned().unwrap_or(Value::Null));
-            }
-        }
-    }
-}
-
-/// Reads a CSV table (first line: headers) into rows; numbers become JSON numbers.
-pub fn csv_rows(bytes: &[u8]) -> Result<Vec<Map<String, Value>>, String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let headers = reader
-        .headers()
-        .map_err(|e| format!("CSV header: {e}"))?
-        .clone();
-    let mut rows = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let rec = rec.map_err(|e| format!("CSV row {}: {e}", i + 2))?;
-        let mut row = Map::new();
-        for (h, field) in headers.iter().zip(rec.iter()) {
-            let value = if field.is_empty() {
-                Value::Null
-            } else if let Ok(n) = field.parse::<i64>() {
-                Value::from(n)
-            } else if let Some(n) = field.parse::<f64>().ok().filter(|f| f.is_finite()) {
-                Value::from(n)
-            } else {
-                Value::String(field.to_string())
-            };
-            row.insert(h.to_string(), value);
-        }
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-/// Reads a JSON table: an array of objects.
-pub fn json_rows(bytes: &[u8]) -> Result<Vec<Map<String, Value>>, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-    let Value::Array(items) = v else {
-        return Err("expected a JSON array of objects".into());
-    };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, item)| match item {
-            Value::Object(m) => Ok(m),
-            _ => Err(format!("item {i} is not an object")),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use rstest::rstest;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     fn p(s: &str) -> Pattern {
         Pattern::parse(s).unwrap()
@@ -594,25 +440,26 @@ mod tests {
 
     #[test]
     fn join_adds_fields_by_key_and_reports_unmatched() {
-        let rows = csv_rows(
-            b"name,continent,population\nFrance,Europe,68000000\n\"Korea, Rep.\",Asia,51700000\n",
-        )
-        .unwrap();
-        let names = BTreeMap::from([("Korea, Rep.".to_string(), "south-korea".to_string())]);
-        let fields = BTreeMap::from([
-            ("continent".to_string(), "continent".to_string()),
-            ("population".to_string(), "population".to_string()),
-        ]);
-        let join = Join::from_rows(
-            rows,
-            "name",
-            &names,
-            vec!["k".into()],
-            vec!["info".into()],
-            fields,
-            "x".into(),
-        )
-        .unwrap();
+        let spec = crate::join::JoinSpec {
+            source: "file:///t.csv".into(),
+            format: Some(crate::table::TableFormat::Csv),
+            read: crate::table::ReadOptions::default(),
+            max_bytes: crate::table::DEFAULT_MAX_BYTES,
+            key_column: "name".into(),
+            iso_column: None,
+            names: BTreeMap::from([("Korea, Rep.".to_string(), vec!["south-korea".to_string()])]),
+            aliases: false,
+            on: vec!["k".into()],
+            on_iso: None,
+            into: vec!["info".into()],
+            fields: None,
+        };
+        let join = spec
+            .load(
+                b"name,continent,population\nFrance,Europe,68000000\n\"Korea, Rep.\",Asia,51700000\n",
+                None,
+            )
+            .unwrap();
         let key = KeyPointer::parse("/k").unwrap();
         let raw = serde_json::to_vec(&json!([{"k":"france"},{"k":"south-korea"},{"k":"atlantis"}]))
             .unwrap();
@@ -627,41 +474,7 @@ mod tests {
             (stats.unmatched_count, stats.unmatched),
             (1, vec!["atlantis".to_string()])
         );
-    }
-
-    #[test]
-    fn join_rejects_unknown_columns_and_rows_without_key() {
-        let rows = csv_rows(b"name,x\nFrance,1\n").unwrap();
-        let fields = BTreeMap::from([("c".to_string(), "continent".to_string())]);
-        assert!(Join::from_rows(
-            rows.clone(),
-            "name",
-            &BTreeMap::new(),
-            vec![],
-            vec![],
-            fields,
-            String::new()
-        )
-        .is_err());
-        assert!(Join::from_rows(
-            rows,
-            "id",
-            &BTreeMap::new(),
-            vec![],
-            vec![],
-            BTreeMap::new(),
-            String::new()
-        )
-        .is_err());
-        assert!(json_rows(b"{}").is_err());
-        assert!(csv_rows(b"a,b\n1,2,3\n").is_err());
-    }
-
-    #[test]
-    fn slugs_match_coviddata_keys() {
-        assert_eq!(slug("United States"), "united-states");
-        assert_eq!(slug("Korea, Rep."), "korea-rep");
-        assert_eq!(slug("Bosnia and Herzegovina"), "bosnia-and-herzegovina");
+        assert_eq!(stats.joins[0].used, [true, true]);
     }
 
     #[test]
