@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use snapsync::canonical::{Document, KeyPointer};
 use snapsync::delta;
 use snapsync::plan;
-use snapsync::transform::{self, JoinSpec, Pattern, TableFormat, Transform};
+use snapsync::table::{ReadOptions, TableFormat, DEFAULT_MAX_BYTES};
+use snapsync::transform::{self, JoinSpec, Pattern, Transform};
 
 fn generate(dir: &Path, countries: u32, days: u32) -> (Vec<u8>, Vec<u8>) {
     let gen = env!("CARGO_BIN_EXE_snapsync-gen");
@@ -127,20 +128,27 @@ fn core(c: &mut Criterion) {
     }
     let spec = JoinSpec {
         source: String::new(),
-        format: TableFormat::Csv,
+        format: Some(TableFormat::Csv),
+        read: ReadOptions::default(),
+        max_bytes: DEFAULT_MAX_BYTES,
         key_column: "name".into(),
+        iso_column: None,
         names: Default::default(),
+        aliases: true,
         on: vec!["country".into(), "key".into()],
+        on_iso: None,
         into: vec!["country".into()],
-        fields: [
-            ("continent".to_string(), "continent".to_string()),
-            ("population".to_string(), "population".to_string()),
-        ]
-        .into(),
+        fields: Some(
+            [
+                ("continent".to_string(), "continent".to_string()),
+                ("population".to_string(), "population".to_string()),
+            ]
+            .into(),
+        ),
     };
     let join = vec![
         drop[0].clone(),
-        Transform::Join(Box::new(spec.load(csv.as_bytes()).unwrap())),
+        Transform::Join(Box::new(spec.load(csv.as_bytes(), None).unwrap())),
     ];
     g.bench_function("transform_drop_then_join", |b| {
         b.iter(|| transform::apply(&next, &key, &join).unwrap())

@@ -223,6 +223,32 @@ mod tests {
         assert_eq!(by_name(name).map(|c| c.iso3), Some(iso3), "{name}");
     }
 
+    /// Every country key coviddata has used, renamed ones too (`uk` then `united-kingdom`,
+    /// `czech-republic` then `czechia`): a join keeps matching across upstream's renames.
+    #[test]
+    fn every_coviddata_country_key_ever_used_resolves() {
+        let fixture = include_str!("../tests/fixtures/coviddata-countries.tsv");
+        let not_countries = [
+            "cruise-ship",
+            "diamond-princess",
+            "ms-zaandam",
+            "others",
+            "north-ireland",
+        ];
+        let mut unknown = Vec::new();
+        for line in fixture.lines().filter(|l| !l.starts_with('#')) {
+            let key = line.split('\t').nth(1).unwrap();
+            if !not_countries.contains(&key) && by_name(key).is_none() {
+                unknown.push(key);
+            }
+        }
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(
+            by_name("uk").map(|c| c.iso3),
+            by_name("united-kingdom").map(|c| c.iso3)
+        );
+    }
+
     #[test]
     fn codes_resolve_in_any_case() {
         assert_eq!(by_code("kr").map(|c| c.iso3), Some("KOR"));

@@ -342,7 +342,7 @@ impl Join {
             .filter(|&i| !stats.used.get(i).copied().unwrap_or(false))
             .collect();
         let row_norm: Vec<String> = self.row_names.iter().map(|(n, _)| normalize(n)).collect();
-        let score = |key: &str, row: usize| strsim::jaro_winkler(&normalize(key), &row_norm[row]);
+        let score = |key: &str, row: usize| similarity(&normalize(key), &row_norm[row]);
         // Candidates among the unused rows (all rows when none is unused).
         let pool: Vec<usize> = if unused.is_empty() {
             (0..self.rows.len()).collect()
@@ -354,6 +354,7 @@ impl Join {
             scored.sort_by(|a, b| b.0.total_cmp(&a.0));
             scored
                 .into_iter()
+                .take_while(|(s, _)| *s >= CLOSE)
                 .take(3)
                 .map(|(_, r)| self.row_names[r].clone())
                 .collect()
@@ -373,7 +374,12 @@ impl Join {
                 (
                     name,
                     number,
-                    scored.into_iter().take(3).map(|(_, k)| k.clone()).collect(),
+                    scored
+                        .into_iter()
+                        .take_while(|(s, _)| *s >= CLOSE)
+                        .take(3)
+                        .map(|(_, k)| k.clone())
+                        .collect(),
                 )
             })
             .collect();
@@ -382,7 +388,7 @@ impl Join {
         for (k, key) in stats.unmatched.iter().enumerate() {
             for &r in &unused {
                 let s = score(key, r);
-                if s >= 0.85 {
+                if s >= LIKELY {
                     pairs.push((s, k, r));
                 }
             }
@@ -410,6 +416,10 @@ impl Join {
         }
     }
 }
+
+/// Names this similar (0 to 1) are listed as candidates; this similar, suggested as `names`.
+const CLOSE: f64 = 0.4;
+const LIKELY: f64 = 0.8;
 
 /// What a join did: for `doctor` and the run's debug log.
 #[derive(Debug, Clone, PartialEq)]
@@ -453,7 +463,7 @@ impl JoinReport {
             out.push(format!(
                 "unmatched key {key:?}; closest rows: {}",
                 if rows.is_empty() {
-                    "none".into()
+                    "none close".into()
                 } else {
                     rows.join(", ")
                 }
@@ -464,7 +474,7 @@ impl JoinReport {
             out.push(format!(
                 "unused row {row} {name:?}; closest unmatched keys: {}",
                 if keys.is_empty() {
-                    "none".into()
+                    "none close".into()
                 } else {
                     keys.join(", ")
                 }
@@ -483,6 +493,32 @@ impl JoinReport {
         }
         out
     }
+}
+
+/// How alike two normalized names are, 0 to 1: the better of bigram overlap (Sørensen-Dice;
+/// robust to word order, and unlike Jaro-Winkler not fooled by a shared prefix:
+/// `north-ireland` is not `northern-mariana-islands`) and word containment (`egypt` in
+/// `egypt-arab-rep`, `russia` ~ `russian-federation`: every word of the shorter name begins a
+/// word of the other), which counts 0.9 at most so an exact name always ranks first.
+fn similarity(a: &str, b: &str) -> f64 {
+    let words = |s: &str| -> Vec<String> { s.split('-').map(str::to_string).collect() };
+    let (wa, wb) = (words(a), words(b));
+    let (short, long) = if wa.len() <= wb.len() {
+        (&wa, &wb)
+    } else {
+        (&wb, &wa)
+    };
+    let begins = |x: &String, y: &String| {
+        x == y
+            || (x.len().min(y.len()) >= 3
+                && (x.starts_with(y.as_str()) || y.starts_with(x.as_str())))
+    };
+    let found = short
+        .iter()
+        .filter(|w| long.iter().any(|l| begins(w, l)))
+        .count();
+    let words_score = 0.9 * found as f64 / short.len().max(1) as f64;
+    strsim::sorensen_dice(a, b).max(words_score)
 }
 
 /// A country id from an ISO code: the table's alpha-3 when it knows the code, else the code.
@@ -600,6 +636,15 @@ mod tests {
             details.contains("names entry \"Nowhere\" matches no row"),
             "{details}"
         );
+    }
+
+    #[test]
+    fn similarity_prefers_whole_words_to_shared_prefixes() {
+        assert!(similarity("egypt", "egypt-arab-rep") >= LIKELY);
+        assert!(similarity("russia", "russian-federation") >= LIKELY);
+        assert!(similarity("north-ireland", "northern-mariana-islands") < LIKELY);
+        assert!(similarity("cruise-ship", "turks-and-caicos-islands") < CLOSE);
+        assert!(similarity("spain", "spain") > similarity("egypt", "egypt-arab-rep"));
     }
 
     #[test]

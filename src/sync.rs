@@ -298,25 +298,33 @@ async fn load_transforms(
                     .as_ref()
                     .map(|c| c.validators.clone())
                     .unwrap_or_default();
-                let table = match deps.source.fetch_file(&j.source, &validators).await? {
-                    Fetched::NotModified => cached.unwrap_or(crate::db::JoinCached {
-                        validators,
-                        body: Vec::new(),
-                        content_type: None,
-                    }),
+                let (table, fresh) = match deps.source.fetch_file(&j.source, &validators).await? {
+                    Fetched::NotModified => match cached {
+                        Some(c) => (c, false),
+                        None => {
+                            return Err(Error::Table {
+                                what: format!(
+                                    "{}: joined table {}",
+                                    ds.name,
+                                    redact_url(&j.source)
+                                ),
+                                reason: "the server answered 304 to a request without validators"
+                                    .into(),
+                            })
+                        }
+                    },
                     Fetched::Body {
                         bytes,
                         validators,
                         content_type,
-                    } => {
-                        let fresh = crate::db::JoinCached {
+                    } => (
+                        crate::db::JoinCached {
                             validators,
                             body: bytes,
                             content_type,
-                        };
-                        db.save_join_cache(&cache_key, fresh.clone()).await?;
-                        fresh
-                    }
+                        },
+                        true,
+                    ),
                 };
                 *bytes_in += table.body.len() as u64;
                 let join =
@@ -325,6 +333,12 @@ async fn load_transforms(
                             what: format!("{}: joined table {}", ds.name, redact_url(&j.source)),
                             reason,
                         })?;
+                // Kept for the next conditional fetch: only a table that loads, and only when
+                // the server gave validators to send back (a file has none).
+                let v = &table.validators;
+                if fresh && (v.etag.is_some() || v.last_modified.is_some()) {
+                    db.save_join_cache(&cache_key, table).await?;
+                }
                 out.push(Transform::Join(Box::new(join)));
             }
         }

@@ -26,7 +26,7 @@ fn covid(keys: &[&str]) -> Vec<u8> {
 fn example(sb: &Sandbox) -> std::path::PathBuf {
     let dir = sb.path().join("examples");
     std::fs::create_dir_all(&dir).unwrap();
-    for f in ["snapsync.toml", "countries-info.csv"] {
+    for f in ["snapsync.toml", "countries-info.csv", "countries-info.xlsx"] {
         std::fs::copy(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("examples")
@@ -38,84 +38,111 @@ fn example(sb: &Sandbox) -> std::path::PathBuf {
     dir
 }
 
+/// The keys of the real coviddata countries file today (tests/fixtures/coviddata-countries.tsv).
+fn coviddata_keys() -> Vec<String> {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/coviddata-countries.tsv"),
+    )
+    .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split('\t').collect();
+            (cols.get(2) == Some(&"current")).then(|| cols[1].to_string())
+        })
+        .collect()
+}
+
 #[test]
-fn the_example_config_drops_cumulative_and_joins_the_countries_table() {
+fn the_example_config_joins_the_workbook_to_every_real_coviddata_key() {
+    let keys = coviddata_keys();
+    assert_eq!(keys.len(), 217);
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let server = HttpServer::start();
-    server.set(
-        "/stats.json",
-        covid(&[
-            "france",
-            "south-korea",
-            "russia",
-            "atlantis",
-            "spain",
-            "italy",
-            "japan",
-            "india",
-            "china",
-            "brazil",
-        ]),
-    );
+    server.set("/stats.json", covid(&key_refs));
     let sb = Sandbox::new();
     let dir = example(&sb);
     let config = dir.join("snapsync.toml");
-    let r = sb.run(&[
-        "--config",
-        config.to_str().unwrap(),
-        "run",
-        "--url",
-        &server.url("/stats.json"),
-    ]);
+    let run = || {
+        sb.run(&[
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            "--url",
+            &server.url("/stats.json"),
+        ])
+    };
+    let r = run();
     assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
-    assert_eq!(r.field("unmatched").as_deref(), Some("1"), "{r:?}");
-    assert!(r.stderr.contains("keys=atlantis"), "{r:?}");
+    // The five that are no country: three ships, "others", and "north-ireland".
+    assert_eq!(r.field("unmatched").as_deref(), Some("5"), "{r:?}");
     let latest: Value = serde_json::from_slice(&sb.latest_bytes("covid-countries-info")).unwrap();
+    let records = latest.as_array().unwrap();
+    let by_key = |k: &str| -> &Value {
+        let i = keys.iter().position(|x| x == k).unwrap();
+        &records[i]["country"]
+    };
     assert_eq!(
-        latest[0],
-        json!({"country": {"key": "france", "name": "FRANCE", "continent": "Europe", "income_group": "High income", "population": 65273511},
-               "dates": {"2020-01-22": {"new": {"cases": 1}}, "2020-01-23": {"new": {"cases": 2}}}})
+        *by_key("france"),
+        json!({"key": "france", "name": "FRANCE", "continent": "Europe",
+               "country_clasification": "High income", "government_type": "Full democracy",
+               "corruption_preception": 69, "development_status": "Developed",
+               "land_conditions": "Coastal", "gdp_per_unit_of_energy_use_constant": 11.8,
+               "population_total": 67059887, "urban_population_pc_of_total_population": 80.709})
     );
+    for (key, population) in [
+        ("south-korea", 51709098),       // "Korea, Rep."
+        ("russia", 144373535),           // "Russian Federation"
+        ("congo-kinshasa", 86790567),    // "Congo, Dem. Rep."
+        ("palestine", 4685306),          // "West Bank and Gaza", through `names`
+        ("west-bank-and-gaza", 4685306), // the same row
+    ] {
+        assert_eq!(by_key(key)["population_total"], population, "{key}");
+    }
     assert_eq!(
-        latest[1]["country"]["population"], 51269185,
-        "mapped by names: Korea, Rep."
+        by_key("palestine")["corruption_preception"],
+        Value::Null,
+        "NA is null"
     );
-    assert_eq!(
-        latest[2]["country"]["continent"], "Europe",
-        "mapped by names: Russian Federation"
-    );
-    assert!(
-        latest[3]["country"].get("continent").is_none(),
-        "no row for atlantis"
-    );
+    assert!(by_key("cruise-ship").get("continent").is_none());
+    let matched = records
+        .iter()
+        .filter(|r| r["country"].get("continent").is_some())
+        .count();
+    assert_eq!(matched, 212, "212 of 217 = 97.7% matched");
+    // Whole columns typed: numbers are numbers or null, never the text "NA".
+    for r in records
+        .iter()
+        .filter(|r| r["country"].get("continent").is_some())
+    {
+        let c = &r["country"];
+        assert!(c["population_total"].is_u64(), "{c}");
+        for f in [
+            "corruption_preception",
+            "gdp_per_unit_of_energy_use_constant",
+            "urban_population_pc_of_total_population",
+        ] {
+            assert!(c[f].is_number() || c[f].is_null(), "{f}: {c}");
+        }
+    }
+    assert!(!String::from_utf8_lossy(&sb.latest_bytes("covid-countries-info")).contains("\"NA\""));
 
     // Same source (the server answers 304), same table: nothing to do.
-    let r = sb.run(&[
-        "--config",
-        config.to_str().unwrap(),
-        "run",
-        "--url",
-        &server.url("/stats.json"),
-    ]);
+    let r = run();
     assert_eq!(r.outcome(), "not-modified", "{r:?}");
 
     // The joined table alone changes: the source is fetched again (its 304 no longer proves
-    // anything) and a new version's delta is just that change.
-    let csv = std::fs::read_to_string(dir.join("countries-info.csv")).unwrap();
-    std::fs::write(
-        dir.join("countries-info.csv"),
-        csv.replace(
-            "france,Europe,High income,65273511",
-            "france,Europe,High income,65300000",
-        ),
-    )
-    .unwrap();
-    let r = sb.run(&[
-        "--config",
-        config.to_str().unwrap(),
-        "run",
-        "--url",
-        &server.url("/stats.json"),
+    // anything) and a new version's delta is just that change. France is row 70, population
+    // column I.
+    let xlsx = dir.join("countries-info.xlsx");
+    common::workbook::tool(&[
+        "setcell",
+        xlsx.to_str().unwrap(),
+        "Database_option2",
+        "I70",
+        "67100000",
     ]);
+    let r = run();
     assert_eq!(
         (r.code, r.outcome(), r.field("changed").as_deref()),
         (0, "changed", Some("1")),
@@ -123,9 +150,45 @@ fn the_example_config_drops_cumulative_and_joins_the_countries_table() {
     );
     let manifest = sb.manifest("covid-countries-info");
     let delta = sb.delta(manifest["versions"][1]["delta"].as_str().unwrap());
+    let france = keys.iter().position(|k| k == "france").unwrap();
     assert_eq!(
         delta["patch"],
-        json!([{"op": "replace", "path": "/0/country/population", "value": 65300000}])
+        json!([{"op": "replace", "path": format!("/{france}/country/population_total"), "value": 67100000}])
+    );
+}
+
+#[test]
+fn the_example_csv_and_workbook_hold_the_same_table() {
+    let keys = coviddata_keys();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let server = HttpServer::start();
+    server.set("/stats.json", covid(&key_refs));
+    let mut published = Vec::new();
+    for table in ["countries-info.xlsx", "countries-info.csv"] {
+        let sb = Sandbox::new();
+        let dir = example(&sb);
+        let config = dir.join("snapsync.toml");
+        let text = std::fs::read_to_string(&config)
+            .unwrap()
+            .replace(
+                "source = \"countries-info.xlsx\"",
+                &format!("source = \"{table}\""),
+            )
+            .replace("sheet = \"Database_option2\"", "");
+        std::fs::write(&config, text).unwrap();
+        let r = sb.run(&[
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            "--url",
+            &server.url("/stats.json"),
+        ]);
+        assert_eq!((r.code, r.outcome()), (0, "changed"), "{table}: {r:?}");
+        published.push(sb.latest_bytes("covid-countries-info"));
+    }
+    assert!(
+        published[0] == published[1],
+        "xlsx and csv give the same bytes"
     );
 }
 

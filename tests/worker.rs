@@ -71,6 +71,7 @@ impl Source for Changing {
             bytes: format!(r#"[{{"country":{{"key":"a"}},"n":{n}}},{{"country":{{"key":"b"}}}}]"#)
                 .into_bytes(),
             validators: Validators::default(),
+            content_type: None,
         })
     }
 }

@@ -6,3 +6,4 @@ pub mod http;
 pub mod proxy;
 pub mod s3;
 pub mod target;
+pub mod workbook;
