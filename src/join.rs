@@ -101,8 +101,8 @@ impl JoinSpec {
 pub struct Join {
     /// The sheet read, for reports.
     pub sheet: Option<String>,
-    /// Per table row: the fields it adds.
-    rows: Vec<Map<String, Value>>,
+    /// Per table row: the fields it adds (an object).
+    rows: Vec<Value>,
     /// Per table row: its key as written, and its row number in the file.
     row_names: Vec<(String, u32)>,
     explicit: HashMap<String, usize>,
@@ -194,8 +194,13 @@ impl Join {
         };
         let mut seen_names: HashMap<String, usize> = HashMap::new();
         let mut named = std::collections::HashSet::new();
-        for (i, row) in t.rows.iter().enumerate() {
-            let number = t.row_numbers[i];
+        let shared: Vec<bool> = field_cols
+            .iter()
+            .map(|(_, c)| field_cols.iter().filter(|(_, d)| d == c).count() > 1)
+            .collect();
+        let row_numbers = t.row_numbers;
+        for (i, mut row) in t.rows.into_iter().enumerate() {
+            let number = row_numbers[i];
             let key = match &row[key_col] {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
@@ -216,12 +221,29 @@ impl Join {
                 ));
             }
             seen_names.insert(norm.clone(), i);
-            join.rows.push(
+            let country = match iso_col {
+                Some(c) => match &row[c] {
+                    Value::String(code) => Some(country_of_code(code)),
+                    _ => None,
+                },
+                None if spec.aliases => countries::by_name(&key).map(|c| c.iso3.to_string()),
+                None => None,
+            };
+            // Values move into the join's rows, unless another field uses the column too.
+            join.rows.push(Value::Object(
                 field_cols
                     .iter()
-                    .map(|(out, c)| (out.clone(), row[*c].clone()))
+                    .enumerate()
+                    .map(|(f, (out, c))| {
+                        let v = if shared[f] {
+                            row[*c].clone()
+                        } else {
+                            std::mem::take(&mut row[*c])
+                        };
+                        (out.clone(), v)
+                    })
                     .collect(),
-            );
+            ));
             join.row_names.push((key.clone(), number));
             if let Some((written, keys)) = wanted.get(&norm) {
                 named.insert(norm.clone());
@@ -237,14 +259,6 @@ impl Join {
                 continue;
             }
             join.by_name.insert(norm.clone(), i);
-            let country = match iso_col {
-                Some(c) => match &row[c] {
-                    Value::String(code) => Some(country_of_code(code)),
-                    _ => None,
-                },
-                None if spec.aliases => countries::by_name(&key).map(|c| c.iso3.to_string()),
-                None => None,
-            };
             if let Some(country) = country {
                 if let Some(&j) = join.by_country.get(&country) {
                     let (other, n) = &join.row_names[j];
@@ -265,18 +279,31 @@ impl Join {
         Ok(join)
     }
 
+    /// Streamed into the hasher: the rows' canonical bytes, then each match map sorted.
     fn content_sha256(&self) -> String {
-        let sorted = |m: &HashMap<String, usize>| -> Value {
-            let b: BTreeMap<&String, &usize> = m.iter().collect();
-            serde_json::to_value(b).unwrap_or_default()
-        };
-        let v = serde_json::json!({
-            "rows": self.rows,
-            "explicit": sorted(&self.explicit),
-            "by_name": sorted(&self.by_name),
-            "by_country": sorted(&self.by_country),
-        });
-        crate::canonical::sha256_hex(&crate::canonical::to_canonical_vec(&v))
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut buf = Vec::new();
+        for row in &self.rows {
+            buf.clear();
+            crate::canonical::write_value(row, &mut buf);
+            h.update(&buf);
+            h.update(b"\n");
+        }
+        for (name, map) in [
+            ("explicit", &self.explicit),
+            ("by_name", &self.by_name),
+            ("by_country", &self.by_country),
+        ] {
+            let mut entries: Vec<(&String, &usize)> = map.iter().collect();
+            entries.sort();
+            h.update(name.as_bytes());
+            for (k, i) in entries {
+                h.update(format!("\n{k}\t{i}").as_bytes());
+            }
+            h.update(b"\n");
+        }
+        hex::encode(h.finalize())
     }
 
     /// The table row for a record key (and the record's ISO code, if it has one).
@@ -329,8 +356,8 @@ impl Join {
                 .entry(t.clone())
                 .or_insert_with(|| Value::Object(Map::new()));
         }
-        if let Value::Object(m) = target {
-            for (out, value) in &self.rows[i] {
+        if let (Value::Object(m), Value::Object(fields)) = (target, &self.rows[i]) {
+            for (out, value) in fields {
                 m.insert(out.clone(), value.clone());
             }
         }
@@ -645,6 +672,19 @@ mod tests {
         assert!(similarity("north-ireland", "northern-mariana-islands") < LIKELY);
         assert!(similarity("cruise-ship", "turks-and-caicos-islands") < CLOSE);
         assert!(similarity("spain", "spain") > similarity("egypt", "egypt-arab-rep"));
+    }
+
+    #[test]
+    fn a_column_may_be_several_fields_and_the_key_one_too() {
+        let mut s = spec(&[]);
+        s.fields = Some(BTreeMap::from([
+            ("a".to_string(), "pop".to_string()),
+            ("b".to_string(), "pop".to_string()),
+            ("name".to_string(), "COUNTRY".to_string()),
+        ]));
+        let j = s.load(b"COUNTRY,pop\nSpain,47\n", None).unwrap();
+        let (out, _) = run(&j, &["spain"]);
+        assert_eq!(out[0]["info"], json!({"a": 47, "b": 47, "name": "Spain"}));
     }
 
     #[test]

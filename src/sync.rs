@@ -327,12 +327,19 @@ async fn load_transforms(
                     ),
                 };
                 *bytes_in += table.body.len() as u64;
+                let t = Instant::now();
                 let join =
                     j.load(&table.body, table.content_type.as_deref())
                         .map_err(|reason| Error::Table {
                             what: format!("{}: joined table {}", ds.name, redact_url(&j.source)),
                             reason,
                         })?;
+                debug!(
+                    ms = t.elapsed().as_millis() as u64,
+                    bytes = table.body.len(),
+                    table = %redact_url(&j.source),
+                    "joined table read"
+                );
                 // Kept for the next conditional fetch: only a table that loads, and only when
                 // the server gave validators to send back (a file has none).
                 let v = &table.validators;

@@ -30,6 +30,10 @@ pub const DEFAULT_MAX_BYTES: u64 = 32 * 1024 * 1024;
 /// ... and above this many non-empty cells (a small zip can hold a great many).
 pub const MAX_CELLS: usize = 5_000_000;
 
+/// A zipped workbook (`.xlsx`, `.ods`) may unpack to this many bytes at most: calamine reads
+/// the shared strings whole, so a small file of repeated text could fill the memory.
+pub const MAX_UNPACKED: u64 = 256 * 1024 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TableFormat {
     Csv,
@@ -457,7 +461,28 @@ fn encrypted(bytes: &[u8]) -> bool {
     bytes.starts_with(CFB_MAGIC) && bytes.windows(NAME.len()).any(|w| w == NAME)
 }
 
+/// Refuses a zip whose members, as its directory declares them, unpack to more than
+/// [`MAX_UNPACKED`]; a file that is no zip is left to calamine's message.
+fn check_unpacked(bytes: &[u8]) -> Result<(), String> {
+    let Ok(mut zip) = zip::ZipArchive::new(Cursor::new(bytes)) else {
+        return Ok(());
+    };
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        if let Ok(f) = zip.by_index_raw(i) {
+            total = total.saturating_add(f.size());
+        }
+    }
+    if total > MAX_UNPACKED {
+        return Err(format!(
+            "the workbook unpacks to {total} bytes, over the {MAX_UNPACKED}-byte limit for a joined table"
+        ));
+    }
+    Ok(())
+}
+
 fn xlsx_grid(bytes: &[u8], want: Option<&SheetRef>) -> Result<Grid, String> {
+    check_unpacked(bytes)?;
     let mut wb: calamine::Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
         .map_err(|e| workbook_error(TableFormat::Xlsx, e, bytes))?;
     let names = wb.sheet_names();
@@ -557,6 +582,7 @@ fn range_grid(bytes: &[u8], format: TableFormat, want: Option<&SheetRef>) -> Res
             })
         }
         _ => {
+            check_unpacked(bytes)?;
             let mut wb: calamine::Ods<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
                 .map_err(|e| workbook_error(format, e, bytes))?;
             let names = wb.sheet_names();
@@ -840,24 +866,27 @@ fn truncate(s: &str) -> String {
 }
 
 /// The type a column's cells all fit, narrowest first: integer, number, boolean, else string.
-/// Text is read as a number or boolean only in CSV (where everything is text); in a
-/// spreadsheet or JSON a cell typed as text stays text.
+/// Text that reads as a number (or boolean) counts as one in CSV, where everything is text, and
+/// in a column that also has real number (boolean) cells — Excel's "number stored as text" —
+/// but a column of nothing but text stays text: codes typed as text are meant as text.
 fn infer(cells: &[Cell], csv: bool) -> ColumnType {
     let present = || cells.iter().filter(|c| **c != Cell::Empty);
+    let numbers_as_text = csv || present().any(|c| matches!(c, Cell::Int(_) | Cell::Float(_)));
+    let bools_as_text = csv || present().any(|c| matches!(c, Cell::Bool(_)));
     let int = |c: &Cell| match c {
         Cell::Int(_) => true,
         Cell::Float(f) => as_int(*f).is_some(),
-        Cell::Text(s) if csv => int_text(s).is_some(),
+        Cell::Text(s) if numbers_as_text => int_text(s).is_some(),
         _ => false,
     };
     let num = |c: &Cell| match c {
         Cell::Int(_) | Cell::Float(_) => true,
-        Cell::Text(s) if csv => number_of_text(s).is_some(),
+        Cell::Text(s) if numbers_as_text => number_of_text(s).is_some(),
         _ => false,
     };
     let boolean = |c: &Cell| match c {
         Cell::Bool(_) => true,
-        Cell::Text(s) if csv => bool_text(s).is_some(),
+        Cell::Text(s) if bools_as_text => bool_text(s).is_some(),
         _ => false,
     };
     if present().next().is_none() {

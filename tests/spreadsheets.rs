@@ -36,16 +36,17 @@ const KEYS: &[&str] = &[
     "mars",
 ];
 
-/// The sheet users get: a title, an empty row, then the header on row 3.
+/// The sheet users get: a title, an empty row, then the header on row 3; Chad's population and
+/// membership typed as text (Excel's "number stored as text"), codes typed as text.
 fn data_rows() -> Value {
     json!([
         ["Country indicators 2019 (made up where it says so)"],
         [],
         ["COUNTRY", "Population total", "Urban %", "CPI", "EU member", "Joined EU", "Code", "Note", "Ratio"],
         ["Spain", 47076781, 80.506, 62, true, {"date": "1986-01-01"}, "007", "NA", 0.1],
-        ["Korea, Rep.", 51709098, 81.41, 59, false, null, "410", "n/a", 1e-7],
+        ["Korea, Rep.", 51709098, 81.41, 59, false, {"datetime": "2020-03-14T12:30:00"}, "410", "n/a", 1e-7],
         ["Egypt, Arab Rep.", 100388073, 42.727, "NA", false, null, "818", "#N/A", 123456789.123456],
-        ["Chad", 15946876, 23.3, 20, false, null, "148", "landlocked", 2.675],
+        ["Chad", "15946876", 23.3, 20, "FALSE", null, "148", "landlocked", 2.675],
         ["West Bank and Gaza", 4685306, 76.4, "NA", false, null, "275", null, 2.5],
         ["Atlantis", "NA", "NA", "NA", null, null, "000", "myth", "NA"]
     ])
@@ -64,7 +65,7 @@ fn expected() -> Vec<Value> {
     let spain = json!({"population_total": 47076781, "urban_pct": 80.506, "cpi": 62, "eu_member": true,
                        "joined_eu": "1986-01-01", "code": "007", "note": null, "ratio": 0.1});
     let korea = json!({"population_total": 51709098, "urban_pct": 81.41, "cpi": 59, "eu_member": false,
-                       "joined_eu": null, "code": "410", "note": null, "ratio": 1e-7});
+                       "joined_eu": "2020-03-14T12:30:00", "code": "410", "note": null, "ratio": 1e-7});
     let egypt = json!({"population_total": 100388073, "urban_pct": 42.727, "cpi": null, "eu_member": false,
                        "joined_eu": null, "code": "818", "note": null, "ratio": 123456789.123456});
     let chad = json!({"population_total": 15946876, "urban_pct": 23.3, "cpi": 20, "eu_member": false,
@@ -231,6 +232,7 @@ fn re_saving_a_workbook_is_no_new_version_and_a_changed_cell_is_one_replace() {
 #[case::header_less("header_less", "sheet = \"Data\"", &["table.xlsx", "sheet \"Data\"", "not a header row", "cell B3 holds the number"])]
 #[case::first_sheet_is_notes("good", "", &["table.xlsx", "sheet \"Notes\"", "row 3 (header_row) is empty"])]
 #[case::fifty_mb("fifty_mb", "sheet = \"Data\"", &["table.xlsx", "sheet \"Data\"", "over the 33554432-byte limit"])]
+#[case::zip_bomb("zip_bomb", "sheet = \"Data\"", &["table.xlsx", "unpacks to 314", "over the 268435456-byte limit"])]
 fn a_broken_workbook_fails_in_one_line_and_publishes_nothing(
     #[case] damage: &str,
     #[case] sheet: &str,
@@ -264,6 +266,7 @@ fn a_broken_workbook_fails_in_one_line_and_publishes_nothing(
             workbook::write("xlsx", &s.table, &json!([{"name": "Data", "rows": rows}]));
         }
         "fifty_mb" => workbook::tool(&["pad", t, &(50 * 1024 * 1024).to_string()]),
+        "zip_bomb" => workbook::tool(&["bomb", t, &(300 * 1024 * 1024).to_string()]),
         other => unreachable!("{other}"),
     }
     let r = s.run();
