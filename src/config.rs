@@ -598,7 +598,7 @@ fn transforms(
                 };
                 names.insert(row.clone(), keys);
             }
-            TransformSpec::Join(JoinSpec {
+            TransformSpec::Join(Box::new(JoinSpec {
                 source,
                 format,
                 read: ReadOptions {
@@ -624,7 +624,7 @@ fn transforms(
                 on_iso: j.on_iso.as_deref().map(pointer).transpose()?,
                 into: pointer(&j.into)?,
                 fields: j.fields.clone(),
-            })
+            }))
         };
         out.push(spec);
     }

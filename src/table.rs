@@ -740,7 +740,7 @@ fn typed(grid: Grid, opts: &ReadOptions, csv: bool) -> Result<Table, String> {
     if names.is_empty() {
         return Err(format!("{at}row {} has no column names", header_r + 1));
     }
-    for (name, _) in &opts.types {
+    for name in opts.types.keys() {
         if !names.iter().any(|(_, n)| n == name) {
             return Err(format!(
                 "types names a column {name:?} the table does not have; its columns: {}",

@@ -58,7 +58,7 @@ pub enum Transform {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TransformSpec {
     Ready(Transform),
-    Join(JoinSpec),
+    Join(Box<JoinSpec>),
 }
 
 /// What the transforms did, for the run's summary.
