@@ -489,22 +489,14 @@ impl JoinReport {
                 .collect();
             out.push(format!(
                 "unmatched key {key:?}; closest rows: {}",
-                if rows.is_empty() {
-                    "none close".into()
-                } else {
-                    rows.join(", ")
-                }
+                listed(&rows)
             ));
         }
         for (name, row, keys) in &self.unused {
             let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
             out.push(format!(
                 "unused row {row} {name:?}; closest unmatched keys: {}",
-                if keys.is_empty() {
-                    "none close".into()
-                } else {
-                    keys.join(", ")
-                }
+                listed(&keys)
             ));
         }
         for n in &self.unknown_names {
@@ -546,6 +538,15 @@ fn similarity(a: &str, b: &str) -> f64 {
         .count();
     let words_score = 0.9 * found as f64 / short.len().max(1) as f64;
     strsim::sorensen_dice(a, b).max(words_score)
+}
+
+/// `a, b, c`, or "none close".
+fn listed(items: &[String]) -> String {
+    if items.is_empty() {
+        "none close".into()
+    } else {
+        items.join(", ")
+    }
 }
 
 /// A country id from an ISO code: the table's alpha-3 when it knows the code, else the code.

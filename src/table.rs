@@ -535,8 +535,37 @@ fn xlsx_grid(bytes: &[u8], want: Option<&SheetRef>) -> Result<Grid, String> {
     })
 }
 
+/// `.xls` and `.ods`: calamine's dense range of the sheet, then its non-empty cells.
 fn range_grid(bytes: &[u8], format: TableFormat, want: Option<&SheetRef>) -> Result<Grid, String> {
-    let read = |range: calamine::Range<Data>, sheet: &str| -> Result<Grid, String> {
+    match format {
+        TableFormat::Xls => dense::<calamine::Xls<_>>(bytes, format, want, "the workbook"),
+        _ => {
+            check_unpacked(bytes)?;
+            dense::<calamine::Ods<_>>(bytes, format, want, "the spreadsheet")
+        }
+    }
+}
+
+fn dense<'b, W>(
+    bytes: &'b [u8],
+    format: TableFormat,
+    want: Option<&SheetRef>,
+    what: &str,
+) -> Result<Grid, String>
+where
+    W: Reader<Cursor<&'b [u8]>>,
+    W::Error: std::fmt::Display,
+{
+    let mut wb: W = calamine::open_workbook_from_rs(Cursor::new(bytes))
+        .map_err(|e| workbook_error(format, e, bytes))?;
+    let names = wb.sheet_names();
+    sheet_names_and(what, names, want, |sheet| {
+        let range = wb.worksheet_range(sheet).map_err(|e| {
+            format!(
+                "sheet {sheet:?}: {}",
+                crate::source::one_line(&e.to_string())
+            )
+        })?;
         let (r0, c0) = range.start().unwrap_or((0, 0));
         let mut rows = Vec::new();
         let mut count = 0usize;
@@ -562,38 +591,7 @@ fn range_grid(bytes: &[u8], format: TableFormat, want: Option<&SheetRef>) -> Res
             sheet: Some(sheet.to_string()),
             rows,
         })
-    };
-    let sheet_err = |sheet: &str, e: &dyn std::fmt::Display| {
-        format!(
-            "sheet {sheet:?}: {}",
-            crate::source::one_line(&e.to_string())
-        )
-    };
-    match format {
-        TableFormat::Xls => {
-            let mut wb: calamine::Xls<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
-                .map_err(|e| workbook_error(format, e, bytes))?;
-            let names = wb.sheet_names();
-            sheet_names_and("the workbook", names, want, |sheet| {
-                let range = wb
-                    .worksheet_range(sheet)
-                    .map_err(|e| sheet_err(sheet, &e))?;
-                read(range, sheet)
-            })
-        }
-        _ => {
-            check_unpacked(bytes)?;
-            let mut wb: calamine::Ods<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
-                .map_err(|e| workbook_error(format, e, bytes))?;
-            let names = wb.sheet_names();
-            sheet_names_and("the spreadsheet", names, want, |sheet| {
-                let range = wb
-                    .worksheet_range(sheet)
-                    .map_err(|e| sheet_err(sheet, &e))?;
-                read(range, sheet)
-            })
-        }
-    }
+    })
 }
 
 fn from_data(d: &Data) -> Cell {
