@@ -134,13 +134,13 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
     let store = store::open(&config.store, &config.s3).await?;
     let db = open_db(config).await?;
     let now = SystemClock.now();
-    for (ds, schedule) in config.datasets.iter().zip(&config.schedules) {
+    for ds in &config.datasets {
         // When the worker would run it next, from the last successful run it knows of.
         let next_run = {
             let st = db.dataset(store.url(), &ds.name).await?;
             let last_ok = db.last_runs(st.id).await?.1;
             let last = last_ok.and_then(|r| crate::keys::parse_rfc3339(&r.started_at));
-            crate::keys::rfc3339(crate::worker::first_due(schedule, last, now))
+            crate::keys::rfc3339(crate::schedule::first_due(&ds.schedule, last, now))
         };
         let keys = DatasetKeys::new(store.prefix(), &ds.name);
         let state = db.dataset(store.url(), &ds.name).await?;
@@ -172,7 +172,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 "store_version": remote.as_ref().map(|e| json!({"version": e.version, "sha256": e.sha256, "created_at": e.created_at})),
                 "agreement": agreement,
                 "next_run": next_run,
-                "schedule": schedule.as_str(),
+                "schedule": ds.schedule.as_str(),
             });
             out(format_args!("{v}"))?;
         } else {
@@ -211,7 +211,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             out(format_args!("  local state:   {agreement}"))?;
             out(format_args!(
                 "  next run:      {next_run} (worker schedule \"{}\")",
-                schedule.as_str()
+                ds.schedule.as_str()
             ))?;
         }
     }
@@ -473,13 +473,7 @@ pub async fn worker(
             Err(e) => return Err(e),
         }
     }
-    let datasets = config
-        .datasets
-        .iter()
-        .cloned()
-        .zip(config.schedules.iter().cloned())
-        .collect();
     let clock = deps.clock.clone();
-    crate::worker::run(deps, datasets, opts, clock, shutdown).await;
+    crate::worker::run(deps, config.datasets.clone(), opts, clock, shutdown).await;
     Ok(())
 }

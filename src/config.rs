@@ -15,14 +15,13 @@ use crate::cli::GlobalArgs;
 use crate::error::{Error, Result};
 use crate::join::JoinSpec;
 use crate::keys;
+use crate::schedule::{Schedule, DEFAULT_SCHEDULE};
 use crate::source::{check_url, SourceOptions};
 use crate::store::s3::S3Options;
 use crate::store::StoreUrl;
-use crate::sync::DatasetConfig;
 use crate::table::{ColumnType, NameStyle, ReadOptions, SheetRef, TableFormat};
 use crate::transform::{Condition, Pattern, Transform, TransformSpec};
 use crate::validate::Guards;
-use crate::worker::{Schedule, DEFAULT_SCHEDULE};
 
 pub const DEFAULT_URL: &str = "https://coviddata.github.io/coviddata/v1/countries/stats.json";
 pub const DEFAULT_DATASET: &str = "covid-countries";
@@ -41,11 +40,44 @@ pub struct Config {
     pub store_text: String,
     pub db: PathBuf,
     pub datasets: Vec<DatasetConfig>,
-    /// The worker's schedule of each dataset (same order as `datasets`).
-    pub schedules: Vec<Schedule>,
     pub source: SourceOptions,
     pub s3: S3Options,
     pub single_writer: bool,
+}
+
+/// One dataset's settings.
+#[derive(Clone)]
+pub struct DatasetConfig {
+    pub name: String,
+    /// May carry credentials (`https://user:pass@…`, `?token=…`): shown only redacted.
+    pub url: String,
+    pub key: KeyPointer,
+    pub guards: Guards,
+    pub gzip_level: u32,
+    /// Applied in order between fetching and canonicalizing.
+    pub transforms: Vec<TransformSpec>,
+    /// When the worker runs it.
+    pub schedule: Schedule,
+}
+
+impl std::fmt::Debug for DatasetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatasetConfig")
+            .field("name", &self.name)
+            .field("url", &crate::source::redact_url(&self.url))
+            .field("key", &self.key)
+            .field("guards", &self.guards)
+            .field("gzip_level", &self.gzip_level)
+            .field("schedule", &self.schedule.as_str())
+            .finish()
+    }
+}
+
+impl DatasetConfig {
+    /// What turns fetched bytes into canonical bytes ([`crate::transform::pipeline_fingerprint`]).
+    pub fn pipeline_fingerprint(&self, transforms: &[Transform]) -> String {
+        crate::transform::pipeline_fingerprint(&self.key, transforms)
+    }
 }
 
 /// `snapsync.toml`.
@@ -274,7 +306,6 @@ impl Config {
             None => "command line".to_string(),
         };
         let mut datasets = Vec::new();
-        let mut schedules = Vec::new();
         let schedule = |text: Option<&str>, where_: &str| {
             let text = args
                 .schedule
@@ -298,7 +329,7 @@ impl Config {
                 args.allow_insecure_http,
                 "command line",
             )?);
-            schedules.push(schedule(None, "command line")?);
+            datasets.last_mut().expect("just pushed").schedule = schedule(None, "command line")?;
         } else {
             for (i, d) in file.datasets.iter().enumerate() {
                 if args.dataset.as_ref().is_some_and(|n| n != &d.name) {
@@ -345,8 +376,8 @@ impl Config {
                     insecure,
                     &where_(i),
                 )?);
-                schedules.push(schedule(d.schedule.as_deref(), &where_(i))?);
                 let last = datasets.last_mut().expect("just pushed");
+                last.schedule = schedule(d.schedule.as_deref(), &where_(i))?;
                 let files = (!args.allow_files_outside).then_some(base);
                 last.transforms = transforms(&d.transforms, base, files, insecure, &where_(i))?;
             }
@@ -381,7 +412,6 @@ impl Config {
             store_text,
             db,
             datasets,
-            schedules,
             source,
             s3,
             single_writer: args.single_writer,
@@ -432,6 +462,7 @@ fn dataset(
         guards: guards.clone(),
         gzip_level,
         transforms: Vec::new(),
+        schedule: Schedule::default(),
     })
 }
 

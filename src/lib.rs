@@ -27,6 +27,7 @@ pub mod consumer;
 pub mod db;
 pub mod manifest;
 pub mod plan;
+pub mod schedule;
 pub mod source;
 pub mod sync;
 pub mod validate;

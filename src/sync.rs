@@ -40,7 +40,7 @@ use crate::plan::{self, Decision, Remote};
 use crate::source::{redact_url, Fetched, Source, Validators};
 use crate::store::{DynStore, PutMode, PutOptions};
 use crate::transform::{self, Transform, TransformSpec};
-use crate::validate::{self, Guards};
+use crate::validate;
 
 /// Most attempts at the commit point before giving up on a store that keeps changing.
 const MAX_ATTEMPTS: u32 = 8;
@@ -51,54 +51,7 @@ const MAX_TAKEN_KEYS: u32 = 32;
 /// Canonical JSON bodies read back from the store are at most this large when decompressed.
 const MAX_BODY: u64 = 8 << 30;
 
-/// One dataset's settings.
-#[derive(Clone)]
-pub struct DatasetConfig {
-    pub name: String,
-    /// May carry credentials (`https://user:pass@…`, `?token=…`): shown only redacted.
-    pub url: String,
-    pub key: KeyPointer,
-    pub guards: Guards,
-    pub gzip_level: u32,
-    /// Applied in order between fetching and canonicalizing.
-    pub transforms: Vec<TransformSpec>,
-}
-
-impl std::fmt::Debug for DatasetConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatasetConfig")
-            .field("name", &self.name)
-            .field("url", &redact_url(&self.url))
-            .field("key", &self.key)
-            .field("guards", &self.guards)
-            .field("gzip_level", &self.gzip_level)
-            .finish()
-    }
-}
-
-impl DatasetConfig {
-    /// What turns fetched bytes into canonical bytes: the same source bytes through the same
-    /// pipeline (key, transforms, and the content of joined tables) cannot make a new version.
-    pub fn pipeline_fingerprint(&self, transforms: &[Transform]) -> String {
-        let mut text = format!("snapsync-pipeline/2\nkey={}\n", self.key);
-        for t in transforms {
-            match t {
-                Transform::Join(j) => {
-                    text.push_str(&format!(
-                        "join on={:?} into={:?} fields={:?} table={}",
-                        j.on, j.into, j.fields, j.sha256
-                    ));
-                    if let Some(p) = &j.on_iso {
-                        text.push_str(&format!(" on_iso={p:?}"));
-                    }
-                    text.push('\n');
-                }
-                other => text.push_str(&format!("{other:?}\n")),
-            }
-        }
-        sha256_hex(text.as_bytes())
-    }
-}
+pub use crate::config::DatasetConfig;
 
 /// What a run needs from outside.
 #[derive(Clone)]

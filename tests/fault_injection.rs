@@ -125,6 +125,7 @@ impl Rig {
             key: KeyPointer::parse(KEY).unwrap(),
             guards: Guards::default(),
             gzip_level: 3,
+            schedule: Default::default(),
             transforms: Vec::new(),
         };
         sync::run_dataset(&deps, &ds, RunOptions::default()).await

@@ -12,7 +12,7 @@ use snapsync::canonical::{to_canonical_vec, Document, KeyPointer};
 use snapsync::cli::Cli;
 use snapsync::config::Config;
 use snapsync::delta::{apply_document, apply_value, diff, Delta, PatchOp, VersionRef};
-use snapsync::worker::Schedule;
+use snapsync::schedule::Schedule;
 
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -128,7 +128,10 @@ fn check_config(text: &str, args: &snapsync::cli::GlobalArgs) -> Result<(), Test
         }
         Ok(c) => {
             prop_assert!(!c.datasets.is_empty());
-            prop_assert_eq!(c.datasets.len(), c.schedules.len());
+            // Every dataset carries its schedule (a field now, no longer a parallel vector).
+            for d in &c.datasets {
+                prop_assert!(Schedule::parse(d.schedule.as_str()).is_ok());
+            }
             for d in &c.datasets {
                 prop_assert!(snapsync::keys::validate_dataset_name(&d.name).is_ok());
                 prop_assert!(d.gzip_level <= 9);

@@ -112,6 +112,7 @@ fn dataset_config() -> DatasetConfig {
             ..Guards::default()
         },
         gzip_level: 3,
+        schedule: Default::default(),
         transforms: Vec::new(),
     }
 }

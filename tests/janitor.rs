@@ -58,6 +58,7 @@ fn dataset(url: String) -> DatasetConfig {
             ..Guards::default()
         },
         gzip_level: 1,
+        schedule: Default::default(),
         transforms: Vec::new(),
     }
 }

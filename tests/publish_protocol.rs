@@ -188,6 +188,7 @@ async fn machine_at(store: DynStore, url: &str, clock: Arc<dyn Clock>) -> Machin
                 ..Guards::default()
             },
             gzip_level: 3,
+            schedule: Default::default(),
             transforms: Vec::new(),
         },
         _db_dir: db_dir,

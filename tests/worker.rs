@@ -17,12 +17,13 @@ use snapsync::clock::Clock;
 use snapsync::db::Db;
 use snapsync::history;
 use snapsync::keys::DatasetKeys;
+use snapsync::schedule::Schedule;
 use snapsync::source::{Fetched, Source, Validators};
 use snapsync::store::file::FileStore;
 use snapsync::store::{DynStore, ListEntry, ObjectMeta, PutOptions, Store};
 use snapsync::sync::{self, DatasetConfig, Deps, Outcome, RunOptions};
 use snapsync::validate::Guards;
-use snapsync::worker::{self, Schedule, WorkerOptions};
+use snapsync::worker::{self, WorkerOptions};
 use snapsync::Result;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +84,7 @@ fn dataset() -> DatasetConfig {
         key: KeyPointer::parse("/country/key").unwrap(),
         guards: Guards::default(),
         gzip_level: 3,
+        schedule: Default::default(),
         transforms: Vec::new(),
     }
 }
@@ -141,7 +143,10 @@ async fn runs_at_start_then_on_every_slot_and_again_after_a_restart_only_when_du
             // Spawned, so the test can watch it; the handle is awaited after `stop`.
             let handle = tokio::spawn(worker::run(
                 d,
-                vec![(dataset(), schedule)],
+                vec![DatasetConfig {
+                    schedule,
+                    ..dataset()
+                }],
                 opts,
                 clock,
                 stop,
