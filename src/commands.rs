@@ -15,7 +15,7 @@ use crate::db::Db;
 use crate::doctor;
 use crate::error::Error;
 use crate::keys::DatasetKeys;
-use crate::manifest::{Entry, Manifest};
+use crate::manifest::Manifest;
 use crate::source::HttpSource;
 use crate::source::{Fetched, Source, Validators};
 use crate::store;
@@ -145,10 +145,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         let keys = DatasetKeys::new(store.prefix(), &ds.name);
         let state = db.dataset(store.url(), &ds.name).await?;
         let (last_run, last_ok) = db.last_runs(state.id).await?;
-        let remote = store
-            .head(&keys.latest())
-            .await?
-            .and_then(|m| Entry::from_metadata(&m.metadata));
+        let remote = crate::remote::latest_entry(&store, &keys).await?;
         let agreement = match (&state.last, &remote) {
             (None, None) => "no versions yet",
             (Some(l), Some(r)) if l == r => "agrees",
@@ -222,7 +219,7 @@ pub async fn log(config: &Config, json: bool) -> anyhow::Result<()> {
     let store = store::open(&config.store, &config.s3).await?;
     for ds in &config.datasets {
         let keys = DatasetKeys::new(store.prefix(), &ds.name);
-        let manifest = crate::history::read_manifest(&store, &keys)
+        let manifest = crate::remote::read_manifest(&store, &keys)
             .await?
             .unwrap_or_else(|| Manifest::new(&ds.name));
         if json {

@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::history::{self, DbCheck, Retention, Target};
 use crate::keys::{self, DatasetKeys};
 use crate::manifest::Manifest;
+use crate::remote;
 use crate::store::{self, DynStore, StoreUrl};
 use crate::sync::{DatasetConfig, Outcome, RunOptions};
 
@@ -49,7 +50,7 @@ async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
 }
 
 async fn manifest_of(store: &DynStore, keys: &DatasetKeys) -> anyhow::Result<Manifest> {
-    history::read_manifest(store, keys).await?.ok_or_else(|| {
+    remote::read_manifest(store, keys).await?.ok_or_else(|| {
         anyhow::anyhow!(
             "{}: no manifest.json: nothing has been published there",
             keys.manifest()
@@ -262,7 +263,7 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
     let deps = commands::deps(config).await?;
     commands::check_safe_to_publish(&deps, config.single_writer).await?;
     let keys = DatasetKeys::new(deps.store.prefix(), &ds.name);
-    let after = history::latest_created_at(&deps.store, &keys).await?;
+    let after = remote::latest_created_at(&deps.store, &keys).await?;
     let (files, skipped) = history::files_after(files, after);
     if skipped > 0 {
         tracing::info!(

@@ -29,10 +29,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::{sha256_hex, Document, KeyPointer};
 use crate::error::{Error, Result};
-use crate::history::{apply_step, read_delta_counted, read_manifest_with_etag};
 use crate::keys::DatasetKeys;
 use crate::manifest::{Entry, Manifest};
 use crate::plan;
+use crate::remote::{apply_step, read_delta_counted, read_manifest_with_etag};
 use crate::store::DynStore;
 
 pub const SIDECAR_FORMAT: &str = "snapsync-pull/1";
@@ -328,8 +328,7 @@ pub async fn pull(
 ) -> Result<PullReport> {
     let mut warnings = Vec::new();
     let mut bytes = 0u64;
-    let latest_meta = store
-        .head(&keys.latest())
+    let latest_head = crate::remote::head_latest(store, keys)
         .await?
         .ok_or_else(|| Error::Store {
             store: store.url().to_string(),
@@ -337,7 +336,7 @@ pub async fn pull(
             reason: "missing: nothing has been published for this dataset".into(),
             retryable: false,
         })?;
-    let latest = Entry::from_metadata(&latest_meta.metadata).ok_or_else(|| Error::Corrupt {
+    let latest = latest_head.entry.ok_or_else(|| Error::Corrupt {
         store: store.url().to_string(),
         key: keys.latest(),
         reason: "has no snapsync metadata".into(),
@@ -387,7 +386,7 @@ pub async fn pull(
     }
 
     let from_version = have.as_ref().map(|e| e.version);
-    let plan = plan_pull(manifest.as_ref(), have.as_ref(), &latest, latest_meta.size);
+    let plan = plan_pull(manifest.as_ref(), have.as_ref(), &latest, latest_head.size);
     tracing::info!(
         dataset,
         planned = plan.via().as_str(),

@@ -24,23 +24,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::canonical::{Document, KeyPointer};
 use crate::clock::FixedClock;
 use crate::db::Db;
-use crate::delta::{self, Delta};
 use crate::error::{Error, Result};
 use crate::keys::{self, DatasetKeys};
 use crate::manifest::{Entry, Manifest};
-use crate::plan;
+use crate::remote::{
+    apply_step, delete_objects, latest_entry, read_delta, read_document, read_manifest,
+    read_manifest_with_etag, read_verified, recover_entries, write_manifest,
+};
 use crate::source::{Fetched, Source, Validators};
-use crate::store::{DynStore, ListEntry, PutMode, PutOptions};
-use crate::sync::{self, fetch_body, fetch_document, DatasetConfig, Deps, Report, RunOptions};
+use crate::store::{DynStore, ListEntry, PutMode};
+use crate::sync::{self, DatasetConfig, Deps, Report, RunOptions};
 
-/// Decompressed deltas are at most this large.
-const MAX_DELTA: u64 = 4 << 30;
 /// Most attempts at rewriting the manifest while other writers keep changing it.
 const MAX_ATTEMPTS: u32 = 8;
 /// How long a janitor waits, between those attempts, for a writer between its commit
@@ -52,86 +51,6 @@ const WRITER_SETTLE: std::time::Duration = std::time::Duration::from_millis(250)
 /// when the object was written (`replay` writes keys dated years back; a writer's clock may be
 /// hours off), so it is never used to judge age.
 pub const ORPHAN_GRACE: time::Duration = time::Duration::hours(1);
-
-// ---------------------------------------------------------------------------------------------
-// Reading
-
-/// Reads a dataset's manifest (`None` when the dataset has none).
-pub async fn read_manifest(store: &DynStore, keys: &DatasetKeys) -> Result<Option<Manifest>> {
-    Ok(read_manifest_with_etag(store, keys)
-        .await?
-        .map(|(m, _, _)| m))
-}
-
-/// The manifest, its ETag (for a conditional rewrite) and its size in bytes.
-pub async fn read_manifest_with_etag(
-    store: &DynStore,
-    keys: &DatasetKeys,
-) -> Result<Option<(Manifest, String, u64)>> {
-    let key = keys.manifest();
-    match store.get(&key).await? {
-        None => Ok(None),
-        Some((bytes, meta)) => serde_json::from_slice(&bytes)
-            .map(|m| Some((m, meta.etag, bytes.len() as u64)))
-            .map_err(|e| Error::Corrupt {
-                store: store.url().to_string(),
-                key,
-                reason: format!("not a valid manifest: {e}"),
-            }),
-    }
-}
-
-/// Reads and parses a delta object.
-pub async fn read_delta(store: &DynStore, key: &str) -> Result<Delta<'static>> {
-    Ok(read_delta_counted(store, key).await?.0)
-}
-
-/// [`read_delta`], also returning the bytes transferred.
-pub async fn read_delta_counted(store: &DynStore, key: &str) -> Result<(Delta<'static>, u64)> {
-    let corrupt = |reason: String| Error::Corrupt {
-        store: store.url().to_string(),
-        key: key.to_string(),
-        reason,
-    };
-    let (bytes, _) = store
-        .get(key)
-        .await?
-        .ok_or_else(|| corrupt("missing".into()))?;
-    let json =
-        plan::gunzip(&bytes, MAX_DELTA, 0).map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
-    let delta =
-        serde_json::from_slice(&json).map_err(|e| corrupt(format!("not a valid delta: {e}")))?;
-    Ok((delta, bytes.len() as u64))
-}
-
-/// Applies a delta to the document of the version before `to`, checking that the delta says it
-/// goes from that version to `to` and that the result hashes to `to.sha256`. The error says
-/// what did not match.
-pub fn apply_step(
-    delta: &Delta<'_>,
-    base: &Document,
-    to: &Entry,
-) -> std::result::Result<Document, String> {
-    if delta.from.sha256 != base.sha256() || delta.to.sha256 != to.sha256 {
-        return Err(format!(
-            "it goes from {} to {}, not from {} to version {} ({})",
-            short(&delta.from.sha256),
-            short(&delta.to.sha256),
-            short(base.sha256()),
-            to.version,
-            short(&to.sha256)
-        ));
-    }
-    let applied = delta::apply_document(base, &delta.patch).map_err(|e| e.to_string())?;
-    // One hash of the result: `from_canonical` checks it.
-    Document::from_canonical(Bytes::from(applied), &KeyPointer::default(), &to.sha256)
-        .map_err(|reason| format!("applied, it does not give version {}: {reason}", to.version))
-}
-
-/// The first 12 characters of a hash, for messages (whatever a tampered manifest holds).
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Verify
@@ -208,11 +127,9 @@ pub async fn verify_with(
     db: Option<DbCheck<'_>>,
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
-    let latest_meta = store.head(&keys.latest()).await?;
-    let latest = latest_meta
-        .as_ref()
-        .and_then(|m| Entry::from_metadata(&m.metadata));
-    if latest_meta.is_some() && latest.is_none() {
+    let latest_head = crate::remote::head_latest(store, keys).await?;
+    let latest = latest_head.as_ref().and_then(|h| h.entry.clone());
+    if latest_head.is_some() && latest.is_none() {
         report
             .problems
             .push("latest.json has no snapsync metadata".into());
@@ -265,11 +182,11 @@ pub async fn verify_with(
         report.problems.push(format!("manifest: {e}"));
     }
 
-    match (&latest_meta, walk.last()) {
+    match (&latest_head, walk.last()) {
         (None, Some(_)) => report.problems.push("latest.json is missing".into()),
         (Some(_), Some(last)) => match &latest {
             Some(l) if l.same_version(last) => {
-                if let Err(e) = fetch_body(store, &keys.latest(), &last.sha256).await {
+                if let Err(e) = read_verified(store, &keys.latest(), &last.sha256).await {
                     report.problems.push(e.to_string());
                 }
             }
@@ -303,7 +220,7 @@ pub async fn verify_with(
             _ => {}
         }
         if let Some(snapshot) = entry.live_snapshot() {
-            match fetch_document(store, snapshot, key, &entry.sha256).await {
+            match read_document(store, snapshot, key, &entry.sha256).await {
                 Ok(d) if doc.is_none() => doc = Some(d),
                 Ok(_) => {}
                 Err(Error::Store { reason, .. }) if reason == "missing" && doc.is_some() => {
@@ -421,72 +338,6 @@ async fn compare_db(
     Ok(())
 }
 
-/// Entries `have+1 ..= upto.version`, walking back from `upto` through the metadata of the
-/// snapshot and delta objects (each carries its version's whole entry). Used by `verify` and
-/// by a run that finds the manifest behind `latest.json` (a crash after the commit point, or a
-/// writer that committed the version before and has not written the manifest yet).
-///
-/// Several attempts at one version of the same data leave objects that say the same version,
-/// content and base, each with its own `created_at` and keys; only one was committed, and the
-/// objects cannot tell which. `known` is an entry the caller read from `latest.json` itself
-/// (the version its own commit followed): it is taken as is rather than searched for, so the
-/// manifest names the objects its writer committed (that writer checks them when it writes
-/// the manifest in turn). Further back (two or more versions missing) the first matching
-/// object found is taken: right in content and chain, but possibly another attempt's keys.
-pub async fn recover_entries(
-    store: &DynStore,
-    keys: &DatasetKeys,
-    have: u64,
-    upto: &Entry,
-    known: Option<&Entry>,
-) -> Result<Vec<Entry>> {
-    let mut out = vec![upto.clone()];
-    if upto.version > have + 1 {
-        let deltas = store.list(&keys.deltas_dir()).await?;
-        let snapshots = store.list(&keys.snapshots_dir()).await?;
-        while out.last().expect("non-empty").version > have + 1 {
-            let child = out.last().expect("non-empty");
-            let want = child.prev_sha256.clone().unwrap_or_default();
-            if let Some(k) = known.filter(|k| k.sha256 == want && k.version + 1 == child.version) {
-                out.push(k.clone());
-                continue;
-            }
-            let suffix = |ext: &str| format!("-{}{ext}", short(&want));
-            let candidates = deltas
-                .iter()
-                .filter(|e| e.key.ends_with(&suffix(".delta.json.gz")))
-                .chain(
-                    snapshots
-                        .iter()
-                        .filter(|e| e.key.ends_with(&suffix(".json.gz"))),
-                );
-            let mut found = None;
-            for c in candidates {
-                let meta = store.head(&c.key).await?;
-                if let Some(e) = meta.and_then(|m| Entry::from_metadata(&m.metadata)) {
-                    if e.sha256 == want && e.version + 1 == child.version {
-                        found = Some(e);
-                        break;
-                    }
-                }
-            }
-            let Some(e) = found else {
-                return Err(Error::Corrupt {
-                    store: store.url().to_string(),
-                    key: keys.manifest(),
-                    reason: format!(
-                        "misses version {} and no object in the store describes it",
-                        child.version - 1
-                    ),
-                });
-            };
-            out.push(e);
-        }
-    }
-    out.reverse();
-    Ok(out)
-}
-
 /// Carries out the fixes of a report. Returns what was done, one line each.
 pub async fn repair(
     store: &DynStore,
@@ -499,7 +350,7 @@ pub async fn repair(
         match fix {
             Fix::Manifest { manifest, etag, .. } => {
                 let mode = etag.clone().map_or(PutMode::Create, PutMode::Update);
-                put_manifest(store, keys, manifest, mode).await?;
+                write_manifest(store, keys, manifest, mode).await?;
                 done.push(fix.describe());
             }
             Fix::Db {
@@ -517,24 +368,6 @@ pub async fn repair(
         }
     }
     Ok(done)
-}
-
-async fn put_manifest(
-    store: &DynStore,
-    keys: &DatasetKeys,
-    manifest: &Manifest,
-    mode: PutMode,
-) -> Result<()> {
-    let body = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
-    let meta = manifest.last().map(Entry::to_metadata).unwrap_or_default();
-    store
-        .put(
-            &keys.manifest(),
-            Bytes::from(body),
-            PutOptions::json(mode).with_metadata(meta),
-        )
-        .await
-        .map(drop)
 }
 
 /// The time in an object key's file name (`2026-11-24T060000.123Z-…`, or `…T060000Z-…` in
@@ -592,10 +425,7 @@ pub fn classify_orphans(
 async fn named_now(store: &DynStore, keys: &DatasetKeys) -> Result<BTreeSet<String>> {
     let mut attempt = 0;
     let (manifest, latest) = loop {
-        let latest = store
-            .head(&keys.latest())
-            .await?
-            .and_then(|m| Entry::from_metadata(&m.metadata));
+        let latest = latest_entry(store, keys).await?;
         let manifest = read_manifest(store, keys)
             .await?
             .unwrap_or_else(|| Manifest::new(dataset_name(keys)));
@@ -673,14 +503,6 @@ pub async fn sweep_orphans(
         sweep.deleted.push(key);
     }
     Ok(sweep)
-}
-
-/// Deletes objects; returns how many.
-pub async fn delete_objects(store: &DynStore, keys: &[String]) -> Result<usize> {
-    for k in keys {
-        store.delete(k).await?;
-    }
-    Ok(keys.len())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -785,7 +607,7 @@ pub async fn restore(
     }
     let mut last_err = None;
     for p in plans {
-        let mut doc = match fetch_document(
+        let mut doc = match read_document(
             store,
             &p.base.snapshot,
             &KeyPointer::default(),
@@ -921,10 +743,7 @@ pub async fn prune(
             key: keys.manifest(),
             reason: format!("{reason}; run `snapsync verify` before pruning"),
         })?;
-        let latest = store
-            .head(&keys.latest())
-            .await?
-            .and_then(|m| Entry::from_metadata(&m.metadata));
+        let latest = latest_entry(store, keys).await?;
         if latest.as_ref().map(|l| l.version) != manifest.last().map(|e| e.version) {
             // A writer between its commit (latest.json) and its manifest write looks the same
             // for a moment: wait for it. Only a manifest that stays behind is a problem.
@@ -941,7 +760,7 @@ pub async fn prune(
         let mut plan = prune_plan(&manifest, retention);
         if !dry_run {
             if plan.manifest != manifest {
-                match put_manifest(store, keys, &plan.manifest, PutMode::Update(etag)).await {
+                match write_manifest(store, keys, &plan.manifest, PutMode::Update(etag)).await {
                     Ok(()) => {}
                     Err(Error::PreconditionFailed { .. }) => continue,
                     Err(e) => return Err(e),
@@ -1128,18 +947,6 @@ pub fn files_after(
         .collect();
     let skipped = total - kept.len();
     (kept, skipped)
-}
-
-/// The `created_at` of the store's newest version, if any.
-pub async fn latest_created_at(
-    store: &DynStore,
-    keys: &DatasetKeys,
-) -> Result<Option<OffsetDateTime>> {
-    Ok(store
-        .head(&keys.latest())
-        .await?
-        .and_then(|m| Entry::from_metadata(&m.metadata))
-        .and_then(|e| keys::parse_rfc3339(&e.created_at)))
 }
 
 /// Feeds one recorded file through the normal pipeline, with the clock at its recorded date.

@@ -27,6 +27,7 @@ pub mod consumer;
 pub mod db;
 pub mod manifest;
 pub mod plan;
+pub mod remote;
 pub mod schedule;
 pub mod source;
 pub mod sync;

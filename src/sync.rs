@@ -29,7 +29,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::canonical::{sha256_hex, Document, KeyPointer};
+use crate::canonical::{sha256_hex, Document};
 use crate::clock::Clock;
 use crate::db::{Db, RunRecord, SourceState};
 use crate::delta::{self, Diff};
@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, DatasetKeys};
 use crate::manifest::{Entry, Manifest};
 use crate::plan::{self, Decision, Remote};
+use crate::remote::read_document;
 use crate::source::{redact_url, Fetched, Source, Validators};
 use crate::store::{DynStore, PutMode, PutOptions};
 use crate::transform::{self, Transform, TransformSpec};
@@ -894,21 +895,20 @@ impl Run<'_> {
 
     /// `HEAD latest.json`: the version the store holds and the ETag to commit against.
     async fn remote(&self) -> Result<Option<Remote>> {
-        let key = self.keys.latest();
-        let Some(meta) = self.deps.store.head(&key).await? else {
+        let Some(head) = crate::remote::head_latest(&self.deps.store, &self.keys).await? else {
             return Ok(None);
         };
-        let entry = Entry::from_metadata(&meta.metadata).ok_or_else(|| Error::Corrupt {
+        let entry = head.entry.ok_or_else(|| Error::Corrupt {
             store: self.deps.store.url().to_string(),
-            key: key.clone(),
+            key: self.keys.latest(),
             reason:
                 "has no snapsync metadata (written by something else?); refusing to overwrite it"
                     .into(),
         })?;
         Ok(Some(Remote {
             entry,
-            attempt: meta.metadata.get(keys::META_ATTEMPT).cloned(),
-            etag: meta.etag,
+            attempt: head.attempt,
+            etag: head.etag,
         }))
     }
 
@@ -990,11 +990,11 @@ impl Run<'_> {
                 }
             }
         }
-        match fetch_document(store, &self.keys.latest(), &self.ds.key, &entry.sha256).await {
+        match read_document(store, &self.keys.latest(), &self.ds.key, &entry.sha256).await {
             Ok(doc) => Ok(doc),
             Err(e) => {
                 warn!(error = %e, "latest.json unreadable; reading the version's snapshot instead");
-                fetch_document(store, &entry.snapshot, &self.ds.key, &entry.sha256).await
+                read_document(store, &entry.snapshot, &self.ds.key, &entry.sha256).await
             }
         }
     }
@@ -1055,7 +1055,7 @@ impl Run<'_> {
     /// Makes the manifest list every version up to `upto` (appending what a crashed run left
     /// out, recovered from object metadata), with `If-Match` so concurrent writers merge.
     /// `base` is the version `upto` was committed on, when this run read it from `latest.json`
-    /// (see [`crate::history::recover_entries`]).
+    /// (see [`crate::remote::recover_entries`]).
     async fn reconcile_manifest(&mut self, upto: &Entry, base: Option<&Entry>) -> Result<Manifest> {
         let store = self.deps.store.clone();
         let key = self.keys.manifest();
@@ -1087,7 +1087,7 @@ impl Run<'_> {
                 return Ok(manifest);
             }
             let missing =
-                crate::history::recover_entries(&store, &self.keys, have, upto, base).await?;
+                crate::remote::recover_entries(&store, &self.keys, have, upto, base).await?;
             manifest.versions.extend(missing);
             manifest.check_chain().map_err(|reason| Error::Corrupt {
                 store: store.url().to_string(),
@@ -1143,58 +1143,5 @@ impl Run<'_> {
             .db
             .record_versions(id, entries, body, Some(source))
             .await
-    }
-}
-
-/// Reads a stored body (gunzipping when stored gzip) and checks it hashes to `sha256`.
-pub async fn fetch_body(store: &DynStore, key: &str, sha256: &str) -> Result<Vec<u8>> {
-    let body = read_body(store, key).await?;
-    let got = sha256_hex(&body);
-    if got != sha256 {
-        return Err(Error::Corrupt {
-            store: store.url().to_string(),
-            key: key.to_string(),
-            reason: format!("content hashes to {got}, its metadata says {sha256}"),
-        });
-    }
-    Ok(body)
-}
-
-/// A stored canonical version as a [`Document`], checked against `sha256` (hashed once, while
-/// the document is built).
-pub async fn fetch_document(
-    store: &DynStore,
-    key: &str,
-    pointer: &KeyPointer,
-    sha256: &str,
-) -> Result<Document> {
-    let body = read_body(store, key).await?;
-    let (pointer, sha) = (pointer.clone(), sha256.to_string());
-    tokio::task::spawn_blocking(move || Document::from_canonical(Bytes::from(body), &pointer, &sha))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-        .map_err(|reason| Error::Corrupt {
-            store: store.url().to_string(),
-            key: key.to_string(),
-            reason,
-        })
-}
-
-/// A stored body, gunzipped when it was stored gzip; not yet checked.
-async fn read_body(store: &DynStore, key: &str) -> Result<Vec<u8>> {
-    let (bytes, meta) = store.get(key).await?.ok_or_else(|| Error::Store {
-        store: store.url().to_string(),
-        key: key.to_string(),
-        reason: "missing".into(),
-        retryable: false,
-    })?;
-    if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
-        plan::gunzip(&bytes, MAX_BODY, 0).map_err(|e| Error::Corrupt {
-            store: store.url().to_string(),
-            key: key.to_string(),
-            reason: format!("not valid gzip: {e}"),
-        })
-    } else {
-        Ok(bytes.to_vec())
     }
 }

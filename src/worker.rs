@@ -21,7 +21,6 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::DatasetConfig;
 use crate::keys::{self, DatasetKeys};
-use crate::manifest::Entry;
 use crate::schedule::{first_due, Schedule};
 use crate::sync::{self, Deps, Outcome, Report, RunOptions};
 
@@ -175,10 +174,8 @@ async fn last_success(deps: &Deps, ds: &DatasetConfig) -> Option<OffsetDateTime>
         }
     }
     let keys = DatasetKeys::new(deps.store.prefix(), &ds.name);
-    match deps.store.head(&keys.latest()).await {
-        Ok(Some(meta)) => {
-            Entry::from_metadata(&meta.metadata).and_then(|e| keys::parse_rfc3339(&e.created_at))
-        }
+    match crate::remote::latest_entry(&deps.store, &keys).await {
+        Ok(Some(e)) => keys::parse_rfc3339(&e.created_at),
         Ok(None) => None,
         Err(e) => {
             warn!(dataset = %ds.name, error = %e, "cannot read the store's latest version; running at once");

@@ -20,6 +20,7 @@ use snapsync::history::{self, Fix, Retention, Target};
 use snapsync::keys::DatasetKeys;
 use snapsync::manifest::Manifest;
 use snapsync::plan;
+use snapsync::remote;
 use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::file::FileStore;
 use snapsync::store::{DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store};
@@ -148,7 +149,7 @@ async fn replayed(store: DynStore, n: u64) -> History {
 
 impl History {
     async fn manifest(&self) -> Manifest {
-        history::read_manifest(&self.store, &self.keys)
+        remote::read_manifest(&self.store, &self.keys)
             .await
             .unwrap()
             .unwrap()
@@ -309,7 +310,7 @@ async fn load_second_precision_store(store: &DynStore) {
 async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b: Backend, _: &str) {
     load_second_precision_store(&b.store).await;
     let keys = DatasetKeys::new(b.store.prefix(), DATASET);
-    let old = history::read_manifest(&b.store, &keys)
+    let old = remote::read_manifest(&b.store, &keys)
         .await
         .unwrap()
         .unwrap();
@@ -351,7 +352,7 @@ async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b:
     std::fs::create_dir(&days).unwrap();
     let written = write_days(&days, 6);
     let files = history::date_files(&history::collect_files(&[days]).unwrap(), None).unwrap();
-    let after = history::latest_created_at(&b.store, &keys).await.unwrap();
+    let after = remote::latest_created_at(&b.store, &keys).await.unwrap();
     assert_eq!(after, Some(datetime!(2021-01-03 00:00:00.001 UTC)));
     let (files, skipped) = history::files_after(files, after);
     assert_eq!((files.len(), skipped), (3, 3));
@@ -362,7 +363,7 @@ async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b:
         assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
     }
 
-    let m = history::read_manifest(&b.store, &keys)
+    let m = remote::read_manifest(&b.store, &keys)
         .await
         .unwrap()
         .unwrap();
@@ -444,7 +445,7 @@ async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b:
         plan.orphans.young,
         [old_orphan.clone(), young_orphan.clone()]
     );
-    let m = history::read_manifest(&b.store, &keys)
+    let m = remote::read_manifest(&b.store, &keys)
         .await
         .unwrap()
         .unwrap();
@@ -961,7 +962,7 @@ async fn interrupted_pull_leaves_the_file_intact_and_the_next_pull_finishes() {
 async fn orphans_are_listed_and_deleted_only_when_old_enough() {
     let b = backend("file").await.unwrap();
     let h = replayed(b.store.clone(), 3).await;
-    let m = history::read_manifest(&h.store, &h.keys)
+    let m = remote::read_manifest(&h.store, &h.keys)
         .await
         .unwrap()
         .unwrap();

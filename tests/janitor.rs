@@ -20,6 +20,7 @@ use snapsync::clock::{Clock, SystemClock};
 use snapsync::db::Db;
 use snapsync::history::{self, Retention, Target};
 use snapsync::keys::DatasetKeys;
+use snapsync::remote;
 use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::{DynStore, PutMode, PutOptions};
 use snapsync::sync::{self, DatasetConfig, Deps, Outcome, RunOptions};
@@ -163,10 +164,7 @@ async fn janitor_beside(kind: &str, writer: Writer) {
     let errors = janitor.await.unwrap();
 
     // Leftovers of a lost race, two hours old by the store's clock, still go afterwards.
-    let m = history::read_manifest(&store, &keys)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = remote::read_manifest(&store, &keys).await.unwrap().unwrap();
     let stray = format!(
         "{}2021-01-01T000000Z-0123456789ab.json.gz",
         keys.snapshots_dir()
@@ -188,10 +186,7 @@ async fn janitor_beside(kind: &str, writer: Writer) {
     assert_eq!(sweep.deleted, [stray], "{sweep:?}");
 
     let report = history::verify(&store, &keys, &key()).await.unwrap();
-    let m = history::read_manifest(&store, &keys)
-        .await
-        .unwrap()
-        .unwrap();
+    let m = remote::read_manifest(&store, &keys).await.unwrap().unwrap();
     let mut lost = Vec::new();
     for (i, sha) in shas.iter().enumerate() {
         let v = i as u64 + 1;

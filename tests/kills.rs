@@ -96,7 +96,7 @@ async fn landed(store: &DynStore, want: &str, objects_before: usize, l: &mut Lan
         .await
         .unwrap()
         .and_then(|m| Entry::from_metadata(&m.metadata));
-    let manifest_last = snapsync::history::read_manifest(store, &keys)
+    let manifest_last = snapsync::remote::read_manifest(store, &keys)
         .await
         .unwrap()
         .and_then(|m| m.last().cloned());

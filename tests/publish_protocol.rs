@@ -19,6 +19,7 @@ use snapsync::db::Db;
 use snapsync::history;
 use snapsync::keys::DatasetKeys;
 use snapsync::manifest::Entry;
+use snapsync::remote;
 use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::{
     ConditionalWrites, DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store,
@@ -460,7 +461,7 @@ fn sha_of(raw: &[u8]) -> String {
 
 async fn manifest_of(store: &DynStore) -> snapsync::manifest::Manifest {
     let keys = DatasetKeys::new(store.prefix(), "covid");
-    history::read_manifest(store, &keys).await.unwrap().unwrap()
+    remote::read_manifest(store, &keys).await.unwrap().unwrap()
 }
 
 /// Issue 13: ten versions in one second used to put `created_at` nine seconds in the future.
@@ -842,7 +843,7 @@ async fn a_run_whose_snapshot_was_swept_before_its_commit_puts_it_back(b: Backen
     let r = sync::run_dataset(&m.deps, &m.ds, opts).await;
     assert_eq!((r.outcome, r.version), (Outcome::Changed, Some(2)), "{r:?}");
     let keys = DatasetKeys::new(b.store.prefix(), "covid");
-    let manifest = history::read_manifest(&b.store, &keys)
+    let manifest = remote::read_manifest(&b.store, &keys)
         .await
         .unwrap()
         .unwrap();

@@ -7,6 +7,7 @@ use snapsync::canonical::KeyPointer;
 use snapsync::history;
 use snapsync::keys::DatasetKeys;
 use snapsync::manifest::{Entry, Manifest};
+use snapsync::remote;
 use snapsync::store::DynStore;
 
 /// A history that passed [`check`].
@@ -29,7 +30,7 @@ impl Checked {
 pub async fn check(store: &DynStore, dataset: &str, key: &str) -> Result<Checked, String> {
     let keys = DatasetKeys::new(store.prefix(), dataset);
     let key = KeyPointer::parse(key).map_err(|e| format!("key: {e}"))?;
-    let manifest: Manifest = match history::read_manifest(store, &keys)
+    let manifest: Manifest = match remote::read_manifest(store, &keys)
         .await
         .map_err(|e| e.to_string())?
     {

@@ -1,0 +1,288 @@
+//! A published dataset, read and written through the [`Store`](crate::store::Store): its
+//! `latest.json` head, its manifest, its snapshots and deltas. The one place that knows how a
+//! stored object is turned back into a checked document (get, gunzip, hash-check), how the
+//! manifest is read and written, and how entries missing from a manifest are recovered from
+//! the objects' own metadata.
+//!
+//! The decision to know: nothing read here is trusted until checked — a body must hash to the
+//! sha256 its entry names ([`read_verified`], [`read_document`]), a delta must say it goes
+//! between the two versions it is applied to ([`apply_step`]). Its words are `read_*` and
+//! `write_*`; "fetch" is the HTTP source's.
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+use crate::canonical::{sha256_hex, Document, KeyPointer};
+use crate::delta::{self, Delta};
+use crate::error::{Error, Result};
+use crate::keys::DatasetKeys;
+use crate::manifest::{Entry, Manifest};
+use crate::plan;
+use crate::store::{DynStore, PutMode, PutOptions};
+
+/// Canonical JSON bodies read back from the store are at most this large when decompressed.
+const MAX_BODY: u64 = 8 << 30;
+/// Decompressed deltas are at most this large.
+const MAX_DELTA: u64 = 4 << 30;
+
+/// `latest.json`'s head: `None` when there is none; `entry` is `None` when the object has no
+/// snapsync metadata (written by something else).
+pub async fn head_latest(store: &DynStore, keys: &DatasetKeys) -> Result<Option<LatestHead>> {
+    Ok(store.head(&keys.latest()).await?.map(|meta| LatestHead {
+        entry: Entry::from_metadata(&meta.metadata),
+        attempt: meta.metadata.get(crate::keys::META_ATTEMPT).cloned(),
+        etag: meta.etag,
+        size: meta.size,
+    }))
+}
+
+/// What `HEAD latest.json` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestHead {
+    /// The version it is, from its metadata; `None`: not snapsync's object.
+    pub entry: Option<Entry>,
+    /// The writer attempt that committed it (`snapsync-attempt`).
+    pub attempt: Option<String>,
+    pub etag: String,
+    /// Its stored size in bytes.
+    pub size: u64,
+}
+
+/// The newest version's entry, from `latest.json`'s metadata (`None`: none, or not snapsync's).
+pub async fn latest_entry(store: &DynStore, keys: &DatasetKeys) -> Result<Option<Entry>> {
+    Ok(head_latest(store, keys).await?.and_then(|h| h.entry))
+}
+
+/// The `created_at` of the store's newest version, if any.
+pub async fn latest_created_at(
+    store: &DynStore,
+    keys: &DatasetKeys,
+) -> Result<Option<OffsetDateTime>> {
+    Ok(latest_entry(store, keys)
+        .await?
+        .and_then(|e| crate::keys::parse_rfc3339(&e.created_at)))
+}
+
+/// Reads a dataset's manifest (`None` when the dataset has none).
+pub async fn read_manifest(store: &DynStore, keys: &DatasetKeys) -> Result<Option<Manifest>> {
+    Ok(read_manifest_with_etag(store, keys)
+        .await?
+        .map(|(m, _, _)| m))
+}
+
+/// The manifest, its ETag (for a conditional rewrite) and its size in bytes.
+pub async fn read_manifest_with_etag(
+    store: &DynStore,
+    keys: &DatasetKeys,
+) -> Result<Option<(Manifest, String, u64)>> {
+    let key = keys.manifest();
+    match store.get(&key).await? {
+        None => Ok(None),
+        Some((bytes, meta)) => serde_json::from_slice(&bytes)
+            .map(|m| Some((m, meta.etag, bytes.len() as u64)))
+            .map_err(|e| Error::Corrupt {
+                store: store.url().to_string(),
+                key,
+                reason: format!("not a valid manifest: {e}"),
+            }),
+    }
+}
+
+/// Reads and parses a delta object.
+pub async fn read_delta(store: &DynStore, key: &str) -> Result<Delta<'static>> {
+    Ok(read_delta_counted(store, key).await?.0)
+}
+
+/// [`read_delta`], also returning the bytes transferred.
+pub async fn read_delta_counted(store: &DynStore, key: &str) -> Result<(Delta<'static>, u64)> {
+    let corrupt = |reason: String| Error::Corrupt {
+        store: store.url().to_string(),
+        key: key.to_string(),
+        reason,
+    };
+    let (bytes, _) = store
+        .get(key)
+        .await?
+        .ok_or_else(|| corrupt("missing".into()))?;
+    let json =
+        plan::gunzip(&bytes, MAX_DELTA, 0).map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
+    let delta =
+        serde_json::from_slice(&json).map_err(|e| corrupt(format!("not a valid delta: {e}")))?;
+    Ok((delta, bytes.len() as u64))
+}
+
+/// Applies a delta to the document of the version before `to`, checking that the delta says it
+/// goes from that version to `to` and that the result hashes to `to.sha256`. The error says
+/// what did not match.
+pub fn apply_step(
+    delta: &Delta<'_>,
+    base: &Document,
+    to: &Entry,
+) -> std::result::Result<Document, String> {
+    if delta.from.sha256 != base.sha256() || delta.to.sha256 != to.sha256 {
+        return Err(format!(
+            "it goes from {} to {}, not from {} to version {} ({})",
+            short(&delta.from.sha256),
+            short(&delta.to.sha256),
+            short(base.sha256()),
+            to.version,
+            short(&to.sha256)
+        ));
+    }
+    let applied = delta::apply_document(base, &delta.patch).map_err(|e| e.to_string())?;
+    // One hash of the result: `from_canonical` checks it.
+    Document::from_canonical(Bytes::from(applied), &KeyPointer::default(), &to.sha256)
+        .map_err(|reason| format!("applied, it does not give version {}: {reason}", to.version))
+}
+
+/// The first 12 characters of a hash, for messages (whatever a tampered manifest holds).
+pub(crate) fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+/// A stored body (gunzipped when stored gzip), checked to hash to `sha256`.
+pub async fn read_verified(store: &DynStore, key: &str, sha256: &str) -> Result<Vec<u8>> {
+    let body = read_body(store, key).await?;
+    let got = sha256_hex(&body);
+    if got != sha256 {
+        return Err(Error::Corrupt {
+            store: store.url().to_string(),
+            key: key.to_string(),
+            reason: format!("content hashes to {got}, its metadata says {sha256}"),
+        });
+    }
+    Ok(body)
+}
+
+/// A stored canonical version as a [`Document`], checked against `sha256` (hashed once, while
+/// the document is built).
+pub async fn read_document(
+    store: &DynStore,
+    key: &str,
+    pointer: &KeyPointer,
+    sha256: &str,
+) -> Result<Document> {
+    let body = read_body(store, key).await?;
+    let (pointer, sha) = (pointer.clone(), sha256.to_string());
+    tokio::task::spawn_blocking(move || Document::from_canonical(Bytes::from(body), &pointer, &sha))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .map_err(|reason| Error::Corrupt {
+            store: store.url().to_string(),
+            key: key.to_string(),
+            reason,
+        })
+}
+
+/// A stored body, gunzipped when it was stored gzip; not yet checked.
+async fn read_body(store: &DynStore, key: &str) -> Result<Vec<u8>> {
+    let (bytes, meta) = store.get(key).await?.ok_or_else(|| Error::Store {
+        store: store.url().to_string(),
+        key: key.to_string(),
+        reason: "missing".into(),
+        retryable: false,
+    })?;
+    if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
+        plan::gunzip(&bytes, MAX_BODY, 0).map_err(|e| Error::Corrupt {
+            store: store.url().to_string(),
+            key: key.to_string(),
+            reason: format!("not valid gzip: {e}"),
+        })
+    } else {
+        Ok(bytes.to_vec())
+    }
+}
+
+/// Writes the manifest (`mode`: create, or update the ETag read), with its last entry as
+/// metadata.
+pub async fn write_manifest(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    manifest: &Manifest,
+    mode: PutMode,
+) -> Result<()> {
+    let body = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
+    let meta = manifest.last().map(Entry::to_metadata).unwrap_or_default();
+    store
+        .put(
+            &keys.manifest(),
+            Bytes::from(body),
+            PutOptions::json(mode).with_metadata(meta),
+        )
+        .await
+        .map(drop)
+}
+
+/// Entries `have+1 ..= upto.version`, walking back from `upto` through the metadata of the
+/// snapshot and delta objects (each carries its version's whole entry). Used by `verify` and
+/// by a run that finds the manifest behind `latest.json` (a crash after the commit point, or a
+/// writer that committed the version before and has not written the manifest yet).
+///
+/// Several attempts at one version of the same data leave objects that say the same version,
+/// content and base, each with its own `created_at` and keys; only one was committed, and the
+/// objects cannot tell which. `known` is an entry the caller read from `latest.json` itself
+/// (the version its own commit followed): it is taken as is rather than searched for, so the
+/// manifest names the objects its writer committed (that writer checks them when it writes
+/// the manifest in turn). Further back (two or more versions missing) the first matching
+/// object found is taken: right in content and chain, but possibly another attempt's keys.
+pub async fn recover_entries(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    have: u64,
+    upto: &Entry,
+    known: Option<&Entry>,
+) -> Result<Vec<Entry>> {
+    let mut out = vec![upto.clone()];
+    if upto.version > have + 1 {
+        let deltas = store.list(&keys.deltas_dir()).await?;
+        let snapshots = store.list(&keys.snapshots_dir()).await?;
+        while out.last().expect("non-empty").version > have + 1 {
+            let child = out.last().expect("non-empty");
+            let want = child.prev_sha256.clone().unwrap_or_default();
+            if let Some(k) = known.filter(|k| k.sha256 == want && k.version + 1 == child.version) {
+                out.push(k.clone());
+                continue;
+            }
+            let suffix = |ext: &str| format!("-{}{ext}", short(&want));
+            let candidates = deltas
+                .iter()
+                .filter(|e| e.key.ends_with(&suffix(".delta.json.gz")))
+                .chain(
+                    snapshots
+                        .iter()
+                        .filter(|e| e.key.ends_with(&suffix(".json.gz"))),
+                );
+            let mut found = None;
+            for c in candidates {
+                let meta = store.head(&c.key).await?;
+                if let Some(e) = meta.and_then(|m| Entry::from_metadata(&m.metadata)) {
+                    if e.sha256 == want && e.version + 1 == child.version {
+                        found = Some(e);
+                        break;
+                    }
+                }
+            }
+            let Some(e) = found else {
+                return Err(Error::Corrupt {
+                    store: store.url().to_string(),
+                    key: keys.manifest(),
+                    reason: format!(
+                        "misses version {} and no object in the store describes it",
+                        child.version - 1
+                    ),
+                });
+            };
+            out.push(e);
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Deletes objects; returns how many.
+pub async fn delete_objects(store: &DynStore, keys: &[String]) -> Result<usize> {
+    for k in keys {
+        store.delete(k).await?;
+    }
+    Ok(keys.len())
+}
