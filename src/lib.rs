@@ -28,6 +28,7 @@ pub mod db;
 pub mod manifest;
 pub mod plan;
 pub mod remote;
+pub mod replay;
 pub mod schedule;
 pub mod source;
 pub mod sync;
