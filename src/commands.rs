@@ -12,10 +12,10 @@ use crate::canonical::Document;
 use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
-use crate::doctor;
 use crate::error::Error;
 use crate::keys::DatasetKeys;
 use crate::manifest::Manifest;
+use crate::probe;
 use crate::source::HttpSource;
 use crate::source::{Fetched, Source, Validators};
 use crate::store;
@@ -104,26 +104,9 @@ pub async fn run(config: &Config, json: bool, force: bool) -> anyhow::Result<Vec
     Ok(reports)
 }
 
-/// Refuses to publish to a store that ignores conditional writes, unless told that only one
-/// writer exists: there, two writers could overwrite each other's commit point.
-pub async fn check_safe_to_publish(deps: &Deps, single_writer: bool) -> anyhow::Result<()> {
-    let store = &*deps.store;
-    match doctor::conditional_writes(store, &deps.db, deps.clock.now()).await? {
-        ConditionalWrites::Ignored if single_writer => {
-            tracing::warn!(
-                store = store.url(),
-                "the store ignores conditional writes; publishing anyway because --single-writer says only one snapsync writes here"
-            );
-            Ok(())
-        }
-        ConditionalWrites::Ignored => Err(Error::Config(format!(
-            "store {} ignores If-None-Match/If-Match on PUT, so two writers could overwrite each other's versions; \
-             refusing to publish (run a single writer and pass --single-writer or SNAPSYNC_SINGLE_WRITER=true)",
-            store.url()
-        ))
-        .into()),
-        _ => Ok(()),
-    }
+/// [`probe::check_safe_to_publish`] for these deps.
+pub async fn check_safe_to_publish(deps: &Deps, single_writer: bool) -> crate::Result<()> {
+    probe::check_safe_to_publish(&*deps.store, &deps.db, deps.clock.now(), single_writer).await
 }
 
 pub fn any_failed(reports: &[Report]) -> bool {
@@ -330,7 +313,7 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
         }
     }
     if let Some(store) = &store {
-        let report = doctor::probe(&**store, store.prefix()).await;
+        let report = probe::probe(&**store, store.prefix()).await;
         for s in &report.steps {
             line(s.ok, "store probe", format!("{}: {}", s.name, s.detail));
         }
@@ -460,14 +443,14 @@ pub async fn worker(
     loop {
         match check_safe_to_publish(&deps, config.single_writer).await {
             Ok(()) => break,
-            Err(e) if e.downcast_ref::<Error>().is_some_and(Error::is_retryable) => {
-                tracing::warn!(error = %format!("{e:#}"), "cannot check the store yet; retrying in a minute");
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, "cannot check the store yet; retrying in a minute");
                 tokio::select! {
                     () = shutdown.cancelled() => return Ok(()),
                     () = tokio::time::sleep(opts.retry_base) => {}
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     let clock = deps.clock.clone();

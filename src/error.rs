@@ -34,8 +34,6 @@ pub enum Error {
     Guard { dataset: String, reason: String },
     #[error("{dataset}: the computed delta does not reproduce the new version ({reason}); nothing published")]
     DeltaMismatch { dataset: String, reason: String },
-    #[error("invalid patch: {0}")]
-    Patch(String),
     #[error("store {store}: object {key}: {reason}")]
     Store {
         store: String,

@@ -8,11 +8,11 @@
 pub mod canonical;
 pub mod countries;
 pub mod delta;
-pub mod doctor;
 pub mod error;
 pub mod history;
 pub mod join;
 pub mod keys;
+pub mod probe;
 pub mod store;
 pub mod table;
 pub mod transform;

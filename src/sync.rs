@@ -205,11 +205,14 @@ pub async fn prepare(deps: &Deps, ds: &DatasetConfig) -> Result<Prepared> {
     let pipeline = ds.pipeline_fingerprint(&transforms);
     let raw = match deps.source.fetch(&ds.url, &Validators::default()).await? {
         Fetched::Body { bytes, .. } => bytes,
+        // The server's mistake, not the user's: a fetch failure, not a usage error (exit 2).
         Fetched::NotModified => {
-            return Err(Error::Config(format!(
-                "{}: an unconditional fetch answered 304",
-                ds.name
-            )))
+            return Err(Error::Fetch {
+                url: redact_url(&ds.url),
+                reason: "the server answered 304 Not Modified to a request without validators"
+                    .into(),
+                retryable: false,
+            })
         }
     };
     bytes_in += raw.len() as u64;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 mod common;
 
-use snapsync::doctor;
+use snapsync::probe;
 use snapsync::store::file::FileStore;
 use snapsync::store::s3::{S3Options, S3Store};
 use snapsync::store::{ConditionalWrites, PutMode, PutOptions, Store};
@@ -574,7 +574,7 @@ mod s3_only {
         let Some(env) = s3_env() else { return };
         let store = s3_store(&env, &s3_options(&env)).await;
         let base = unique_base();
-        let report = doctor::probe(&store, &base).await;
+        let report = probe::probe(&store, &base).await;
         assert!(report.ok(), "{report}");
         assert_eq!(report.conditional_writes, ConditionalWrites::Honoured);
         assert!(report.key.starts_with(&format!("{base}/.snapsync-probe-")));

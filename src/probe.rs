@@ -1,4 +1,5 @@
-//! `doctor`'s store probe: can we write here, and does the server honour conditional writes?
+//! The store probe (`doctor`, and the gate before publishing): can we write here, and does the
+//! server honour conditional writes?
 //!
 //! Publishing is only safe with two writers if `If-None-Match: *` and `If-Match` are enforced
 //! (DESIGN.md "Stores"); some S3-compatible servers accept the headers and silently overwrite.
@@ -300,6 +301,32 @@ pub async fn conditional_writes(
     db.save_store_probe(store.url(), honoured, &crate::keys::rfc3339(now))
         .await?;
     Ok(report.conditional_writes)
+}
+
+/// The gate before publishing: refuses a store that ignores conditional writes, unless told
+/// that only one writer exists (there, two writers could overwrite each other's commit point).
+/// A store that cannot be reached yet is a retryable error.
+pub async fn check_safe_to_publish(
+    store: &dyn Store,
+    db: &crate::db::Db,
+    now: time::OffsetDateTime,
+    single_writer: bool,
+) -> Result<(), Error> {
+    match conditional_writes(store, db, now).await? {
+        ConditionalWrites::Ignored if single_writer => {
+            tracing::warn!(
+                store = store.url(),
+                "the store ignores conditional writes; publishing anyway because --single-writer says only one snapsync writes here"
+            );
+            Ok(())
+        }
+        ConditionalWrites::Ignored => Err(Error::Config(format!(
+            "store {} ignores If-None-Match/If-Match on PUT, so two writers could overwrite each other's versions; \
+             refusing to publish (run a single writer and pass --single-writer or SNAPSYNC_SINGLE_WRITER=true)",
+            store.url()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
