@@ -1,36 +1,62 @@
 //! snapsync: a versioned, verifiable history of a remote JSON dataset in S3 or a directory.
 //!
-//! A run is data flowing one way: fetch (`source`) → validate → canonicalize and hash
-//! (`canonical`) → plan (`plan`) → diff and verify (`delta`) → publish (`sync`, through the
-//! `store` trait) → record (`db`). The middle is pure; I/O stays at the edges.
+//! # Layout
+//!
+//! A run is data flowing one way, I/O at the edges and a pure middle. Modules in flow order:
+//!
+//! - [`config`], [`cli`], [`schedule`]: the validated configuration (datasets, schedules),
+//!   at the bottom: nothing in the pipeline is imported by it.
+//! - [`source`]: the HTTP fetch (conditional GET, limits, retries, redaction).
+//! - [`validate`]: guards a fetched document must pass.
+//! - [`table`], [`countries`], [`join`], [`transform`]: transforms, and the tables a join reads
+//!   and matches.
+//! - [`canonical`]: RFC 8785 canonical bytes, records and their sha256.
+//! - [`plan`]: what to publish, as data; [`delta`]: diff, and apply to check it.
+//! - [`keys`], [`manifest`]: every object key and metadata name; the version list.
+//! - [`store`]: the narrow store trait (file, S3); [`probe`]: does it honour conditional writes.
+//! - [`remote`]: a published dataset read and written through the store.
+//! - [`sync`]: one run of one dataset, the glue of the above; [`db`]: SQLite state.
+//! - [`worker`]: the long-running schedule; [`consumer`]: `pull`; [`history`]: verify, restore,
+//!   prune, the janitor; [`replay`]: recorded files through the pipeline.
+//! - [`clock`], [`error`]: time passed in; the one error type.
+//! - [`commands`], [`commands_history`]: the commands' glue and output, for `main.rs`.
 #![forbid(unsafe_code)]
 
-pub mod canonical;
+pub use error::{Error, Result};
+
+pub mod cli;
+pub mod config;
+pub mod schedule;
+
+pub mod source;
+pub mod validate;
+
 pub mod countries;
-pub mod delta;
-pub mod error;
-pub mod history;
 pub mod join;
-pub mod keys;
-pub mod probe;
-pub mod store;
 pub mod table;
 pub mod transform;
 
-pub use error::{Error, Result};
-pub mod cli;
+pub mod canonical;
+pub mod delta;
+pub mod plan;
+
+pub mod keys;
+pub mod manifest;
+
+pub mod probe;
+pub mod remote;
+pub mod store;
+
+pub mod db;
+pub mod sync;
+
+pub mod consumer;
+pub mod history;
+pub mod replay;
+pub mod worker;
+
 pub mod clock;
+pub mod error;
+
 pub mod commands;
 pub mod commands_history;
-pub mod config;
-pub mod consumer;
-pub mod db;
-pub mod manifest;
-pub mod plan;
-pub mod remote;
-pub mod replay;
-pub mod schedule;
-pub mod source;
-pub mod sync;
-pub mod validate;
-pub mod worker;

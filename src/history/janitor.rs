@@ -112,7 +112,7 @@ pub(crate) fn named_keys<'a>(versions: impl Iterator<Item = &'a Entry>) -> BTree
 ///    objects are then named, whatever their age) and keep those;
 /// 5. delete a candidate only when its own metadata says snapsync wrote it as that very key.
 ///
-/// `now` is this machine's clock; [`store_now`] corrects it by the store's measured skew.
+/// `now` is this machine's clock; [`store_now`](crate::store::store_now) corrects it by the store's measured skew.
 pub async fn sweep_orphans(
     store: &DynStore,
     keys: &DatasetKeys,
