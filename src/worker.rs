@@ -5,7 +5,7 @@
 //! wipes its disk, so "when did this dataset last run?" comes from SQLite when it survived, else
 //! from the store (`latest.json`'s `created_at`). If a scheduled slot has passed since then, the
 //! dataset runs at once; otherwise it waits for its next slot. So a restart never skips a period
-//! and never runs one twice ([`first_due`](crate::schedule::first_due)).
+//! and never runs one twice ([`first_due`]).
 //!
 //! Time and shutdown come in as arguments ([`run`] takes a [`Clock`] and a cancellation token):
 //! the schedule is tested with a fake clock, and only `main` installs signal handlers.
