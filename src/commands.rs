@@ -12,7 +12,6 @@ use crate::canonical::Document;
 use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::config::Config;
 use crate::db::Db;
-use crate::error::Error;
 use crate::keys::DatasetKeys;
 use crate::manifest::Manifest;
 use crate::probe;
@@ -417,27 +416,7 @@ pub async fn worker(
     args: &crate::cli::WorkerArgs,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    let secs = |what: &str, v: f64| {
-        if v.is_finite() && v > 0.0 && v <= 86_400.0 {
-            Ok(std::time::Duration::from_secs_f64(v))
-        } else {
-            Err(Error::Config(format!(
-                "{what} must be between 0 and 86400 seconds, not {v}"
-            )))
-        }
-    };
-    if let Some(url) = &args.notify_url {
-        crate::source::check_url(url, config.source.allow_insecure_http).map_err(|_| {
-            Error::Config("the notify URL must be https:// (or http:// on loopback)".into())
-        })?;
-    }
-    let opts = crate::worker::WorkerOptions {
-        heartbeat: secs("--heartbeat", args.heartbeat)?,
-        retry_base: secs("--retry", args.retry)?,
-        max_retries: args.max_retries,
-        notify_url: args.notify_url.clone(),
-        ..crate::worker::WorkerOptions::default()
-    };
+    let opts = crate::worker::WorkerOptions::from_args(args, config.source.allow_insecure_http)?;
     let deps = deps(config).await?;
     // A store that is down when the dyno starts is waited for, not a reason to crash-loop.
     loop {

@@ -43,29 +43,7 @@ pub fn after_failure(
     (now + backoff).min(next_slot)
 }
 
-#[derive(Debug, Clone)]
-pub struct WorkerOptions {
-    pub heartbeat: Duration,
-    pub retry_base: Duration,
-    pub max_retries: u32,
-    /// JSON POST on change and on failure; never fails a run.
-    pub notify_url: Option<String>,
-    /// How long an in-flight run may take to finish after a shutdown signal (Heroku kills 30 s
-    /// after SIGTERM).
-    pub grace: Duration,
-}
-
-impl Default for WorkerOptions {
-    fn default() -> Self {
-        WorkerOptions {
-            heartbeat: Duration::from_secs(60),
-            retry_base: Duration::from_secs(60),
-            max_retries: 5,
-            notify_url: None,
-            grace: Duration::from_secs(20),
-        }
-    }
-}
+pub use crate::config::WorkerOptions;
 
 struct Slot {
     ds: DatasetConfig,
