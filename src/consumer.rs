@@ -532,12 +532,11 @@ async fn apply_deltas(
             .await
             .map_err(|e| e.to_string())?;
         *bytes += n;
-        doc = tokio::task::spawn_blocking({
+        doc = crate::blocking({
             let e = e.clone();
             move || apply_step(&delta, &doc, &e)
         })
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
         .map_err(|why| format!("delta {key} in {}: {why}", store.url()))?;
     }
     Ok(doc.shared_bytes())

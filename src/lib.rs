@@ -60,3 +60,11 @@ pub mod error;
 
 pub mod commands;
 pub mod commands_history;
+
+/// Runs CPU-heavy or blocking work (parsing, hashing, gzip, file I/O) off the async executor
+/// and waits for it; a panic in it is the caller's panic.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}

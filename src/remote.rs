@@ -164,9 +164,8 @@ pub async fn read_document(
 ) -> Result<Document> {
     let body = read_body(store, key).await?;
     let (pointer, sha) = (pointer.clone(), sha256.to_string());
-    tokio::task::spawn_blocking(move || Document::from_canonical(Bytes::from(body), &pointer, &sha))
+    crate::blocking(move || Document::from_canonical(Bytes::from(body), &pointer, &sha))
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
         .map_err(|reason| Error::Corrupt {
             store: store.url().to_string(),
             key: key.to_string(),

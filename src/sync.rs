@@ -187,9 +187,7 @@ impl Prepared {
     pub async fn diff_against(&mut self, dataset: &str, base: Arc<Document>) {
         let (new, name) = (self.doc.clone(), dataset.to_string());
         let base_sha256 = base.sha256().to_string();
-        let diff = tokio::task::spawn_blocking(move || checked_diff(&base, &new, name))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let diff = crate::blocking(move || checked_diff(&base, &new, name)).await;
         self.diff = diff.ok().map(|diff| PreparedDiff {
             base_sha256,
             diff: Arc::new(diff),
@@ -217,14 +215,13 @@ pub async fn prepare(deps: &Deps, ds: &DatasetConfig) -> Result<Prepared> {
     };
     bytes_in += raw.len() as u64;
     let (key, level) = (ds.key.clone(), ds.gzip_level);
-    let made = tokio::task::spawn_blocking(move || {
+    let made = crate::blocking(move || {
         transform::apply(&raw, &key, &transforms).map(|(doc, stats)| {
             let snapshot_gz = Bytes::from(plan::gzip(doc.bytes(), level));
             (doc, stats, snapshot_gz)
         })
     })
-    .await
-    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    .await;
     let (doc, stats, snapshot_gz) = made.map_err(|reason| invalid_json(ds, reason))?;
     Ok(Prepared {
         pipeline,
@@ -343,11 +340,10 @@ pub async fn join_reports(
         }
     }
     let key = ds.key.clone();
-    let (stats, transforms) = tokio::task::spawn_blocking(move || {
+    let (stats, transforms) = crate::blocking(move || {
         transform::apply(&body, &key, &transforms).map(|(_, s)| (s, transforms))
     })
     .await
-    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     .map_err(|reason| invalid_json(ds, reason))?;
     let joins = transforms.iter().filter_map(|t| match t {
         Transform::Join(j) => Some(j),
@@ -676,11 +672,10 @@ impl Run<'_> {
             }
             Body::Raw(raw, transforms) => {
                 let key = ds.key.clone();
-                let (doc, stats, transforms) = tokio::task::spawn_blocking(move || {
+                let (doc, stats, transforms) = crate::blocking(move || {
                     transform::apply(&raw, &key, &transforms).map(|(d, s)| (d, s, transforms))
                 })
                 .await
-                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
                 .map_err(|reason| invalid_json(ds, reason))?;
                 log_join_reports(ds, &transforms, &stats);
                 (Arc::new(doc), stats, None)
@@ -947,9 +942,7 @@ impl Run<'_> {
                         "previous version loaded"
                     );
                     let (new, name) = (doc.clone(), self.ds.name.clone());
-                    let d = tokio::task::spawn_blocking(move || checked_diff(&prev, &new, name))
-                        .await
-                        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+                    let d = crate::blocking(move || checked_diff(&prev, &new, name)).await?;
                     Some(Arc::new(d))
                 }
             },
@@ -980,12 +973,11 @@ impl Run<'_> {
                 entry.sha256.clone(),
                 entry.canonical_bytes,
             );
-            let cached = tokio::task::spawn_blocking(move || {
+            let cached = crate::blocking(move || {
                 let body = plan::gunzip(&gz, MAX_BODY, size).map_err(|e| e.to_string())?;
                 Document::from_canonical(Bytes::from(body), &key, &sha)
             })
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+            .await;
             match cached {
                 Ok(doc) => return Ok(doc),
                 Err(e) => {

@@ -405,12 +405,6 @@ fn sync_parent(path: &Path) {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-}
-
 #[async_trait::async_trait]
 impl Store for FileStore {
     fn url(&self) -> &str {
@@ -427,7 +421,7 @@ impl Store for FileStore {
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
         let (this, key) = (self.clone(), key.to_string());
-        blocking(move || {
+        crate::blocking(move || {
             this.settle(&key, false)?;
             this.read_meta(&key)
         })
@@ -436,7 +430,7 @@ impl Store for FileStore {
 
     async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
         let (this, key) = (self.clone(), key.to_string());
-        blocking(move || {
+        crate::blocking(move || {
             this.settle(&key, false)?;
             match this.read_object(&key)? {
                 Some((bytes, meta)) if etag_of(&bytes) == meta.etag => {
@@ -468,12 +462,12 @@ impl Store for FileStore {
 
     async fn put(&self, key: &str, body: Bytes, opts: PutOptions) -> Result<String> {
         let (this, key) = (self.clone(), key.to_string());
-        blocking(move || this.put_blocking(&key, &body, &opts)).await
+        crate::blocking(move || this.put_blocking(&key, &body, &opts)).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
         let (this, key) = (self.clone(), key.to_string());
-        blocking(move || {
+        crate::blocking(move || {
             let data = this.data_path(&key)?;
             let _guard = this.lock()?;
             for p in [this.pending_path(&key)?, this.meta_path(&key)?, data] {
@@ -490,7 +484,7 @@ impl Store for FileStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
         let (this, prefix) = (self.clone(), prefix.to_string());
-        blocking(move || this.list_blocking(&prefix)).await
+        crate::blocking(move || this.list_blocking(&prefix)).await
     }
 }
 
