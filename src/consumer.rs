@@ -557,7 +557,7 @@ async fn download_latest(
     let (raw, meta) = store
         .get(&key)
         .await?
-        .ok_or_else(|| corrupt("missing".into()))?;
+        .ok_or_else(|| Error::not_found(store.url(), &key))?;
     *bytes += raw.len() as u64;
     let entry = Entry::from_metadata(&meta.metadata)
         .ok_or_else(|| corrupt("has no snapsync metadata".into()))?;
@@ -590,7 +590,7 @@ async fn download_snapshot(store: &DynStore, entry: &Entry, bytes: &mut u64) -> 
     let (raw, _) = store
         .get(key)
         .await?
-        .ok_or_else(|| corrupt("missing".into()))?;
+        .ok_or_else(|| Error::not_found(store.url(), key))?;
     *bytes += raw.len() as u64;
     let body = plan::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
         .map_err(|e| corrupt(format!("not valid gzip: {e}")))?;

@@ -43,6 +43,9 @@ pub enum Error {
     },
     #[error("store {store}: object {key} was changed by another writer")]
     PreconditionFailed { store: String, key: String },
+    /// An object the history names is not in the store.
+    #[error("store {store}: object {key}: missing")]
+    NotFound { store: String, key: String },
     #[error("store {store}: {key}: {reason}")]
     Corrupt {
         store: String,
@@ -70,6 +73,13 @@ impl Error {
             Error::HttpStatus { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             Error::PreconditionFailed { .. } | Error::Contended { .. } => true,
             _ => false,
+        }
+    }
+
+    pub fn not_found(store: &str, key: &str) -> Self {
+        Error::NotFound {
+            store: store.to_string(),
+            key: key.to_string(),
         }
     }
 

@@ -103,7 +103,7 @@ pub async fn read_delta_counted(store: &DynStore, key: &str) -> Result<(Delta<'s
     let (bytes, _) = store
         .get(key)
         .await?
-        .ok_or_else(|| corrupt("missing".into()))?;
+        .ok_or_else(|| Error::not_found(store.url(), key))?;
     let json =
         plan::gunzip(&bytes, MAX_DELTA, 0).map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
     let delta =
@@ -175,12 +175,10 @@ pub async fn read_document(
 
 /// A stored body, gunzipped when it was stored gzip; not yet checked.
 async fn read_body(store: &DynStore, key: &str) -> Result<Vec<u8>> {
-    let (bytes, meta) = store.get(key).await?.ok_or_else(|| Error::Store {
-        store: store.url().to_string(),
-        key: key.to_string(),
-        reason: "missing".into(),
-        retryable: false,
-    })?;
+    let (bytes, meta) = store
+        .get(key)
+        .await?
+        .ok_or_else(|| Error::not_found(store.url(), key))?;
     if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
         plan::gunzip(&bytes, MAX_BODY, 0).map_err(|e| Error::Corrupt {
             store: store.url().to_string(),

@@ -183,7 +183,7 @@ pub async fn verify_with(
             match read_document(store, snapshot, key, &entry.sha256).await {
                 Ok(d) if doc.is_none() => doc = Some(d),
                 Ok(_) => {}
-                Err(Error::Store { reason, .. }) if reason == "missing" && doc.is_some() => {
+                Err(Error::NotFound { .. }) if doc.is_some() => {
                     report.problems.push(format!(
                         "version {v}: snapshot {snapshot} is missing (the version is still restorable through its delta)"
                     ));
