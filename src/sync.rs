@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 
 use crate::canonical::{sha256_hex, Document};
 use crate::clock::Clock;
-use crate::db::{Db, RunRecord, SourceState};
+use crate::db::{DatasetState, Db, RunRecord, SourceState};
 use crate::delta::{self, Diff};
 use crate::error::{Error, Result};
 use crate::keys::{self, DatasetKeys};
@@ -547,6 +547,12 @@ enum Body {
     Prepared(Arc<Prepared>),
 }
 
+/// What step 1 found: the run is over already (the source answered 304), or a body to go on.
+enum Fetch {
+    Done(Done),
+    Body(Body, SourceState),
+}
+
 /// What a create-only put of a snapshot or delta found.
 enum Placed {
     /// The object is in place: written now, or by this very attempt before.
@@ -563,18 +569,12 @@ struct Done {
 }
 
 impl Run<'_> {
-    async fn execute(&mut self) -> Result<Done> {
-        let deps = self.deps;
-        let ds = self.ds;
-        let state = deps.db.dataset(deps.store.url(), &ds.name).await?;
-        self.dataset_id = Some(state.id);
-        self.known = state.last.clone();
+    /// Step 1: load the transforms' tables and fetch, conditionally when the last fetch led to
+    /// the version we know; or take what `prepare` did ahead (tables included).
+    async fn fetch(&mut self, state: &DatasetState) -> Result<Fetch> {
+        let (deps, ds) = (self.deps, self.ds);
         let same_pipeline = |pipeline: &str| state.pipeline.as_deref() == Some(pipeline);
-
-        // 1. Load the transforms' tables and fetch, conditionally when the last fetch led to
-        //    the version we know; or take what `prepare` did ahead (tables included).
-        let t = Instant::now();
-        let (body, source) = match self.opts.prepared.take() {
+        Ok(match self.opts.prepared.take() {
             Some(p) => {
                 self.bytes_in += p.bytes_in;
                 let source = SourceState {
@@ -588,7 +588,7 @@ impl Run<'_> {
                     source_sha256: None,
                     pipeline: p.pipeline.clone(),
                 };
-                (Body::Prepared(p), source)
+                Fetch::Body(Body::Prepared(p), source)
             }
             None => {
                 let transforms = self.load_transforms().await?;
@@ -622,11 +622,11 @@ impl Run<'_> {
                         if !deps.store.answered() {
                             self.remote().await?;
                         }
-                        return Ok(Done {
+                        return Ok(Fetch::Done(Done {
                             outcome: Outcome::NotModified,
-                            entry: state.last,
+                            entry: state.last.clone(),
                             doc: None,
-                        });
+                        }));
                     }
                     Fetched::Body {
                         bytes, validators, ..
@@ -641,31 +641,20 @@ impl Run<'_> {
                     source_sha256: Some(sha256_hex(&raw)),
                     pipeline,
                 };
-                (Body::Raw(raw, transforms), source)
+                Fetch::Body(Body::Raw(raw, transforms), source)
             }
-        };
+        })
+    }
 
-        // 2. The same bytes through the same pipeline as the version we know: if the store
-        //    still has that version, nothing can have changed. One HEAD, nothing parsed.
-        if let (Some(last), true) = (&state.last, same_pipeline(&source.pipeline)) {
-            if source.source_sha256.is_some() && state.source_sha256 == source.source_sha256 {
-                let remote = self.remote().await?;
-                if remote.as_ref().is_some_and(|r| r.entry == *last) {
-                    deps.db
-                        .record_versions(state.id, Vec::new(), None, Some(source))
-                        .await?;
-                    return Ok(Done {
-                        outcome: Outcome::Unchanged,
-                        entry: Some(last.clone()),
-                        doc: None,
-                    });
-                }
-            }
-        }
-
-        // 3. Validate and canonicalize (unless prepared).
+    /// Step 3: validate and canonicalize (unless prepared): the document, a diff and a snapshot
+    /// made ahead when prepared.
+    async fn canonicalize(
+        &mut self,
+        body: Body,
+    ) -> Result<(Arc<Document>, Option<PreparedDiff>, Option<Bytes>)> {
+        let ds = self.ds;
         let mut prepared_diff = None;
-        let (doc, stats, mut snapshot_gz) = match body {
+        let (doc, stats, snapshot_gz) = match body {
             Body::Prepared(p) => {
                 prepared_diff = p.diff.clone();
                 (p.doc.clone(), p.stats.clone(), Some(p.snapshot_gz.clone()))
@@ -689,6 +678,44 @@ impl Run<'_> {
                 .iter()
                 .any(|t| matches!(t, TransformSpec::Join(_)))
         });
+        Ok((doc, prepared_diff, snapshot_gz))
+    }
+
+    async fn execute(&mut self) -> Result<Done> {
+        let deps = self.deps;
+        let ds = self.ds;
+        let state = deps.db.dataset(deps.store.url(), &ds.name).await?;
+        self.dataset_id = Some(state.id);
+        self.known = state.last.clone();
+        let same_pipeline = |pipeline: &str| state.pipeline.as_deref() == Some(pipeline);
+
+        // 1. Load the transforms' tables and fetch (see `fetch`).
+        let t = Instant::now();
+        let (body, source) = match self.fetch(&state).await? {
+            Fetch::Done(done) => return Ok(done),
+            Fetch::Body(body, source) => (body, source),
+        };
+
+        // 2. The same bytes through the same pipeline as the version we know: if the store
+        //    still has that version, nothing can have changed. One HEAD, nothing parsed.
+        if let (Some(last), true) = (&state.last, same_pipeline(&source.pipeline)) {
+            if source.source_sha256.is_some() && state.source_sha256 == source.source_sha256 {
+                let remote = self.remote().await?;
+                if remote.as_ref().is_some_and(|r| r.entry == *last) {
+                    deps.db
+                        .record_versions(state.id, Vec::new(), None, Some(source))
+                        .await?;
+                    return Ok(Done {
+                        outcome: Outcome::Unchanged,
+                        entry: Some(last.clone()),
+                        doc: None,
+                    });
+                }
+            }
+        }
+
+        // 3. Validate and canonicalize (unless prepared).
+        let (doc, mut prepared_diff, mut snapshot_gz) = self.canonicalize(body).await?;
         debug!(
             ms = t.elapsed().as_millis() as u64,
             bytes = doc.bytes().len(),
