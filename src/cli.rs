@@ -179,7 +179,7 @@ pub struct WorkerArgs {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Consumers and history: pull, restore, verify, replay, prune, diff (src/commands_history.rs).
+// Consumers and history: pull, restore, verify, replay, prune, diff (src/commands/history.rs).
 
 #[derive(Debug, Args)]
 pub struct PullArgs {

@@ -19,7 +19,9 @@
 //! - [`worker`]: the long-running schedule; [`consumer`]: `pull`; [`history`]: verify, restore,
 //!   prune, the janitor; [`replay`]: recorded files through the pipeline.
 //! - [`clock`], [`error`]: time passed in; the one error type.
-//! - [`commands`], [`commands_history`]: the commands' glue and output, for `main.rs`.
+//!
+//! The commands (their glue and their output) belong to the binary (`src/commands/`), so no
+//! `println!` lives in the library.
 #![forbid(unsafe_code)]
 
 pub use error::{Error, Result};
@@ -57,9 +59,6 @@ pub mod worker;
 
 pub mod clock;
 pub mod error;
-
-pub mod commands;
-pub mod commands_history;
 
 /// Runs CPU-heavy or blocking work (parsing, hashing, gzip, file I/O) off the async executor
 /// and waits for it; a panic in it is the caller's panic.

@@ -8,11 +8,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use snapsync::cli::{Cli, Command};
-use snapsync::commands;
-use snapsync::commands_history;
 use snapsync::config::Config;
 use snapsync::Error;
 use tracing_subscriber::EnvFilter;
+
+mod commands;
+
+use commands::history as commands_history;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

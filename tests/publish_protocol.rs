@@ -388,21 +388,31 @@ async fn a_store_that_ignores_conditional_writes_is_refused_unless_single_writer
         ignore_conditions: true,
     });
     let m = machine(store.clone(), "http://127.0.0.1:9/unused").await;
-    let err = snapsync::commands::check_safe_to_publish(&m.deps, false)
-        .await
-        .unwrap_err();
+    let err = snapsync::probe::check_safe_to_publish(
+        &*m.deps.store,
+        &m.deps.db,
+        m.deps.clock.now(),
+        false,
+    )
+    .await
+    .unwrap_err();
     assert!(
         format!("{err:#}").contains("ignores If-None-Match/If-Match"),
         "{err:#}"
     );
-    snapsync::commands::check_safe_to_publish(&m.deps, true)
+    snapsync::probe::check_safe_to_publish(&*m.deps.store, &m.deps.db, m.deps.clock.now(), true)
         .await
         .unwrap();
     // The verdict is cached: no second probe.
     let puts = store.puts.load(Ordering::SeqCst);
-    assert!(snapsync::commands::check_safe_to_publish(&m.deps, false)
-        .await
-        .is_err());
+    assert!(snapsync::probe::check_safe_to_publish(
+        &*m.deps.store,
+        &m.deps.db,
+        m.deps.clock.now(),
+        false
+    )
+    .await
+    .is_err());
     assert_eq!(store.puts.load(Ordering::SeqCst), puts);
 }
 

@@ -2,24 +2,26 @@
 //! command, and prints its result. Output for scripts goes to stdout (through [`out`], so a
 //! closed pipe stops a command quietly instead of panicking); logs go to stderr.
 
+pub mod history;
+
 use std::io::Write as _;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 use serde_json::json;
 
-use crate::canonical::Document;
-use crate::clock::{Clock, StoreClock, SystemClock};
-use crate::config::Config;
-use crate::db::Db;
-use crate::keys::DatasetKeys;
-use crate::manifest::Manifest;
-use crate::probe;
-use crate::source::HttpSource;
-use crate::source::{Fetched, Source, Validators};
-use crate::store;
-use crate::store::ConditionalWrites;
-use crate::sync::{self, Deps, Outcome, Report, RunOptions};
+use snapsync::canonical::Document;
+use snapsync::clock::{Clock, StoreClock, SystemClock};
+use snapsync::config::Config;
+use snapsync::db::Db;
+use snapsync::keys::DatasetKeys;
+use snapsync::manifest::Manifest;
+use snapsync::probe;
+use snapsync::source::HttpSource;
+use snapsync::source::{Fetched, Source, Validators};
+use snapsync::store;
+use snapsync::store::ConditionalWrites;
+use snapsync::sync::{self, Deps, Outcome, Report, RunOptions};
 
 /// How many datasets run at once.
 const PARALLEL_DATASETS: usize = 4;
@@ -104,7 +106,7 @@ pub async fn run(config: &Config, json: bool, force: bool) -> anyhow::Result<Vec
 }
 
 /// [`probe::check_safe_to_publish`] for these deps.
-pub async fn check_safe_to_publish(deps: &Deps, single_writer: bool) -> crate::Result<()> {
+pub async fn check_safe_to_publish(deps: &Deps, single_writer: bool) -> snapsync::Result<()> {
     probe::check_safe_to_publish(&*deps.store, &deps.db, deps.clock.now(), single_writer).await
 }
 
@@ -121,13 +123,13 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         let next_run = {
             let st = db.dataset(store.url(), &ds.name).await?;
             let last_ok = db.last_runs(st.id).await?.1;
-            let last = last_ok.and_then(|r| crate::keys::parse_rfc3339(&r.started_at));
-            crate::keys::rfc3339(crate::schedule::first_due(&ds.schedule, last, now))
+            let last = last_ok.and_then(|r| snapsync::keys::parse_rfc3339(&r.started_at));
+            snapsync::keys::rfc3339(snapsync::schedule::first_due(&ds.schedule, last, now))
         };
         let keys = DatasetKeys::new(store.prefix(), &ds.name);
         let state = db.dataset(store.url(), &ds.name).await?;
         let (last_run, last_ok) = db.last_runs(state.id).await?;
-        let remote = crate::remote::latest_entry(&store, &keys).await?;
+        let remote = snapsync::remote::latest_entry(&store, &keys).await?;
         let agreement = match (&state.last, &remote) {
             (None, None) => "no versions yet",
             (Some(l), Some(r)) if l == r => "agrees",
@@ -142,7 +144,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             let v = json!({
                 "dataset": ds.name,
                 "store": store.url(),
-                "source": crate::source::redact_url(&ds.url),
+                "source": snapsync::source::redact_url(&ds.url),
                 "last_run": last_run.as_ref().map(|r| json!({
                     "started_at": r.started_at, "outcome": r.outcome, "version": r.version,
                     "duration_ms": r.total_ms, "error": r.error})),
@@ -159,7 +161,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             out(format_args!("  store:         {}", store.url()))?;
             out(format_args!(
                 "  source:        {}",
-                crate::source::redact_url(&ds.url)
+                snapsync::source::redact_url(&ds.url)
             ))?;
             match &last_run {
                 Some(r) => out(format_args!(
@@ -201,7 +203,7 @@ pub async fn log(config: &Config, json: bool) -> anyhow::Result<()> {
     let store = store::open(&config.store, &config.s3).await?;
     for ds in &config.datasets {
         let keys = DatasetKeys::new(store.prefix(), &ds.name);
-        let manifest = crate::remote::read_manifest(&store, &keys)
+        let manifest = snapsync::remote::read_manifest(&store, &keys)
             .await?
             .unwrap_or_else(|| Manifest::new(&ds.name));
         if json {
@@ -340,14 +342,14 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
                 .save_store_probe(
                     store.url(),
                     verdict == ConditionalWrites::Honoured,
-                    &crate::keys::rfc3339(now),
+                    &snapsync::keys::rfc3339(now),
                 )
                 .await;
         }
     }
     let source = HttpSource::new(config.source.clone())?;
     for ds in &config.datasets {
-        let shown = crate::source::redact_url(&ds.url);
+        let shown = snapsync::source::redact_url(&ds.url);
         match source.fetch(&ds.url, &Validators::default()).await {
             Ok(Fetched::Body { bytes, .. }) => match Document::from_json(&bytes, &ds.key) {
                 Ok(doc) => {
@@ -367,9 +369,9 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
                     let has_join = ds
                         .transforms
                         .iter()
-                        .any(|t| matches!(t, crate::transform::TransformSpec::Join(_)));
+                        .any(|t| matches!(t, snapsync::transform::TransformSpec::Join(_)));
                     if has_join {
-                        match crate::sync::join_reports(&source, ds, bytes).await {
+                        match snapsync::sync::join_reports(&source, ds, bytes).await {
                             Ok(reports) => {
                                 for (table, r) in reports {
                                     let sheet = r
@@ -413,10 +415,10 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
 /// `snapsync worker`: until `shutdown`.
 pub async fn worker(
     config: &Config,
-    args: &crate::cli::WorkerArgs,
+    args: &snapsync::cli::WorkerArgs,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    let opts = crate::worker::WorkerOptions::from_args(args, config.source.allow_insecure_http)?;
+    let opts = snapsync::worker::WorkerOptions::from_args(args, config.source.allow_insecure_http)?;
     let deps = deps(config).await?;
     // A store that is down when the dyno starts is waited for, not a reason to crash-loop.
     loop {
@@ -433,6 +435,6 @@ pub async fn worker(
         }
     }
     let clock = deps.clock.clone();
-    crate::worker::run(deps, config.datasets.clone(), opts, clock, shutdown).await;
+    snapsync::worker::run(deps, config.datasets.clone(), opts, clock, shutdown).await;
     Ok(())
 }

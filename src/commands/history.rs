@@ -15,20 +15,20 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::{json, Value};
 
-use crate::canonical::{display_key, Document};
-use crate::cli::{DiffArgs, PruneArgs, PullArgs, ReplayArgs, RestoreArgs, VerifyArgs};
-use crate::clock::{Clock, StoreClock, SystemClock};
 use crate::commands::{self, out, write_stdout};
-use crate::config::Config;
-use crate::consumer;
-use crate::delta::{self, ChangeKind, Diff};
-use crate::error::Error;
-use crate::history::{self, DbCheck, Retention, Target};
-use crate::keys::{self, DatasetKeys};
-use crate::manifest::Manifest;
-use crate::remote;
-use crate::store::{self, DynStore, StoreUrl};
-use crate::sync::{DatasetConfig, Outcome, RunOptions};
+use snapsync::canonical::{display_key, Document};
+use snapsync::cli::{DiffArgs, PruneArgs, PullArgs, ReplayArgs, RestoreArgs, VerifyArgs};
+use snapsync::clock::{Clock, StoreClock, SystemClock};
+use snapsync::config::Config;
+use snapsync::consumer;
+use snapsync::delta::{self, ChangeKind, Diff};
+use snapsync::error::Error;
+use snapsync::history::{self, DbCheck, Retention, Target};
+use snapsync::keys::{self, DatasetKeys};
+use snapsync::manifest::Manifest;
+use snapsync::remote;
+use snapsync::store::{self, DynStore, StoreUrl};
+use snapsync::sync::{DatasetConfig, Outcome, RunOptions};
 
 /// The one dataset a command works on: `--dataset`, or the only one configured.
 fn one_dataset(config: &Config) -> anyhow::Result<&DatasetConfig> {
@@ -103,7 +103,7 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
         (None, None) => unreachable!("clap requires --at or --version"),
     };
     if let (Target::At(_), Some(last)) = (target, manifest.last()) {
-        if crate::plan::clock_behind(last, now).is_some() {
+        if snapsync::plan::clock_behind(last, now).is_some() {
             tracing::warn!(dataset = %ds.name, version = last.version, created_at = %last.created_at, now = %keys::created_at(now), "the newest version is dated in the future (a clock ran ahead when it was published); --at picks versions by their created_at");
         }
     }
@@ -565,7 +565,7 @@ pub fn render_unified(
     match (a.records(), b.records()) {
         (Some(ra), Some(rb)) if ra.iter().chain(rb).all(|r| r.key.is_some()) => {
             let index =
-                |doc: &Document, recs: &[crate::canonical::Record]| -> HashMap<String, String> {
+                |doc: &Document, recs: &[snapsync::canonical::Record]| -> HashMap<String, String> {
                     recs.iter()
                         .map(|r| {
                             (
@@ -589,7 +589,8 @@ pub fn render_unified(
         }
         (Some(ra), Some(rb)) => {
             // No keys: records are matched by content; what is not in the other side changed.
-            let text = |doc: &Document, r: &crate::canonical::Record| doc.record_bytes(r).to_vec();
+            let text =
+                |doc: &Document, r: &snapsync::canonical::Record| doc.record_bytes(r).to_vec();
             let mut in_b: HashMap<Vec<u8>, usize> = HashMap::new();
             for r in rb {
                 *in_b.entry(text(b, r)).or_default() += 1;
