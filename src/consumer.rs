@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::{sha256_hex, Document, KeyPointer};
 use crate::error::{Error, Result};
+use crate::gzip;
 use crate::keys::DatasetKeys;
 use crate::manifest::{Entry, Manifest};
-use crate::plan;
 use crate::remote::{apply_step, read_delta_counted, read_manifest_with_etag};
 use crate::store::DynStore;
 
@@ -564,7 +564,7 @@ async fn download_latest(
         .ok_or_else(|| corrupt("has no snapsync metadata".into()))?;
     let body = if meta.content_encoding.as_deref() == Some("gzip") {
         Bytes::from(
-            plan::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
+            gzip::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
                 .map_err(|e| corrupt(format!("not valid gzip: {e}")))?,
         )
     } else {
@@ -593,7 +593,7 @@ async fn download_snapshot(store: &DynStore, entry: &Entry, bytes: &mut u64) -> 
         .await?
         .ok_or_else(|| corrupt("missing".into()))?;
     *bytes += raw.len() as u64;
-    let body = plan::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
+    let body = gzip::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
         .map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
     let got = sha256_hex(&body);
     if got != entry.sha256 {

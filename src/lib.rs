@@ -25,6 +25,7 @@ pub mod commands_history;
 pub mod config;
 pub mod consumer;
 pub mod db;
+pub mod gzip;
 pub mod manifest;
 pub mod plan;
 pub mod remote;
