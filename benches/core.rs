@@ -11,7 +11,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sha2::{Digest, Sha256};
 use snapsync::canonical::{Document, KeyPointer};
 use snapsync::delta;
-use snapsync::plan;
+use snapsync::gzip;
 use snapsync::table::{ReadOptions, TableFormat, DEFAULT_MAX_BYTES};
 use snapsync::transform::{self, JoinSpec, Pattern, Transform};
 
@@ -107,7 +107,7 @@ fn core(c: &mut Criterion) {
     });
     g.throughput(Throughput::Bytes(new.bytes().len() as u64));
     g.bench_function("gzip_snapshot", |b| {
-        b.iter(|| plan::gzip(new.bytes(), snapsync::config::DEFAULT_GZIP_LEVEL))
+        b.iter(|| gzip::gzip(new.bytes(), snapsync::config::DEFAULT_GZIP_LEVEL))
     });
 
     // Transforms, end to end from the fetched bytes (compare with canonicalize_and_hash).

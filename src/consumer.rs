@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::{sha256_hex, Document, KeyPointer};
 use crate::error::{Error, Result};
+use crate::gzip;
 use crate::keys::DatasetKeys;
 use crate::manifest::{Entry, Manifest};
-use crate::plan;
 use crate::remote::{apply_step, read_delta_counted, read_manifest_with_etag};
 use crate::store::DynStore;
 
@@ -563,7 +563,7 @@ async fn download_latest(
         .ok_or_else(|| corrupt("has no snapsync metadata".into()))?;
     let body = if meta.content_encoding.as_deref() == Some("gzip") {
         Bytes::from(
-            plan::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
+            gzip::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
                 .map_err(|e| corrupt(format!("not valid gzip: {e}")))?,
         )
     } else {
@@ -592,7 +592,7 @@ async fn download_snapshot(store: &DynStore, entry: &Entry, bytes: &mut u64) -> 
         .await?
         .ok_or_else(|| Error::not_found(store.url(), key))?;
     *bytes += raw.len() as u64;
-    let body = plan::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
+    let body = gzip::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
         .map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
     let got = sha256_hex(&body);
     if got != entry.sha256 {

@@ -11,7 +11,8 @@
 //! - [`table`], [`countries`], [`join`], [`transform`]: transforms, and the tables a join reads
 //!   and matches.
 //! - [`canonical`]: RFC 8785 canonical bytes, records and their sha256.
-//! - [`plan`]: what to publish, as data; [`delta`]: diff, and apply to check it.
+//! - [`plan`]: what to publish, as data; [`gzip`]: snapshot and delta compression; [`delta`]:
+//!   diff, and apply to check it.
 //! - [`keys`], [`manifest`]: every object key and metadata name; the version list.
 //! - [`store`]: the narrow store trait (file, S3); [`probe`]: does it honour conditional writes.
 //! - [`remote`]: a published dataset read and written through the store.
@@ -40,6 +41,7 @@ pub mod transform;
 
 pub mod canonical;
 pub mod delta;
+pub mod gzip;
 pub mod plan;
 
 pub mod keys;

@@ -18,6 +18,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::canonical::Document;
 use crate::delta::{Delta, Diff, VersionRef, FORMAT};
+use crate::gzip::gzip;
 use crate::keys::{self, DatasetKeys};
 use crate::manifest::Entry;
 use crate::store::{PutMode, PutOptions};
@@ -209,41 +210,6 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
     }
 }
 
-/// Compresses a whole body to gzip with libdeflate: on covid-shaped JSON its level 1 gives the
-/// bytes zlib's level 3 gives, 1.7x faster (30 MB: 45 ms and 3.60 MB vs 79 ms and 3.61 MB).
-pub fn gzip(bytes: &[u8], level: u32) -> Vec<u8> {
-    let level = libdeflater::CompressionLvl::new(level.min(12) as i32)
-        .unwrap_or_else(|_| libdeflater::CompressionLvl::default());
-    let mut c = libdeflater::Compressor::new(level);
-    let mut out = vec![0u8; c.gzip_compress_bound(bytes.len())];
-    let n = c
-        .gzip_compress(bytes, &mut out)
-        .expect("the buffer is as large as the bound");
-    out.truncate(n);
-    out
-}
-
-/// Decompresses at most `limit` bytes; `size_hint` (the expected size, 0 if unknown) saves the
-/// copies of a growing buffer.
-pub fn gunzip(bytes: &[u8], limit: u64, size_hint: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let hint = if size_hint > 0 {
-        size_hint.min(limit) as usize + 1
-    } else {
-        bytes.len() * 4
-    };
-    let mut out = Vec::with_capacity(hint);
-    flate2::read::MultiGzDecoder::new(bytes)
-        .take(limit + 1)
-        .read_to_end(&mut out)?;
-    if out.len() as u64 > limit {
-        return Err(std::io::Error::other(format!(
-            "decompresses to more than {limit} bytes"
-        )));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,21 +307,5 @@ mod tests {
             assert_eq!(t, now + Duration::milliseconds(v as i64 - 1));
             prev = remote(v, &format!("sha{v}"), &keys::created_at(t));
         }
-    }
-
-    #[test]
-    fn gzip_roundtrip_and_limit() {
-        let data = vec![b'x'; 100_000];
-        let gz = gzip(&data, 6);
-        assert_eq!(gunzip(&gz, 100_000, 100_000).unwrap(), data);
-        assert!(gunzip(&gz, 99_999, 0).is_err());
-    }
-
-    /// A stored object that is several gzip members (RFC 1952; `cat a.gz b.gz`) decodes whole.
-    #[test]
-    fn gunzip_reads_every_member() {
-        let two = [gzip(b"[1,", 1), gzip(b"2]", 6)].concat();
-        assert_eq!(gunzip(&two, 100, 0).unwrap(), b"[1,2]");
-        assert!(gunzip(&two, 4, 0).is_err());
     }
 }

@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 use crate::canonical::{sha256_hex, Document, KeyPointer};
 use crate::delta::{self, Delta};
 use crate::error::{Error, Result};
+use crate::gzip;
 use crate::keys::DatasetKeys;
 use crate::manifest::{Entry, Manifest};
-use crate::plan;
 use crate::store::{DynStore, PutMode, PutOptions};
 
 /// Canonical JSON bodies read back from the store are at most this large when decompressed.
@@ -105,7 +105,7 @@ pub async fn read_delta_counted(store: &DynStore, key: &str) -> Result<(Delta<'s
         .await?
         .ok_or_else(|| Error::not_found(store.url(), key))?;
     let json =
-        plan::gunzip(&bytes, MAX_DELTA, 0).map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
+        gzip::gunzip(&bytes, MAX_DELTA, 0).map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
     let delta =
         serde_json::from_slice(&json).map_err(|e| corrupt(format!("not a valid delta: {e}")))?;
     Ok((delta, bytes.len() as u64))
@@ -180,7 +180,7 @@ async fn read_body(store: &DynStore, key: &str) -> Result<Vec<u8>> {
         .await?
         .ok_or_else(|| Error::not_found(store.url(), key))?;
     if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
-        plan::gunzip(&bytes, MAX_BODY, 0).map_err(|e| Error::Corrupt {
+        gzip::gunzip(&bytes, MAX_BODY, 0).map_err(|e| Error::Corrupt {
             store: store.url().to_string(),
             key: key.to_string(),
             reason: format!("not valid gzip: {e}"),

@@ -34,6 +34,7 @@ use crate::clock::Clock;
 use crate::db::{DatasetState, Db, RunRecord, SourceState};
 use crate::delta::{self, Diff};
 use crate::error::{Error, Result};
+use crate::gzip;
 use crate::keys::{self, DatasetKeys};
 use crate::manifest::{Entry, Manifest};
 use crate::plan::{self, Decision, Remote};
@@ -217,7 +218,7 @@ pub async fn prepare(deps: &Deps, ds: &DatasetConfig) -> Result<Prepared> {
     let (key, level) = (ds.key.clone(), ds.gzip_level);
     let made = crate::blocking(move || {
         transform::apply(&raw, &key, &transforms).map(|(doc, stats)| {
-            let snapshot_gz = Bytes::from(plan::gzip(doc.bytes(), level));
+            let snapshot_gz = Bytes::from(gzip::gzip(doc.bytes(), level));
             (doc, stats, snapshot_gz)
         })
     })
@@ -952,7 +953,7 @@ impl Run<'_> {
         let gz_doc = doc.clone();
         let gz = tokio::task::spawn_blocking(move || match snapshot_gz {
             Some(gz) => gz,
-            None => Bytes::from(plan::gzip(gz_doc.bytes(), level)),
+            None => Bytes::from(gzip::gzip(gz_doc.bytes(), level)),
         });
         let diff = match remote {
             None => None,
@@ -1001,7 +1002,7 @@ impl Run<'_> {
                 entry.canonical_bytes,
             );
             let cached = crate::blocking(move || {
-                let body = plan::gunzip(&gz, MAX_BODY, size).map_err(|e| e.to_string())?;
+                let body = gzip::gunzip(&gz, MAX_BODY, size).map_err(|e| e.to_string())?;
                 Document::from_canonical(Bytes::from(body), &key, &sha)
             })
             .await;

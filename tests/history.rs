@@ -16,10 +16,10 @@ use serde_json::{json, Value};
 use snapsync::canonical::{Document, KeyPointer};
 use snapsync::consumer::{self, Via};
 use snapsync::db::Db;
+use snapsync::gzip;
 use snapsync::history::{self, Fix, Retention, Target};
 use snapsync::keys::DatasetKeys;
 use snapsync::manifest::Manifest;
-use snapsync::plan;
 use snapsync::remote;
 use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::file::FileStore;
@@ -186,10 +186,10 @@ impl History {
 /// keeping its metadata: only the content's hash can tell.
 async fn tamper(store: &DynStore, key: &str, f: impl FnOnce(Vec<u8>) -> Vec<u8>) {
     let (raw, meta) = store.get(key).await.unwrap().unwrap();
-    let body = f(plan::gunzip(&raw, 1 << 30, 0).unwrap());
+    let body = f(gzip::gunzip(&raw, 1 << 30, 0).unwrap());
     let opts = PutOptions::gzip_json(PutMode::Overwrite).with_metadata(meta.metadata);
     store
-        .put(key, Bytes::from(plan::gzip(&body, 3)), opts)
+        .put(key, Bytes::from(gzip::gzip(&body, 3)), opts)
         .await
         .unwrap();
 }
@@ -478,7 +478,7 @@ async fn plant_orphan(store: &DynStore, key: &str, like: &snapsync::manifest::En
     store
         .put(
             key,
-            Bytes::from(plan::gzip(b"[]", 1)),
+            Bytes::from(gzip::gzip(b"[]", 1)),
             PutOptions::gzip_json(PutMode::Create).with_metadata(e.to_metadata()),
         )
         .await

@@ -174,7 +174,7 @@ async fn janitor_beside(kind: &str, writer: Writer) {
     store
         .put(
             &stray,
-            Bytes::from(snapsync::plan::gzip(b"[]", 1)),
+            Bytes::from(snapsync::gzip::gzip(b"[]", 1)),
             PutOptions::gzip_json(PutMode::Create).with_metadata(e.to_metadata()),
         )
         .await

@@ -1,0 +1,241 @@
+//! Canonical bytes (RFC 8785, JCS) and the version's identity, `sha256(canonical bytes)`.
+//!
+//! The decision a newcomer would get wrong: we never build a `serde_json::Value` tree of the
+//! whole dataset. A 30 MB covid file as a `Value` takes ~500 MB (one B-tree node per small
+//! object). Instead the parser streams straight into canonical bytes, sorting each object's
+//! members in place in the output buffer, and a top-level array is remembered as *record
+//! spans* into that one buffer (with each record's key). Diffing then compares records as byte
+//! slices and parses only the ones that changed, one pair at a time.
+//!
+//! JCS details that matter: members sorted by UTF-16 code units (not UTF-8 bytes), numbers
+//! printed as ECMAScript does (`1e+21`, `1.5`, integers beyond 2^53 rounded to the nearest
+//! double), strings escaped minimally (only `"`, `\` and control characters), no whitespace.
+//! Duplicate member names are rejected, as I-JSON requires.
+//!
+//! Two parsers drive the same visitors: [`fast`], a tokenizer for the common case that gives
+//! up on anything it is not sure of, and serde_json's, which then decides and words the error.
+//!
+//! The code is cut by what it does: `pointer` the JSON Pointers that name record keys,
+//! `parse` the streaming canonicalizer that turns JSON text into a [`Document`], `write`
+//! canonical writing of strings, numbers and `Value`s, and `scan` the byte scanners that
+//! split canonical text without parsing it. This file holds [`Document`] and the identity
+//! hash, and re-exports the public API so callers name everything as `canonical::X`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+mod fast;
+mod parse;
+mod pointer;
+mod scan;
+mod write;
+
+pub use parse::utf16_hint;
+use parse::{canonicalize, explain_json_error};
+pub use pointer::{escape_token, parse_pointer, KeyPointer};
+use scan::{member_name, member_spans};
+pub use scan::{split_array, split_object, split_object_like};
+pub use write::{cmp_utf16, to_canonical_vec, write_str, write_value};
+
+/// One element of a top-level array: where its canonical bytes are, and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub start: usize,
+    pub end: usize,
+    /// Canonical bytes of the value at the key pointer, when the record has one.
+    pub key: Option<Box<[u8]>>,
+    /// Where the members of an object record are, found while it was written (or scanned):
+    /// diff and apply start from them instead of scanning each record again.
+    pub members: Option<Box<[MemberSpan]>>,
+}
+
+/// One member of an object, as offsets into the document's bytes: the quoted name is
+/// `name..value - 1` (a colon follows it), the value `value..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberSpan {
+    pub name: usize,
+    pub value: usize,
+    pub end: usize,
+}
+
+/// A dataset version in canonical form.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Checked to be UTF-8 once, when the document is made: diff and apply read it as text.
+    text: ByteString,
+    sha256: String,
+    /// `Some` when the top level is an array: its elements, in order.
+    records: Option<Vec<Record>>,
+}
+
+impl fmt::Debug for Document {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Document")
+            .field("len", &self.text.len())
+            .field("sha256", &self.sha256)
+            .field("records", &self.records.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+impl Document {
+    /// Parses any JSON text into canonical form, remembering records of a top-level array and
+    /// their keys. The error says what is wrong and where (line and column).
+    pub fn from_json(raw: &[u8], key: &KeyPointer) -> Result<Self, String> {
+        Self::from_json_dropping(raw, key, &[])
+    }
+
+    /// [`Document::from_json`] that leaves out every member or element matching one of `drops`
+    /// (JSON pointer tokens, `*` matching any name or index) while it streams: the `drop`
+    /// transform at parsing speed. A pattern must not name whole top-level records.
+    pub fn from_json_dropping(
+        raw: &[u8],
+        key: &KeyPointer,
+        drops: &[Vec<String>],
+    ) -> Result<Self, String> {
+        let drops: Vec<&[String]> = drops
+            .iter()
+            .map(Vec::as_slice)
+            .filter(|d| !d.is_empty())
+            .collect();
+        let fast = std::str::from_utf8(raw).ok().and_then(|text| {
+            canonicalize(&mut fast::Parser::new(text), raw.len(), key, &drops).ok()
+        });
+        let (out, records) = match fast {
+            Some(parsed) => parsed,
+            // serde_json's parser decides what the fast path gave up on, and words the error.
+            None => canonicalize(
+                &mut serde_json::Deserializer::from_slice(raw),
+                raw.len(),
+                key,
+                &drops,
+            )
+            .map_err(|e| explain_json_error(raw, &e))?,
+        };
+        Self::from_parts(out, records)
+    }
+
+    /// Canonical bytes of one `Value` (for small documents and tests).
+    pub fn from_value(value: &Value, key: &KeyPointer) -> Self {
+        let text = serde_json::to_vec(value).expect("a Value always serializes");
+        Self::from_json(&text, key).expect("a serialized Value is valid JSON")
+    }
+
+    fn from_parts(bytes: Vec<u8>, records: Option<Vec<Record>>) -> Result<Self, String> {
+        let sha256 = sha256_hex(&bytes);
+        // The canonicalizer writes only UTF-8; checked here once rather than at every use.
+        let text = ByteString::try_from(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+        Ok(Document {
+            text,
+            sha256,
+            records,
+        })
+    }
+
+    /// Wraps a stored version's canonical bytes without rewriting them, after checking they
+    /// hash to `sha256`. Record spans and keys come from a scan of the (trusted, canonical)
+    /// text that allocates nothing per value: loading the previous version costs little more
+    /// than hashing it.
+    ///
+    /// The text is not parsed: such a document is a base to diff from or to patch (where
+    /// text that does not split is an error), not the new side of a diff.
+    pub fn from_canonical(bytes: Bytes, key: &KeyPointer, sha256: &str) -> Result<Self, String> {
+        let got = sha256_hex(&bytes);
+        if got != sha256 {
+            return Err(format!("content hashes to {got}, expected {sha256}"));
+        }
+        let text = ByteString::try_from(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+        let records = if text.starts_with('[') {
+            let base = text.as_ptr() as usize;
+            let items = split_array(&text).ok_or("not a canonical JSON array")?;
+            let records = items
+                .into_iter()
+                .map(|item| {
+                    let start = item.as_ptr() as usize - base;
+                    Record {
+                        start,
+                        end: start + item.len(),
+                        key: if key.tokens.is_empty() {
+                            None
+                        } else {
+                            scan::pointer(item.as_bytes(), &key.tokens).map(Box::from)
+                        },
+                        members: member_spans(item, start),
+                    }
+                })
+                .collect();
+            Some(records)
+        } else {
+            None
+        };
+        Ok(Document {
+            sha256: got,
+            text,
+            records,
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        self.text.as_bytes()
+    }
+    /// The canonical text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+    /// The canonical bytes, shared (no copy).
+    pub fn shared_bytes(&self) -> Bytes {
+        self.text.as_bytes().clone()
+    }
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+    pub fn records(&self) -> Option<&[Record]> {
+        self.records.as_deref()
+    }
+    pub fn record_count(&self) -> Option<usize> {
+        self.records.as_ref().map(Vec::len)
+    }
+    pub fn record_bytes(&self, r: &Record) -> &[u8] {
+        &self.text.as_bytes()[r.start..r.end]
+    }
+    /// The members of an object record (names unescaped, values as text), from its spans.
+    pub fn record_members(&self, r: &Record) -> Option<Vec<(Cow<'_, str>, &str)>> {
+        let text = self.text();
+        r.members
+            .as_ref()?
+            .iter()
+            .map(|m| {
+                Some((
+                    member_name(text.get(m.name..m.value - 1)?)?,
+                    text.get(m.value..m.end)?,
+                ))
+            })
+            .collect()
+    }
+    /// The whole document as a `Value` (only for small documents, or a fallback path).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.text).expect("canonical bytes are valid JSON")
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Renders a record key (canonical JSON) for people: strings without their quotes.
+pub fn display_key(key: &[u8]) -> String {
+    if key.first() == Some(&b'"') {
+        if let Ok(s) = serde_json::from_slice::<String>(key) {
+            return s;
+        }
+    }
+    String::from_utf8_lossy(key).into_owned()
+}
+
+#[cfg(test)]
+mod tests;

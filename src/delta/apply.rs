@@ -1,0 +1,620 @@
+//! Applying a patch, written independently of the diff: [`apply_document`] (and its streaming
+//! forms [`apply_document_into`] and [`apply_and_compare`]) keeps the document as canonical
+//! text and splits only the containers on an operation's path, through the `Lazy` values and
+//! the block-wise `Seq` of array elements; [`apply_value`] patches a whole `serde_json::Value`.
+//! Both refuse results nested deeper than `MAX_DEPTH`.
+
+use std::borrow::Cow;
+use std::io::Write;
+
+use serde_json::Value;
+
+use crate::canonical::{
+    cmp_utf16, parse_pointer, split_array, split_object, to_canonical_vec, write_value, Document,
+};
+
+use super::{ApplyError, PatchOp};
+
+/// Deepest nesting a patch may produce: serde_json's parse limit, which already bounds every
+/// document snapsync canonicalizes and every value a delta file can carry. Applying, writing
+/// and dropping values recurse, so without it a patch that nests one level deeper with each
+/// `add` (or `copy`) would overflow the stack of whoever applies it (`verify`, a consumer)
+/// instead of being refused.
+const MAX_DEPTH: usize = 128;
+
+/// Refuses an operation that would put a value `depth` levels deep at a path `path_len` deep.
+fn check_nesting(path_len: usize, depth: usize) -> Result<(), String> {
+    if path_len + depth > MAX_DEPTH {
+        Err(format!(
+            "the result would nest deeper than {MAX_DEPTH} levels"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Nesting depth of a value (a scalar is 0), without recursion.
+fn value_depth(v: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(v, 0)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(a) => {
+                max = max.max(d + 1);
+                stack.extend(a.iter().map(|c| (c, d + 1)));
+            }
+            Value::Object(m) => {
+                max = max.max(d + 1);
+                stack.extend(m.values().map(|c| (c, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Nesting depth of JSON text, without parsing it.
+fn text_depth(t: &str) -> usize {
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0, false, false);
+    for b in t.bytes() {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Applies `patch` to a whole `Value` (RFC 6902, all six operations).
+pub fn apply_value(doc: &mut Value, patch: &[PatchOp]) -> Result<(), ApplyError> {
+    for (index, op) in patch.iter().enumerate() {
+        apply_one(doc, op).map_err(|reason| ApplyError {
+            index,
+            op: op.name(),
+            path: op.path().to_string(),
+            reason,
+        })?;
+    }
+    Ok(())
+}
+
+/// Applies `patch` to a canonical document and returns the canonical bytes of the result.
+///
+/// The document stays text: only the containers on an operation's path are split into their
+/// members (borrowed slices), so applying a delta to a 30 MB dataset parses little more than
+/// the changed paths and copies the rest through.
+pub fn apply_document(doc: &Document, patch: &[PatchOp]) -> Result<Vec<u8>, ApplyError> {
+    let mut out = Vec::with_capacity(doc.bytes().len() + 1024);
+    apply_document_into(doc, patch, &mut out)?;
+    Ok(out)
+}
+
+/// [`apply_document`], streaming the result into `out` (a hasher, to check a delta without
+/// holding a second copy of the document).
+pub fn apply_document_into(
+    doc: &Document,
+    patch: &[PatchOp],
+    out: &mut impl Write,
+) -> Result<(), ApplyError> {
+    let text = doc.text();
+    // A top-level array's records are known already: no need to scan 30 MB to split it.
+    let mut root = match doc.records() {
+        Some(records) if !patch.is_empty() => Lazy::Array(
+            records
+                .iter()
+                .map(|r| match doc.record_members(r) {
+                    Some(m) => {
+                        Lazy::Object(m.into_iter().map(|(k, v)| (k, Lazy::Raw(v))).collect())
+                    }
+                    None => Lazy::Raw(&text[r.start..r.end]),
+                })
+                .collect(),
+        ),
+        _ => Lazy::Raw(text),
+    };
+    for (index, op) in patch.iter().enumerate() {
+        apply_lazy(&mut root, op).map_err(|reason| ApplyError {
+            index,
+            op: op.name(),
+            path: op.path().to_string(),
+            reason,
+        })?;
+    }
+    let mut buf = Vec::new();
+    root.write(out, &mut buf).map_err(|e| ApplyError {
+        index: patch.len(),
+        op: "write",
+        path: String::new(),
+        reason: e.to_string(),
+    })
+}
+
+/// Applies `patch` to `doc` and compares the result with `expected` as it streams, with no
+/// copy and no hash: `Ok(None)` when they are equal, else the offset of the first difference.
+/// A publishing run checks its delta this way against the new version's own bytes, which is
+/// what their hash stands for.
+pub fn apply_and_compare(
+    doc: &Document,
+    patch: &[PatchOp],
+    expected: &[u8],
+) -> Result<Option<usize>, ApplyError> {
+    struct Compare<'e> {
+        expected: &'e [u8],
+        pos: usize,
+        differs: Option<usize>,
+    }
+    impl Write for Compare<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.differs.is_none() {
+                let have = self.expected.get(self.pos..).unwrap_or_default();
+                if !have.starts_with(buf) {
+                    let same = have.iter().zip(buf).take_while(|(a, b)| a == b).count();
+                    self.differs = Some(self.pos + same);
+                }
+            }
+            self.pos += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Compare {
+        expected,
+        pos: 0,
+        differs: None,
+    };
+    apply_document_into(doc, patch, &mut c)?;
+    Ok(c.differs
+        .or((c.pos != expected.len()).then_some(c.pos.min(expected.len()))))
+}
+
+/// A JSON value being patched: canonical text until an operation needs to look inside it.
+#[derive(Clone)]
+enum Lazy<'a> {
+    Raw(&'a str),
+    /// Members in canonical (UTF-16) order.
+    Object(Vec<(Cow<'a, str>, Lazy<'a>)>),
+    Array(Seq<Lazy<'a>>),
+    Owned(Value),
+}
+
+/// The elements of an array being patched, kept in blocks of about [`BLOCK`], so that an
+/// insert or a remove shifts one block, not the whole array: a re-sorted day of a million
+/// records is a move per record, and each move is a remove plus an insert.
+#[derive(Clone)]
+pub(super) struct Seq<T> {
+    pub(super) blocks: Vec<Vec<T>>,
+    len: usize,
+}
+
+const BLOCK: usize = 1024;
+
+impl<T> FromIterator<T> for Seq<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        // Sized for what comes (most arrays are small), never more than a block at a time.
+        let capacity = |hint: usize| hint.min(BLOCK);
+        let mut blocks = Vec::new();
+        let mut block = Vec::with_capacity(capacity(iter.size_hint().0));
+        for item in iter {
+            if block.len() == BLOCK {
+                blocks.push(std::mem::replace(&mut block, Vec::with_capacity(BLOCK)));
+            }
+            block.push(item);
+        }
+        blocks.push(block);
+        let len = blocks.iter().map(Vec::len).sum();
+        Seq { blocks, len }
+    }
+}
+
+impl<T> Seq<T> {
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The block holding index `i` and the offset in it; `i == len` is the end of the last
+    /// block. There is always at least one block.
+    fn locate(&self, mut i: usize) -> (usize, usize) {
+        let last = self.blocks.len() - 1;
+        for (b, block) in self.blocks.iter().enumerate() {
+            if i < block.len() || b == last {
+                return (b, i);
+            }
+            i -= block.len();
+        }
+        unreachable!("blocks is never empty")
+    }
+
+    pub(super) fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        if i >= self.len {
+            return None;
+        }
+        let (b, at) = self.locate(i);
+        self.blocks[b].get_mut(at)
+    }
+
+    /// Inserts at `i` (`i <= len`).
+    pub(super) fn insert(&mut self, i: usize, value: T) {
+        let (b, at) = self.locate(i);
+        let block = &mut self.blocks[b];
+        block.insert(at, value);
+        if block.len() >= 2 * BLOCK {
+            let tail = block.split_off(BLOCK);
+            self.blocks.insert(b + 1, tail);
+        }
+        self.len += 1;
+    }
+
+    /// Removes the element at `i` (`i < len`).
+    pub(super) fn remove(&mut self, i: usize) -> T {
+        let (b, at) = self.locate(i);
+        let value = self.blocks[b].remove(at);
+        if self.blocks[b].is_empty() && self.blocks.len() > 1 {
+            self.blocks.remove(b);
+        }
+        self.len -= 1;
+        value
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.blocks.iter().flatten()
+    }
+}
+
+impl<'a> Lazy<'a> {
+    /// Splits a container into its members or elements; an error when the document's text
+    /// there is not well-formed (a damaged stored version), never a panic.
+    fn expand(&mut self) -> Result<(), String> {
+        let malformed = || "the document is not well-formed JSON there".to_string();
+        let expanded = match self {
+            Lazy::Raw(t) if t.starts_with('{') => Lazy::Object(
+                split_object(t)
+                    .ok_or_else(malformed)?
+                    .into_iter()
+                    .map(|(k, v)| (k, Lazy::Raw(v)))
+                    .collect(),
+            ),
+            Lazy::Raw(t) if t.starts_with('[') => Lazy::Array(
+                split_array(t)
+                    .ok_or_else(malformed)?
+                    .into_iter()
+                    .map(Lazy::Raw)
+                    .collect(),
+            ),
+            Lazy::Owned(Value::Object(m)) => {
+                let mut members: Vec<(Cow<'a, str>, Lazy<'a>)> = std::mem::take(m)
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k), Lazy::Owned(v)))
+                    .collect();
+                members.sort_by(|a, b| cmp_utf16(&a.0, &b.0));
+                Lazy::Object(members)
+            }
+            Lazy::Owned(Value::Array(a)) => {
+                Lazy::Array(std::mem::take(a).into_iter().map(Lazy::Owned).collect())
+            }
+            _ => return Ok(()),
+        };
+        *self = expanded;
+        Ok(())
+    }
+
+    fn child(&mut self, token: &str) -> Result<&mut Lazy<'a>, String> {
+        self.expand()?;
+        match self {
+            Lazy::Object(m) => match m.binary_search_by(|(k, _)| cmp_utf16(k, token)) {
+                Ok(i) => Ok(&mut m[i].1),
+                Err(_) => Err(format!("member {token:?} does not exist")),
+            },
+            Lazy::Array(a) => {
+                let len = a.len();
+                let i = array_index(token, len)?;
+                a.get_mut(i)
+                    .ok_or_else(|| format!("index {i} is out of bounds (length {len})"))
+            }
+            _ => Err(format!("cannot descend into a scalar at {token:?}")),
+        }
+    }
+
+    fn resolve(&mut self, path: &[String]) -> Result<&mut Lazy<'a>, String> {
+        path.iter().try_fold(self, |cur, t| cur.child(t))
+    }
+
+    fn add(&mut self, path: &[String], value: Lazy<'a>) -> Result<(), String> {
+        let Some((last, parent)) = path.split_last() else {
+            *self = value;
+            return Ok(());
+        };
+        let parent = self.resolve(parent)?;
+        parent.expand()?;
+        match parent {
+            Lazy::Object(m) => {
+                match m.binary_search_by(|(k, _)| cmp_utf16(k, last)) {
+                    Ok(i) => m[i].1 = value,
+                    Err(i) => m.insert(i, (Cow::Owned(last.clone()), value)),
+                }
+                Ok(())
+            }
+            Lazy::Array(a) => {
+                let i = if last == "-" {
+                    a.len()
+                } else {
+                    array_index(last, a.len())?
+                };
+                a.insert(i, value);
+                Ok(())
+            }
+            _ => Err("parent is not an object or array".into()),
+        }
+    }
+
+    fn remove(&mut self, path: &[String]) -> Result<Lazy<'a>, String> {
+        let Some((last, parent)) = path.split_last() else {
+            return Err("cannot remove the whole document".into());
+        };
+        let parent = self.resolve(parent)?;
+        parent.expand()?;
+        match parent {
+            Lazy::Object(m) => match m.binary_search_by(|(k, _)| cmp_utf16(k, last)) {
+                Ok(i) => Ok(m.remove(i).1),
+                Err(_) => Err(format!("member {last:?} does not exist")),
+            },
+            Lazy::Array(a) => {
+                let i = array_index(last, a.len())?;
+                if i >= a.len() {
+                    return Err(format!("index {i} is out of bounds (length {})", a.len()));
+                }
+                Ok(a.remove(i))
+            }
+            _ => Err("parent is not an object or array".into()),
+        }
+    }
+
+    /// Canonical bytes; `buf` is scratch space for owned values.
+    fn write(&self, out: &mut impl Write, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        match self {
+            Lazy::Raw(t) => out.write_all(t.as_bytes()),
+            Lazy::Owned(v) => {
+                buf.clear();
+                write_value(v, buf);
+                out.write_all(buf)
+            }
+            Lazy::Array(items) => {
+                out.write_all(b"[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    item.write(out, buf)?;
+                }
+                out.write_all(b"]")
+            }
+            Lazy::Object(members) => {
+                out.write_all(b"{")?;
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.write_all(b",")?;
+                    }
+                    buf.clear();
+                    match k {
+                        // Split from the text with no escape in its quotes: already canonical.
+                        Cow::Borrowed(name) => {
+                            buf.push(b'"');
+                            buf.extend_from_slice(name.as_bytes());
+                            buf.push(b'"');
+                        }
+                        Cow::Owned(name) => crate::canonical::write_str(name, buf),
+                    }
+                    buf.push(b':');
+                    out.write_all(buf)?;
+                    v.write(out, buf)?;
+                }
+                out.write_all(b"}")
+            }
+        }
+    }
+
+    /// Nesting depth, without recursion.
+    fn depth(&self) -> usize {
+        let mut max = 0;
+        let mut stack = vec![(self, 0)];
+        while let Some((v, d)) = stack.pop() {
+            match v {
+                Lazy::Raw(t) => max = max.max(d + text_depth(t)),
+                Lazy::Owned(v) => max = max.max(d + value_depth(v)),
+                Lazy::Array(items) => {
+                    max = max.max(d + 1);
+                    stack.extend(items.iter().map(|c| (c, d + 1)));
+                }
+                Lazy::Object(members) => {
+                    max = max.max(d + 1);
+                    stack.extend(members.iter().map(|(_, c)| (c, d + 1)));
+                }
+            }
+        }
+        max
+    }
+
+    fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write(&mut out, &mut Vec::new())
+            .expect("writing to a Vec cannot fail");
+        out
+    }
+}
+
+fn apply_lazy<'a>(root: &mut Lazy<'a>, op: &PatchOp) -> Result<(), String> {
+    let path = parse_pointer(op.path())?;
+    match op {
+        PatchOp::Add { value, .. } => {
+            check_nesting(path.len(), value_depth(value))?;
+            root.add(&path, Lazy::Owned(value.clone()))
+        }
+        PatchOp::Remove { .. } => root.remove(&path).map(drop),
+        PatchOp::Replace { value, .. } => {
+            check_nesting(path.len(), value_depth(value))?;
+            *root.resolve(&path)? = Lazy::Owned(value.clone());
+            Ok(())
+        }
+        PatchOp::Move { from, .. } => {
+            let from = parse_pointer(from)?;
+            if from == path {
+                return root.resolve(&from).map(drop);
+            }
+            if path.len() > from.len() && path.starts_with(&from) {
+                return Err("cannot move a value into one of its own children".into());
+            }
+            check_nesting(path.len(), root.resolve(&from)?.depth())?;
+            let v = root.remove(&from)?;
+            root.add(&path, v)
+        }
+        PatchOp::Copy { from, .. } => {
+            let source = root.resolve(&parse_pointer(from)?)?;
+            check_nesting(path.len(), source.depth())?;
+            let v = source.clone();
+            root.add(&path, v)
+        }
+        PatchOp::Test { value, .. } => {
+            if root.resolve(&path)?.canonical() == to_canonical_vec(value) {
+                Ok(())
+            } else {
+                Err("test failed: value differs".into())
+            }
+        }
+    }
+}
+
+/// Applies one operation to a whole tree.
+fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
+    let path = parse_pointer(op.path())?;
+    let path = &path[..];
+    match op {
+        PatchOp::Add { value, .. } => {
+            check_nesting(path.len(), value_depth(value))?;
+            add(doc, path, value.clone())
+        }
+        PatchOp::Remove { .. } => remove(doc, path).map(drop),
+        PatchOp::Replace { value, .. } => {
+            check_nesting(path.len(), value_depth(value))?;
+            let target = resolve_mut(doc, path)?;
+            *target = value.clone();
+            Ok(())
+        }
+        PatchOp::Move { from, .. } => {
+            let from = parse_pointer(from)?;
+            let from = &from[..];
+            if from == path {
+                return resolve_mut(doc, from).map(drop);
+            }
+            if path.len() > from.len() && path.starts_with(from) {
+                return Err("cannot move a value into one of its own children".into());
+            }
+            check_nesting(path.len(), value_depth(resolve_mut(doc, from)?))?;
+            let v = remove(doc, from)?;
+            add(doc, path, v)
+        }
+        PatchOp::Copy { from, .. } => {
+            let from = parse_pointer(from)?;
+            let source = resolve_mut(doc, &from)?;
+            check_nesting(path.len(), value_depth(source))?;
+            let v = source.clone();
+            add(doc, path, v)
+        }
+        PatchOp::Test { value, .. } => {
+            let target = resolve_mut(doc, path)?;
+            if to_canonical_vec(target) == to_canonical_vec(value) {
+                Ok(())
+            } else {
+                Err("test failed: value differs".into())
+            }
+        }
+    }
+}
+
+fn array_index(token: &str, len: usize) -> Result<usize, String> {
+    let valid = !token.is_empty()
+        && token.bytes().all(|b| b.is_ascii_digit())
+        && (token == "0" || !token.starts_with('0'));
+    let i: usize = if valid { token.parse().ok() } else { None }
+        .ok_or_else(|| format!("{token:?} is not an array index"))?;
+    if i > len {
+        return Err(format!("index {i} is out of bounds (length {len})"));
+    }
+    Ok(i)
+}
+
+fn resolve_mut<'v>(doc: &'v mut Value, path: &[String]) -> Result<&'v mut Value, String> {
+    let mut cur = doc;
+    for t in path {
+        cur = match cur {
+            Value::Object(m) => m
+                .get_mut(t)
+                .ok_or_else(|| format!("member {t:?} does not exist"))?,
+            Value::Array(a) => {
+                let len = a.len();
+                let i = array_index(t, len)?;
+                a.get_mut(i)
+                    .ok_or_else(|| format!("index {i} is out of bounds (length {len})"))?
+            }
+            _ => return Err(format!("cannot descend into a scalar at {t:?}")),
+        };
+    }
+    Ok(cur)
+}
+
+fn add(doc: &mut Value, path: &[String], value: Value) -> Result<(), String> {
+    let Some((last, parent)) = path.split_last() else {
+        *doc = value;
+        return Ok(());
+    };
+    match resolve_mut(doc, parent)? {
+        Value::Object(m) => {
+            m.insert(last.clone(), value);
+            Ok(())
+        }
+        Value::Array(a) => {
+            let i = if last == "-" {
+                a.len()
+            } else {
+                array_index(last, a.len())?
+            };
+            a.insert(i, value);
+            Ok(())
+        }
+        _ => Err("parent is not an object or array".into()),
+    }
+}
+
+fn remove(doc: &mut Value, path: &[String]) -> Result<Value, String> {
+    let Some((last, parent)) = path.split_last() else {
+        return Err("cannot remove the whole document".into());
+    };
+    match resolve_mut(doc, parent)? {
+        Value::Object(m) => m
+            .remove(last)
+            .ok_or_else(|| format!("member {last:?} does not exist")),
+        Value::Array(a) => {
+            let i = array_index(last, a.len())?;
+            if i >= a.len() {
+                return Err(format!("index {i} is out of bounds (length {})", a.len()));
+            }
+            Ok(a.remove(i))
+        }
+        _ => Err("parent is not an object or array".into()),
+    }
+}
