@@ -105,8 +105,13 @@ pub fn parse(text: &'static str) -> (Vec<Country>, Vec<String>) {
 
 /// The country a name means, if the table knows it.
 pub fn by_name(name: &str) -> Option<&'static Country> {
+    by_normalized(&normalize(name))
+}
+
+/// [`by_name`] for a name already [`normalize`]d (a join normalizes each key once).
+pub fn by_normalized(norm: &str) -> Option<&'static Country> {
     let ix = index();
-    ix.by_name.get(&normalize(name)).map(|&i| &ix.countries[i])
+    ix.by_name.get(norm).map(|&i| &ix.countries[i])
 }
 
 /// The country of an ISO 3166-1 alpha-2 or alpha-3 code (any case).
@@ -115,11 +120,6 @@ pub fn by_code(code: &str) -> Option<&'static Country> {
     ix.by_code
         .get(&code.trim().to_ascii_lowercase())
         .map(|&i| &ix.countries[i])
-}
-
-/// Every country of the table.
-pub fn all() -> &'static [Country] {
-    &index().countries
 }
 
 /// The form names are compared in: accents folded, lowercase, `&` read as "and", every run

@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 
 use crate::countries::{self, normalize};
 use crate::table::{self, ReadOptions, Table, TableFormat};
+use crate::transform::pointer;
 
 /// A join before its table is fetched: where the table is and how to use it.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,7 +227,7 @@ impl Join {
                     Value::String(code) => Some(country_of_code(code)),
                     _ => None,
                 },
-                None if spec.aliases => countries::by_name(&key).map(|c| c.iso3.to_string()),
+                None if spec.aliases => countries::by_normalized(&norm).map(|c| c.iso3.to_string()),
                 None => None,
             };
             // Values move into the join's rows, unless another field uses the column too.
@@ -317,7 +318,7 @@ impl Join {
         }
         let country = match iso {
             Some(code) => Some(country_of_code(code)),
-            None if self.aliases => countries::by_name(&norm).map(|c| c.iso3.to_string()),
+            None if self.aliases => countries::by_normalized(&norm).map(|c| c.iso3.to_string()),
             None => None,
         }?;
         self.by_country.get(&country).copied()
@@ -368,55 +369,57 @@ impl Join {
         let unused: Vec<usize> = (0..self.rows.len())
             .filter(|&i| !stats.used.get(i).copied().unwrap_or(false))
             .collect();
-        let row_norm: Vec<String> = self.row_names.iter().map(|(n, _)| normalize(n)).collect();
-        let score = |key: &str, row: usize| similarity(&normalize(key), &row_norm[row]);
         // Candidates among the unused rows (all rows when none is unused).
         let pool: Vec<usize> = if unused.is_empty() {
             (0..self.rows.len()).collect()
         } else {
             unused.clone()
         };
-        let closest_rows = |key: &str| -> Vec<(String, u32)> {
-            let mut scored: Vec<(f64, usize)> = pool.iter().map(|&r| (score(key, r), r)).collect();
-            scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-            scored
-                .into_iter()
-                .take_while(|(s, _)| *s >= CLOSE)
-                .take(3)
-                .map(|(_, r)| self.row_names[r].clone())
-                .collect()
-        };
+        // Every unmatched key against every candidate row, scored once.
+        let row_norm: Vec<String> = pool
+            .iter()
+            .map(|&r| normalize(&self.row_names[r].0))
+            .collect();
+        let scores: Vec<Vec<f64>> = stats
+            .unmatched
+            .iter()
+            .map(|k| {
+                let k = normalize(k);
+                row_norm.iter().map(|r| similarity(&k, r)).collect()
+            })
+            .collect();
         let unmatched = stats
             .unmatched
             .iter()
-            .map(|k| (k.clone(), closest_rows(k)))
-            .collect();
-        let unused_rows = unused
-            .iter()
-            .map(|&r| {
-                let mut scored: Vec<(f64, &String)> =
-                    stats.unmatched.iter().map(|k| (score(k, r), k)).collect();
-                scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-                let (name, number) = self.row_names[r].clone();
+            .zip(&scores)
+            .map(|(key, row)| {
+                let near = closest(row.iter().zip(&pool).map(|(s, &r)| (*s, r)));
                 (
-                    name,
-                    number,
-                    scored
-                        .into_iter()
-                        .take_while(|(s, _)| *s >= CLOSE)
-                        .take(3)
-                        .map(|(_, k)| k.clone())
+                    key.clone(),
+                    near.into_iter()
+                        .map(|r| self.row_names[r].clone())
                         .collect(),
                 )
             })
             .collect();
+        // With unused rows, the pool is exactly them.
+        let unused_rows = unused
+            .iter()
+            .enumerate()
+            .map(|(p, &r)| {
+                let (name, number) = self.row_names[r].clone();
+                let near = closest(scores.iter().map(|row| row[p]).zip(&stats.unmatched));
+                (name, number, near.into_iter().cloned().collect())
+            })
+            .collect();
         // Likely pairs: best first, each key and row once, only when close.
         let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
-        for (k, key) in stats.unmatched.iter().enumerate() {
-            for &r in &unused {
-                let s = score(key, r);
-                if s >= LIKELY {
-                    pairs.push((s, k, r));
+        if !unused.is_empty() {
+            for (k, row) in scores.iter().enumerate() {
+                for (p, &s) in row.iter().enumerate() {
+                    if s >= LIKELY {
+                        pairs.push((s, k, pool[p]));
+                    }
                 }
             }
         }
@@ -442,6 +445,13 @@ impl Join {
             unknown_names: self.unknown_names.clone(),
         }
     }
+}
+
+/// The (up to 3) best-scored items at least [`CLOSE`], best first.
+fn closest<T>(scored: impl Iterator<Item = (f64, T)>) -> Vec<T> {
+    let mut scored: Vec<(f64, T)> = scored.filter(|(s, _)| *s >= CLOSE).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().take(3).map(|(_, t)| t).collect()
 }
 
 /// Names this similar (0 to 1) are listed as candidates; this similar, suggested as `names`.
@@ -554,14 +564,6 @@ fn country_of_code(code: &str) -> String {
     countries::by_code(code)
         .map(|c| c.iso3.to_string())
         .unwrap_or_else(|| code.trim().to_ascii_uppercase())
-}
-
-fn pointer<'v>(v: &'v Value, tokens: &[String]) -> Option<&'v Value> {
-    tokens.iter().try_fold(v, |cur, t| match cur {
-        Value::Object(m) => m.get(t),
-        Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get(i)),
-        _ => None,
-    })
 }
 
 #[cfg(test)]

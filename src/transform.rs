@@ -283,7 +283,8 @@ fn apply_record(v: &mut Value, index: usize, transforms: &[Transform], stats: &m
     true
 }
 
-fn pointer<'v>(v: &'v Value, tokens: &[String]) -> Option<&'v Value> {
+/// The value at a pointer's tokens inside `v` (object members, array indices).
+pub(crate) fn pointer<'v>(v: &'v Value, tokens: &[String]) -> Option<&'v Value> {
     tokens.iter().try_fold(v, |cur, t| match cur {
         Value::Object(m) => m.get(t),
         Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get(i)),
