@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 
 use calamine::{Data, DataRef, Reader};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The markers a cell may hold to say "no value" (after trimming), unless configured.
 pub const DEFAULT_MISSING: &[&str] = &["", "NA", "N/A", "n/a", "#N/A", "null"];
@@ -217,20 +217,6 @@ pub struct Table {
 }
 
 impl Table {
-    /// Each row as an object (columns in table order).
-    pub fn objects(&self) -> Vec<Map<String, Value>> {
-        self.rows
-            .iter()
-            .map(|r| {
-                self.columns
-                    .iter()
-                    .cloned()
-                    .zip(r.iter().cloned())
-                    .collect()
-            })
-            .collect()
-    }
-
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name)
     }
@@ -429,6 +415,18 @@ fn quoted_list(items: &[String]) -> String {
         .join(", ")
 }
 
+/// calamine's error reading one sheet, on one line.
+fn sheet_error(sheet: &str, e: &dyn std::fmt::Display) -> String {
+    format!(
+        "sheet {sheet:?}: {}",
+        crate::source::one_line(&e.to_string())
+    )
+}
+
+fn too_many_cells(sheet: &str) -> String {
+    format!("sheet {sheet:?} has more than {MAX_CELLS} cells; a joined table must be smaller")
+}
+
 /// calamine's error, in a user's words where we know them.
 fn workbook_error(format: TableFormat, e: impl std::fmt::Display, bytes: &[u8]) -> String {
     let text = e.to_string();
@@ -487,21 +485,13 @@ fn xlsx_grid(bytes: &[u8], want: Option<&SheetRef>) -> Result<Grid, String> {
         .map_err(|e| workbook_error(TableFormat::Xlsx, e, bytes))?;
     let names = wb.sheet_names();
     sheet_names_and("the workbook", names, want, |sheet| {
-        let mut reader = wb.worksheet_cells_reader(sheet).map_err(|e| {
-            format!(
-                "sheet {sheet:?}: {}",
-                crate::source::one_line(&e.to_string())
-            )
-        })?;
+        let mut reader = wb
+            .worksheet_cells_reader(sheet)
+            .map_err(|e| sheet_error(sheet, &e))?;
         let mut rows: Vec<(u32, Vec<(u32, Cell)>)> = Vec::new();
         let mut count = 0usize;
         loop {
-            let cell = reader.next_cell().map_err(|e| {
-                format!(
-                    "sheet {sheet:?}: {}",
-                    crate::source::one_line(&e.to_string())
-                )
-            })?;
+            let cell = reader.next_cell().map_err(|e| sheet_error(sheet, &e))?;
             let Some(cell) = cell else { break };
             let (r, c) = cell.get_position();
             let value = from_data_ref(cell.get_value().clone());
@@ -510,9 +500,7 @@ fn xlsx_grid(bytes: &[u8], want: Option<&SheetRef>) -> Result<Grid, String> {
             }
             count += 1;
             if count > MAX_CELLS {
-                return Err(format!(
-                    "sheet {sheet:?} has more than {MAX_CELLS} cells; a joined table must be smaller"
-                ));
+                return Err(too_many_cells(sheet));
             }
             match rows.last_mut() {
                 Some((row, cells)) if *row == r => cells.push((c, value)),
@@ -560,12 +548,9 @@ where
         .map_err(|e| workbook_error(format, e, bytes))?;
     let names = wb.sheet_names();
     sheet_names_and(what, names, want, |sheet| {
-        let range = wb.worksheet_range(sheet).map_err(|e| {
-            format!(
-                "sheet {sheet:?}: {}",
-                crate::source::one_line(&e.to_string())
-            )
-        })?;
+        let range = wb
+            .worksheet_range(sheet)
+            .map_err(|e| sheet_error(sheet, &e))?;
         let (r0, c0) = range.start().unwrap_or((0, 0));
         let mut rows = Vec::new();
         let mut count = 0usize;
@@ -579,9 +564,7 @@ where
                 }
             }
             if count > MAX_CELLS {
-                return Err(format!(
-                    "sheet {sheet:?} has more than {MAX_CELLS} cells; a joined table must be smaller"
-                ));
+                return Err(too_many_cells(sheet));
             }
             if !cells.is_empty() {
                 rows.push((r0 + i as u32, cells));
