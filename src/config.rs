@@ -78,6 +78,13 @@ impl DatasetConfig {
     pub fn pipeline_fingerprint(&self, transforms: &[Transform]) -> String {
         crate::transform::pipeline_fingerprint(&self.key, transforms)
     }
+
+    /// Whether a transform joins a table.
+    pub fn has_join(&self) -> bool {
+        self.transforms
+            .iter()
+            .any(|t| matches!(t, TransformSpec::Join(_)))
+    }
 }
 
 /// The worker's settings (`snapsync worker` flags), validated.

@@ -257,15 +257,11 @@ async fn load_transforms(
                     Fetched::NotModified => match cached {
                         Some(c) => (c, false),
                         None => {
-                            return Err(Error::Table {
-                                what: format!(
-                                    "{}: joined table {}",
-                                    ds.name,
-                                    redact_url(&j.source)
-                                ),
-                                reason: "the server answered 304 to a request without validators"
-                                    .into(),
-                            })
+                            return Err(table_error(
+                                ds,
+                                &j.source,
+                                "the server answered 304 to a request without validators".into(),
+                            ))
                         }
                     },
                     Fetched::Body {
@@ -283,12 +279,9 @@ async fn load_transforms(
                 };
                 *bytes_in += table.body.len() as u64;
                 let t = Instant::now();
-                let join =
-                    j.load(&table.body, table.content_type.as_deref())
-                        .map_err(|reason| Error::Table {
-                            what: format!("{}: joined table {}", ds.name, redact_url(&j.source)),
-                            reason,
-                        })?;
+                let join = j
+                    .load(&table.body, table.content_type.as_deref())
+                    .map_err(|reason| table_error(ds, &j.source, reason))?;
                 debug!(
                     ms = t.elapsed().as_millis() as u64,
                     bytes = table.body.len(),
@@ -308,6 +301,26 @@ async fn load_transforms(
     Ok(out)
 }
 
+/// A joined table's error: `what` names the dataset and the table.
+fn table_error(ds: &DatasetConfig, source: &str, reason: String) -> Error {
+    Error::Table {
+        what: format!("{}: joined table {}", ds.name, redact_url(source)),
+        reason,
+    }
+}
+
+/// Each join transform of a run with what it matched, as a report.
+fn join_reports_of<'t>(
+    transforms: &'t [Transform],
+    stats: &'t transform::Stats,
+) -> impl Iterator<Item = crate::join::JoinReport> + 't {
+    let joins = transforms.iter().filter_map(|t| match t {
+        Transform::Join(j) => Some(j),
+        _ => None,
+    });
+    joins.zip(&stats.joins).map(|(j, s)| j.report(s))
+}
+
 /// What each join of `ds` does to `body` (the dataset as fetched), for `doctor`: the tables
 /// are fetched fresh (no cache, nothing recorded). `Err` is the first table that cannot be
 /// read, or a body the transforms refuse.
@@ -322,7 +335,6 @@ pub async fn join_reports(
         match spec {
             TransformSpec::Ready(t) => transforms.push(t.clone()),
             TransformSpec::Join(j) => {
-                let what = format!("{}: joined table {}", ds.name, redact_url(&j.source));
                 let (bytes, content_type) =
                     match source.fetch_file(&j.source, &Validators::default()).await? {
                         Fetched::Body {
@@ -334,7 +346,7 @@ pub async fn join_reports(
                     };
                 let join = j
                     .load(&bytes, content_type.as_deref())
-                    .map_err(|reason| Error::Table { what, reason })?;
+                    .map_err(|reason| table_error(ds, &j.source, reason))?;
                 shown.push(redact_url(&j.source));
                 transforms.push(Transform::Join(Box::new(join)));
             }
@@ -346,14 +358,9 @@ pub async fn join_reports(
     })
     .await
     .map_err(|reason| invalid_json(ds, reason))?;
-    let joins = transforms.iter().filter_map(|t| match t {
-        Transform::Join(j) => Some(j),
-        _ => None,
-    });
     Ok(shown
         .into_iter()
-        .zip(joins.zip(&stats.joins))
-        .map(|(table, (j, s))| (table, j.report(s)))
+        .zip(join_reports_of(&transforms, &stats))
         .collect())
 }
 
@@ -363,12 +370,7 @@ fn log_join_reports(ds: &DatasetConfig, transforms: &[Transform], stats: &transf
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
-    let joins = transforms.iter().filter_map(|t| match t {
-        Transform::Join(j) => Some(j),
-        _ => None,
-    });
-    for (j, s) in joins.zip(&stats.joins) {
-        let report = j.report(s);
+    for report in join_reports_of(transforms, stats) {
         debug!(dataset = %ds.name, "join: {}", report.summary());
         for line in report.details() {
             debug!(dataset = %ds.name, "join: {line}");
@@ -674,11 +676,7 @@ impl Run<'_> {
         if stats.unmatched_count > 0 {
             warn!(dataset = %ds.name, unmatched = stats.unmatched_count, keys = %stats.unmatched.join(","), "records the join found no row for");
         }
-        self.unmatched = Some(stats.unmatched_count).filter(|_| {
-            ds.transforms
-                .iter()
-                .any(|t| matches!(t, TransformSpec::Join(_)))
-        });
+        self.unmatched = Some(stats.unmatched_count).filter(|_| ds.has_join());
         Ok((doc, prepared_diff, snapshot_gz))
     }
 

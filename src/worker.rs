@@ -152,9 +152,8 @@ async fn last_success(deps: &Deps, ds: &DatasetConfig) -> Option<OffsetDateTime>
         }
     }
     let keys = DatasetKeys::new(deps.store.prefix(), &ds.name);
-    match crate::remote::latest_entry(&deps.store, &keys).await {
-        Ok(Some(e)) => keys::parse_rfc3339(&e.created_at),
-        Ok(None) => None,
+    match crate::remote::latest_created_at(&deps.store, &keys).await {
+        Ok(at) => at,
         Err(e) => {
             warn!(dataset = %ds.name, error = %e, "cannot read the store's latest version; running at once");
             None

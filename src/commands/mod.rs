@@ -366,32 +366,13 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
                         ),
                     );
                     drop(doc);
-                    let has_join = ds
-                        .transforms
-                        .iter()
-                        .any(|t| matches!(t, snapsync::transform::TransformSpec::Join(_)));
-                    if has_join {
+                    if ds.has_join() {
                         match snapsync::sync::join_reports(&source, ds, bytes).await {
-                            Ok(reports) => {
-                                for (table, r) in reports {
-                                    let sheet = r
-                                        .sheet
-                                        .as_ref()
-                                        .map(|s| format!(" sheet {s:?}"))
-                                        .unwrap_or_default();
-                                    // Unmatched keys are news, not a failure: a table rarely
-                                    // covers every record (cruise ships in the covid data).
-                                    line(
-                                        true,
-                                        "join",
-                                        format!("{} {table}{sheet}: {}", ds.name, r.summary()),
-                                    );
-                                    for d in r.details() {
-                                        // "note": listed for the user, not a failure
-                                        line(true, "join", format!("{} - {d}", ds.name));
-                                    }
-                                }
-                            }
+                            // Unmatched keys are news, not a failure: a table rarely covers
+                            // every record (cruise ships in the covid data).
+                            Ok(reports) => join_lines(&ds.name, &reports)
+                                .into_iter()
+                                .for_each(|l| line(true, "join", l)),
                             Err(e) => line(false, "join", e.to_string()),
                         }
                     }
@@ -410,6 +391,21 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
     }
     written?;
     Ok(ok)
+}
+
+/// `doctor`'s lines for a dataset's joins: each table's summary, then its details.
+fn join_lines(dataset: &str, reports: &[(String, snapsync::join::JoinReport)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (table, r) in reports {
+        let sheet = r
+            .sheet
+            .as_ref()
+            .map(|s| format!(" sheet {s:?}"))
+            .unwrap_or_default();
+        out.push(format!("{dataset} {table}{sheet}: {}", r.summary()));
+        out.extend(r.details().into_iter().map(|d| format!("{dataset} - {d}")));
+    }
+    out
 }
 
 /// `snapsync worker`: until `shutdown`.
