@@ -157,6 +157,65 @@ fn the_example_config_joins_the_workbook_to_every_real_coviddata_key() {
     );
 }
 
+/// Upstream's habits: the next day's file is re-sorted and a country's key has been renamed
+/// (`czech-republic` to `czechia`, as coviddata did). The join follows the record, not its
+/// position, and the new key matches the same row through the alias table.
+#[test]
+fn the_example_join_follows_reordered_and_renamed_records() {
+    let keys = coviddata_keys();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let server = HttpServer::start();
+    server.set("/stats.json", covid(&key_refs));
+    let sb = Sandbox::new();
+    let config = example(&sb).join("snapsync.toml");
+    let run = || {
+        sb.run(&[
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            "--url",
+            &server.url("/stats.json"),
+        ])
+    };
+    let r = run();
+    assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+    let joined = |k: &str| -> Value {
+        let latest: Value =
+            serde_json::from_slice(&sb.latest_bytes("covid-countries-info")).unwrap();
+        latest
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["country"]["key"] == k)
+            .map(|r| r["country"].clone())
+            .unwrap_or_else(|| panic!("no record {k}"))
+    };
+    let before = joined("czech-republic");
+    assert_eq!(
+        before["population_total"].as_u64().map(|p| p > 10_000_000),
+        Some(true)
+    );
+
+    let mut next: Vec<&str> = key_refs.iter().rev().copied().collect();
+    for k in &mut next {
+        if *k == "czech-republic" {
+            *k = "czechia";
+        }
+    }
+    server.set("/stats.json", covid(&next));
+    let r = run();
+    assert_eq!(
+        (r.code, r.outcome(), r.field("unmatched").as_deref()),
+        (0, "changed", Some("5")),
+        "{r:?}"
+    );
+    let mut after = joined("czechia");
+    // The generator names a record after its key; the rest is the row.
+    after["key"] = before["key"].clone();
+    after["name"] = before["name"].clone();
+    assert_eq!(after, before, "the renamed key joins the same row");
+}
+
 #[test]
 fn the_example_csv_and_workbook_hold_the_same_table() {
     let keys = coviddata_keys();
