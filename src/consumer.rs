@@ -29,15 +29,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::canonical::{sha256_hex, Document, KeyPointer};
 use crate::error::{Error, Result};
-use crate::gzip;
 use crate::keys::DatasetKeys;
 use crate::manifest::{Entry, Manifest};
-use crate::remote::{apply_step, read_delta_counted, read_manifest_with_etag};
+use crate::remote::{
+    apply_step, read_delta_counted, read_latest, read_manifest_with_etag, read_verified,
+};
 use crate::store::DynStore;
 
 pub const SIDECAR_FORMAT: &str = "snapsync-pull/1";
-/// `latest.json` is at most this large when decompressed.
-const MAX_BODY: u64 = 8 << 30;
 
 /// `FILE.snapsync.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,11 +335,9 @@ pub async fn pull(
             reason: "missing: nothing has been published for this dataset".into(),
             retryable: false,
         })?;
-    let latest = latest_head.entry.ok_or_else(|| Error::Corrupt {
-        store: store.url().to_string(),
-        key: keys.latest(),
-        reason: "has no snapsync metadata".into(),
-    })?;
+    let latest = latest_head
+        .entry
+        .ok_or_else(|| Error::corrupt(store.url(), keys.latest(), "has no snapsync metadata"))?;
     let local = read_local(out, &mut warnings)?;
     let manifest = match read_manifest_with_etag(store, keys).await {
         Ok(Some((m, _, size))) => {
@@ -461,10 +458,11 @@ async fn download_whole(
     route: &mut Route,
 ) -> Result<(Entry, Bytes)> {
     if let FullDownload::Snapshot(entry) = full {
-        match download_snapshot(store, entry, &mut route.bytes).await {
-            Ok(body) => {
+        match read_verified(store, &entry.snapshot, entry).await {
+            Ok(read) => {
+                route.bytes += read.transferred;
                 route.via = Via::Snapshot;
-                return Ok((Entry::clone(entry), body));
+                return Ok((Entry::clone(entry), read.body));
             }
             Err(e) => route
                 .warnings
@@ -472,7 +470,9 @@ async fn download_whole(
         }
     }
     route.via = Via::Latest;
-    download_latest(store, keys, &mut route.bytes).await
+    let (entry, read) = read_latest(store, keys).await?;
+    route.bytes += read.transferred;
+    Ok((entry, read.body))
 }
 
 fn finish(
@@ -540,68 +540,6 @@ async fn apply_deltas(
         .map_err(|why| format!("delta {key} in {}: {why}", store.url()))?;
     }
     Ok(doc.shared_bytes())
-}
-
-/// `latest.json`'s body, checked against the hash in its own metadata.
-async fn download_latest(
-    store: &DynStore,
-    keys: &DatasetKeys,
-    bytes: &mut u64,
-) -> Result<(Entry, Bytes)> {
-    let key = keys.latest();
-    let corrupt = |reason: String| Error::Corrupt {
-        store: store.url().to_string(),
-        key: key.clone(),
-        reason,
-    };
-    let (raw, meta) = store
-        .get(&key)
-        .await?
-        .ok_or_else(|| Error::not_found(store.url(), &key))?;
-    *bytes += raw.len() as u64;
-    let entry = Entry::from_metadata(&meta.metadata)
-        .ok_or_else(|| corrupt("has no snapsync metadata".into()))?;
-    let body = if meta.content_encoding.as_deref() == Some("gzip") {
-        Bytes::from(
-            gzip::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
-                .map_err(|e| corrupt(format!("not valid gzip: {e}")))?,
-        )
-    } else {
-        raw
-    };
-    let got = sha256_hex(&body);
-    if got != entry.sha256 {
-        return Err(corrupt(format!(
-            "content hashes to {got}, its metadata says {}",
-            entry.sha256
-        )));
-    }
-    Ok((entry, body))
-}
-
-/// The gzip snapshot of `entry`, gunzipped and checked against the entry's sha256.
-async fn download_snapshot(store: &DynStore, entry: &Entry, bytes: &mut u64) -> Result<Bytes> {
-    let key = &entry.snapshot;
-    let corrupt = |reason: String| Error::Corrupt {
-        store: store.url().to_string(),
-        key: key.clone(),
-        reason,
-    };
-    let (raw, _) = store
-        .get(key)
-        .await?
-        .ok_or_else(|| Error::not_found(store.url(), key))?;
-    *bytes += raw.len() as u64;
-    let body = gzip::gunzip(&raw, MAX_BODY, entry.canonical_bytes)
-        .map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
-    let got = sha256_hex(&body);
-    if got != entry.sha256 {
-        return Err(corrupt(format!(
-            "content hashes to {got}, version {} is {}",
-            entry.version, entry.sha256
-        )));
-    }
-    Ok(Bytes::from(body))
 }
 
 /// Replaces `path` with `bytes` so that a reader (or a crash) sees the old file or the new one,

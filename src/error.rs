@@ -83,6 +83,15 @@ impl Error {
         }
     }
 
+    /// An object the store holds that is not what the history says it is (`reason`: how).
+    pub fn corrupt(store: &str, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            store: store.to_string(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
     pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),

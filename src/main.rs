@@ -14,8 +14,6 @@ use tracing_subscriber::EnvFilter;
 
 mod commands;
 
-use commands::history as commands_history;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.log_format.as_deref());
@@ -51,20 +49,20 @@ async fn dispatch(cli: Cli) -> ExitCode {
             Ok(false) => return ExitCode::from(1),
             Err(e) => Err(e),
         },
-        Command::Pull(args) => commands_history::pull(&config, args).await,
-        Command::Restore(args) => commands_history::restore(&config, args).await,
-        Command::Verify(args) => match commands_history::verify(&config, args).await {
+        Command::Pull(args) => commands::pull(&config, args).await,
+        Command::Restore(args) => commands::restore(&config, args).await,
+        Command::Verify(args) => match commands::verify(&config, args).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),
             Err(e) => Err(e),
         },
-        Command::Replay(args) => match commands_history::replay(&config, args).await {
+        Command::Replay(args) => match commands::replay(&config, args).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),
             Err(e) => Err(e),
         },
-        Command::Prune(args) => commands_history::prune(&config, args).await,
-        Command::Diff(args) => commands_history::diff(&config, args).await,
+        Command::Prune(args) => commands::prune(&config, args).await,
+        Command::Diff(args) => commands::diff(&config, args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -139,7 +137,10 @@ fn init_logging(format: Option<&str>) {
         tracing_subscriber::registry()
             .with(filter)
             .with(
+                // A run's events carry its span's fields (`dataset=`) and name (`span=run`);
+                // the path adds nothing with one level of spans.
                 tracing_logfmt::builder()
+                    .with_span_path(false)
                     .layer()
                     .with_writer(std::io::stderr),
             )

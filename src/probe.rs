@@ -9,7 +9,8 @@
 //! succeed. The verdict is `Ignored` as soon as one refused write goes through, and `Unknown`
 //! when the probe could not get that far. The probe object is always deleted at the end.
 //!
-//! Every detail is an [`Error`]'s one-line message, which the stores keep free of secrets.
+//! A step the store failed keeps its [`Error`] (the publish gate reports it by kind); every
+//! detail is one line, which the stores keep free of secrets.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,14 +24,18 @@ use crate::store::{ConditionalWrites, PutMode, PutOptions, Store};
 const PROBE_META: &str = "snapsync-probe";
 
 /// One step of the probe, in the order it ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ProbeStep {
     pub name: &'static str,
     pub ok: bool,
+    /// What it found, in one line.
     pub detail: String,
+    /// The store's error, when that is what failed the step (else the step found the server
+    /// doing something wrong, said in `detail`).
+    pub error: Option<Error>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ProbeReport {
     /// The probe object's key (deleted again unless the `delete` step failed).
     pub key: String,
@@ -82,9 +87,9 @@ pub async fn probe(store: &dyn Store, prefix_key_base: &str) -> ProbeReport {
         Ok(()) => match store.head(&key).await {
             Ok(None) => run.pass("delete", "probe object removed"),
             Ok(Some(_)) => run.fail("delete", "the object is still there after DELETE"),
-            Err(e) => run.fail("delete", e),
+            Err(e) => run.failed("delete", e),
         },
-        Err(e) => run.fail("delete", e),
+        Err(e) => run.failed("delete", e),
     }
     ProbeReport {
         key,
@@ -105,6 +110,7 @@ impl Probe<'_> {
             name,
             ok: true,
             detail: detail.to_string(),
+            error: None,
         });
     }
 
@@ -113,6 +119,16 @@ impl Probe<'_> {
             name,
             ok: false,
             detail: detail.to_string(),
+            error: None,
+        });
+    }
+
+    fn failed(&mut self, name: &'static str, error: Error) {
+        self.steps.push(ProbeStep {
+            name,
+            ok: false,
+            detail: error.to_string(),
+            error: Some(error),
         });
     }
 
@@ -141,7 +157,7 @@ impl Probe<'_> {
                 etag
             }
             Err(e) => {
-                self.fail("put", e);
+                self.failed("put", e);
                 return ConditionalWrites::Unknown;
             }
         };
@@ -172,7 +188,7 @@ impl Probe<'_> {
                 }
             }
             Ok(None) => self.fail("head", "the object just written is missing"),
-            Err(e) => self.fail("head", e),
+            Err(e) => self.failed("head", e),
         }
 
         // 3. The bytes come back unchanged (not decompressed, not re-encoded).
@@ -187,7 +203,7 @@ impl Probe<'_> {
                 ),
             ),
             Ok(None) => self.fail("get", "the object just written is missing"),
-            Err(e) => self.fail("get", e),
+            Err(e) => self.failed("get", e),
         }
 
         // 4./5. Writes that must be refused.
@@ -215,7 +231,7 @@ impl Probe<'_> {
                 }
                 Err(e) => {
                     unknown = true;
-                    self.fail(name, e);
+                    self.failed(name, e);
                 }
             }
         }
@@ -232,7 +248,7 @@ impl Probe<'_> {
             Ok(_) => self.pass("update-right-etag", "accepted"),
             Err(e) => {
                 unknown = true;
-                self.fail("update-right-etag", e);
+                self.failed("update-right-etag", e);
             }
         }
 
@@ -282,13 +298,13 @@ pub async fn conditional_writes(
     let report = probe(store, store.prefix()).await;
     if let Some(failed) = report.steps.iter().find(|s| !s.ok) {
         if report.conditional_writes == ConditionalWrites::Unknown {
-            // The step's detail is already a store error ("store S: object K: reason"): keep
-            // its reason and say what we were doing, without repeating store and key.
-            let prefix = format!("store {}: object {}: ", store.url(), report.key);
-            let reason = failed
-                .detail
-                .strip_prefix(&prefix)
-                .unwrap_or(&failed.detail);
+            // A store error names store and key already: keep its reason and say what we
+            // were doing, without repeating them.
+            let reason = match &failed.error {
+                Some(Error::Store { reason, .. }) => reason.clone(),
+                Some(e) => e.to_string(),
+                None => failed.detail.clone(),
+            };
             return Err(Error::Store {
                 store: store.url().to_string(),
                 key: report.key.clone(),

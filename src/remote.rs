@@ -18,12 +18,15 @@ use crate::error::{Error, Result};
 use crate::gzip;
 use crate::keys::DatasetKeys;
 use crate::manifest::{Entry, Manifest};
-use crate::store::{DynStore, PutMode, PutOptions};
+use crate::store::{DynStore, ObjectMeta, PutMode, PutOptions};
 
 /// Canonical JSON bodies read back from the store are at most this large when decompressed.
 const MAX_BODY: u64 = 8 << 30;
 /// Decompressed deltas are at most this large.
 const MAX_DELTA: u64 = 4 << 30;
+/// Most attempts at a conditional write (the commit point, the manifest) before giving up on a
+/// store that keeps changing.
+pub(crate) const MAX_ATTEMPTS: u32 = 8;
 
 /// `latest.json`'s head: `None` when there is none; `entry` is `None` when the object has no
 /// snapsync metadata (written by something else).
@@ -80,11 +83,7 @@ pub async fn read_manifest_with_etag(
         None => Ok(None),
         Some((bytes, meta)) => serde_json::from_slice(&bytes)
             .map(|m| Some((m, meta.etag, bytes.len() as u64)))
-            .map_err(|e| Error::Corrupt {
-                store: store.url().to_string(),
-                key,
-                reason: format!("not a valid manifest: {e}"),
-            }),
+            .map_err(|e| Error::corrupt(store.url(), key, format!("not a valid manifest: {e}"))),
     }
 }
 
@@ -95,20 +94,10 @@ pub async fn read_delta(store: &DynStore, key: &str) -> Result<Delta<'static>> {
 
 /// [`read_delta`], also returning the bytes transferred.
 pub async fn read_delta_counted(store: &DynStore, key: &str) -> Result<(Delta<'static>, u64)> {
-    let corrupt = |reason: String| Error::Corrupt {
-        store: store.url().to_string(),
-        key: key.to_string(),
-        reason,
-    };
-    let (bytes, _) = store
-        .get(key)
-        .await?
-        .ok_or_else(|| Error::not_found(store.url(), key))?;
-    let json =
-        gzip::gunzip(&bytes, MAX_DELTA, 0).map_err(|e| corrupt(format!("not valid gzip: {e}")))?;
-    let delta =
-        serde_json::from_slice(&json).map_err(|e| corrupt(format!("not a valid delta: {e}")))?;
-    Ok((delta, bytes.len() as u64))
+    let read = read_object(store, key, MAX_DELTA, 0).await?;
+    let delta = serde_json::from_slice(&read.body)
+        .map_err(|e| Error::corrupt(store.url(), key, format!("not a valid delta: {e}")))?;
+    Ok((delta, read.transferred))
 }
 
 /// Applies a delta to the document of the version before `to`, checking that the delta says it
@@ -140,18 +129,49 @@ pub(crate) fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
-/// A stored body (gunzipped when stored gzip), checked to hash to `sha256`.
-pub async fn read_verified(store: &DynStore, key: &str, sha256: &str) -> Result<Vec<u8>> {
-    let body = read_body(store, key).await?;
-    let got = sha256_hex(&body);
-    if got != sha256 {
-        return Err(Error::Corrupt {
-            store: store.url().to_string(),
-            key: key.to_string(),
-            reason: format!("content hashes to {got}, its metadata says {sha256}"),
-        });
+/// A stored object read back: its body (gunzipped when it was stored gzip), its metadata and
+/// the bytes transferred.
+pub struct Read {
+    pub body: Bytes,
+    pub meta: ObjectMeta,
+    pub transferred: u64,
+}
+
+/// A stored version's body (`latest.json` or a snapshot), checked to hash to `entry.sha256`.
+pub async fn read_verified(store: &DynStore, key: &str, entry: &Entry) -> Result<Read> {
+    let read = read_object(store, key, MAX_BODY, entry.canonical_bytes).await?;
+    check_hash(store, key, &read.body, entry)?;
+    Ok(read)
+}
+
+/// `latest.json`'s body and the entry in its metadata, checked against each other. One GET:
+/// body and metadata are of the same write.
+pub async fn read_latest(store: &DynStore, keys: &DatasetKeys) -> Result<(Entry, Read)> {
+    let key = keys.latest();
+    let (bytes, meta) = store
+        .get(&key)
+        .await?
+        .ok_or_else(|| Error::not_found(store.url(), &key))?;
+    let entry = Entry::from_metadata(&meta.metadata)
+        .ok_or_else(|| Error::corrupt(store.url(), &key, "has no snapsync metadata"))?;
+    let read = unpack(store, &key, bytes, meta, MAX_BODY, entry.canonical_bytes)?;
+    check_hash(store, &key, &read.body, &entry)?;
+    Ok((entry, read))
+}
+
+fn check_hash(store: &DynStore, key: &str, body: &[u8], entry: &Entry) -> Result<()> {
+    let got = sha256_hex(body);
+    if got != entry.sha256 {
+        return Err(Error::corrupt(
+            store.url(),
+            key,
+            format!(
+                "content hashes to {got}, version {} is {}",
+                entry.version, entry.sha256
+            ),
+        ));
     }
-    Ok(body)
+    Ok(())
 }
 
 /// A stored canonical version as a [`Document`], checked against `sha256` (hashed once, while
@@ -162,43 +182,57 @@ pub async fn read_document(
     pointer: &KeyPointer,
     sha256: &str,
 ) -> Result<Document> {
-    let body = read_body(store, key).await?;
+    let body = read_object(store, key, MAX_BODY, 0).await?.body;
     let (pointer, sha) = (pointer.clone(), sha256.to_string());
-    crate::blocking(move || Document::from_canonical(Bytes::from(body), &pointer, &sha))
+    crate::blocking(move || Document::from_canonical(body, &pointer, &sha))
         .await
-        .map_err(|reason| Error::Corrupt {
-            store: store.url().to_string(),
-            key: key.to_string(),
-            reason,
-        })
+        .map_err(|reason| Error::corrupt(store.url(), key, reason))
 }
 
-/// A stored body, gunzipped when it was stored gzip; not yet checked.
-async fn read_body(store: &DynStore, key: &str) -> Result<Vec<u8>> {
+/// A stored object, gunzipped (to at most `limit` bytes; `size_hint` preallocates) when it was
+/// stored gzip; not yet checked. A missing object is [`Error::NotFound`].
+async fn read_object(store: &DynStore, key: &str, limit: u64, size_hint: u64) -> Result<Read> {
     let (bytes, meta) = store
         .get(key)
         .await?
         .ok_or_else(|| Error::not_found(store.url(), key))?;
-    if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
-        gzip::gunzip(&bytes, MAX_BODY, 0).map_err(|e| Error::Corrupt {
-            store: store.url().to_string(),
-            key: key.to_string(),
-            reason: format!("not valid gzip: {e}"),
-        })
+    unpack(store, key, bytes, meta, limit, size_hint)
+}
+
+fn unpack(
+    store: &DynStore,
+    key: &str,
+    bytes: Bytes,
+    meta: ObjectMeta,
+    limit: u64,
+    size_hint: u64,
+) -> Result<Read> {
+    let transferred = bytes.len() as u64;
+    let body = if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
+        Bytes::from(
+            gzip::gunzip(&bytes, limit, size_hint)
+                .map_err(|e| Error::corrupt(store.url(), key, format!("not valid gzip: {e}")))?,
+        )
     } else {
-        Ok(bytes.to_vec())
-    }
+        bytes
+    };
+    Ok(Read {
+        body,
+        meta,
+        transferred,
+    })
 }
 
 /// Writes the manifest (`mode`: create, or update the ETag read), with its last entry as
-/// metadata.
+/// metadata; returns the bytes written.
 pub async fn write_manifest(
     store: &DynStore,
     keys: &DatasetKeys,
     manifest: &Manifest,
     mode: PutMode,
-) -> Result<()> {
+) -> Result<u64> {
     let body = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
+    let len = body.len() as u64;
     let meta = manifest.last().map(Entry::to_metadata).unwrap_or_default();
     store
         .put(
@@ -206,8 +240,60 @@ pub async fn write_manifest(
             Bytes::from(body),
             PutOptions::json(mode).with_metadata(meta),
         )
-        .await
-        .map(drop)
+        .await?;
+    Ok(len)
+}
+
+/// Makes the manifest list every version up to `upto` (appending what a crashed run left
+/// out, recovered from object metadata), with `If-Match` so concurrent writers merge; returns
+/// it and the bytes written. `base` is the version `upto` was committed on, when the caller
+/// read it from `latest.json` (see [`recover_entries`]).
+pub async fn reconcile_manifest(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    dataset: &str,
+    upto: &Entry,
+    base: Option<&Entry>,
+) -> Result<(Manifest, u64)> {
+    let key = keys.manifest();
+    for _ in 0..MAX_ATTEMPTS {
+        let (mut manifest, mode) = match read_manifest_with_etag(store, keys).await? {
+            Some((m, etag, _)) => (m, PutMode::Update(etag)),
+            None => (Manifest::new(dataset), PutMode::Create),
+        };
+        let have = manifest.last().map_or(0, |e| e.version);
+        if have >= upto.version {
+            if manifest.get(upto.version) != Some(upto) {
+                return Err(Error::corrupt(
+                    store.url(),
+                    key,
+                    format!(
+                        "lists a different version {} than latest.json",
+                        upto.version
+                    ),
+                ));
+            }
+            return Ok((manifest, 0));
+        }
+        let missing = recover_entries(store, keys, have, upto, base).await?;
+        manifest.versions.extend(missing);
+        manifest.check_chain().map_err(|reason| {
+            Error::corrupt(
+                store.url(),
+                key.clone(),
+                format!("would break the chain: {reason}"),
+            )
+        })?;
+        match write_manifest(store, keys, &manifest, mode).await {
+            Ok(written) => return Ok((manifest, written)),
+            Err(Error::PreconditionFailed { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Contended {
+        dataset: dataset.to_string(),
+        attempts: MAX_ATTEMPTS,
+    })
 }
 
 /// Entries `have+1 ..= upto.version`, walking back from `upto` through the metadata of the
@@ -260,14 +346,14 @@ pub async fn recover_entries(
                 }
             }
             let Some(e) = found else {
-                return Err(Error::Corrupt {
-                    store: store.url().to_string(),
-                    key: keys.manifest(),
-                    reason: format!(
+                return Err(Error::corrupt(
+                    store.url(),
+                    keys.manifest(),
+                    format!(
                         "misses version {} and no object in the store describes it",
                         child.version - 1
                     ),
-                });
+                ));
             };
             out.push(e);
         }

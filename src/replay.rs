@@ -1,16 +1,21 @@
 //! `replay`: recorded files fed through the normal pipeline, each with the clock at its recorded
 //! date, resuming where the store's history ends.
+//!
+//! [`replay_files`] is a pipeline: while one file uploads and commits, the next ones are read,
+//! canonicalized, compressed, and diffed from the file before them, on the other core(s); and
+//! each run's document is the next run's previous version, never read back from the database.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
 
+use crate::canonical::Document;
 use crate::clock::FixedClock;
 use crate::error::{Error, Result};
 use crate::keys::{self};
 use crate::source::{Fetched, Source, Validators};
-use crate::sync::{self, DatasetConfig, Deps, Report, RunOptions};
+use crate::sync::{self, DatasetConfig, Deps, Outcome, Report, RunOptions};
 
 /// One recorded dataset file and the date it was recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +176,106 @@ pub fn files_after(
         .collect();
     let skipped = total - kept.len();
     (kept, skipped)
+}
+
+/// Files prepared ahead of the one running: two keep both cores of a small machine busy while a
+/// run waits for the disk (each in flight holds about three times the file's size in memory).
+const LOOKAHEAD: usize = 2;
+
+/// Where [`replay_files`] is, for the caller's progress and output.
+pub enum Progress<'a> {
+    /// This file's run starts.
+    Starting(&'a RecordedFile),
+    /// This file's run is over.
+    Finished(&'a RecordedFile, &'a Report),
+}
+
+/// What [`replay_files`] did; files after a failed one are not run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replayed {
+    pub changed: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+}
+
+/// Replays `files` in order (each as [`replay_file`] would), stopping after the first that
+/// fails: going on would publish the next day's data as if that day had not happened. `each`
+/// hears of every file as it starts and ends; its error stops the replay and is returned.
+///
+/// Each prepared file hands its document to the next one's task, which diffs from it: the run
+/// uses that diff when the store's newest version is indeed the file before (it is, unless
+/// another writer got in between), and diffs again otherwise. The first file has no document
+/// before it in memory: its run diffs from the store's newest version.
+pub async fn replay_files<E>(
+    deps: &Deps,
+    ds: &DatasetConfig,
+    files: &[RecordedFile],
+    max_bytes: u64,
+    force: bool,
+    mut each: impl FnMut(Progress<'_>) -> std::result::Result<(), E>,
+) -> std::result::Result<Replayed, E> {
+    let mut handoff: Option<tokio::sync::oneshot::Receiver<Arc<Document>>> = None;
+    let mut prepare = |f: &RecordedFile| {
+        let (deps, ds, f) = (deps.clone(), ds.clone(), f.clone());
+        let (give, next) = tokio::sync::oneshot::channel();
+        let base = handoff.replace(next);
+        tokio::spawn(async move {
+            let mut prepared = prepare_file(&deps, &ds, &f, max_bytes).await?;
+            // Nobody is waiting when this is the last file, or when the replay stopped.
+            let _ = give.send(prepared.document().clone());
+            if let Some(rx) = base {
+                // No document when the file before failed to prepare: its run reports why.
+                if let Ok(base) = rx.await {
+                    prepared.diff_against(&ds.name, base).await;
+                }
+            }
+            Ok::<_, Error>(prepared)
+        })
+    };
+    let mut ahead: std::collections::VecDeque<_> =
+        files.iter().take(LOOKAHEAD).map(&mut prepare).collect();
+    let stop = |ahead: &std::collections::VecDeque<tokio::task::JoinHandle<_>>| {
+        ahead.iter().for_each(tokio::task::JoinHandle::abort);
+    };
+    let mut previous = None;
+    let mut done = Replayed::default();
+    for (i, f) in files.iter().enumerate() {
+        if let Err(e) = each(Progress::Starting(f)) {
+            stop(&ahead);
+            return Err(e);
+        }
+        // A file that failed to prepare runs the ordinary way, which reports why.
+        let prepared = match ahead.pop_front() {
+            Some(task) => task.await.ok().and_then(Result::ok).map(Arc::new),
+            None => None,
+        };
+        ahead.extend(files.get(i + LOOKAHEAD).map(&mut prepare));
+        let opts = RunOptions {
+            force,
+            prepared,
+            previous: previous.clone(),
+            skip_body_cache: i + 1 < files.len(),
+            ..RunOptions::default()
+        };
+        let r = replay_file(deps, ds, f, max_bytes, opts).await;
+        if r.document.is_some() {
+            previous = r.document.clone();
+        }
+        if let Err(e) = each(Progress::Finished(f, &r)) {
+            stop(&ahead);
+            return Err(e);
+        }
+        match r.outcome {
+            Outcome::Changed => done.changed += 1,
+            Outcome::Unchanged | Outcome::NotModified => done.unchanged += 1,
+            Outcome::Failed => {
+                done.failed += 1;
+                stop(&ahead);
+                break;
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// Feeds one recorded file through the normal pipeline, with the clock at its recorded date.

@@ -81,11 +81,7 @@ async fn named_now(store: &DynStore, keys: &DatasetKeys) -> Result<BTreeSet<Stri
         }
         attempt += 1;
         if attempt == MAX_ATTEMPTS {
-            return Err(Error::Corrupt {
-                store: store.url().to_string(),
-                key: keys.manifest(),
-                reason: format!("is {behind} versions behind latest.json; run `snapsync verify --repair` before deleting orphans"),
-            });
+            return Err(Error::corrupt(store.url(), keys.manifest(), format!("is {behind} versions behind latest.json; run `snapsync verify --repair` before deleting orphans")));
         }
         tokio::time::sleep(WRITER_SETTLE).await;
     };

@@ -101,10 +101,12 @@ pub async fn prune(
         let Some((manifest, etag, _)) = read_manifest_with_etag(store, keys).await? else {
             return Ok(PruneOutcome::default());
         };
-        manifest.check_chain().map_err(|reason| Error::Corrupt {
-            store: store.url().to_string(),
-            key: keys.manifest(),
-            reason: format!("{reason}; run `snapsync verify` before pruning"),
+        manifest.check_chain().map_err(|reason| {
+            Error::corrupt(
+                store.url(),
+                keys.manifest(),
+                format!("{reason}; run `snapsync verify` before pruning"),
+            )
         })?;
         let latest = latest_entry(store, keys).await?;
         if latest.as_ref().map(|l| l.version) != manifest.last().map(|e| e.version) {
@@ -114,17 +116,13 @@ pub async fn prune(
                 tokio::time::sleep(WRITER_SETTLE).await;
                 continue;
             }
-            return Err(Error::Corrupt {
-                store: store.url().to_string(),
-                key: keys.manifest(),
-                reason: "does not end at latest.json's version; run `snapsync verify --repair` before pruning".into(),
-            });
+            return Err(Error::corrupt(store.url(), keys.manifest(), "does not end at latest.json's version; run `snapsync verify --repair` before pruning"));
         }
         let mut plan = prune_plan(&manifest, retention);
         if !dry_run {
             if plan.manifest != manifest {
                 match write_manifest(store, keys, &plan.manifest, PutMode::Update(etag)).await {
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(Error::PreconditionFailed { .. }) => continue,
                     Err(e) => return Err(e),
                 }

@@ -95,11 +95,7 @@ pub async fn restore(
     manifest: &Manifest,
     target: &Entry,
 ) -> Result<(Document, RestorePlan)> {
-    let corrupt = |reason: String| Error::Corrupt {
-        store: store.url().to_string(),
-        key: target.snapshot.clone(),
-        reason,
-    };
+    let corrupt = |reason: String| Error::corrupt(store.url(), target.snapshot.clone(), reason);
     let plans = restore_plans(manifest, target);
     if plans.is_empty() {
         return Err(corrupt(format!(
@@ -130,11 +126,7 @@ pub async fn restore(
                 .as_deref()
                 .expect("plans only hold entries with deltas");
             let d = read_delta(store, key).await?;
-            doc = apply_step(&d, &doc, e).map_err(|why| Error::Corrupt {
-                store: store.url().to_string(),
-                key: key.to_string(),
-                reason: why,
-            })?;
+            doc = apply_step(&d, &doc, e).map_err(|why| Error::corrupt(store.url(), key, why))?;
         }
         if doc.sha256() != target.sha256 {
             return Err(corrupt(format!(

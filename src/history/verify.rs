@@ -146,7 +146,7 @@ pub async fn verify_with(
         (None, Some(_)) => report.problems.push("latest.json is missing".into()),
         (Some(_), Some(last)) => match &latest {
             Some(l) if l.same_version(last) => {
-                if let Err(e) = read_verified(store, &keys.latest(), &last.sha256).await {
+                if let Err(e) = read_verified(store, &keys.latest(), last).await {
                     report.problems.push(e.to_string());
                 }
             }

@@ -1,449 +1,32 @@
-//! One run of one dataset: fetch → validate → canonicalize → compare → diff and verify →
-//! publish → record. The glue of the pure modules and the I/O edges.
-//!
-//! The publish protocol (DESIGN.md): immutable objects first (`If-None-Match: *`), then
-//! `latest.json` with `If-Match` on the ETag read at the start of the attempt — the commit
-//! point — then the manifest, then SQLite. A 412 on the commit point means another writer got
-//! there first: the attempt starts over from the new `latest.json` (re-basing the delta onto
-//! it), so concurrent writers produce a linear history, never a fork. Nothing is written before
-//! the run has applied its own delta to the previous document and got the new hash back.
-//!
-//! The rule a newcomer gets wrong: a create-only put of a snapshot or delta that meets an
-//! existing object is not corruption when that object is another attempt's of the same content.
-//! Keys are `{created_at}-{sha12}`, and two attempts of one content can land on the same
-//! millisecond with different metadata (another version number or base): a writer that
-//! re-based onto a version created just before its first attempt meets its own orphan, and
-//! two writers fetching the same data a version apart meet each other's. That key is *taken*:
-//! the run reads `latest.json` again and publishes at a `created_at` after the taken one
-//! (`plan::decide`), or ends `unchanged` if that content got committed meanwhile. A taken key
-//! is not counted against the commit-point attempts (it does not mean anyone committed); only
-//! an object without snapsync metadata, or one describing other content, stops the run as
-//! corrupt. An object with exactly this version's metadata is this run's own earlier put.
+//! [`run_dataset`]: one run's steps, from the fetch to the commit point and the record (the
+//! publish protocol of the module docs, step by step).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use serde::Serialize;
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::canonical::{sha256_hex, Document};
-use crate::clock::Clock;
-use crate::db::{DatasetState, Db, RunRecord, SourceState};
-use crate::delta::{self, Diff};
+use crate::db::{DatasetState, RunRecord, SourceState};
+use crate::delta::Diff;
 use crate::error::{Error, Result};
 use crate::gzip;
 use crate::keys::{self, DatasetKeys};
 use crate::manifest::{Entry, Manifest};
 use crate::plan::{self, Decision, Remote};
-use crate::remote::read_document;
-use crate::source::{redact_url, Fetched, Source, Validators};
-use crate::store::{DynStore, PutMode, PutOptions};
-use crate::transform::{self, Transform, TransformSpec};
+use crate::remote::{read_document, MAX_ATTEMPTS};
+use crate::source::{redact_url, Fetched, Validators};
+use crate::transform::{self, Transform};
 use crate::validate;
 
-/// Most attempts at the commit point before giving up on a store that keeps changing.
-const MAX_ATTEMPTS: u32 = 8;
-/// Most keys found taken by other attempts' objects of the same content in one run. Each moves
-/// `created_at` on by a millisecond at least and needs one more such object; a handful of
-/// writers leave a handful of them, so this only stops a run that something keeps tripping.
-const MAX_TAKEN_KEYS: u32 = 32;
-/// Canonical JSON bodies read back from the store are at most this large when decompressed.
-const MAX_BODY: u64 = 8 << 30;
-
-pub use crate::config::DatasetConfig;
-
-/// What a run needs from outside.
-#[derive(Clone)]
-pub struct Deps {
-    pub store: DynStore,
-    pub db: Db,
-    pub source: Arc<dyn Source>,
-    pub clock: Arc<dyn Clock>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Publish even when a guard fails (logged).
-    pub force: bool,
-    /// Shutdown: a run abandons its work while it is still before the commit point; once
-    /// `latest.json` is being written it finishes (manifest and database included).
-    pub cancel: Option<CancellationToken>,
-    /// This dataset's body already fetched and canonicalized by [`prepare`]: used instead of
-    /// loading the transforms' tables and fetching.
-    pub prepared: Option<Arc<Prepared>>,
-    /// A document the caller holds from an earlier run (its [`Report::document`]); used as
-    /// the previous version when its hash is the store's latest, instead of reading it back.
-    pub previous: Option<Arc<Document>>,
-    /// Leave the database's copy of the newest version as it is (replay sets it on all but its
-    /// last file: it keeps the documents in memory, and a stale copy is only ever not used).
-    pub skip_body_cache: bool,
-    /// How long after its first put a run checks, just before its commit, that its snapshot
-    /// and delta are still there (default [`RECHECK_OBJECTS_AFTER`]).
-    pub recheck_objects_after: Option<std::time::Duration>,
-}
-
-/// A janitor deletes an unnamed object only once the store says it is an hour old
-/// ([`crate::history::ORPHAN_GRACE`]). A run that took half of that from its first put to its
-/// commit (a stalled process, a huge upload) looks at its objects again first and puts back
-/// what a janitor swept meanwhile, so it never commits a version whose objects are gone.
-pub const RECHECK_OBJECTS_AFTER: std::time::Duration = std::time::Duration::from_secs(30 * 60);
-
-impl RunOptions {
-    fn cancelled(&self) -> bool {
-        self.cancel
-            .as_ref()
-            .is_some_and(CancellationToken::is_cancelled)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    Changed,
-    Unchanged,
-    NotModified,
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Changed => "changed",
-            Outcome::Unchanged => "unchanged",
-            Outcome::NotModified => "not-modified",
-            Outcome::Failed => "failed",
-        }
-    }
-}
-
-/// The result of one run of one dataset: the summary line, and the `runs` row.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub dataset: String,
-    pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub added: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub removed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub moved: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub changed: Option<u64>,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub duration_ms: u64,
-    /// Records a join found no row for (datasets with a join).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unmatched: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip)]
-    pub retryable: bool,
-    /// The canonical document now latest, when this run canonicalized it: the next run's
-    /// [`RunOptions::previous`].
-    #[serde(skip)]
-    pub document: Option<Arc<Document>>,
-}
-
-/// A dataset's body fetched, canonicalized and compressed ahead of the run that publishes it,
-/// with that dataset's settings, and possibly diffed from the version expected before it:
-/// `replay` prepares day N+1 on the other core while day N uploads.
-#[derive(Debug)]
-pub struct Prepared {
-    /// The pipeline fingerprint it was made under (joined tables as they were then).
-    pipeline: String,
-    /// Bytes fetched: the body and the joined tables.
-    bytes_in: u64,
-    doc: Arc<Document>,
-    stats: transform::Stats,
-    /// The snapshot, gzip at the dataset's level.
-    snapshot_gz: Bytes,
-    /// The checked diff from the version expected to be the store's newest when this one runs
-    /// (see [`Prepared::diff_against`]).
-    diff: Option<PreparedDiff>,
-}
-
-#[derive(Debug, Clone)]
-struct PreparedDiff {
-    base_sha256: String,
-    diff: Arc<Diff>,
-}
-
-impl Prepared {
-    pub fn document(&self) -> &Arc<Document> {
-        &self.doc
-    }
-
-    /// Diffs from `base` and checks the delta, ahead of the run: `replay` diffs day N+1 from
-    /// day N while day N uploads. The run uses the diff only if the store's newest version is
-    /// `base`'s hash when it runs, and diffs again otherwise; a diff that fails its check is
-    /// dropped here, for the run to find again and report.
-    pub async fn diff_against(&mut self, dataset: &str, base: Arc<Document>) {
-        let (new, name) = (self.doc.clone(), dataset.to_string());
-        let base_sha256 = base.sha256().to_string();
-        let diff = crate::blocking(move || checked_diff(&base, &new, name)).await;
-        self.diff = diff.ok().map(|diff| PreparedDiff {
-            base_sha256,
-            diff: Arc::new(diff),
-        });
-    }
-}
-
-/// Fetches `ds` (unconditionally), validates and canonicalizes it and compresses its snapshot:
-/// the CPU-heavy half of a run, for [`RunOptions::prepared`].
-pub async fn prepare(deps: &Deps, ds: &DatasetConfig) -> Result<Prepared> {
-    let mut bytes_in = 0;
-    let transforms = load_transforms(deps, ds, &mut bytes_in).await?;
-    let pipeline = ds.pipeline_fingerprint(&transforms);
-    let raw = match deps.source.fetch(&ds.url, &Validators::default()).await? {
-        Fetched::Body { bytes, .. } => bytes,
-        // The server's mistake, not the user's: a fetch failure, not a usage error (exit 2).
-        Fetched::NotModified => {
-            return Err(Error::Fetch {
-                url: redact_url(&ds.url),
-                reason: "the server answered 304 Not Modified to a request without validators"
-                    .into(),
-                retryable: false,
-            })
-        }
-    };
-    bytes_in += raw.len() as u64;
-    let (key, level) = (ds.key.clone(), ds.gzip_level);
-    let made = crate::blocking(move || {
-        transform::apply(&raw, &key, &transforms).map(|(doc, stats)| {
-            let snapshot_gz = Bytes::from(gzip::gzip(doc.bytes(), level));
-            (doc, stats, snapshot_gz)
-        })
-    })
-    .await;
-    let (doc, stats, snapshot_gz) = made.map_err(|reason| invalid_json(ds, reason))?;
-    Ok(Prepared {
-        pipeline,
-        bytes_in,
-        doc: Arc::new(doc),
-        stats,
-        snapshot_gz,
-        diff: None,
-    })
-}
-
-/// Loads the tables of join transforms (through the source, with their validators cached
-/// in the database) and returns the transforms ready to apply.
-async fn load_transforms(
-    deps: &Deps,
-    ds: &DatasetConfig,
-    bytes_in: &mut u64,
-) -> Result<Vec<Transform>> {
-    let mut out = Vec::with_capacity(ds.transforms.len());
-    for spec in &ds.transforms {
-        match spec {
-            TransformSpec::Ready(t) => out.push(t.clone()),
-            TransformSpec::Join(j) => {
-                let db = &deps.db;
-                let cache_key = crate::source::cache_key(&j.source);
-                let cached = db.join_cache(&cache_key).await?;
-                let validators = cached
-                    .as_ref()
-                    .map(|c| c.validators.clone())
-                    .unwrap_or_default();
-                let (table, fresh) = match deps.source.fetch_file(&j.source, &validators).await? {
-                    Fetched::NotModified => match cached {
-                        Some(c) => (c, false),
-                        None => {
-                            return Err(table_error(
-                                ds,
-                                &j.source,
-                                "the server answered 304 to a request without validators".into(),
-                            ))
-                        }
-                    },
-                    Fetched::Body {
-                        bytes,
-                        validators,
-                        content_type,
-                    } => (
-                        crate::db::JoinCached {
-                            validators,
-                            body: bytes,
-                            content_type,
-                        },
-                        true,
-                    ),
-                };
-                *bytes_in += table.body.len() as u64;
-                let t = Instant::now();
-                let join = j
-                    .load(&table.body, table.content_type.as_deref())
-                    .map_err(|reason| table_error(ds, &j.source, reason))?;
-                debug!(
-                    ms = t.elapsed().as_millis() as u64,
-                    bytes = table.body.len(),
-                    table = %redact_url(&j.source),
-                    "joined table read"
-                );
-                // Kept for the next conditional fetch: only a table that loads, and only when
-                // the server gave validators to send back (a file has none).
-                let v = &table.validators;
-                if fresh && (v.etag.is_some() || v.last_modified.is_some()) {
-                    db.save_join_cache(&cache_key, table).await?;
-                }
-                out.push(Transform::Join(Box::new(join)));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A joined table's error: `what` names the dataset and the table.
-fn table_error(ds: &DatasetConfig, source: &str, reason: String) -> Error {
-    Error::Table {
-        what: format!("{}: joined table {}", ds.name, redact_url(source)),
-        reason,
-    }
-}
-
-/// Each join transform of a run with what it matched, as a report.
-fn join_reports_of<'t>(
-    transforms: &'t [Transform],
-    stats: &'t transform::Stats,
-) -> impl Iterator<Item = crate::join::JoinReport> + 't {
-    let joins = transforms.iter().filter_map(|t| match t {
-        Transform::Join(j) => Some(j),
-        _ => None,
-    });
-    joins.zip(&stats.joins).map(|(j, s)| j.report(s))
-}
-
-/// What each join of `ds` does to `body` (the dataset as fetched), for `doctor`: the tables
-/// are fetched fresh (no cache, nothing recorded). `Err` is the first table that cannot be
-/// read, or a body the transforms refuse.
-pub async fn join_reports(
-    source: &dyn Source,
-    ds: &DatasetConfig,
-    body: Vec<u8>,
-) -> Result<Vec<(String, crate::join::JoinReport)>> {
-    let mut transforms = Vec::with_capacity(ds.transforms.len());
-    let mut shown = Vec::new();
-    for spec in &ds.transforms {
-        match spec {
-            TransformSpec::Ready(t) => transforms.push(t.clone()),
-            TransformSpec::Join(j) => {
-                let (bytes, content_type) =
-                    match source.fetch_file(&j.source, &Validators::default()).await? {
-                        Fetched::Body {
-                            bytes,
-                            content_type,
-                            ..
-                        } => (bytes, content_type),
-                        Fetched::NotModified => (Vec::new(), None),
-                    };
-                let join = j
-                    .load(&bytes, content_type.as_deref())
-                    .map_err(|reason| table_error(ds, &j.source, reason))?;
-                shown.push(redact_url(&j.source));
-                transforms.push(Transform::Join(Box::new(join)));
-            }
-        }
-    }
-    let key = ds.key.clone();
-    let (stats, transforms) = crate::blocking(move || {
-        transform::apply(&body, &key, &transforms).map(|(_, s)| (s, transforms))
-    })
-    .await
-    .map_err(|reason| invalid_json(ds, reason))?;
-    Ok(shown
-        .into_iter()
-        .zip(join_reports_of(&transforms, &stats))
-        .collect())
-}
-
-/// At debug level, what each join matched: unmatched keys and unused rows with their closest
-/// names (what `doctor` prints), so a run's log is enough to finish a `names` map.
-fn log_join_reports(ds: &DatasetConfig, transforms: &[Transform], stats: &transform::Stats) {
-    if !tracing::enabled!(tracing::Level::DEBUG) {
-        return;
-    }
-    for report in join_reports_of(transforms, stats) {
-        debug!(dataset = %ds.name, "join: {}", report.summary());
-        for line in report.details() {
-            debug!(dataset = %ds.name, "join: {line}");
-        }
-    }
-}
-
-/// The diff from `prev` to `new`, checked by applying it to `prev` and comparing the result
-/// with `new`'s bytes (`dataset` names the dataset in the error).
-fn checked_diff(prev: &Document, new: &Document, dataset: String) -> Result<Diff> {
-    let t = Instant::now();
-    let d = delta::diff(prev, new);
-    debug!(
-        ms = t.elapsed().as_millis() as u64,
-        ops = d.patch.len(),
-        "diffed"
-    );
-    let differs = delta::apply_and_compare(prev, &d.patch, new.bytes()).map_err(|e| {
-        Error::DeltaMismatch {
-            dataset: dataset.clone(),
-            reason: e.to_string(),
-        }
-    })?;
-    debug!(
-        ms = t.elapsed().as_millis() as u64,
-        "delta applied and checked"
-    );
-    if let Some(offset) = differs {
-        return Err(Error::DeltaMismatch {
-            dataset,
-            reason: format!(
-                "applying it does not give sha256 {}: the bytes differ at offset {offset}",
-                new.sha256()
-            ),
-        });
-    }
-    Ok(d)
-}
-
-fn invalid_json(ds: &DatasetConfig, reason: String) -> Error {
-    Error::InvalidJson {
-        what: format!("{}: {}", ds.name, redact_url(&ds.url)),
-        reason,
-    }
-}
-
-impl Report {
-    /// `covid-countries changed version=7 sha256=… added=0 removed=0 moved=28 changed=190`
-    pub fn summary_line(&self) -> String {
-        let mut s = format!("{} {}", self.dataset, self.outcome.as_str());
-        if let Some(v) = self.version {
-            s.push_str(&format!(" version={v}"));
-        }
-        if let Some(h) = &self.sha256 {
-            s.push_str(&format!(" sha256={h}"));
-        }
-        if let (Some(a), Some(r), Some(m), Some(c)) =
-            (self.added, self.removed, self.moved, self.changed)
-        {
-            s.push_str(&format!(" added={a} removed={r} moved={m} changed={c}"));
-        }
-        if let Some(n) = self.unmatched {
-            s.push_str(&format!(" unmatched={n}"));
-        }
-        if let Some(e) = &self.error {
-            s.push_str(&format!(" error={:?}", e));
-        }
-        s
-    }
-}
+use super::prepare::{checked_diff, invalid_json, load_transforms, log_join_reports, PreparedDiff};
+use super::*;
 
 /// Runs one dataset; never panics on input, always returns a report (failures included) and
-/// records it in the database when it can.
+/// records it in the database when it can. Its log events carry `dataset` from its span.
+#[tracing::instrument(name = "run", skip_all, fields(dataset = %ds.name))]
 pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> Report {
     let t0 = Instant::now();
     let started_at = deps.clock.now();
@@ -513,11 +96,10 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
             error: report.error.clone(),
         };
         if let Err(e) = deps.db.record_run(id, record).await {
-            warn!(dataset = %ds.name, error = %e, "could not record the run");
+            warn!(error = %e, "could not record the run");
         }
     }
     info!(
-        dataset = %ds.name,
         outcome = report.outcome.as_str(),
         version = report.version,
         sha256 = report.sha256.as_deref(),
@@ -674,7 +256,7 @@ impl Run<'_> {
             }
         };
         if stats.unmatched_count > 0 {
-            warn!(dataset = %ds.name, unmatched = stats.unmatched_count, keys = %stats.unmatched.join(","), "records the join found no row for");
+            warn!(unmatched = stats.unmatched_count, keys = %stats.unmatched.join(","), "records the join found no row for");
         }
         self.unmatched = Some(stats.unmatched_count).filter(|_| ds.has_join());
         Ok((doc, prepared_diff, snapshot_gz))
@@ -739,7 +321,7 @@ impl Run<'_> {
             }
             let remote = self.remote().await?;
             if remote.is_none() && state.last.is_some() {
-                warn!(dataset = %ds.name, store = deps.store.url(), "the store has no latest.json although the database remembers versions; starting a new history there");
+                warn!(store = deps.store.url(), "the store has no latest.json although the database remembers versions; starting a new history there");
                 deps.db.forget_versions_after(state.id, 0).await?;
             }
             let now = deps.clock.now();
@@ -749,7 +331,7 @@ impl Run<'_> {
                 .and_then(|r| plan::clock_behind(&r.entry, now))
             {
                 let newest = remote.as_ref().map(|r| r.entry.created_at.as_str());
-                warn!(dataset = %ds.name, newest, now = %keys::created_at(now), behind_s = behind.whole_seconds(), "the clock is behind the newest version's created_at (a clock ran ahead when it was published?); a new version is dated after it, not now");
+                warn!(newest, now = %keys::created_at(now), behind_s = behind.whole_seconds(), "the clock is behind the newest version's created_at (a clock ran ahead when it was published?); a new version is dated after it, not now");
             }
             let created_at = match plan::decide(doc.sha256(), remote.as_ref(), now, taken) {
                 Decision::Unchanged => {
@@ -760,7 +342,10 @@ impl Run<'_> {
                         *e == r.entry && r.attempt.as_deref() == Some(id.as_str())
                     };
                     if let Some((entry, gz, _)) = attempted.take().filter(ours) {
-                        info!(dataset = %ds.name, version = entry.version, "the commit had succeeded (its answer was lost)");
+                        info!(
+                            version = entry.version,
+                            "the commit had succeeded (its answer was lost)"
+                        );
                         let manifest = self.reconcile_manifest(&entry, None).await?;
                         self.record(&Some(manifest), &entry, Some(gz), source)
                             .await?;
@@ -832,7 +417,7 @@ impl Run<'_> {
             let first_put = Instant::now();
             for up in &publish.immutable {
                 if let Placed::Taken = self.put_immutable(up, &publish.entry, &attempt_id).await? {
-                    info!(dataset = %ds.name, key = %up.key, "another attempt's object of this content holds the key; comparing again, to publish after it");
+                    info!(key = %up.key, "another attempt's object of this content holds the key; comparing again, to publish after it");
                     taken = Some(created_at);
                     taken_keys += 1;
                     continue 'attempts;
@@ -845,7 +430,7 @@ impl Run<'_> {
             // (`tests/publish_protocol.rs`, known_bugs).
             if let Some(base) = &remote {
                 if self.remote().await?.map(|r| r.entry).as_ref() != Some(&base.entry) {
-                    info!(dataset = %ds.name, attempt, "another writer committed first (seen before the commit point); comparing again with its version");
+                    info!(attempt, "another writer committed first (seen before the commit point); comparing again with its version");
                     attempt += 1;
                     continue;
                 }
@@ -857,7 +442,7 @@ impl Run<'_> {
             if first_put.elapsed() >= recheck {
                 for up in &publish.immutable {
                     if deps.store.head(&up.key).await?.is_none() {
-                        warn!(dataset = %ds.name, key = %up.key, waited_s = first_put.elapsed().as_secs(), "an object of this attempt was deleted while it waited to commit (a janitor?); putting it again");
+                        warn!(key = %up.key, waited_s = first_put.elapsed().as_secs(), "an object of this attempt was deleted while it waited to commit (a janitor?); putting it again");
                         if let Placed::Taken =
                             self.put_immutable(up, &publish.entry, &attempt_id).await?
                         {
@@ -885,14 +470,17 @@ impl Run<'_> {
             {
                 Ok(_) => debug!(ms = t.elapsed().as_millis() as u64, "uploaded"),
                 Err(Error::PreconditionFailed { .. }) => {
-                    info!(dataset = %ds.name, attempt, "another writer committed first; comparing again with its version");
+                    info!(
+                        attempt,
+                        "another writer committed first; comparing again with its version"
+                    );
                     attempt += 1;
                     continue;
                 }
                 Err(e) => return Err(e),
             }
             self.bytes_out += latest.body.len() as u64;
-            info!(dataset = %ds.name, version, sha256 = doc.sha256(), "committed");
+            info!(version, sha256 = doc.sha256(), "committed");
             let base = remote.as_ref().map(|r| &r.entry);
             let manifest = self.reconcile_manifest(&publish.entry, base).await?;
             let snapshot_gz = publish.immutable[0].body.clone();
@@ -922,12 +510,12 @@ impl Run<'_> {
         let Some(head) = crate::remote::head_latest(&self.deps.store, &self.keys).await? else {
             return Ok(None);
         };
-        let entry = head.entry.ok_or_else(|| Error::Corrupt {
-            store: self.deps.store.url().to_string(),
-            key: self.keys.latest(),
-            reason:
-                "has no snapsync metadata (written by something else?); refusing to overwrite it"
-                    .into(),
+        let entry = head.entry.ok_or_else(|| {
+            Error::corrupt(
+                self.deps.store.url(),
+                self.keys.latest(),
+                "has no snapsync metadata (written by something else?); refusing to overwrite it",
+            )
         })?;
         Ok(Some(Remote {
             entry,
@@ -1043,11 +631,7 @@ impl Run<'_> {
                 let Some(existing) = store.head(&up.key).await? else {
                     return Ok(Placed::Taken);
                 };
-                let corrupt = |reason: String| Error::Corrupt {
-                    store: store.url().to_string(),
-                    key: up.key.clone(),
-                    reason,
-                };
+                let corrupt = |reason: String| Error::corrupt(store.url(), up.key.clone(), reason);
                 let same_attempt = existing
                     .metadata
                     .get(keys::META_ATTEMPT)
@@ -1073,64 +657,18 @@ impl Run<'_> {
         }
     }
 
-    /// Makes the manifest list every version up to `upto` (appending what a crashed run left
-    /// out, recovered from object metadata), with `If-Match` so concurrent writers merge.
-    /// `base` is the version `upto` was committed on, when this run read it from `latest.json`
-    /// (see [`crate::remote::recover_entries`]).
+    /// [`crate::remote::reconcile_manifest`], counting the bytes written.
     async fn reconcile_manifest(&mut self, upto: &Entry, base: Option<&Entry>) -> Result<Manifest> {
-        let store = self.deps.store.clone();
-        let key = self.keys.manifest();
-        for _ in 0..MAX_ATTEMPTS {
-            let (mut manifest, mode) = match store.get(&key).await? {
-                Some((bytes, meta)) => {
-                    let m: Manifest =
-                        serde_json::from_slice(&bytes).map_err(|e| Error::Corrupt {
-                            store: store.url().to_string(),
-                            key: key.clone(),
-                            reason: format!("not a valid manifest: {e}"),
-                        })?;
-                    (m, PutMode::Update(meta.etag))
-                }
-                None => (Manifest::new(&self.ds.name), PutMode::Create),
-            };
-            let have = manifest.last().map_or(0, |e| e.version);
-            if have >= upto.version {
-                if manifest.get(upto.version) != Some(upto) {
-                    return Err(Error::Corrupt {
-                        store: store.url().to_string(),
-                        key,
-                        reason: format!(
-                            "lists a different version {} than latest.json",
-                            upto.version
-                        ),
-                    });
-                }
-                return Ok(manifest);
-            }
-            let missing =
-                crate::remote::recover_entries(&store, &self.keys, have, upto, base).await?;
-            manifest.versions.extend(missing);
-            manifest.check_chain().map_err(|reason| Error::Corrupt {
-                store: store.url().to_string(),
-                key: key.clone(),
-                reason: format!("would break the chain: {reason}"),
-            })?;
-            let body = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
-            let opts = PutOptions::json(mode).with_metadata(upto.to_metadata());
-            let len = body.len() as u64;
-            match store.put(&key, Bytes::from(body), opts).await {
-                Ok(_) => {
-                    self.bytes_out += len;
-                    return Ok(manifest);
-                }
-                Err(Error::PreconditionFailed { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::Contended {
-            dataset: self.ds.name.clone(),
-            attempts: MAX_ATTEMPTS,
-        })
+        let (manifest, written) = crate::remote::reconcile_manifest(
+            &self.deps.store,
+            &self.keys,
+            &self.ds.name,
+            upto,
+            base,
+        )
+        .await?;
+        self.bytes_out += written;
+        Ok(manifest)
     }
 
     /// Mirrors the store's state into SQLite after a commit or a confirmed unchanged run.
