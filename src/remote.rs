@@ -129,11 +129,10 @@ pub(crate) fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
-/// A stored object read back: its body (gunzipped when it was stored gzip), its metadata and
-/// the bytes transferred.
+/// A stored object read back: its body (gunzipped when it was stored gzip) and the bytes
+/// transferred.
 pub struct Read {
     pub body: Bytes,
-    pub meta: ObjectMeta,
     pub transferred: u64,
 }
 
@@ -154,7 +153,7 @@ pub async fn read_latest(store: &DynStore, keys: &DatasetKeys) -> Result<(Entry,
         .ok_or_else(|| Error::not_found(store.url(), &key))?;
     let entry = Entry::from_metadata(&meta.metadata)
         .ok_or_else(|| Error::corrupt(store.url(), &key, "has no snapsync metadata"))?;
-    let read = unpack(store, &key, bytes, meta, MAX_BODY, entry.canonical_bytes)?;
+    let read = unpack(store, &key, bytes, &meta, MAX_BODY, entry.canonical_bytes)?;
     check_hash(store, &key, &read.body, &entry)?;
     Ok((entry, read))
 }
@@ -196,14 +195,14 @@ async fn read_object(store: &DynStore, key: &str, limit: u64, size_hint: u64) ->
         .get(key)
         .await?
         .ok_or_else(|| Error::not_found(store.url(), key))?;
-    unpack(store, key, bytes, meta, limit, size_hint)
+    unpack(store, key, bytes, &meta, limit, size_hint)
 }
 
 fn unpack(
     store: &DynStore,
     key: &str,
     bytes: Bytes,
-    meta: ObjectMeta,
+    meta: &ObjectMeta,
     limit: u64,
     size_hint: u64,
 ) -> Result<Read> {
@@ -216,11 +215,7 @@ fn unpack(
     } else {
         bytes
     };
-    Ok(Read {
-        body,
-        meta,
-        transferred,
-    })
+    Ok(Read { body, transferred })
 }
 
 /// Writes the manifest (`mode`: create, or update the ETag read), with its last entry as
