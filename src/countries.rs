@@ -103,12 +103,8 @@ pub fn parse(text: &'static str) -> (Vec<Country>, Vec<String>) {
     (out, problems)
 }
 
-/// The country a name means, if the table knows it.
-pub fn by_name(name: &str) -> Option<&'static Country> {
-    by_normalized(&normalize(name))
-}
-
-/// [`by_name`] for a name already [`normalize`]d (a join normalizes each key once).
+/// The country a name means, if the table knows it; the name already [`normalize`]d (a join
+/// normalizes each key once).
 pub fn by_normalized(norm: &str) -> Option<&'static Country> {
     let ix = index();
     ix.by_name.get(norm).map(|&i| &ix.countries[i])
@@ -186,6 +182,10 @@ fn fold(c: char) -> Option<&'static str> {
 mod tests {
     use super::*;
     use rstest::rstest;
+
+    fn by_name(name: &str) -> Option<&'static Country> {
+        by_normalized(&normalize(name))
+    }
 
     #[rstest]
     #[case("Korea, Rep.", "korea-rep")]

@@ -5,11 +5,12 @@
 //! A run is data flowing one way, I/O at the edges and a pure middle. Modules in flow order:
 //!
 //! - [`config`], [`cli`], [`schedule`]: the validated configuration (datasets, schedules),
-//!   at the bottom: nothing in the pipeline is imported by it.
+//!   at the bottom: it imports the option types each stage owns (`SourceOptions`,
+//!   `TransformSpec`, `Guards`, …) and nothing of the glue (`sync`, `worker`, `remote`).
 //! - [`source`]: the HTTP fetch (conditional GET, limits, retries, redaction).
 //! - [`validate`]: guards a fetched document must pass.
-//! - [`table`], [`countries`], [`join`], [`transform`]: transforms, and the tables a join reads
-//!   and matches.
+//! - [`table`], `countries`, [`join`], [`transform`]: transforms, and the tables a join reads
+//!   and matches (`countries`, the alias table, is the one module only the library uses).
 //! - [`canonical`]: RFC 8785 canonical bytes, records and their sha256.
 //! - [`plan`]: what to publish, as data; [`gzip`]: snapshot and delta compression; [`delta`]:
 //!   diff, and apply to check it.
@@ -22,7 +23,8 @@
 //! - [`clock`], [`error`]: time passed in; the one error type.
 //!
 //! The commands (their glue and their output) belong to the binary (`src/commands/`), so no
-//! `println!` lives in the library.
+//! `println!` lives in the library. The other modules stay public because the binary, the
+//! benchmarks and the integration tests are separate crates that use them.
 #![forbid(unsafe_code)]
 
 pub use error::{Error, Result};
@@ -34,7 +36,7 @@ pub mod schedule;
 pub mod source;
 pub mod validate;
 
-pub mod countries;
+mod countries;
 pub mod join;
 pub mod table;
 pub mod transform;

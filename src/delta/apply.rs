@@ -1,8 +1,9 @@
 //! Applying a patch, written independently of the diff: [`apply_document`] (and its streaming
 //! forms [`apply_document_into`] and [`apply_and_compare`]) keeps the document as canonical
 //! text and splits only the containers on an operation's path, through the `Lazy` values and
-//! the block-wise `Seq` of array elements; [`apply_value`] patches a whole `serde_json::Value`.
-//! Both refuse results nested deeper than `MAX_DEPTH`.
+//! the block-wise `Seq` of array elements. It refuses results nested deeper than `MAX_DEPTH`.
+//! The property tests and the fuzz target check it against an independent engine, the
+//! `json-patch` crate (a dev-dependency).
 
 use std::borrow::Cow;
 use std::io::Write;
@@ -77,19 +78,6 @@ fn text_depth(t: &str) -> usize {
         }
     }
     max
-}
-
-/// Applies `patch` to a whole `Value` (RFC 6902, all six operations).
-pub fn apply_value(doc: &mut Value, patch: &[PatchOp]) -> Result<(), ApplyError> {
-    for (index, op) in patch.iter().enumerate() {
-        apply_one(doc, op).map_err(|reason| ApplyError {
-            index,
-            op: op.name(),
-            path: op.path().to_string(),
-            reason,
-        })?;
-    }
-    Ok(())
 }
 
 /// Applies `patch` to a canonical document and returns the canonical bytes of the result.
@@ -499,53 +487,6 @@ fn apply_lazy<'a>(root: &mut Lazy<'a>, op: &PatchOp) -> Result<(), String> {
     }
 }
 
-/// Applies one operation to a whole tree.
-fn apply_one(doc: &mut Value, op: &PatchOp) -> Result<(), String> {
-    let path = parse_pointer(op.path())?;
-    let path = &path[..];
-    match op {
-        PatchOp::Add { value, .. } => {
-            check_nesting(path.len(), value_depth(value))?;
-            add(doc, path, value.clone())
-        }
-        PatchOp::Remove { .. } => remove(doc, path).map(drop),
-        PatchOp::Replace { value, .. } => {
-            check_nesting(path.len(), value_depth(value))?;
-            let target = resolve_mut(doc, path)?;
-            *target = value.clone();
-            Ok(())
-        }
-        PatchOp::Move { from, .. } => {
-            let from = parse_pointer(from)?;
-            let from = &from[..];
-            if from == path {
-                return resolve_mut(doc, from).map(drop);
-            }
-            if path.len() > from.len() && path.starts_with(from) {
-                return Err("cannot move a value into one of its own children".into());
-            }
-            check_nesting(path.len(), value_depth(resolve_mut(doc, from)?))?;
-            let v = remove(doc, from)?;
-            add(doc, path, v)
-        }
-        PatchOp::Copy { from, .. } => {
-            let from = parse_pointer(from)?;
-            let source = resolve_mut(doc, &from)?;
-            check_nesting(path.len(), value_depth(source))?;
-            let v = source.clone();
-            add(doc, path, v)
-        }
-        PatchOp::Test { value, .. } => {
-            let target = resolve_mut(doc, path)?;
-            if to_canonical_vec(target) == to_canonical_vec(value) {
-                Ok(())
-            } else {
-                Err("test failed: value differs".into())
-            }
-        }
-    }
-}
-
 fn array_index(token: &str, len: usize) -> Result<usize, String> {
     let valid = !token.is_empty()
         && token.bytes().all(|b| b.is_ascii_digit())
@@ -556,65 +497,4 @@ fn array_index(token: &str, len: usize) -> Result<usize, String> {
         return Err(format!("index {i} is out of bounds (length {len})"));
     }
     Ok(i)
-}
-
-fn resolve_mut<'v>(doc: &'v mut Value, path: &[String]) -> Result<&'v mut Value, String> {
-    let mut cur = doc;
-    for t in path {
-        cur = match cur {
-            Value::Object(m) => m
-                .get_mut(t)
-                .ok_or_else(|| format!("member {t:?} does not exist"))?,
-            Value::Array(a) => {
-                let len = a.len();
-                let i = array_index(t, len)?;
-                a.get_mut(i)
-                    .ok_or_else(|| format!("index {i} is out of bounds (length {len})"))?
-            }
-            _ => return Err(format!("cannot descend into a scalar at {t:?}")),
-        };
-    }
-    Ok(cur)
-}
-
-fn add(doc: &mut Value, path: &[String], value: Value) -> Result<(), String> {
-    let Some((last, parent)) = path.split_last() else {
-        *doc = value;
-        return Ok(());
-    };
-    match resolve_mut(doc, parent)? {
-        Value::Object(m) => {
-            m.insert(last.clone(), value);
-            Ok(())
-        }
-        Value::Array(a) => {
-            let i = if last == "-" {
-                a.len()
-            } else {
-                array_index(last, a.len())?
-            };
-            a.insert(i, value);
-            Ok(())
-        }
-        _ => Err("parent is not an object or array".into()),
-    }
-}
-
-fn remove(doc: &mut Value, path: &[String]) -> Result<Value, String> {
-    let Some((last, parent)) = path.split_last() else {
-        return Err("cannot remove the whole document".into());
-    };
-    match resolve_mut(doc, parent)? {
-        Value::Object(m) => m
-            .remove(last)
-            .ok_or_else(|| format!("member {last:?} does not exist")),
-        Value::Array(a) => {
-            let i = array_index(last, a.len())?;
-            if i >= a.len() {
-                return Err(format!("index {i} is out of bounds (length {})", a.len()));
-            }
-            Ok(a.remove(i))
-        }
-        _ => Err("parent is not an object or array".into()),
-    }
 }

@@ -135,7 +135,7 @@ pub struct ApplyError {
 mod apply;
 mod diff;
 
-pub use apply::{apply_and_compare, apply_document, apply_document_into, apply_value};
+pub use apply::{apply_and_compare, apply_document, apply_document_into};
 pub use diff::{diff, diff_raw};
 
 #[cfg(test)]

@@ -15,9 +15,6 @@ fn roundtrip(a: Value, b: Value) -> Diff {
     let d = diff(&da, &db);
     let out = apply_document(&da, &d.patch).unwrap();
     assert_eq!(out, db.bytes(), "patch {:?}", d.patch);
-    let mut v = da.to_value();
-    apply_value(&mut v, &d.patch).unwrap();
-    assert_eq!(to_canonical_vec(&v), db.bytes());
     d
 }
 
@@ -382,7 +379,7 @@ fn apply_rejects_bad_operations_with_their_index() {
 
 #[test]
 fn apply_supports_every_operation() {
-    let mut v = json!({"a": {"b": [1, 2]}, "c": 1});
+    let v = doc(json!({"a": {"b": [1, 2]}, "c": 1}));
     let patch: Vec<PatchOp> = serde_json::from_value(json!([
         {"op": "copy", "from": "/a/b", "path": "/d"},
         {"op": "move", "from": "/c", "path": "/a/c"},
@@ -391,8 +388,11 @@ fn apply_supports_every_operation() {
         {"op": "replace", "path": "/d/0", "value": "x"}
     ]))
     .unwrap();
-    apply_value(&mut v, &patch).unwrap();
-    assert_eq!(v, json!({"a": {"b": [1, 2, 3], "c": 1}, "d": ["x", 2]}));
+    let out = apply_document(&v, &patch).unwrap();
+    assert_eq!(
+        out,
+        to_canonical_vec(&json!({"a": {"b": [1, 2, 3], "c": 1}, "d": ["x", 2]}))
+    );
     let d = doc(json!([{"k":1,"a":1},{"k":2}]));
     let cross: Vec<PatchOp> = serde_json::from_value(json!([
         {"op": "move", "from": "/0/a", "path": "/1/a"},

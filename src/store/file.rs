@@ -227,10 +227,8 @@ impl FileStore {
         };
         match fs::read(self.meta_path(key)?) {
             Ok(raw) => {
-                let m: MetaFile = serde_json::from_slice(&raw).map_err(|e| Error::Corrupt {
-                    store: self.url.clone(),
-                    key: key.to_string(),
-                    reason: format!("metadata file is not valid: {e}"),
+                let m: MetaFile = serde_json::from_slice(&raw).map_err(|e| {
+                    Error::corrupt(&self.url, key, format!("metadata file is not valid: {e}"))
                 })?;
                 Ok(Some(ObjectMeta {
                     key: key.to_string(),
@@ -449,12 +447,11 @@ impl Store for FileStore {
                     Ok(Some((Bytes::from(bytes), meta)))
                 }
                 None => Ok(None),
-                Some(_) => Err(Error::Corrupt {
-                    store: this.url.clone(),
+                Some(_) => Err(Error::corrupt(
+                    &this.url,
                     key,
-                    reason: "stored bytes do not match their recorded ETag (torn write or edited by hand)"
-                        .into(),
-                }),
+                    "stored bytes do not match their recorded ETag (torn write or edited by hand)",
+                )),
             }
         })
         .await

@@ -427,7 +427,7 @@ impl Run<'_> {
             // from a later version of the same data (A, then B, then A again): a writer still
             // holding A's ETag would move latest.json back. Looking again just before the
             // commit narrows that window to this request's round trip; it does not close it
-            // (`tests/publish_protocol.rs`, known_bugs).
+            // (`tests/integration/publish_protocol.rs`, known_bugs).
             if let Some(base) = &remote {
                 if self.remote().await?.map(|r| r.entry).as_ref() != Some(&base.entry) {
                     info!(attempt, "another writer committed first (seen before the commit point); comparing again with its version");
