@@ -8,8 +8,6 @@
 //! and delta of each replayed version (29 of 30 versions unrestorable). The sweep now judges by
 //! the store's own modification time and re-reads what the history names after listing.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -118,7 +116,7 @@ async fn write(store: DynStore, kind: Writer) -> Vec<String> {
 }
 
 async fn janitor_beside(kind: &str, writer: Writer) {
-    let Some(b) = common::target::store_under_test(kind, "janitor").await else {
+    let Some(b) = crate::common::target::store_under_test(kind, "janitor").await else {
         return;
     };
     let store = b.store.clone();
@@ -275,7 +273,7 @@ async fn replay_days(store: &DynStore, n: u64) -> Vec<String> {
 #[case::s3("s3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_janitor_deletes_only_what_snapsync_wrote(#[case] kind: &str) {
-    let Some(b) = common::target::store_under_test(kind, "janitor-own").await else {
+    let Some(b) = crate::common::target::store_under_test(kind, "janitor-own").await else {
         return;
     };
     let store = b.store.clone();
@@ -429,7 +427,7 @@ async fn the_file_store_never_follows_a_link_out_of_its_directory() {
 /// orphan is deleted until `verify --repair` has caught the manifest up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_janitor_refuses_while_the_manifest_is_far_behind() {
-    let b = common::target::store_under_test("file", "janitor-behind")
+    let b = crate::common::target::store_under_test("file", "janitor-behind")
         .await
         .unwrap();
     let store = b.store.clone();

@@ -9,15 +9,13 @@
 //! protocol gets hit; the summary line says where the kills landed. `SNAPSYNC_KILL_SEED` and
 //! `SNAPSYNC_KILL_TRIALS` change the seed and the count (`scripts/soak.sh` runs many more).
 
-mod common;
-
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::history::{check, data, sha_of};
-use common::http::HttpServer;
-use common::proxy::Proxy;
-use common::target::Target;
+use crate::common::history::{check, data, sha_of};
+use crate::common::http::HttpServer;
+use crate::common::proxy::Proxy;
+use crate::common::target::Target;
 use rand::{Rng, SeedableRng};
 use snapsync::keys::DatasetKeys;
 use snapsync::manifest::Entry;
@@ -72,10 +70,10 @@ fn file_marks(target: &Target) -> [u64; 3] {
     [snapshots, ino("latest.json"), ino("manifest.json")]
 }
 
-fn normal_run(target: &Target, url: &str) -> common::cli::RunResult {
+fn normal_run(target: &Target, url: &str) -> crate::common::cli::RunResult {
     let args = run_args(url);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    common::cli::to_result(
+    crate::common::cli::to_result(
         target
             .cmd(&target.db("runner"), &args)
             .output()

@@ -3,15 +3,13 @@
 //! store that ignores conditional writes. Library level, so every request can be counted, and
 //! with fake clocks where the interleaving depends on `created_at` (object keys embed it).
 
-mod common;
-
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::common::http::HttpServer;
 use bytes::Bytes;
-use common::http::HttpServer;
 use serde_json::{json, Value};
 use snapsync::canonical::{Document, KeyPointer};
 use snapsync::clock::{Clock, FixedClock, SystemClock};
@@ -143,10 +141,10 @@ impl Store for Counting {
 }
 
 /// A store under a fresh prefix, on the backend the test runs with.
-type Backend = common::target::StoreUnderTest;
+type Backend = crate::common::target::StoreUnderTest;
 
 async fn backend(kind: &str) -> Option<Backend> {
-    common::target::store_under_test(kind, "protocol").await
+    crate::common::target::store_under_test(kind, "protocol").await
 }
 
 /// One machine: its own database, the shared store and a source URL.

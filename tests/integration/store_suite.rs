@@ -17,8 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-mod common;
-
 use snapsync::probe;
 use snapsync::store::file::FileStore;
 use snapsync::store::s3::{S3Options, S3Store};
@@ -52,7 +50,7 @@ fn file_fixture() -> Fixture {
     }
 }
 
-use common::s3::{s3_env, s3_options, S3Env};
+use crate::common::s3::{s3_env, s3_options, S3Env};
 
 async fn s3_store(env: &S3Env, opts: &S3Options) -> S3Store {
     S3Store::connect(&env.bucket, "", opts)

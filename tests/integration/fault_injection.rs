@@ -10,14 +10,12 @@
 //! S3), and the default 3 attempts (the SDK retries: the run itself must not fail, even when
 //! its retried `If-Match` meets its own earlier success).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::history::{check, data, sha_of};
-use common::http::HttpServer;
-use common::proxy::{FaultKind, Proxy};
+use crate::common::history::{check, data, sha_of};
+use crate::common::http::HttpServer;
+use crate::common::proxy::{FaultKind, Proxy};
 use rstest::rstest;
 use snapsync::canonical::KeyPointer;
 use snapsync::clock::SystemClock;
@@ -43,7 +41,7 @@ enum Setting {
 }
 
 struct Rig {
-    env: common::s3::S3Env,
+    env: crate::common::s3::S3Env,
     prefix: String,
     proxy: Proxy,
     server: HttpServer,
@@ -54,7 +52,7 @@ struct Rig {
 
 impl Rig {
     async fn new(name: &str) -> Option<Rig> {
-        let env = common::s3::s3_env()?;
+        let env = crate::common::s3::s3_env()?;
         let proxy = Proxy::start(&env.endpoint);
         proxy.set_hold(Duration::from_millis(1300));
         let dirs = tempfile::tempdir().unwrap();
@@ -71,7 +69,7 @@ impl Rig {
 
     /// A store that talks to S3 directly, with the default retries (the repair runs' store).
     async fn direct(&self) -> DynStore {
-        let opts = common::s3::s3_options(&self.env);
+        let opts = crate::common::s3::s3_options(&self.env);
         Arc::new(
             S3Store::connect(&self.env.bucket, &self.prefix, &opts)
                 .await
@@ -85,7 +83,7 @@ impl Rig {
             endpoint: Some(self.proxy.endpoint()),
             max_attempts: Some(max_attempts),
             attempt_timeout: Some(Duration::from_secs(1)),
-            ..common::s3::s3_options(&self.env)
+            ..crate::common::s3::s3_options(&self.env)
         };
         Arc::new(
             S3Store::connect(&self.env.bucket, &self.prefix, &opts)
@@ -287,7 +285,7 @@ async fn every_request_of_a_publish_can_fail(
 /// after 60s" after 182 s and 3 attempts).
 #[tokio::test]
 async fn a_hung_server_says_how_long_it_waited_and_how_often() {
-    let Some(env) = common::s3::s3_env() else {
+    let Some(env) = crate::common::s3::s3_env() else {
         return;
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -302,7 +300,7 @@ async fn a_hung_server_says_how_long_it_waited_and_how_often() {
         endpoint: Some(format!("http://{addr}")),
         max_attempts: Some(2),
         attempt_timeout: Some(Duration::from_secs(1)),
-        ..common::s3::s3_options(&env)
+        ..crate::common::s3::s3_options(&env)
     };
     let t = Instant::now();
     let err = S3Store::connect(&env.bucket, "x", &opts)
@@ -330,10 +328,10 @@ async fn a_hung_server_says_how_long_it_waited_and_how_often() {
 /// ours to within the header's one-second resolution plus the round trip.
 #[tokio::test]
 async fn the_s3_store_measures_the_servers_clock() {
-    let Some(env) = common::s3::s3_env() else {
+    let Some(env) = crate::common::s3::s3_env() else {
         return;
     };
-    let store = S3Store::connect(&env.bucket, "clock", &common::s3::s3_options(&env))
+    let store = S3Store::connect(&env.bucket, "clock", &crate::common::s3::s3_options(&env))
         .await
         .unwrap();
     use snapsync::store::Store as _;

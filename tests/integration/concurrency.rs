@@ -9,16 +9,14 @@
 //! the rounds go on after a failed run so the figures count them all, and the test fails at the
 //! end with the first failure's output.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Instant;
 
-use common::cli::to_result;
-use common::history::{check, data, sha_of};
-use common::http::HttpServer;
-use common::target::Target;
+use crate::common::cli::to_result;
+use crate::common::history::{check, data, sha_of};
+use crate::common::http::HttpServer;
+use crate::common::target::Target;
 
 const DATASET: &str = "shared";
 const KEY: &str = "/country/key";

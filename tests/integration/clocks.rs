@@ -2,10 +2,8 @@
 //! ahead, here a replayed file dated 2999) makes every later version come 1 ms after it. The
 //! run that publishes after it and `restore --at now` both say so, in one warning line each.
 
-mod common;
-
-use common::cli::Sandbox;
-use common::http::HttpServer;
+use crate::common::cli::Sandbox;
+use crate::common::http::HttpServer;
 
 fn data(tag: u32) -> String {
     let recs: Vec<String> = (0..4)

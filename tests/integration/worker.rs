@@ -2,16 +2,14 @@
 //! store; and as a real `snapsync worker` process that publishes, logs heartbeats and stops on
 //! SIGTERM within Heroku's deadline.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::cli::Sandbox;
+use crate::common::http::{Fault, HttpServer};
 use bytes::Bytes;
-use common::cli::Sandbox;
-use common::http::{Fault, HttpServer};
 use snapsync::canonical::KeyPointer;
 use snapsync::clock::Clock;
 use snapsync::db::Db;

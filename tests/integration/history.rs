@@ -4,14 +4,12 @@
 //! caught by verify, pull and restore; an interrupted pull; verify --repair. Then the commands
 //! end to end on the file store (replay, pull, restore, verify, prune, diff).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::cli::{sha256_hex, Sandbox};
 use bytes::Bytes;
-use common::cli::{sha256_hex, Sandbox};
 use serde_json::{json, Value};
 use snapsync::canonical::{Document, KeyPointer};
 use snapsync::consumer::{self, Via};
@@ -87,10 +85,10 @@ fn write_days(dir: &Path, n: u64) -> Vec<(PathBuf, String)> {
 }
 
 /// A store under a fresh prefix on the backend the test runs with.
-type Backend = common::target::StoreUnderTest;
+type Backend = crate::common::target::StoreUnderTest;
 
 async fn backend(kind: &str) -> Option<Backend> {
-    common::target::store_under_test(kind, "history").await
+    crate::common::target::store_under_test(kind, "history").await
 }
 
 /// A history replayed from `n` dated files, with what it needs to check it.

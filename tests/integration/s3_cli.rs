@@ -2,11 +2,9 @@
 //! history published to S3, `doctor`, and the failures a user hits first — wrong secret, missing
 //! bucket, endpoint down — each one line, exit 1, nothing published, no secret printed.
 
-mod common;
-
-use common::cli::{RunResult, Sandbox};
-use common::http::HttpServer;
-use common::s3::{s3_env, S3Env};
+use crate::common::cli::{RunResult, Sandbox};
+use crate::common::http::HttpServer;
+use crate::common::s3::{s3_env, S3Env};
 
 const SECRET_ENV: &str = "AWS_SECRET_ACCESS_KEY";
 
@@ -29,7 +27,7 @@ fn s3_run(
     for (k, v) in overrides {
         c.env(k, v);
     }
-    common::cli::to_result(c.output().expect("snapsync runs"))
+    crate::common::cli::to_result(c.output().expect("snapsync runs"))
 }
 
 fn prefix() -> String {
