@@ -15,16 +15,15 @@ use std::time::{Duration, Instant};
 
 use crate::common::history::{check, data, sha_of};
 use crate::common::http::HttpServer;
+use crate::common::machine::{dataset, http_source};
 use crate::common::proxy::{FaultKind, Proxy};
+use crate::common::store::connect_s3;
 use rstest::rstest;
-use snapsync::canonical::KeyPointer;
 use snapsync::clock::SystemClock;
 use snapsync::db::Db;
-use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::s3::{S3Options, S3Store};
 use snapsync::store::DynStore;
-use snapsync::sync::{self, DatasetConfig, Deps, Outcome, Report, RunOptions};
-use snapsync::validate::Guards;
+use snapsync::sync::{self, Deps, Outcome, Report, RunOptions};
 
 const DATASET: &str = "faulty";
 const KEY: &str = "/country/key";
@@ -70,11 +69,7 @@ impl Rig {
     /// A store that talks to S3 directly, with the default retries (the repair runs' store).
     async fn direct(&self) -> DynStore {
         let opts = crate::common::s3::s3_options(&self.env);
-        Arc::new(
-            S3Store::connect(&self.env.bucket, &self.prefix, &opts)
-                .await
-                .unwrap(),
-        )
+        Arc::new(connect_s3(&self.env, &self.prefix, &opts).await)
     }
 
     /// A store whose every request goes through the proxy.
@@ -85,11 +80,7 @@ impl Rig {
             attempt_timeout: Some(Duration::from_secs(1)),
             ..crate::common::s3::s3_options(&self.env)
         };
-        Arc::new(
-            S3Store::connect(&self.env.bucket, &self.prefix, &opts)
-                .await
-                .unwrap(),
-        )
+        Arc::new(connect_s3(&self.env, &self.prefix, &opts).await)
     }
 
     async fn db(&self, fresh: bool) -> Db {
@@ -108,24 +99,10 @@ impl Rig {
         let deps = Deps {
             store,
             db,
-            source: Arc::new(
-                HttpSource::new(SourceOptions {
-                    retries: 0,
-                    ..SourceOptions::default()
-                })
-                .unwrap(),
-            ),
+            source: http_source(Some(0)),
             clock: Arc::new(SystemClock),
         };
-        let ds = DatasetConfig {
-            name: DATASET.into(),
-            url: self.server.url("/d.json"),
-            key: KeyPointer::parse(KEY).unwrap(),
-            guards: Guards::default(),
-            gzip_level: 3,
-            schedule: Default::default(),
-            transforms: Vec::new(),
-        };
+        let ds = dataset(DATASET, &self.server.url("/d.json"));
         sync::run_dataset(&deps, &ds, RunOptions::default()).await
     }
 }

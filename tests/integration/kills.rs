@@ -12,6 +12,7 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::env;
 use crate::common::history::{check, data, sha_of};
 use crate::common::http::HttpServer;
 use crate::common::proxy::Proxy;
@@ -24,13 +25,6 @@ use snapsync::store::DynStore;
 const DATASET: &str = "killed";
 const KEY: &str = "/country/key";
 const RECORDS: u64 = 2000;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Where a kill landed, judged from the store afterwards.
 #[derive(Debug, Default)]
@@ -112,8 +106,8 @@ async fn landed(store: &DynStore, want: &str, objects_before: usize, l: &mut Lan
 }
 
 async fn kill_trials(mut target: Target) {
-    let seed = env_u64("SNAPSYNC_KILL_SEED", 20_261_124);
-    let trials = env_u64("SNAPSYNC_KILL_TRIALS", 16) as usize;
+    let seed = env::number::<u64>("SNAPSYNC_KILL_SEED", 20_261_124);
+    let trials = env::number::<usize>("SNAPSYNC_KILL_TRIALS", 16);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let proxy = if let Some(endpoint) = target.s3_endpoint() {
         let proxy = Proxy::start(endpoint);

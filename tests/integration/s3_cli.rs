@@ -3,6 +3,7 @@
 //! bucket, endpoint down — each one line, exit 1, nothing published, no secret printed.
 
 use crate::common::cli::{RunResult, Sandbox};
+use crate::common::history::small as data;
 use crate::common::http::HttpServer;
 use crate::common::s3::{s3_env, S3Env};
 
@@ -32,13 +33,6 @@ fn s3_run(
 
 fn prefix() -> String {
     format!("cli-{:016x}", rand::random::<u64>())
-}
-
-fn data(n: u32, tag: u32) -> String {
-    let recs: Vec<String> = (0..n)
-        .map(|i| format!(r#"{{"country":{{"key":"k{i}"}},"v":{}}}"#, i * tag))
-        .collect();
-    format!("[{}]", recs.join(","))
 }
 
 #[test]
