@@ -10,7 +10,7 @@
 #
 # canonicalize is an ES module, and ES modules ignore NODE_PATH: run a driver with
 # `node --input-type=module -e ...` from the directory that holds node_modules (bare imports
-# in --eval resolve from the working directory), as tests/delta_interop.rs does.
+# in --eval resolve from the working directory), as tests/integration/delta_interop.rs does.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JSENV_DIR=${SNAPSYNC_JSENV:-${XDG_CACHE_HOME:-$HOME/.cache}/snapsync-jsenv}

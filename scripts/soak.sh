@@ -6,8 +6,9 @@
 #   CASES        proptest cases per fuzz property (CI: 768-1024)   default 20000
 #   FUZZ_SECS    seconds of cargo-fuzz per target, 0 to skip       default 0
 #                (needs a nightly toolchain and cargo-fuzz; corpus in fuzz/corpus/TARGET)
-#   --only       run only these test binaries (of fault_injection, kills, concurrency, janitor,
-#                local_state, security, fuzz_props), e.g. `--only concurrency`
+#   --only       run only these modules of the integration test binary (of fault_injection,
+#                kills, concurrency, janitor, local_state, security, fuzz_props), e.g.
+#                `--only concurrency`
 #   The janitor races publish ROUNDS versions per case instead of CI's 30.
 #   --stress N   keep N busy processes running while the concurrency rounds run (default: one
 #                per core, `nproc`; 0 for none): a lost race must end changed/unchanged however
@@ -29,6 +30,14 @@ while [ $# -gt 0 ]; do
     -*) echo "soak.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
+done
+# A misspelt name would filter out every test and pass; refuse it like cargo refused a missing
+# test binary.
+for t in $TESTS; do
+  if [ ! -f "tests/integration/$t.rs" ]; then
+    echo "soak.sh: no test module $t (tests/integration/$t.rs)" >&2
+    exit 2
+  fi
 done
 KILL_TRIALS=${1:-100}
 ROUNDS=${2:-100}
@@ -74,11 +83,12 @@ for t in $TESTS; do
   stressed=0
   if { [ "$t" = concurrency ] || [ "$t" = janitor ]; } && [ "$STRESS" -gt 0 ]; then
     # Built before the load starts: the load is for the writers, not the compiler.
-    cargo test --locked --test "$t" --no-run 2>&1 | tail -1 >&2
+    cargo test --locked --test integration --no-run 2>&1 | tail -1 >&2
     start_stress
     stressed=1
   fi
-  if ! cargo test --locked --test "$t" -- --nocapture 2>&1 | tee -a "$log" \
+  # One test binary for all of tests/integration/; the module path picks this suite's tests.
+  if ! cargo test --locked --test integration -- "integration::$t::" --nocapture 2>&1 | tee -a "$log" \
       | grep -E '^(fault matrix .*points|kills |concurrency |janitor |security: )|^test result|panicked' >&2; then
     status=1
   fi

@@ -94,3 +94,12 @@ pub fn sha_of(raw: &[u8], key: &str) -> String {
         .sha256()
         .to_string()
 }
+
+/// `records` records keyed `k0`, `k1`, … whose `v` is `i * tag` (compact JSON text): a
+/// dataset small enough to write by hand into a sandbox.
+pub fn small(records: u32, tag: u32) -> String {
+    let recs: Vec<String> = (0..records)
+        .map(|i| format!(r#"{{"country":{{"key":"k{i}"}},"v":{}}}"#, i * tag))
+        .collect();
+    format!("[{}]", recs.join(","))
+}

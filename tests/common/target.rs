@@ -1,16 +1,17 @@
 //! Where the binary publishes in the process-level reliability tests: a directory (file store)
 //! or a fresh prefix on the S3 server, optionally reached through a [`super::proxy::Proxy`].
-//! Each process gets its own database; the store is shared.
+//! Each process gets its own database; the store is shared. (Library-level tests take their
+//! store from [`super::store`].)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 use snapsync::store::file::FileStore;
-use snapsync::store::s3::S3Store;
 use snapsync::store::DynStore;
 
 use super::s3::{s3_env, s3_options, S3Env};
+use super::store::connect_s3;
 
 pub struct Target {
     pub dir: tempfile::TempDir,
@@ -103,40 +104,8 @@ impl Target {
     /// The store itself, reached directly (never through a proxy), for checking.
     pub async fn store(&self) -> DynStore {
         match &self.s3 {
-            Some((env, prefix)) => Arc::new(
-                S3Store::connect(&env.bucket, prefix, &s3_options(env))
-                    .await
-                    .expect("connect to S3"),
-            ),
+            Some((env, prefix)) => Arc::new(connect_s3(env, prefix, &s3_options(env)).await),
             None => Arc::new(FileStore::open(&self.dir.path().join("store")).expect("file store")),
         }
     }
-}
-
-/// A store for a library-level test: a temporary directory, or a fresh prefix on the S3 server
-/// (`kind` is "file" or "s3"; `None` only when S3 tests are explicitly skipped).
-pub struct StoreUnderTest {
-    pub store: DynStore,
-    /// The file store's directory (`None` on S3).
-    pub dir: Option<tempfile::TempDir>,
-}
-
-pub async fn store_under_test(kind: &str, name: &str) -> Option<StoreUnderTest> {
-    if kind == "file" {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let store = FileStore::open(dir.path()).expect("open file store");
-        return Some(StoreUnderTest {
-            store: Arc::new(store),
-            dir: Some(dir),
-        });
-    }
-    let env = s3_env()?;
-    let prefix = format!("{name}-{:016x}", rand::random::<u64>());
-    let store = S3Store::connect(&env.bucket, &prefix, &s3_options(&env))
-        .await
-        .unwrap_or_else(|e| panic!("connect to {}: {e}", env.endpoint));
-    Some(StoreUnderTest {
-        store: Arc::new(store),
-        dir: None,
-    })
 }

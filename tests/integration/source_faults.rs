@@ -6,13 +6,11 @@
 //! nothing" is a real claim. Timeouts, retries and backoff are set small through the same
 //! `SNAPSYNC_*` variables a user would set, to keep every test well under a few seconds.
 
-mod common;
-
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use common::cli::{to_result, RunResult, Sandbox};
-use common::http::{Fault, HttpServer, TlsServer};
+use crate::common::cli::{to_result, RunResult, Sandbox};
+use crate::common::http::{Fault, HttpServer, TlsServer};
 use rstest::rstest;
 
 const DATASET: &str = "covid-countries";

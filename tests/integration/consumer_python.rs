@@ -5,10 +5,8 @@
 //! The Python venv comes from `scripts/py-env.sh` (run by `scripts/test`), which exports
 //! `SNAPSYNC_TEST_PYTHON`. Without it this test fails rather than skips.
 
-mod common;
-
-use common::cli::Sandbox;
-use common::http::HttpServer;
+use crate::common::cli::Sandbox;
+use crate::common::http::HttpServer;
 use serde_json::{json, Value};
 
 const CHECK: &str = r#"

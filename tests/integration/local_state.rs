@@ -5,14 +5,12 @@
 //! history verifies. But only a SQLite file is ever moved aside: a `--db` that holds something
 //! else is refused, and processes opening one new database at once all use it.
 
-mod common;
-
 use std::io::Write as _;
 
-use common::cli::{to_result, RunResult};
-use common::history::{check, data, sha_of};
-use common::http::HttpServer;
-use common::target::Target;
+use crate::common::cli::{to_result, RunResult};
+use crate::common::history::{check, data, sha_of};
+use crate::common::http::HttpServer;
+use crate::common::target::Target;
 use rstest::rstest;
 
 const DATASET: &str = "cached";

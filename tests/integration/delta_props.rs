@@ -8,8 +8,7 @@ use snapsync::canonical::{
 };
 use snapsync::delta::{apply_and_compare, apply_document, diff, PatchOp};
 
-mod common;
-use common::oracle;
+use crate::common::oracle;
 
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

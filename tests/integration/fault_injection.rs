@@ -10,23 +10,20 @@
 //! S3), and the default 3 attempts (the SDK retries: the run itself must not fail, even when
 //! its retried `If-Match` meets its own earlier success).
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::history::{check, data, sha_of};
-use common::http::HttpServer;
-use common::proxy::{FaultKind, Proxy};
+use crate::common::history::{check, data, sha_of};
+use crate::common::http::HttpServer;
+use crate::common::machine::{dataset, http_source};
+use crate::common::proxy::{FaultKind, Proxy};
+use crate::common::store::connect_s3;
 use rstest::rstest;
-use snapsync::canonical::KeyPointer;
 use snapsync::clock::SystemClock;
 use snapsync::db::Db;
-use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::s3::{S3Options, S3Store};
 use snapsync::store::DynStore;
-use snapsync::sync::{self, DatasetConfig, Deps, Outcome, Report, RunOptions};
-use snapsync::validate::Guards;
+use snapsync::sync::{self, Deps, Outcome, Report, RunOptions};
 
 const DATASET: &str = "faulty";
 const KEY: &str = "/country/key";
@@ -43,7 +40,7 @@ enum Setting {
 }
 
 struct Rig {
-    env: common::s3::S3Env,
+    env: crate::common::s3::S3Env,
     prefix: String,
     proxy: Proxy,
     server: HttpServer,
@@ -54,7 +51,7 @@ struct Rig {
 
 impl Rig {
     async fn new(name: &str) -> Option<Rig> {
-        let env = common::s3::s3_env()?;
+        let env = crate::common::s3::s3_env()?;
         let proxy = Proxy::start(&env.endpoint);
         proxy.set_hold(Duration::from_millis(1300));
         let dirs = tempfile::tempdir().unwrap();
@@ -71,12 +68,8 @@ impl Rig {
 
     /// A store that talks to S3 directly, with the default retries (the repair runs' store).
     async fn direct(&self) -> DynStore {
-        let opts = common::s3::s3_options(&self.env);
-        Arc::new(
-            S3Store::connect(&self.env.bucket, &self.prefix, &opts)
-                .await
-                .unwrap(),
-        )
+        let opts = crate::common::s3::s3_options(&self.env);
+        Arc::new(connect_s3(&self.env, &self.prefix, &opts).await)
     }
 
     /// A store whose every request goes through the proxy.
@@ -85,13 +78,9 @@ impl Rig {
             endpoint: Some(self.proxy.endpoint()),
             max_attempts: Some(max_attempts),
             attempt_timeout: Some(Duration::from_secs(1)),
-            ..common::s3::s3_options(&self.env)
+            ..crate::common::s3::s3_options(&self.env)
         };
-        Arc::new(
-            S3Store::connect(&self.env.bucket, &self.prefix, &opts)
-                .await
-                .unwrap(),
-        )
+        Arc::new(connect_s3(&self.env, &self.prefix, &opts).await)
     }
 
     async fn db(&self, fresh: bool) -> Db {
@@ -110,24 +99,10 @@ impl Rig {
         let deps = Deps {
             store,
             db,
-            source: Arc::new(
-                HttpSource::new(SourceOptions {
-                    retries: 0,
-                    ..SourceOptions::default()
-                })
-                .unwrap(),
-            ),
+            source: http_source(Some(0)),
             clock: Arc::new(SystemClock),
         };
-        let ds = DatasetConfig {
-            name: DATASET.into(),
-            url: self.server.url("/d.json"),
-            key: KeyPointer::parse(KEY).unwrap(),
-            guards: Guards::default(),
-            gzip_level: 3,
-            schedule: Default::default(),
-            transforms: Vec::new(),
-        };
+        let ds = dataset(DATASET, &self.server.url("/d.json"));
         sync::run_dataset(&deps, &ds, RunOptions::default()).await
     }
 }
@@ -287,7 +262,7 @@ async fn every_request_of_a_publish_can_fail(
 /// after 60s" after 182 s and 3 attempts).
 #[tokio::test]
 async fn a_hung_server_says_how_long_it_waited_and_how_often() {
-    let Some(env) = common::s3::s3_env() else {
+    let Some(env) = crate::common::s3::s3_env() else {
         return;
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -302,7 +277,7 @@ async fn a_hung_server_says_how_long_it_waited_and_how_often() {
         endpoint: Some(format!("http://{addr}")),
         max_attempts: Some(2),
         attempt_timeout: Some(Duration::from_secs(1)),
-        ..common::s3::s3_options(&env)
+        ..crate::common::s3::s3_options(&env)
     };
     let t = Instant::now();
     let err = S3Store::connect(&env.bucket, "x", &opts)
@@ -330,10 +305,10 @@ async fn a_hung_server_says_how_long_it_waited_and_how_often() {
 /// ours to within the header's one-second resolution plus the round trip.
 #[tokio::test]
 async fn the_s3_store_measures_the_servers_clock() {
-    let Some(env) = common::s3::s3_env() else {
+    let Some(env) = crate::common::s3::s3_env() else {
         return;
     };
-    let store = S3Store::connect(&env.bucket, "clock", &common::s3::s3_options(&env))
+    let store = S3Store::connect(&env.bucket, "clock", &crate::common::s3::s3_options(&env))
         .await
         .unwrap();
     use snapsync::store::Store as _;

@@ -1,10 +1,8 @@
 //! `snapsync run` end to end on the embedded default (file store + SQLite), against a real
 //! HTTP server on 127.0.0.1 serving fixture files.
 
-mod common;
-
-use common::cli::{sha256_hex, Sandbox};
-use common::http::{Fault, HttpServer};
+use crate::common::cli::{sha256_hex, Sandbox};
+use crate::common::http::{Fault, HttpServer};
 use serde_json::{json, Value};
 
 const DATASET: &str = "covid-countries";
@@ -572,7 +570,7 @@ fn a_closed_stdout_ends_a_command_quietly(#[case] args: &[&str], #[case] code: O
     drop(reader);
     let mut cmd = sb.cmd(args);
     cmd.args(["--url", &url]).stdout(writer);
-    let r = common::cli::to_result(cmd.output().unwrap());
+    let r = crate::common::cli::to_result(cmd.output().unwrap());
     assert!(
         !r.stderr.contains("panicked") && !r.stderr.contains("Broken pipe"),
         "{r:?}"
@@ -593,7 +591,7 @@ fn a_closed_stdout_keeps_a_failed_runs_status() {
     drop(reader);
     let mut cmd = sb.cmd(&["run", "--url", &server.url("/missing.json")]);
     cmd.stdout(writer);
-    let r = common::cli::to_result(cmd.output().unwrap());
+    let r = crate::common::cli::to_result(cmd.output().unwrap());
     assert_eq!(r.code, 1, "{r:?}");
     assert!(!r.stderr.contains("panicked"), "{r:?}");
 }

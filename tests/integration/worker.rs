@@ -2,27 +2,24 @@
 //! store; and as a real `snapsync worker` process that publishes, logs heartbeats and stops on
 //! SIGTERM within Heroku's deadline.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::cli::Sandbox;
-use common::http::{Fault, HttpServer};
+use crate::common::cli::Sandbox;
+use crate::common::http::{Fault, HttpServer};
+use crate::common::machine::{self, deps};
+use crate::common::store::Intercept;
 use snapsync::canonical::KeyPointer;
 use snapsync::clock::Clock;
-use snapsync::db::Db;
 use snapsync::history;
 use snapsync::keys::DatasetKeys;
 use snapsync::schedule::Schedule;
 use snapsync::source::{Fetched, Source, Validators};
 use snapsync::store::file::FileStore;
-use snapsync::store::{DynStore, ListEntry, ObjectMeta, PutOptions, Store};
-use snapsync::sync::{self, DatasetConfig, Deps, Outcome, RunOptions};
-use snapsync::validate::Guards;
+use snapsync::store::DynStore;
+use snapsync::sync::{self, DatasetConfig, Outcome, RunOptions};
 use snapsync::worker::{self, WorkerOptions};
 use snapsync::Result;
 use time::OffsetDateTime;
@@ -78,30 +75,7 @@ impl Source for Changing {
 }
 
 fn dataset() -> DatasetConfig {
-    DatasetConfig {
-        name: "d".into(),
-        url: "https://example.invalid/never-fetched".into(),
-        key: KeyPointer::parse("/country/key").unwrap(),
-        guards: Guards::default(),
-        gzip_level: 3,
-        schedule: Default::default(),
-        transforms: Vec::new(),
-    }
-}
-
-async fn deps(
-    store: DynStore,
-    source: Arc<dyn Source>,
-    clock: Arc<dyn Clock>,
-    dir: &std::path::Path,
-) -> Deps {
-    let (db, _) = Db::open(&dir.join("state.db")).await.unwrap();
-    Deps {
-        store,
-        db,
-        source,
-        clock,
-    }
+    machine::dataset("d", "https://example.invalid/never-fetched")
 }
 
 async fn versions(store: &DynStore) -> usize {
@@ -198,35 +172,6 @@ async fn runs_at_start_then_on_every_slot_and_again_after_a_restart_only_when_du
     assert_eq!(versions(&store).await, 5);
 }
 
-/// Every put takes a while, so a shutdown can land in the middle of a publish.
-struct Slow(DynStore, Duration);
-
-#[async_trait::async_trait]
-impl Store for Slow {
-    fn url(&self) -> &str {
-        self.0.url()
-    }
-    fn prefix(&self) -> &str {
-        self.0.prefix()
-    }
-    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
-        self.0.head(key).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
-        self.0.get(key).await
-    }
-    async fn put(&self, key: &str, body: Bytes, opts: PutOptions) -> Result<String> {
-        tokio::time::sleep(self.1).await;
-        self.0.put(key, body, opts).await
-    }
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.0.delete(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
-        self.0.list(prefix).await
-    }
-}
-
 #[tokio::test]
 async fn a_shutdown_during_a_publish_never_leaves_half_a_version() {
     // Cancel at many moments of a slow publish: each time, either the version is fully
@@ -235,7 +180,10 @@ async fn a_shutdown_during_a_publish_never_leaves_half_a_version() {
     for cancel_after_ms in [0u64, 30, 70, 110, 150, 190, 260, 400] {
         let dir = tempfile::tempdir().unwrap();
         let file: DynStore = Arc::new(FileStore::open(&dir.path().join("store")).unwrap());
-        let store: DynStore = Arc::new(Slow(file.clone(), Duration::from_millis(40)));
+        // Every put takes a while, so a shutdown can land in the middle of a publish.
+        let slow = Intercept::new(file.clone());
+        slow.delay_puts(Duration::from_millis(40));
+        let store: DynStore = slow;
         let source = Arc::new(Changing::new(None));
         let d = deps(
             store,

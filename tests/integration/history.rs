@@ -4,16 +4,17 @@
 //! caught by verify, pull and restore; an interrupted pull; verify --repair. Then the commands
 //! end to end on the file store (replay, pull, restore, verify, prune, diff).
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::cli::{sha256_hex, Sandbox};
+use crate::common::history::sha_of;
+use crate::common::machine::{any_shrink, country_key as key, dataset, deps, http_source};
+use crate::common::manifest::plant_orphan;
+use crate::common::store::{Intercept, StoreUnderTest as Backend};
 use bytes::Bytes;
-use common::cli::{sha256_hex, Sandbox};
 use serde_json::{json, Value};
-use snapsync::canonical::{Document, KeyPointer};
+use snapsync::canonical::Document;
 use snapsync::consumer::{self, Via};
 use snapsync::db::Db;
 use snapsync::gzip;
@@ -23,17 +24,12 @@ use snapsync::manifest::Manifest;
 use snapsync::remote;
 use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::file::FileStore;
-use snapsync::store::{DynStore, ListEntry, ObjectMeta, PutMode, PutOptions, Store};
+use snapsync::store::{DynStore, PutMode, PutOptions, Store};
 use snapsync::sync::{self, DatasetConfig, Deps, Outcome, RunOptions};
-use snapsync::validate::Guards;
-use snapsync::{Error, Result};
+use snapsync::Result;
 use time::macros::datetime;
 
 const DATASET: &str = "covid";
-
-fn key() -> KeyPointer {
-    KeyPointer::parse("/country/key").unwrap()
-}
 
 /// Day `n` (1-based) of a small covid-shaped dataset: a country joins every 10 days, one
 /// leaves on day 30, every day adds a date to each country and revises an older value. Each
@@ -77,20 +73,10 @@ fn write_days(dir: &Path, n: u64) -> Vec<(PathBuf, String)> {
             let path = dir.join(format!("{}.json", &snapsync::keys::rfc3339(date)[..10]));
             let text = serde_json::to_vec_pretty(&day(d)).unwrap();
             std::fs::write(&path, &text).unwrap();
-            let sha = Document::from_json(&text, &key())
-                .unwrap()
-                .sha256()
-                .to_string();
+            let sha = sha_of(&text, "/country/key");
             (path, sha)
         })
         .collect()
-}
-
-/// A store under a fresh prefix on the backend the test runs with.
-type Backend = common::target::StoreUnderTest;
-
-async fn backend(kind: &str) -> Option<Backend> {
-    common::target::store_under_test(kind, "history").await
 }
 
 /// A history replayed from `n` dated files, with what it needs to check it.
@@ -105,16 +91,8 @@ struct History {
 
 fn dataset_config() -> DatasetConfig {
     DatasetConfig {
-        name: DATASET.into(),
-        url: String::new(),
-        key: key(),
-        guards: Guards {
-            max_shrink: 1.0,
-            ..Guards::default()
-        },
-        gzip_level: 3,
-        schedule: Default::default(),
-        transforms: Vec::new(),
+        guards: any_shrink(),
+        ..dataset(DATASET, "")
     }
 }
 
@@ -123,13 +101,14 @@ async fn replayed(store: DynStore, n: u64) -> History {
     let days = work.path().join("days");
     std::fs::create_dir(&days).unwrap();
     let written = write_days(&days, n);
-    let (db, _) = Db::open(&work.path().join("state.db")).await.unwrap();
-    let deps = Deps {
-        store: store.clone(),
-        db: db.clone(),
-        source: Arc::new(HttpSource::new(SourceOptions::default()).unwrap()),
-        clock: Arc::new(snapsync::clock::SystemClock),
-    };
+    let deps = deps(
+        store.clone(),
+        http_source(None),
+        Arc::new(snapsync::clock::SystemClock),
+        work.path(),
+    )
+    .await;
+    let db = deps.db.clone();
     let paths = history::collect_files(&[days]).unwrap();
     let files = history::date_files(&paths, None).unwrap();
     assert_eq!(files.len() as u64, n);
@@ -211,30 +190,8 @@ fn extra_patch_op(body: Vec<u8>) -> Vec<u8> {
     serde_json::to_vec(&d).unwrap()
 }
 
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod file {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::backend("file").await.unwrap(), "file").await;
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(b) = super::backend("s3").await {
-                        super::$case(b, "s3").await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(
+    name = "history", worker_threads = 2;
     replayed_history_restores_and_pulls_from_every_version,
     pull_downloads_the_gzip_snapshot_when_the_deltas_outweigh_it,
     prune_keeps_every_version_restorable_and_verify_passes,
@@ -307,7 +264,7 @@ async fn load_second_precision_store(store: &DynStore) {
 /// Issue 13: `created_at` and keys went from second to millisecond precision. A store written
 /// before is read (latest, manifest, deltas), extended by runs and by a resumed replay, and
 /// restored by time, pruned and verified across both precisions.
-async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b: Backend, _: &str) {
+async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b: Backend) {
     load_second_precision_store(&b.store).await;
     let keys = DatasetKeys::new(b.store.prefix(), DATASET);
     let old = remote::read_manifest(&b.store, &keys)
@@ -466,25 +423,6 @@ async fn a_store_written_with_second_precision_is_extended_and_still_verifies(b:
     assert!(report.is_sound() && report.orphans.is_empty(), "{report:?}");
 }
 
-/// Puts an object at `key` the way a writer that lost its race leaves one: `like`'s metadata,
-/// naming `key` as its snapshot or delta.
-async fn plant_orphan(store: &DynStore, key: &str, like: &snapsync::manifest::Entry) {
-    let mut e = like.clone();
-    if key.contains("/deltas/") {
-        e.delta = Some(key.to_string());
-    } else {
-        e.snapshot = key.to_string();
-    }
-    store
-        .put(
-            key,
-            Bytes::from(gzip::gzip(b"[]", 1)),
-            PutOptions::gzip_json(PutMode::Create).with_metadata(e.to_metadata()),
-        )
-        .await
-        .unwrap();
-}
-
 /// 60 versions on the file store (the issue's test); a third of that on S3 to stay fast.
 fn versions(kind: &str) -> u64 {
     if kind == "file" {
@@ -494,8 +432,8 @@ fn versions(kind: &str) -> u64 {
     }
 }
 
-async fn replayed_history_restores_and_pulls_from_every_version(b: Backend, kind: &str) {
-    let n = versions(kind);
+async fn replayed_history_restores_and_pulls_from_every_version(b: Backend) {
+    let n = versions(b.kind);
     let h = replayed(b.store, n).await;
     let m = h.manifest().await;
     assert_eq!(m.versions.len() as u64, n);
@@ -557,7 +495,7 @@ async fn replayed_history_restores_and_pulls_from_every_version(b: Backend, kind
 /// from a version whose deltas are heavier than the snapshot but lighter than latest.json it
 /// downloads the snapshot (and nothing else); one version later the deltas win. With the
 /// snapshot gone it falls back to latest.json.
-async fn pull_downloads_the_gzip_snapshot_when_the_deltas_outweigh_it(b: Backend, _: &str) {
+async fn pull_downloads_the_gzip_snapshot_when_the_deltas_outweigh_it(b: Backend) {
     let h = replayed(b.store, 20).await;
     let m = h.manifest().await;
     let newest = m.last().unwrap().clone();
@@ -645,8 +583,8 @@ async fn pull_downloads_the_gzip_snapshot_when_the_deltas_outweigh_it(b: Backend
     assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), h.last());
 }
 
-async fn prune_keeps_every_version_restorable_and_verify_passes(b: Backend, kind: &str) {
-    let n = versions(kind);
+async fn prune_keeps_every_version_restorable_and_verify_passes(b: Backend) {
+    let n = versions(b.kind);
     let h = replayed(b.store, n).await;
     let retention = Retention {
         daily: 3,
@@ -694,7 +632,7 @@ async fn prune_keeps_every_version_restorable_and_verify_passes(b: Backend, kind
     assert_eq!(again.deleted, 0);
 }
 
-async fn tampered_delta_is_caught_by_verify_and_pull_falls_back_to_latest(b: Backend, _: &str) {
+async fn tampered_delta_is_caught_by_verify_and_pull_falls_back_to_latest(b: Backend) {
     let h = replayed(b.store, 8).await;
     let out = h.local_copy(5, "local.json").await;
     let before = std::fs::read(&out).unwrap();
@@ -739,7 +677,7 @@ async fn tampered_delta_is_caught_by_verify_and_pull_falls_back_to_latest(b: Bac
     assert_eq!(h.restore(8).await.unwrap().sha256(), h.shas[7]);
 }
 
-async fn tampered_snapshot_is_caught_by_verify_and_restore_uses_an_older_one(b: Backend, _: &str) {
+async fn tampered_snapshot_is_caught_by_verify_and_restore_uses_an_older_one(b: Backend) {
     let h = replayed(b.store, 6).await;
     let m = h.manifest().await;
     let snapshot = m.get(4).unwrap().snapshot.clone();
@@ -789,7 +727,7 @@ async fn tampered_snapshot_is_caught_by_verify_and_restore_uses_an_older_one(b: 
     assert!(!h.verify().await.is_sound());
 }
 
-async fn missing_delta_is_caught_and_pull_falls_back(b: Backend, _: &str) {
+async fn missing_delta_is_caught_and_pull_falls_back(b: Backend) {
     let h = replayed(b.store, 6).await;
     let out = h.local_copy(3, "local.json").await;
     let m = h.manifest().await;
@@ -805,7 +743,7 @@ async fn missing_delta_is_caught_and_pull_falls_back(b: Backend, _: &str) {
     assert_eq!(r.warnings.len(), 1, "{r:?}");
 }
 
-async fn verify_repair_restores_the_manifest_and_the_database(b: Backend, _: &str) {
+async fn verify_repair_restores_the_manifest_and_the_database(b: Backend) {
     let h = replayed(b.store, 6).await;
     let full = h.manifest().await;
     // A crash between the commit point and the manifest write, twice over: the manifest
@@ -867,51 +805,12 @@ async fn verify_repair_restores_the_manifest_and_the_database(b: Backend, _: &st
 }
 
 // ---------------------------------------------------------------------------------------------
-// Interrupted pull (file store; the store is wrapped to fail mid-way).
-
-/// Fails every `get` after the first `ok` ones, like a connection lost mid-pull.
-struct Failing {
-    inner: DynStore,
-    ok: usize,
-    gets: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Store for Failing {
-    fn url(&self) -> &str {
-        self.inner.url()
-    }
-    fn prefix(&self) -> &str {
-        self.inner.prefix()
-    }
-    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>> {
-        self.inner.head(key).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<(Bytes, ObjectMeta)>> {
-        if self.gets.fetch_add(1, Ordering::SeqCst) >= self.ok {
-            return Err(Error::Store {
-                store: self.url().into(),
-                key: key.into(),
-                reason: "connection reset".into(),
-                retryable: true,
-            });
-        }
-        self.inner.get(key).await
-    }
-    async fn put(&self, key: &str, body: Bytes, opts: PutOptions) -> Result<String> {
-        self.inner.put(key, body, opts).await
-    }
-    async fn delete(&self, key: &str) -> Result<()> {
-        self.inner.delete(key).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
-        self.inner.list(prefix).await
-    }
-}
+// Interrupted pull (file store; the store is wrapped to fail every get after the first few,
+// like a connection lost mid-pull).
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrupted_pull_leaves_the_file_intact_and_the_next_pull_finishes() {
-    let b = backend("file").await.unwrap();
+    let b = crate::common::store::file();
     let h = replayed(b.store.clone(), 8).await;
     let out = h.local_copy(3, "local.json").await;
     // A previous pull was killed after writing its temporary file, two hours ago.
@@ -926,11 +825,9 @@ async fn interrupted_pull_leaves_the_file_intact_and_the_next_pull_finishes() {
     // The connection drops after the manifest, after one delta, after two deltas.
     let before = std::fs::read(&out).unwrap();
     for ok in [1, 2, 3] {
-        let failing: DynStore = Arc::new(Failing {
-            inner: b.store.clone(),
-            ok,
-            gets: AtomicUsize::new(0),
-        });
+        let failing = Intercept::new(b.store.clone());
+        failing.fail_gets_after(ok);
+        let failing: DynStore = failing;
         let err = consumer::pull(&failing, &h.keys, DATASET, &out)
             .await
             .unwrap_err()
@@ -960,7 +857,7 @@ async fn interrupted_pull_leaves_the_file_intact_and_the_next_pull_finishes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_are_listed_and_deleted_only_when_old_enough() {
-    let b = backend("file").await.unwrap();
+    let b = crate::common::store::file();
     let h = replayed(b.store.clone(), 3).await;
     let m = remote::read_manifest(&h.store, &h.keys)
         .await

@@ -9,30 +9,22 @@
 //! the rounds go on after a failed run so the figures count them all, and the test fails at the
 //! end with the first failure's output.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Instant;
 
-use common::cli::to_result;
-use common::history::{check, data, sha_of};
-use common::http::HttpServer;
-use common::target::Target;
+use crate::common::cli::to_result;
+use crate::common::env;
+use crate::common::history::{check, data, sha_of};
+use crate::common::http::HttpServer;
+use crate::common::target::Target;
 
 const DATASET: &str = "shared";
 const KEY: &str = "/country/key";
 const WRITERS: usize = 4;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 async fn rounds(target: Target) {
-    let rounds = env_u64("SNAPSYNC_CONCURRENCY_ROUNDS", 20);
+    let rounds = env::number::<u64>("SNAPSYNC_CONCURRENCY_ROUNDS", 20);
     let server = HttpServer::start();
     let store = target.store().await;
     let t0 = Instant::now();

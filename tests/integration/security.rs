@@ -4,18 +4,16 @@
 //! before any connection; `Debug` of the configuration shows no secret; `--out` writes go to
 //! `--out` and nowhere else, whatever is planted beside it.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::cli::{sha256_hex, to_result, RunResult, Sandbox};
+use crate::common::http::{Fault, HttpServer};
+use crate::common::target::Target;
 use aws_sdk_s3::config::Credentials;
 use bytes::Bytes;
 use clap::Parser as _;
-use common::cli::{sha256_hex, to_result, RunResult, Sandbox};
-use common::http::{Fault, HttpServer};
-use common::target::Target;
 use proptest::prelude::*;
 use snapsync::cli::Cli;
 use snapsync::config::Config;
@@ -130,7 +128,7 @@ async fn no_command_prints_a_secret() {
     // The worker, briefly: it publishes, then stops on SIGTERM.
     let worker_data = r#"[{"country":{"key":"w"},"n":0}]"#;
     server.set("/d.json", worker_data);
-    let worker_sha = common::history::sha_of(worker_data.as_bytes(), "/country/key");
+    let worker_sha = crate::common::history::sha_of(worker_data.as_bytes(), "/country/key");
     let child = target
         .cmd(
             &db,

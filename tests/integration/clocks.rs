@@ -2,29 +2,21 @@
 //! ahead, here a replayed file dated 2999) makes every later version come 1 ms after it. The
 //! run that publishes after it and `restore --at now` both say so, in one warning line each.
 
-mod common;
-
-use common::cli::Sandbox;
-use common::http::HttpServer;
-
-fn data(tag: u32) -> String {
-    let recs: Vec<String> = (0..4)
-        .map(|i| format!(r#"{{"country":{{"key":"k{i}"}},"v":{}}}"#, i * tag))
-        .collect();
-    format!("[{}]", recs.join(","))
-}
+use crate::common::cli::Sandbox;
+use crate::common::history::small;
+use crate::common::http::HttpServer;
 
 #[test]
 fn a_history_dated_in_the_future_is_warned_about() {
     let sb = Sandbox::new();
     let days = sb.path().join("days");
     std::fs::create_dir(&days).unwrap();
-    std::fs::write(days.join("2999-01-01.json"), data(1)).unwrap();
+    std::fs::write(days.join("2999-01-01.json"), small(4, 1)).unwrap();
     let r = sb.run(&["replay", days.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{r:?}");
 
     let server = HttpServer::start();
-    server.set("/d.json", data(2));
+    server.set("/d.json", small(4, 2));
     let r = sb.sync(&server.url("/d.json"), &[]);
     assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
     let warned: Vec<&str> = r

@@ -2,12 +2,10 @@
 //! countries table), a change in the joined table alone, a joined table over HTTP cached by its
 //! ETag, several datasets where one fails, and configuration errors that name file and place.
 
-mod common;
-
 use std::path::Path;
 
-use common::cli::Sandbox;
-use common::http::HttpServer;
+use crate::common::cli::Sandbox;
+use crate::common::http::HttpServer;
 use serde_json::{json, Value};
 
 fn covid(keys: &[&str]) -> Vec<u8> {
@@ -135,7 +133,7 @@ fn the_example_config_joins_the_workbook_to_every_real_coviddata_key() {
     // anything) and a new version's delta is just that change. France is row 70, population
     // column I.
     let xlsx = dir.join("countries-info.xlsx");
-    common::workbook::tool(&[
+    crate::common::workbook::tool(&[
         "setcell",
         xlsx.to_str().unwrap(),
         "Database_option2",

@@ -9,15 +9,14 @@
 //! protocol gets hit; the summary line says where the kills landed. `SNAPSYNC_KILL_SEED` and
 //! `SNAPSYNC_KILL_TRIALS` change the seed and the count (`scripts/soak.sh` runs many more).
 
-mod common;
-
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::history::{check, data, sha_of};
-use common::http::HttpServer;
-use common::proxy::Proxy;
-use common::target::Target;
+use crate::common::env;
+use crate::common::history::{check, data, sha_of};
+use crate::common::http::HttpServer;
+use crate::common::proxy::Proxy;
+use crate::common::target::Target;
 use rand::{Rng, SeedableRng};
 use snapsync::keys::DatasetKeys;
 use snapsync::manifest::Entry;
@@ -26,13 +25,6 @@ use snapsync::store::DynStore;
 const DATASET: &str = "killed";
 const KEY: &str = "/country/key";
 const RECORDS: u64 = 2000;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Where a kill landed, judged from the store afterwards.
 #[derive(Debug, Default)]
@@ -72,10 +64,10 @@ fn file_marks(target: &Target) -> [u64; 3] {
     [snapshots, ino("latest.json"), ino("manifest.json")]
 }
 
-fn normal_run(target: &Target, url: &str) -> common::cli::RunResult {
+fn normal_run(target: &Target, url: &str) -> crate::common::cli::RunResult {
     let args = run_args(url);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    common::cli::to_result(
+    crate::common::cli::to_result(
         target
             .cmd(&target.db("runner"), &args)
             .output()
@@ -114,8 +106,8 @@ async fn landed(store: &DynStore, want: &str, objects_before: usize, l: &mut Lan
 }
 
 async fn kill_trials(mut target: Target) {
-    let seed = env_u64("SNAPSYNC_KILL_SEED", 20_261_124);
-    let trials = env_u64("SNAPSYNC_KILL_TRIALS", 16) as usize;
+    let seed = env::number::<u64>("SNAPSYNC_KILL_SEED", 20_261_124);
+    let trials = env::number::<usize>("SNAPSYNC_KILL_TRIALS", 16);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let proxy = if let Some(endpoint) = target.s3_endpoint() {
         let proxy = Proxy::start(endpoint);

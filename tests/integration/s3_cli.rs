@@ -2,11 +2,10 @@
 //! history published to S3, `doctor`, and the failures a user hits first — wrong secret, missing
 //! bucket, endpoint down — each one line, exit 1, nothing published, no secret printed.
 
-mod common;
-
-use common::cli::{RunResult, Sandbox};
-use common::http::HttpServer;
-use common::s3::{s3_env, S3Env};
+use crate::common::cli::{RunResult, Sandbox};
+use crate::common::history::small as data;
+use crate::common::http::HttpServer;
+use crate::common::s3::{s3_env, S3Env};
 
 const SECRET_ENV: &str = "AWS_SECRET_ACCESS_KEY";
 
@@ -29,18 +28,11 @@ fn s3_run(
     for (k, v) in overrides {
         c.env(k, v);
     }
-    common::cli::to_result(c.output().expect("snapsync runs"))
+    crate::common::cli::to_result(c.output().expect("snapsync runs"))
 }
 
 fn prefix() -> String {
     format!("cli-{:016x}", rand::random::<u64>())
-}
-
-fn data(n: u32, tag: u32) -> String {
-    let recs: Vec<String> = (0..n)
-        .map(|i| format!(r#"{{"country":{{"key":"k{i}"}},"v":{}}}"#, i * tag))
-        .collect();
-    format!("[{}]", recs.join(","))
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The fuzz targets of `fuzz/` as proptest properties, so CI runs a short fuzz on stable Rust:
 //! the configuration file parser over TOML-ish text, the canonicalizer over mutated JSON text,
-//! and delta files over mutated deltas (`tests/delta_props.rs` already covers diff/apply and
-//! the canonical form over arbitrary JSON values; this file feeds the parsers broken *text*).
+//! and delta files over mutated deltas (`tests/integration/delta_props.rs` already covers
+//! diff/apply and the canonical form over arbitrary JSON values; this file feeds the parsers
+//! broken *text*).
 //! Properties: nothing panics, refusals are one line, and what is accepted is consistent.
 //! `PROPTEST_CASES` scales every property (the soak script raises it).
 
@@ -14,8 +15,7 @@ use snapsync::config::Config;
 use snapsync::delta::{apply_document, diff, Delta, PatchOp, VersionRef};
 use snapsync::schedule::Schedule;
 
-mod common;
-use common::oracle;
+use crate::common::oracle;
 
 fn cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")

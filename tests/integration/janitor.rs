@@ -8,36 +8,27 @@
 //! and delta of each replayed version (29 of 30 versions unrestorable). The sweep now judges by
 //! the store's own modification time and re-reads what the history names after listing.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::common::env;
+use crate::common::history::sha_of;
+use crate::common::machine::{self, any_shrink, country_key as key, deps, http_source};
+use crate::common::manifest::plant_orphan;
 use bytes::Bytes;
 use serde_json::{json, Value};
-use snapsync::canonical::{Document, KeyPointer};
 use snapsync::clock::{Clock, SystemClock};
-use snapsync::db::Db;
 use snapsync::history::{self, Retention, Target};
 use snapsync::keys::DatasetKeys;
 use snapsync::remote;
-use snapsync::source::{HttpSource, SourceOptions};
 use snapsync::store::{DynStore, PutMode, PutOptions};
-use snapsync::sync::{self, DatasetConfig, Deps, Outcome, RunOptions};
-use snapsync::validate::Guards;
+use snapsync::sync::{self, DatasetConfig, Outcome, RunOptions};
 use time::OffsetDateTime;
 
 const DATASET: &str = "covid";
 /// Versions each writer publishes (`scripts/soak.sh` sets more).
 fn versions() -> u64 {
-    std::env::var("SNAPSYNC_JANITOR_VERSIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
-}
-
-fn key() -> KeyPointer {
-    KeyPointer::parse("/country/key").unwrap()
+    env::number::<u64>("SNAPSYNC_JANITOR_VERSIONS", 30)
 }
 
 /// Version `n` of a small dataset, re-sorted every day like the real file.
@@ -51,16 +42,9 @@ fn day(n: u64) -> Value {
 
 fn dataset(url: String) -> DatasetConfig {
     DatasetConfig {
-        name: DATASET.into(),
-        url,
-        key: key(),
-        guards: Guards {
-            max_shrink: 1.0,
-            ..Guards::default()
-        },
+        guards: any_shrink(),
         gzip_level: 1,
-        schedule: Default::default(),
-        transforms: Vec::new(),
+        ..machine::dataset(DATASET, &url)
     }
 }
 
@@ -80,16 +64,6 @@ enum Writer {
     SkewedRun,
 }
 
-async fn deps(store: &DynStore, dir: &std::path::Path, clock: Arc<dyn Clock>) -> Deps {
-    let (db, _) = Db::open(&dir.join("state.db")).await.unwrap();
-    Deps {
-        store: store.clone(),
-        db,
-        source: Arc::new(HttpSource::new(SourceOptions::default()).unwrap()),
-        clock,
-    }
-}
-
 /// Publishes versions 1..=versions(); returns each version's canonical sha256.
 async fn write(store: DynStore, kind: Writer) -> Vec<String> {
     let clock: Arc<dyn Clock> = match kind {
@@ -98,18 +72,13 @@ async fn write(store: DynStore, kind: Writer) -> Vec<String> {
         Writer::Run => Arc::new(SystemClock),
     };
     let work = tempfile::tempdir().unwrap();
-    let deps = deps(&store, work.path(), clock).await;
+    let deps = deps(store.clone(), http_source(None), clock, work.path()).await;
     let file = work.path().join("stats.json");
     let ds = dataset(format!("file://{}", file.display()));
     let mut shas = Vec::new();
     for n in 1..=versions() {
         let text = serde_json::to_vec(&day(n)).unwrap();
-        shas.push(
-            Document::from_json(&text, &key())
-                .unwrap()
-                .sha256()
-                .to_string(),
-        );
+        shas.push(sha_of(&text, "/country/key"));
         std::fs::write(&file, text).unwrap();
         let r = sync::run_dataset(&deps, &ds, RunOptions::default()).await;
         assert_eq!(r.outcome, Outcome::Changed, "{r:?}");
@@ -118,7 +87,7 @@ async fn write(store: DynStore, kind: Writer) -> Vec<String> {
 }
 
 async fn janitor_beside(kind: &str, writer: Writer) {
-    let Some(b) = common::target::store_under_test(kind, "janitor").await else {
+    let Some(b) = crate::common::store::under_test(kind, "janitor").await else {
         return;
     };
     let store = b.store.clone();
@@ -169,16 +138,7 @@ async fn janitor_beside(kind: &str, writer: Writer) {
         "{}2021-01-01T000000Z-0123456789ab.json.gz",
         keys.snapshots_dir()
     );
-    let mut e = m.versions[0].clone();
-    e.snapshot = stray.clone();
-    store
-        .put(
-            &stray,
-            Bytes::from(snapsync::gzip::gzip(b"[]", 1)),
-            PutOptions::gzip_json(PutMode::Create).with_metadata(e.to_metadata()),
-        )
-        .await
-        .unwrap();
+    plant_orphan(&store, &stray, &m.versions[0]).await;
     let later = OffsetDateTime::now_utc() + time::Duration::hours(2);
     let sweep = history::sweep_orphans(&store, &keys, later, false)
         .await
@@ -240,19 +200,20 @@ async fn replay_days(store: &DynStore, n: u64) -> Vec<String> {
         let date =
             time::macros::datetime!(2021-03-01 0:00 UTC) + time::Duration::days(d as i64 - 1);
         let text = serde_json::to_vec(&day(d)).unwrap();
-        shas.push(
-            Document::from_json(&text, &key())
-                .unwrap()
-                .sha256()
-                .to_string(),
-        );
+        shas.push(sha_of(&text, "/country/key"));
         std::fs::write(
             days.join(format!("{}.json", &snapsync::keys::rfc3339(date)[..10])),
             text,
         )
         .unwrap();
     }
-    let deps = deps(store, work.path(), Arc::new(SystemClock)).await;
+    let deps = deps(
+        store.clone(),
+        http_source(None),
+        Arc::new(SystemClock),
+        work.path(),
+    )
+    .await;
     let files = history::date_files(&history::collect_files(&[days]).unwrap(), None).unwrap();
     for f in &files {
         let r = history::replay_file(
@@ -275,7 +236,7 @@ async fn replay_days(store: &DynStore, n: u64) -> Vec<String> {
 #[case::s3("s3")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_janitor_deletes_only_what_snapsync_wrote(#[case] kind: &str) {
-    let Some(b) = common::target::store_under_test(kind, "janitor-own").await else {
+    let Some(b) = crate::common::store::under_test(kind, "janitor-own").await else {
         return;
     };
     let store = b.store.clone();
@@ -429,7 +390,7 @@ async fn the_file_store_never_follows_a_link_out_of_its_directory() {
 /// orphan is deleted until `verify --repair` has caught the manifest up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_janitor_refuses_while_the_manifest_is_far_behind() {
-    let b = common::target::store_under_test("file", "janitor-behind")
+    let b = crate::common::store::under_test("file", "janitor-behind")
         .await
         .unwrap();
     let store = b.store.clone();

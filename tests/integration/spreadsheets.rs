@@ -4,13 +4,11 @@
 //! values are checked one by one; a re-saved workbook is no new version; broken workbooks fail
 //! in one line that names the file and sheet, and publish nothing.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::cli::{RunResult, Sandbox};
-use common::http::HttpServer;
-use common::workbook;
+use crate::common::cli::{RunResult, Sandbox};
+use crate::common::http::HttpServer;
+use crate::common::workbook;
 use rstest::rstest;
 use serde_json::{json, Value};
 
@@ -403,7 +401,7 @@ fn doctor_lists_unmatched_keys_and_unused_rows_with_the_closest_names() {
         .env("SNAPSYNC_LOG", "debug")
         .output()
         .unwrap();
-    let r = common::cli::to_result(out);
+    let r = crate::common::cli::to_result(out);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(
         r.stderr.contains("unmatched key \\\"atlantiss\\\"")

@@ -1,6 +1,6 @@
 //! One behaviour suite for every [`Store`] backend (STYLE.md habit 3).
 //!
-//! Each case is an `async fn(Fixture)` written once and run twice by the `suite!` macro: as
+//! Each case is an `async fn(Fixture)` written once and run twice by `on_both_stores!`: as
 //! `file::<case>` against a temporary directory and as `s3::<case>` against a real
 //! S3-compatible server (SeaweedFS from `scripts/test` / `reference/s3-up.sh`). The S3 half reads
 //! `S3_ENDPOINT`, `S3_BUCKET`, `S3_REGION`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`;
@@ -16,11 +16,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::s3::{s3_env, s3_options};
+use crate::common::store::{self, connect_s3, StoreUnderTest};
 use bytes::Bytes;
-mod common;
-
 use snapsync::probe;
-use snapsync::store::file::FileStore;
 use snapsync::store::s3::{S3Options, S3Store};
 use snapsync::store::{ConditionalWrites, PutMode, PutOptions, Store};
 use snapsync::Error;
@@ -38,63 +37,26 @@ impl Fixture {
     }
 }
 
+/// On S3 the keys go under the store's own fresh prefix; in a file store under a new one.
+fn fixture(b: StoreUnderTest) -> Fixture {
+    let base = match b.store.prefix() {
+        "" => unique_base(),
+        prefix => prefix.to_string(),
+    };
+    Fixture {
+        store: b.store,
+        base,
+        _dir: b.dir,
+    }
+}
+
 fn unique_base() -> String {
     format!("suite-{:016x}", rand::random::<u64>())
 }
 
-fn file_fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = FileStore::open(dir.path()).expect("open file store");
-    Fixture {
-        store: Arc::new(store),
-        base: unique_base(),
-        _dir: Some(dir),
-    }
-}
-
-use common::s3::{s3_env, s3_options, S3Env};
-
-async fn s3_store(env: &S3Env, opts: &S3Options) -> S3Store {
-    S3Store::connect(&env.bucket, "", opts)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {}: {e}", env.endpoint))
-}
-
-async fn s3_fixture() -> Option<Fixture> {
-    let env = s3_env()?;
-    let store = s3_store(&env, &s3_options(&env)).await;
-    Some(Fixture {
-        store: Arc::new(store),
-        base: unique_base(),
-        _dir: None,
-    })
-}
-
-/// Runs each shared case as `file::<case>` and `s3::<case>`.
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod file {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    super::$case(super::file_fixture()).await;
-                }
-            )*
-        }
-        mod s3 {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $case() {
-                    if let Some(fx) = super::s3_fixture().await {
-                        super::$case(fx).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+// Each shared case runs as `file::<case>` and `s3::<case>`.
+on_both_stores!(
+    name = "suite", worker_threads = 4, map = fixture;
     put_head_get_round_trip_metadata_and_encoding,
     create_on_existing_key_is_refused_and_keeps_the_object,
     update_with_the_right_etag_wins_and_a_stale_one_is_refused,
@@ -357,7 +319,7 @@ async fn missing_key_is_none(fx: Fixture) {
 
 #[tokio::test]
 async fn file_store_refuses_keys_that_leave_its_directory() {
-    let fx = file_fixture();
+    let fx = fixture(store::file());
     for key in [
         "../escape.json",
         "a/../../escape.json",
@@ -474,7 +436,7 @@ mod s3_only {
     #[tokio::test]
     async fn gzip_put_stores_content_encoding_exactly_gzip() {
         let Some(env) = s3_env() else { return };
-        let store = s3_store(&env, &s3_options(&env)).await;
+        let store = connect_s3(&env, "", &s3_options(&env)).await;
         let key = format!("{}/snap.json.gz", unique_base());
         let body = Bytes::from_static(b"\x1f\x8bnot really gzip");
         store
@@ -508,7 +470,7 @@ mod s3_only {
             multipart_part_size: Some(5 * mib),
             ..s3_options(&env)
         };
-        let store = s3_store(&env, &opts).await;
+        let store = connect_s3(&env, "", &opts).await;
         let key = format!("{}/big.json.gz", unique_base());
         // 12 MiB in three parts (5 + 5 + 2), distinct content per part.
         let body: Bytes = (0..12 * mib)
@@ -572,7 +534,7 @@ mod s3_only {
     #[tokio::test]
     async fn doctor_probe_reports_conditional_writes_honoured() {
         let Some(env) = s3_env() else { return };
-        let store = s3_store(&env, &s3_options(&env)).await;
+        let store = connect_s3(&env, "", &s3_options(&env)).await;
         let base = unique_base();
         let report = probe::probe(&store, &base).await;
         assert!(report.ok(), "{report}");
