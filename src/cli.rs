@@ -149,6 +149,7 @@ pub struct RunArgs {
 /// Who hears about runs: webhooks (`--notify-url`) and a dead-man ping (`--heartbeat-url`), on
 /// `run` and `worker`. Neither ever fails a run.
 #[derive(Clone, Args)]
+#[command(next_help_heading = "Notifications")]
 pub struct NotifyArgs {
     /// Send a message here when a dataset changed, failed, or recovered after failing
     /// (repeatable; the variable takes a comma-separated list). The message's shape follows
@@ -156,6 +157,7 @@ pub struct NotifyArgs {
     #[arg(
         long = "notify-url",
         env = "SNAPSYNC_NOTIFY_URL",
+        hide_env_values = true,
         value_delimiter = ',',
         value_name = "URL"
     )]
@@ -173,7 +175,12 @@ pub struct NotifyArgs {
     pub notify_unchanged: bool,
     /// Dead-man switch (healthchecks.io, Cronitor, Uptime Kuma): GET this URL after each
     /// successful run, and URL + --heartbeat-fail-suffix after a failed one
-    #[arg(long, env = "SNAPSYNC_HEARTBEAT_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "SNAPSYNC_HEARTBEAT_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub heartbeat_url: Option<String>,
     /// Appended to the heartbeat URL's path on a failed run; "" pings nothing on failure
     #[arg(

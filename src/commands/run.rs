@@ -19,8 +19,16 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<Vec<Report>>
         &args.notify,
         config.source.allow_insecure_http,
     )?);
-    let deps = deps(config).await?;
-    check_safe_to_publish(&deps, config.single_writer).await?;
+    notifier.started().await;
+    // A run that cannot even start (store unreachable, refused) is a failed run to the
+    // dead-man switch too.
+    let deps = match ready(config).await {
+        Ok(deps) => deps,
+        Err(e) => {
+            notifier.finished(false).await;
+            return Err(e);
+        }
+    };
     // One-shot: whether a run recovers is the previous run's outcome, read before this run
     // records its own.
     let mut before = Vec::new();
@@ -29,7 +37,6 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<Vec<Report>>
             before.push(previous(&deps, &ds.name).await);
         }
     }
-    notifier.started().await;
     let opts = RunOptions {
         force: args.force,
         ..RunOptions::default()
@@ -60,6 +67,12 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<Vec<Report>>
     );
     tokio::join!(tell, notifier.finished(!any_failed(&reports)));
     Ok(reports)
+}
+
+async fn ready(config: &Config) -> anyhow::Result<Deps> {
+    let deps = deps(config).await?;
+    check_safe_to_publish(&deps, config.single_writer).await?;
+    Ok(deps)
 }
 
 /// How the dataset's last recorded run ended (before this one).
