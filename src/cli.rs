@@ -142,6 +142,71 @@ pub struct RunArgs {
     /// Publish even when a guard (empty data, shrinking record count, missing keys) fails
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// Who hears about runs: webhooks (`--notify-url`) and a dead-man ping (`--heartbeat-url`), on
+/// `run` and `worker`. Neither ever fails a run.
+#[derive(Clone, Args)]
+#[command(next_help_heading = "Notifications")]
+pub struct NotifyArgs {
+    /// Send a message here when a dataset changed, failed, or recovered after failing
+    /// (repeatable; the variable takes a comma-separated list). The message's shape follows
+    /// the host: Slack, Discord, Microsoft Teams (Workflows), else a generic JSON object
+    #[arg(
+        long = "notify-url",
+        env = "SNAPSYNC_NOTIFY_URL",
+        hide_env_values = true,
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub notify_urls: Vec<String>,
+    /// The message shape for every --notify-url, instead of guessing it from the host
+    #[arg(
+        long,
+        env = "SNAPSYNC_NOTIFY_FORMAT",
+        default_value = "auto",
+        value_parser = ["auto", "slack", "discord", "teams", "json"]
+    )]
+    pub notify_format: String,
+    /// Also send a message when a run found nothing new
+    #[arg(long, env = "SNAPSYNC_NOTIFY_UNCHANGED")]
+    pub notify_unchanged: bool,
+    /// Dead-man switch (healthchecks.io, Cronitor, Uptime Kuma): GET this URL after each
+    /// successful run, and URL + --heartbeat-fail-suffix after a failed one
+    #[arg(
+        long,
+        env = "SNAPSYNC_HEARTBEAT_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub heartbeat_url: Option<String>,
+    /// Appended to the heartbeat URL's path on a failed run; "" pings nothing on failure
+    #[arg(
+        long,
+        env = "SNAPSYNC_HEARTBEAT_FAIL_SUFFIX",
+        default_value = "/fail",
+        value_name = "SUFFIX"
+    )]
+    pub heartbeat_fail_suffix: String,
+    /// Also GET the heartbeat URL + /start before a run (the monitor then measures its duration)
+    #[arg(long, env = "SNAPSYNC_HEARTBEAT_START")]
+    pub heartbeat_start: bool,
+}
+
+/// The URLs are secrets (their tokens are in the path): only how many there are is shown.
+impl std::fmt::Debug for NotifyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyArgs")
+            .field("notify_urls", &self.notify_urls.len())
+            .field("notify_format", &self.notify_format)
+            .field("notify_unchanged", &self.notify_unchanged)
+            .field("heartbeat_url", &self.heartbeat_url.is_some())
+            .field("heartbeat_fail_suffix", &self.heartbeat_fail_suffix)
+            .field("heartbeat_start", &self.heartbeat_start)
+            .finish()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -172,10 +237,8 @@ pub struct WorkerArgs {
     /// Retries of a failed run before waiting for the next slot
     #[arg(long, env = "SNAPSYNC_MAX_RETRIES", default_value_t = 5)]
     pub max_retries: u32,
-    /// POST a JSON message here when a dataset changed or a run failed (a failing webhook never
-    /// fails the run)
-    #[arg(long, env = "SNAPSYNC_NOTIFY_URL", value_name = "URL")]
-    pub notify_url: Option<String>,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@
 //! - [`store`]: the narrow store trait (file, S3); [`probe`]: does it honour conditional writes.
 //! - [`remote`]: a published dataset read and written through the store.
 //! - [`sync`]: one run of one dataset, the glue of the above; [`db`]: SQLite state.
-//! - [`worker`]: the long-running schedule; [`consumer`]: `pull`; [`history`]: verify, restore,
-//!   prune, the janitor; [`replay`]: recorded files through the pipeline.
+//! - [`worker`]: the long-running schedule; [`notify`]: webhooks and the dead-man ping after a
+//!   run; [`consumer`]: `pull`; [`history`]: verify, restore, prune, the janitor; [`replay`]:
+//!   recorded files through the pipeline.
 //! - [`clock`], [`error`]: time passed in; the one error type.
 //!
 //! The commands (their glue and their output) belong to the binary (`src/commands/`), so no
@@ -58,6 +59,7 @@ pub mod sync;
 
 pub mod consumer;
 pub mod history;
+pub mod notify;
 pub mod replay;
 pub mod worker;
 

@@ -36,7 +36,7 @@ async fn dispatch(cli: Cli) -> ExitCode {
         Err(e) => return fail(&e.into()),
     };
     let result = match cli.command {
-        Command::Run(args) => match commands::run(&config, args.json, args.force).await {
+        Command::Run(args) => match commands::run(&config, &args).await {
             Ok(reports) if commands::any_failed(&reports) => return ExitCode::from(1),
             Ok(_) => Ok(()),
             Err(e) => Err(e),

@@ -268,7 +268,7 @@ pub async fn replay_files<E>(
         match r.outcome {
             Outcome::Changed => done.changed += 1,
             Outcome::Unchanged | Outcome::NotModified => done.unchanged += 1,
-            Outcome::Failed => {
+            Outcome::Failed | Outcome::Abandoned => {
                 done.failed += 1;
                 stop(&ahead);
                 break;

@@ -1,5 +1,5 @@
 //! The long-running worker (`snapsync worker`, a Heroku dyno): schedules, heartbeats, retries,
-//! webhooks and a clean stop.
+//! notifications ([`crate::notify`]) and a clean stop.
 //!
 //! The decision that matters is what happens at start. Heroku restarts a dyno at least daily and
 //! wipes its disk, so "when did this dataset last run?" comes from SQLite when it survived, else
@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -21,8 +20,9 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::DatasetConfig;
 use crate::keys::{self, DatasetKeys};
+use crate::notify::{Before, Notifier};
 use crate::schedule::{first_due, Schedule};
-use crate::sync::{self, Deps, Outcome, Report, RunOptions};
+use crate::sync::{self, Deps, Outcome, RunOptions};
 
 /// After a failed run: retry after `base * 2^(failures-1)` (capped at an hour), as long as that
 /// is before the next slot and within `max_retries`; else wait for the next slot.
@@ -48,7 +48,10 @@ pub use crate::config::WorkerOptions;
 struct Slot {
     ds: DatasetConfig,
     due: OffsetDateTime,
+    /// Failures counted for the retry back-off (reset when it gives up until the next slot).
     failures: u32,
+    /// Failed runs since the last success, in this process: the next success is a recovery.
+    failed_in_a_row: u32,
 }
 
 /// Runs until `shutdown` is cancelled. Never returns early because a run failed.
@@ -75,6 +78,7 @@ pub async fn run(
             ds,
             due,
             failures: 0,
+            failed_in_a_row: 0,
         });
     }
     if slots.is_empty() {
@@ -82,7 +86,7 @@ pub async fn run(
         shutdown.cancelled().await;
         return;
     }
-    let notifier = Notifier::new(opts.notify_url.clone());
+    let notifier = Notifier::new(opts.notify.clone());
     let mut heartbeat = tokio::time::interval(opts.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     heartbeat.tick().await;
@@ -102,6 +106,7 @@ pub async fn run(
             () = tokio::time::sleep(wait) => {}
         }
         let slot = &mut slots[i];
+        notifier.started().await;
         let run_opts = RunOptions {
             cancel: Some(shutdown.clone()),
             ..RunOptions::default()
@@ -134,11 +139,19 @@ pub async fn run(
             slot.due = slot.ds.schedule.next_after(now).unwrap_or(now);
         }
         info!(dataset = %slot.ds.name, next_run = %keys::rfc3339(slot.due), "next run");
+        // An abandoned run did nothing: nobody hears of it. One that finished while the
+        // shutdown came in is told (within the notifier's timeouts) before the worker stops.
+        if report.outcome != Outcome::Abandoned {
+            let before = match slot.failed_in_a_row {
+                0 => Before::Succeeded,
+                n => Before::Failed { runs: Some(n) },
+            };
+            let ok = report.outcome != Outcome::Failed;
+            slot.failed_in_a_row = if ok { 0 } else { slot.failed_in_a_row + 1 };
+            tokio::join!(notifier.report(&report, before), notifier.finished(ok));
+        }
         if shutdown.is_cancelled() {
             break;
-        }
-        if matches!(report.outcome, Outcome::Changed | Outcome::Failed) {
-            notifier.send(&report).await;
         }
     }
     info!("worker stopped");
@@ -157,58 +170,6 @@ async fn last_success(deps: &Deps, ds: &DatasetConfig) -> Option<OffsetDateTime>
         Err(e) => {
             warn!(dataset = %ds.name, error = %e, "cannot read the store's latest version; running at once");
             None
-        }
-    }
-}
-
-/// The webhook: a JSON POST with a timeout; failures are logged, never propagated.
-struct Notifier {
-    url: Option<String>,
-    client: Option<reqwest::Client>,
-}
-
-impl Notifier {
-    fn new(url: Option<String>) -> Self {
-        let client = url.as_ref().and_then(|_| {
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .ok()
-        });
-        Notifier { url, client }
-    }
-
-    async fn send(&self, report: &Report) {
-        let (Some(url), Some(client)) = (&self.url, &self.client) else {
-            return;
-        };
-        let body = json!({
-            "dataset": report.dataset,
-            "outcome": report.outcome.as_str(),
-            "version": report.version,
-            "sha256": report.sha256,
-            "added": report.added,
-            "removed": report.removed,
-            "moved": report.moved,
-            "changed": report.changed,
-            "error": report.error,
-        });
-        // Webhook URLs carry their secret in the path (Slack, Discord): log the host only.
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_default();
-        let request = client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string());
-        match request.send().await {
-            Ok(r) if r.status().is_success() => {
-                info!(host, status = r.status().as_u16(), "webhook sent")
-            }
-            Ok(r) => warn!(host, status = r.status().as_u16(), "webhook refused"),
-            Err(e) => warn!(host, timeout = e.is_timeout(), "webhook failed"),
         }
     }
 }

@@ -24,6 +24,7 @@ mod integration {
     mod janitor;
     mod kills;
     mod local_state;
+    mod notify;
     mod publish_protocol;
     mod run;
     mod s3_cli;

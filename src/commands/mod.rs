@@ -101,7 +101,9 @@ pub async fn check_safe_to_publish(deps: &Deps, single_writer: bool) -> snapsync
 }
 
 pub fn any_failed(reports: &[Report]) -> bool {
-    reports.iter().any(|r| r.outcome == Outcome::Failed)
+    reports
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Failed | Outcome::Abandoned))
 }
 
 pub fn human_bytes(n: u64) -> String {

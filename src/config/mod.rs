@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::canonical::KeyPointer;
 use crate::error::{Error, Result};
 use crate::schedule::Schedule;
-use crate::source::{check_url, SourceOptions};
+use crate::source::SourceOptions;
 use crate::store::s3::S3Options;
 use crate::store::StoreUrl;
 use crate::transform::{Transform, TransformSpec};
@@ -94,8 +94,8 @@ pub struct WorkerOptions {
     pub heartbeat: Duration,
     pub retry_base: Duration,
     pub max_retries: u32,
-    /// JSON POST on change and on failure; never fails a run.
-    pub notify_url: Option<String>,
+    /// Webhooks and the dead-man ping; never fail a run.
+    pub notify: crate::notify::NotifyOptions,
     /// How long an in-flight run may take to finish after a shutdown signal (Heroku kills 30 s
     /// after SIGTERM).
     pub grace: Duration,
@@ -107,15 +107,15 @@ impl Default for WorkerOptions {
             heartbeat: Duration::from_secs(60),
             retry_base: Duration::from_secs(60),
             max_retries: 5,
-            notify_url: None,
+            notify: crate::notify::NotifyOptions::default(),
             grace: Duration::from_secs(20),
         }
     }
 }
 
 impl WorkerOptions {
-    /// From the worker's flags: intervals between 0 and a day, a notify URL that is https (or
-    /// http on loopback, or anywhere with `allow_insecure_http`).
+    /// From the worker's flags: intervals between 0 and a day, notify and heartbeat URLs that
+    /// are https (or http on loopback, or anywhere with `allow_insecure_http`).
     pub fn from_args(args: &crate::cli::WorkerArgs, allow_insecure_http: bool) -> Result<Self> {
         let secs = |what: &str, v: f64| {
             if v.is_finite() && v > 0.0 && v <= 86_400.0 {
@@ -126,16 +126,11 @@ impl WorkerOptions {
                 )))
             }
         };
-        if let Some(url) = &args.notify_url {
-            check_url(url, allow_insecure_http).map_err(|_| {
-                Error::Config("the notify URL must be https:// (or http:// on loopback)".into())
-            })?;
-        }
         Ok(WorkerOptions {
             heartbeat: secs("--heartbeat", args.heartbeat)?,
             retry_base: secs("--retry", args.retry)?,
             max_retries: args.max_retries,
-            notify_url: args.notify_url.clone(),
+            notify: crate::notify::NotifyOptions::from_args(&args.notify, allow_insecure_http)?,
             ..WorkerOptions::default()
         })
     }

@@ -91,6 +91,9 @@ pub enum Outcome {
     Unchanged,
     NotModified,
     Failed,
+    /// A shutdown stopped the run before its commit point: nothing published. The `runs`
+    /// table records it as `failed` (with its error), so it never counts as a success.
+    Abandoned,
 }
 
 impl Outcome {
@@ -100,6 +103,7 @@ impl Outcome {
             Outcome::Unchanged => "unchanged",
             Outcome::NotModified => "not-modified",
             Outcome::Failed => "failed",
+            Outcome::Abandoned => "abandoned",
         }
     }
 }

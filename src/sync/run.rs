@@ -78,6 +78,9 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
             }
         }
         Err(e) => {
+            if matches!(e, Error::Cancelled { .. }) {
+                report.outcome = Outcome::Abandoned;
+            }
             report.error = Some(e.to_string());
             report.retryable = e.is_retryable();
         }
@@ -86,7 +89,13 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
         let record = RunRecord {
             started_at: keys::rfc3339(started_at),
             finished_at: keys::rfc3339(deps.clock.now()),
-            outcome: report.outcome.as_str().to_string(),
+            // The table knows four outcomes, and "the last success" is any but `failed`.
+            outcome: match report.outcome {
+                Outcome::Abandoned => Outcome::Failed,
+                other => other,
+            }
+            .as_str()
+            .to_string(),
             version: report.version,
             sha256: report.sha256.clone(),
             bytes_in: report.bytes_in,

@@ -8,6 +8,7 @@ pub mod machine;
 pub mod manifest;
 pub mod oracle;
 pub mod proxy;
+pub mod receivers;
 pub mod s3;
 #[macro_use]
 pub mod store;

@@ -202,6 +202,7 @@ async fn every_request_of_a_publish_can_fail(
             Outcome::Changed => tally.faulted_changed += 1,
             Outcome::Unchanged => tally.faulted_unchanged += 1,
             Outcome::NotModified => panic!("the source changed: {faulted:?}"),
+            Outcome::Abandoned => panic!("nothing cancels this run: {faulted:?}"),
         }
         if attempts > 1 {
             // Even when the retried `If-Match` meets the run's own lost commit.

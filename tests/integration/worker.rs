@@ -216,7 +216,7 @@ async fn a_shutdown_during_a_publish_never_leaves_half_a_version() {
                 committed += 1;
                 assert_eq!(n, 2, "{report:?}");
             }
-            Outcome::Failed => {
+            Outcome::Abandoned => {
                 abandoned += 1;
                 assert!(
                     report

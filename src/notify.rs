@@ -1,0 +1,802 @@
+//! Telling people: webhook messages when a dataset changed, failed or recovered, and a
+//! dead-man ping (healthchecks.io, Cronitor, Uptime Kuma) after each run.
+//!
+//! What to say is pure ([`event`], [`text`], [`payload`]); sending is the edge ([`Notifier`]).
+//! The payload's shape follows the URL ([`detect`]): Slack answers `400 no_text` to anything
+//! without `text`, Discord wants `content`, Teams Workflows an Adaptive Card attachment, and
+//! anything else gets the documented generic JSON. `--notify-format` forces one.
+//!
+//! The rule a newcomer gets wrong: a webhook URL *is* its secret (Slack, Discord and Teams put
+//! the token in the path, Power Automate in `sig=`). It appears in no log line, no error and no
+//! `Debug` output — only its host does. And telling is best effort: a receiver that refuses,
+//! hangs or is down is logged and never fails the run (short timeouts, no redirects).
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use crate::cli::NotifyArgs;
+use crate::error::{Error, Result};
+use crate::source::check_url;
+use crate::sync::{Outcome, Report};
+
+/// How long one webhook may take (connect to answer).
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one heartbeat ping may take.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Discord refuses `content` longer than this (in characters).
+const DISCORD_MAX: usize = 2000;
+/// Slack refuses a section block whose text is longer than this.
+const SLACK_SECTION_MAX: usize = 3000;
+/// An error quoted in a message is cut here: a message is a pointer to the logs, not the logs.
+const ERROR_MAX: usize = 1500;
+
+/// The payload shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Slack,
+    Discord,
+    Teams,
+    Json,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Slack => "slack",
+            Format::Discord => "discord",
+            Format::Teams => "teams",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// The shape a webhook URL expects, from its host (and, for Discord, its path); the generic
+/// JSON for anything not recognized.
+pub fn detect(url: &url::Url) -> Format {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let under = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+    if host == "hooks.slack.com" || host == "hooks.slack-gov.com" {
+        Format::Slack
+    } else if (under("discord.com") || under("discordapp.com"))
+        && url.path().starts_with("/api/")
+        && url.path().contains("/webhooks/")
+    {
+        Format::Discord
+    } else if under("webhook.office.com")
+        || under("logic.azure.com")
+        || under("powerplatform.com")
+        || under("powerautomate.com")
+    {
+        Format::Teams
+    } else {
+        Format::Json
+    }
+}
+
+/// What a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Changed,
+    Unchanged,
+    Failed,
+    /// The first success after at least one failed run.
+    Recovered,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Changed => "changed",
+            Event::Unchanged => "unchanged",
+            Event::Failed => "failed",
+            Event::Recovered => "recovered",
+        }
+    }
+}
+
+/// How the runs of a dataset before this one went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Before {
+    /// The last run succeeded, or there was none.
+    Succeeded,
+    /// The last run failed: `runs` in a row when the caller counted them (the worker), `None`
+    /// when it only knows the last one (`run`, from the database).
+    Failed { runs: Option<u32> },
+}
+
+/// The event a finished run is worth, if any: failures and changes always, a recovery on the
+/// first success after a failure, an unchanged run only when asked; an abandoned run (a
+/// shutdown before the commit point) never.
+pub fn event(report: &Report, before: Before, unchanged: bool) -> Option<Event> {
+    match report.outcome {
+        Outcome::Abandoned => None,
+        Outcome::Failed => Some(Event::Failed),
+        _ if matches!(before, Before::Failed { .. }) => Some(Event::Recovered),
+        Outcome::Changed => Some(Event::Changed),
+        Outcome::Unchanged | Outcome::NotModified => unchanged.then_some(Event::Unchanged),
+    }
+}
+
+/// One message: the event, the run it is about, and what came before.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub event: Event,
+    pub report: &'a Report,
+    pub before: Before,
+}
+
+/// `covid: new version 42 (3 added, 210 changed) sha256 ab12cd34ef56…`, `covid: run failed:
+/// <error>`, `covid: recovered after 3 failed runs; new version 43 (…)`.
+pub fn text(m: &Message) -> String {
+    let r = m.report;
+    let version = |r: &Report| {
+        let counts: Vec<String> = [
+            (r.added, "added"),
+            (r.removed, "removed"),
+            (r.moved, "moved"),
+            (r.changed, "changed"),
+        ]
+        .into_iter()
+        .filter_map(|(n, what)| n.filter(|&n| n > 0).map(|n| format!("{n} {what}")))
+        .collect();
+        let mut s = format!("new version {}", r.version.unwrap_or_default());
+        if !counts.is_empty() {
+            s.push_str(&format!(" ({})", counts.join(", ")));
+        }
+        if let Some(sha) = &r.sha256 {
+            s.push_str(&format!(" sha256 {}…", &sha[..sha.len().min(12)]));
+        }
+        s
+    };
+    let same = |r: &Report| match (r.outcome, r.version) {
+        (Outcome::NotModified, Some(v)) => format!("not modified at the source (version {v})"),
+        (_, Some(v)) => format!("unchanged (version {v})"),
+        (Outcome::NotModified, None) => "not modified at the source".to_string(),
+        (_, None) => "unchanged".to_string(),
+    };
+    let body = match m.event {
+        Event::Changed => version(r),
+        Event::Unchanged => same(r),
+        Event::Failed => format!(
+            "run failed: {}",
+            cut(r.error.as_deref().unwrap_or("unknown error"), ERROR_MAX)
+        ),
+        Event::Recovered => {
+            let after = match m.before {
+                Before::Failed { runs: Some(1) } | Before::Failed { runs: None } => {
+                    "a failed run".to_string()
+                }
+                Before::Failed { runs: Some(n) } => format!("{n} failed runs"),
+                Before::Succeeded => "a failure".to_string(),
+            };
+            let now = if r.outcome == Outcome::Changed {
+                version(r)
+            } else {
+                same(r)
+            };
+            format!("recovered after {after}; {now}")
+        }
+    };
+    format!("{}: {body}", r.dataset)
+}
+
+/// The request body for `format`.
+pub fn payload(format: Format, m: &Message) -> Value {
+    let line = text(m);
+    let r = m.report;
+    match format {
+        Format::Slack => {
+            // Slack's mrkdwn treats `&`, `<` and `>` as markup (`<url|label>`, `<!channel>`).
+            let escaped = slack_escape(&line);
+            let mut context = vec![format!("{} ms", r.duration_ms)];
+            if r.bytes_in > 0 {
+                context.push(format!("{} bytes in", r.bytes_in));
+            }
+            if r.bytes_out > 0 {
+                context.push(format!("{} bytes out", r.bytes_out));
+            }
+            json!({
+                "text": escaped,
+                "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn", "text": cut(&escaped, SLACK_SECTION_MAX)}},
+                    {"type": "context", "elements": [{"type": "mrkdwn", "text": format!("snapsync · {} · {}", m.event.as_str(), context.join(" · "))}]},
+                ],
+            })
+        }
+        Format::Discord => json!({
+            "content": cut(&line, DISCORD_MAX),
+            // An error text quoting `@everyone` pings nobody.
+            "allowed_mentions": {"parse": []},
+        }),
+        Format::Teams => {
+            let color = match m.event {
+                Event::Failed => "Attention",
+                Event::Recovered => "Good",
+                Event::Changed | Event::Unchanged => "Default",
+            };
+            let mut facts = vec![json!({"title": "Event", "value": m.event.as_str()})];
+            if let Some(v) = r.version {
+                facts.push(json!({"title": "Version", "value": v.to_string()}));
+            }
+            if let Some(sha) = &r.sha256 {
+                facts.push(json!({"title": "sha256", "value": sha}));
+            }
+            facts.push(json!({"title": "Duration", "value": format!("{} ms", r.duration_ms)}));
+            json!({
+                "type": "message",
+                "attachments": [{
+                    "contentType": "application/vnd.microsoft.card.adaptive",
+                    "contentUrl": null,
+                    "content": {
+                        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                        "type": "AdaptiveCard",
+                        "version": "1.4",
+                        "body": [
+                            {"type": "TextBlock", "text": line, "wrap": true, "weight": "Bolder", "color": color},
+                            {"type": "FactSet", "facts": facts},
+                        ],
+                    },
+                }],
+            })
+        }
+        Format::Json => json!({
+            "event": m.event.as_str(),
+            "text": line,
+            "dataset": r.dataset,
+            "outcome": r.outcome.as_str(),
+            "version": r.version,
+            "sha256": r.sha256,
+            "added": r.added,
+            "removed": r.removed,
+            "moved": r.moved,
+            "changed": r.changed,
+            "error": r.error,
+            "duration_ms": r.duration_ms,
+            "bytes_in": r.bytes_in,
+            "bytes_out": r.bytes_out,
+        }),
+    }
+}
+
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// At most `max` characters, the last one `…` when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// One webhook: its URL (the secret) and the shape it expects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Target {
+    url: url::Url,
+    pub format: Format,
+}
+
+impl Target {
+    /// The host, the only part of the URL that may be shown.
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("host", &self.host())
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+/// The dead-man ping's URLs, each complete.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HeartbeatOptions {
+    success: url::Url,
+    /// `None`: a failed run pings nothing (the monitor alerts on the missing ping).
+    fail: Option<url::Url>,
+    start: Option<url::Url>,
+}
+
+impl std::fmt::Debug for HeartbeatOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeartbeatOptions")
+            .field("host", &self.success.host_str().unwrap_or_default())
+            .field("fail", &self.fail.is_some())
+            .field("start", &self.start.is_some())
+            .finish()
+    }
+}
+
+/// Who is told what (`--notify-*` and `--heartbeat-*`), validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyOptions {
+    pub targets: Vec<Target>,
+    /// Also tell about runs that found nothing new.
+    pub unchanged: bool,
+    pub heartbeat: Option<HeartbeatOptions>,
+}
+
+impl NotifyOptions {
+    /// From the flags: every URL https (or http on loopback, or anywhere with
+    /// `allow_insecure_http`); a format of auto, slack, discord, teams or json. Errors name the
+    /// flag and the host, never the URL.
+    pub fn from_args(args: &NotifyArgs, allow_insecure_http: bool) -> Result<Self> {
+        let forced = match args.notify_format.as_str() {
+            "auto" => None,
+            "slack" => Some(Format::Slack),
+            "discord" => Some(Format::Discord),
+            "teams" => Some(Format::Teams),
+            "json" => Some(Format::Json),
+            other => {
+                return Err(Error::Config(format!(
+                    "--notify-format must be auto, slack, discord, teams or json, not {other:?}"
+                )))
+            }
+        };
+        let targets = args
+            .notify_urls
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                let url = checked("--notify-url", u, allow_insecure_http)?;
+                let format = forced.unwrap_or_else(|| detect(&url));
+                Ok(Target { url, format })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let heartbeat = match args.heartbeat_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(u) => {
+                let success = checked("--heartbeat-url", u, allow_insecure_http)?;
+                let suffix = args.heartbeat_fail_suffix.trim();
+                Some(HeartbeatOptions {
+                    fail: (!suffix.is_empty()).then(|| with_suffix(&success, suffix)),
+                    start: args
+                        .heartbeat_start
+                        .then(|| with_suffix(&success, "/start")),
+                    success,
+                })
+            }
+        };
+        Ok(NotifyOptions {
+            targets,
+            unchanged: args.notify_unchanged,
+            heartbeat,
+        })
+    }
+
+    /// Whether there is anyone to tell (or ping) at all.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty() && self.heartbeat.is_none()
+    }
+}
+
+fn checked(flag: &str, text: &str, allow_insecure_http: bool) -> Result<url::Url> {
+    let url =
+        url::Url::parse(text).map_err(|e| Error::Config(format!("{flag}: not a URL ({e})")))?;
+    let host = url.host_str().unwrap_or_default().to_string();
+    check_url(url.as_str(), allow_insecure_http).map_err(|_| {
+        Error::Config(format!(
+            "{flag} (host {host:?}) must be https:// (or http:// on loopback)"
+        ))
+    })?;
+    Ok(url)
+}
+
+/// `suffix` appended to the URL's path, the query kept (`https://hc-ping.com/<uuid>` →
+/// `https://hc-ping.com/<uuid>/fail`).
+fn with_suffix(url: &url::Url, suffix: &str) -> url::Url {
+    let mut u = url.clone();
+    let path = format!("{}{suffix}", url.path().trim_end_matches('/'));
+    u.set_path(&path);
+    u
+}
+
+/// Sends messages and pings; built once per process from [`NotifyOptions`].
+pub struct Notifier {
+    opts: NotifyOptions,
+    webhooks: Option<reqwest::Client>,
+    pings: Option<reqwest::Client>,
+}
+
+impl Notifier {
+    pub fn new(opts: NotifyOptions) -> Self {
+        let client = |timeout| {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| warn!(error = %e.without_url(), "cannot build the notification client; notifying nobody"))
+                .ok()
+        };
+        Notifier {
+            webhooks: (!opts.targets.is_empty())
+                .then(|| client(NOTIFY_TIMEOUT))
+                .flatten(),
+            pings: opts
+                .heartbeat
+                .is_some()
+                .then(|| client(HEARTBEAT_TIMEOUT))
+                .flatten(),
+            opts,
+        }
+    }
+
+    pub fn options(&self) -> &NotifyOptions {
+        &self.opts
+    }
+
+    /// Whether a run's outcome is worth telling anyone (so callers can skip the look-up of
+    /// what came before when nobody listens).
+    pub fn has_targets(&self) -> bool {
+        self.webhooks.is_some()
+    }
+
+    /// Tells every target about `report`, when [`event`] says it is worth it; all at once,
+    /// each within [`NOTIFY_TIMEOUT`]. Returns the event sent.
+    pub async fn report(&self, report: &Report, before: Before) -> Option<Event> {
+        let client = self.webhooks.as_ref()?;
+        let event = event(report, before, self.opts.unchanged)?;
+        let m = Message {
+            event,
+            report,
+            before,
+        };
+        let sends = self.opts.targets.iter().map(|t| {
+            let body = payload(t.format, &m).to_string();
+            post(client, t, event, body)
+        });
+        join_all(sends).await;
+        Some(event)
+    }
+
+    /// The start ping (`--heartbeat-start`), before a run.
+    pub async fn started(&self) {
+        if let (Some(client), Some(url)) = (
+            &self.pings,
+            self.opts.heartbeat.as_ref().and_then(|h| h.start.as_ref()),
+        ) {
+            ping(client, url, "start").await;
+        }
+    }
+
+    /// The success or failure ping, after a run (or after all of `run`'s datasets).
+    pub async fn finished(&self, ok: bool) {
+        let (Some(client), Some(h)) = (&self.pings, &self.opts.heartbeat) else {
+            return;
+        };
+        match (ok, &h.fail) {
+            (true, _) => ping(client, &h.success, "success").await,
+            (false, Some(fail)) => ping(client, fail, "fail").await,
+            (false, None) => {}
+        }
+    }
+}
+
+async fn post(client: &reqwest::Client, target: &Target, event: Event, body: String) {
+    let host = target.host();
+    let format = target.format.as_str();
+    let request = client
+        .post(target.url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    match request.send().await {
+        Ok(r) if r.status().is_success() => {
+            info!(
+                host,
+                format,
+                event = event.as_str(),
+                status = r.status().as_u16(),
+                "webhook sent"
+            )
+        }
+        Ok(r) => {
+            let status = r.status().as_u16();
+            // Slack and Discord say why (`no_text`, `invalid_blocks`); a generic server's
+            // error page may quote the path, which is the secret.
+            let answer = r.text().await.unwrap_or_default();
+            let answer = cut(&scrub(&answer, &target.url), 200);
+            warn!(host, format, status, answer, "webhook refused")
+        }
+        Err(e) => {
+            warn!(host, format, timeout = e.is_timeout(), error = %e.without_url(), "webhook failed")
+        }
+    }
+}
+
+async fn ping(client: &reqwest::Client, url: &url::Url, what: &'static str) {
+    let host = url.host_str().unwrap_or_default();
+    match client.get(url.clone()).send().await {
+        Ok(r) if r.status().is_success() => {
+            info!(
+                host,
+                ping = what,
+                status = r.status().as_u16(),
+                "heartbeat sent"
+            )
+        }
+        Ok(r) => warn!(
+            host,
+            ping = what,
+            status = r.status().as_u16(),
+            "heartbeat refused"
+        ),
+        Err(e) => {
+            warn!(host, ping = what, timeout = e.is_timeout(), error = %e.without_url(), "heartbeat failed")
+        }
+    }
+}
+
+/// `text` with the URL's path and query (the secret parts) taken out.
+fn scrub(text: &str, url: &url::Url) -> String {
+    let mut out = text.replace(url.as_str(), "REDACTED");
+    for secret in [url.path(), url.query().unwrap_or_default()] {
+        if secret.len() > 1 {
+            out = out.replace(secret, "REDACTED");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn report(outcome: Outcome) -> Report {
+        Report {
+            dataset: "covid".into(),
+            outcome,
+            version: Some(42),
+            sha256: Some("ab12cd34ef56".repeat(5) + "abcd"),
+            added: (outcome == Outcome::Changed).then_some(3),
+            removed: (outcome == Outcome::Changed).then_some(0),
+            moved: (outcome == Outcome::Changed).then_some(0),
+            changed: (outcome == Outcome::Changed).then_some(210),
+            bytes_in: 1000,
+            bytes_out: 200,
+            duration_ms: 1234,
+            unmatched: None,
+            error: (outcome == Outcome::Failed).then(|| "HTTP 500 from <source>".into()),
+            retryable: false,
+            document: None,
+        }
+    }
+
+    fn args(urls: &[&str]) -> NotifyArgs {
+        NotifyArgs {
+            notify_urls: urls.iter().map(|s| s.to_string()).collect(),
+            notify_format: "auto".into(),
+            notify_unchanged: false,
+            heartbeat_url: None,
+            heartbeat_fail_suffix: "/fail".into(),
+            heartbeat_start: false,
+        }
+    }
+
+    #[rstest]
+    #[case::slack("https://hooks.slack.com/services/T0/B0/XYZ", Format::Slack)]
+    #[case::discord("https://discord.com/api/webhooks/1/tok", Format::Discord)]
+    #[case::discordapp("https://discordapp.com/api/webhooks/1/tok", Format::Discord)]
+    #[case::discord_ptb("https://ptb.discord.com/api/webhooks/1/tok", Format::Discord)]
+    #[case::discord_not_a_webhook("https://discord.com/channels/1/2", Format::Json)]
+    #[case::teams_connector(
+        "https://contoso.webhook.office.com/webhookb2/a@b/IncomingWebhook/c/d",
+        Format::Teams
+    )]
+    #[case::teams_logic_apps(
+        "https://prod-01.westus.logic.azure.com:443/workflows/x/triggers/manual/paths/invoke?sig=s",
+        Format::Teams
+    )]
+    #[case::teams_power_platform(
+        "https://default1.environment.api.powerplatform.com/powerautomate/automations/direct/workflows/x/triggers/manual/paths/invoke?sig=s",
+        Format::Teams
+    )]
+    #[case::lookalike_host("https://hooks.slack.com.evil.example/services/x", Format::Json)]
+    #[case::suffix_without_dot("https://notwebhook.office.com.example/x", Format::Json)]
+    #[case::generic("https://example.com/hook", Format::Json)]
+    #[case::loopback("http://127.0.0.1:9/hooks.slack.com", Format::Json)]
+    fn the_payload_follows_the_url(#[case] url: &str, #[case] want: Format) {
+        assert_eq!(detect(&url::Url::parse(url).unwrap()), want);
+    }
+
+    #[test]
+    fn a_forced_format_wins_and_urls_are_checked_without_showing_them() {
+        let mut a = args(&["https://hooks.slack.com/services/T0/B0/SECRET", " "]);
+        let o = NotifyOptions::from_args(&a, false).unwrap();
+        assert_eq!(o.targets.len(), 1, "blank entries are skipped");
+        assert_eq!(o.targets[0].format, Format::Slack);
+        assert!(!format!("{o:?}").contains("SECRET"), "{o:?}");
+        a.notify_format = "discord".into();
+        let o = NotifyOptions::from_args(&a, false).unwrap();
+        assert_eq!(o.targets[0].format, Format::Discord);
+        a.notify_format = "xml".into();
+        assert!(NotifyOptions::from_args(&a, false).is_err());
+        let e = NotifyOptions::from_args(&args(&["http://example.com/SECRET"]), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("example.com") && !e.contains("SECRET"), "{e}");
+        assert!(NotifyOptions::from_args(&args(&["http://example.com/x"]), true).is_ok());
+        assert!(NotifyOptions::from_args(&args(&["http://127.0.0.1:1/x"]), false).is_ok());
+    }
+
+    #[test]
+    fn heartbeat_suffixes_go_on_the_path_and_keep_the_query() {
+        let mut a = args(&[]);
+        a.heartbeat_url = Some("https://hc-ping.com/uuid/".into());
+        a.heartbeat_start = true;
+        let h = NotifyOptions::from_args(&a, false)
+            .unwrap()
+            .heartbeat
+            .unwrap();
+        assert_eq!(h.success.as_str(), "https://hc-ping.com/uuid/");
+        assert_eq!(h.fail.unwrap().as_str(), "https://hc-ping.com/uuid/fail");
+        assert_eq!(h.start.unwrap().as_str(), "https://hc-ping.com/uuid/start");
+        a.heartbeat_url = Some("https://kuma.example/api/push/tok?status=up".into());
+        a.heartbeat_fail_suffix = String::new();
+        a.heartbeat_start = false;
+        let h = NotifyOptions::from_args(&a, false)
+            .unwrap()
+            .heartbeat
+            .unwrap();
+        assert_eq!(h.fail, None, "an empty suffix: no ping on failure");
+        a.heartbeat_fail_suffix = "/fail".into();
+        let h = NotifyOptions::from_args(&a, false)
+            .unwrap()
+            .heartbeat
+            .unwrap();
+        assert_eq!(
+            h.fail.unwrap().as_str(),
+            "https://kuma.example/api/push/tok/fail?status=up"
+        );
+    }
+
+    #[rstest]
+    #[case::changed(Outcome::Changed, Before::Succeeded, false, Some(Event::Changed))]
+    #[case::unchanged_not_asked(Outcome::Unchanged, Before::Succeeded, false, None)]
+    #[case::unchanged_asked(Outcome::Unchanged, Before::Succeeded, true, Some(Event::Unchanged))]
+    #[case::not_modified_asked(
+        Outcome::NotModified,
+        Before::Succeeded,
+        true,
+        Some(Event::Unchanged)
+    )]
+    #[case::failed(Outcome::Failed, Before::Succeeded, false, Some(Event::Failed))]
+    #[case::failed_again(Outcome::Failed, Before::Failed { runs: Some(2) }, false, Some(Event::Failed))]
+    #[case::recovered_unchanged(Outcome::Unchanged, Before::Failed { runs: None }, false, Some(Event::Recovered))]
+    #[case::recovered_changed(Outcome::Changed, Before::Failed { runs: Some(1) }, false, Some(Event::Recovered))]
+    #[case::abandoned(Outcome::Abandoned, Before::Failed { runs: Some(1) }, true, None)]
+    fn what_is_worth_telling(
+        #[case] outcome: Outcome,
+        #[case] before: Before,
+        #[case] unchanged: bool,
+        #[case] want: Option<Event>,
+    ) {
+        assert_eq!(event(&report(outcome), before, unchanged), want);
+    }
+
+    #[test]
+    fn messages_read_like_sentences() {
+        let changed = report(Outcome::Changed);
+        fn m(event: Event, report: &Report, before: Before) -> String {
+            text(&Message {
+                event,
+                report,
+                before,
+            })
+        }
+        assert_eq!(
+            m(Event::Changed, &changed, Before::Succeeded),
+            "covid: new version 42 (3 added, 210 changed) sha256 ab12cd34ef56…"
+        );
+        assert_eq!(
+            m(Event::Failed, &report(Outcome::Failed), Before::Succeeded),
+            "covid: run failed: HTTP 500 from <source>"
+        );
+        assert_eq!(
+            m(
+                Event::Recovered,
+                &report(Outcome::Unchanged),
+                Before::Failed { runs: Some(3) }
+            ),
+            "covid: recovered after 3 failed runs; unchanged (version 42)"
+        );
+        assert_eq!(
+            m(Event::Recovered, &changed, Before::Failed { runs: None }),
+            "covid: recovered after a failed run; new version 42 (3 added, 210 changed) sha256 ab12cd34ef56…"
+        );
+    }
+
+    #[test]
+    fn payloads_keep_each_services_rules() {
+        let mut failed = report(Outcome::Failed);
+        failed.error = Some("x".repeat(10_000));
+        let m = Message {
+            event: Event::Failed,
+            report: &failed,
+            before: Before::Succeeded,
+        };
+        let slack = payload(Format::Slack, &m);
+        assert!(!slack["text"].as_str().unwrap().is_empty());
+        for block in slack["blocks"].as_array().unwrap() {
+            assert!(block["type"].is_string());
+        }
+        let section = slack["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(section.chars().count() <= SLACK_SECTION_MAX);
+        let discord = payload(Format::Discord, &m);
+        assert!(discord["content"].as_str().unwrap().chars().count() <= DISCORD_MAX);
+        let teams = payload(Format::Teams, &m);
+        assert_eq!(teams["type"], "message");
+        let card = &teams["attachments"][0];
+        assert_eq!(
+            card["contentType"],
+            "application/vnd.microsoft.card.adaptive"
+        );
+        assert_eq!(card["content"]["version"], "1.4");
+        assert!(!card["content"]["body"].as_array().unwrap().is_empty());
+        let generic = payload(Format::Json, &m);
+        for field in [
+            "event",
+            "text",
+            "dataset",
+            "outcome",
+            "version",
+            "sha256",
+            "added",
+            "removed",
+            "moved",
+            "changed",
+            "error",
+            "duration_ms",
+            "bytes_in",
+            "bytes_out",
+        ] {
+            assert!(generic.get(field).is_some(), "{field}: {generic}");
+        }
+        assert_eq!(generic["event"], "failed");
+        let changed = report(Outcome::Changed);
+        let m = Message {
+            event: Event::Changed,
+            report: &changed,
+            before: Before::Succeeded,
+        };
+        assert!(payload(Format::Slack, &m)["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("covid: new version 42"),);
+    }
+
+    #[test]
+    fn slack_markup_in_an_error_is_escaped() {
+        let r = report(Outcome::Failed);
+        let m = Message {
+            event: Event::Failed,
+            report: &r,
+            before: Before::Succeeded,
+        };
+        assert_eq!(
+            payload(Format::Slack, &m)["text"],
+            "covid: run failed: HTTP 500 from &lt;source&gt;"
+        );
+    }
+
+    #[test]
+    fn a_refusal_quoting_the_url_is_scrubbed() {
+        let url = url::Url::parse("https://example.com/hooks/SECRET?sig=KEY").unwrap();
+        let s = scrub("Cannot POST /hooks/SECRET (sig=KEY)", &url);
+        assert!(!s.contains("SECRET") && !s.contains("KEY"), "{s}");
+    }
+}
