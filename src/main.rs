@@ -123,7 +123,11 @@ fn init_logging(format: Option<&str>) {
                 .ok()
                 .filter(|f| EnvFilter::try_new(f).is_ok())
         })
-        .unwrap_or_else(|| "info,rusqlite_migration=warn".to_string());
+        // The credentials chain warns, with a page of debug output, for each provider that
+        // finds nothing; the S3 store says what is missing in one line instead.
+        .unwrap_or_else(|| {
+            "info,rusqlite_migration=warn,aws_config::meta::credentials=error".to_string()
+        });
     let filter = EnvFilter::new(capped(&text));
     let tty = std::io::stderr().is_terminal();
     let logfmt = match format {

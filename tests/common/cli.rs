@@ -2,7 +2,8 @@
 //! published the way a user would (plain files, `sha256sum`, `zcat`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -157,4 +158,35 @@ pub fn to_result(o: Output) -> RunResult {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Starts `snapsync worker` on `url` with one-second heartbeats and retries (logfmt on stderr).
+pub fn spawn_worker(sb: &Sandbox, url: &str, extra: &[&str]) -> Child {
+    let mut args = vec!["worker", "--url", url, "--heartbeat", "1", "--retry", "1"];
+    args.extend_from_slice(extra);
+    sb.cmd(&args)
+        .env("SNAPSYNC_LOG_FORMAT", "logfmt")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("worker starts")
+}
+
+/// Sends SIGTERM, as Heroku does before a restart.
+pub fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -TERM");
+}
+
+/// Polls `cond` every 100 ms; fails the test after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

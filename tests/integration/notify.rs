@@ -3,11 +3,10 @@
 //! services refuse (tests/common/receivers.rs). Loopback hosts match no auto-detection rule,
 //! so the format is forced; the detection itself is unit-tested in src/notify.rs.
 
-
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::common::cli::{RunResult, Sandbox};
+use crate::common::cli::{sigterm, spawn_worker, wait_for, RunResult, Sandbox};
 use crate::common::http::{Fault, HttpServer};
 use crate::common::receivers::{Kind, Receiver};
 use rstest::rstest;
@@ -288,37 +287,14 @@ fn the_heartbeat_pings_start_success_and_fail() {
     assert_eq!(beat.paths()[6..], ["/ping/UUID/fail"], "{r:?}");
 }
 
-fn spawn_worker(sb: &Sandbox, url: &str, extra: &[&str]) -> Child {
-    let mut args = vec!["worker", "--url", url, "--heartbeat", "1", "--retry", "1"];
-    args.extend_from_slice(extra);
-    sb.cmd(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("worker starts")
-}
-
 fn stop(child: Child) -> (i32, String, String) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM");
+    sigterm(&child);
     let out = child.wait_with_output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -193,3 +193,46 @@ fn wrong_secret_is_noticed_while_the_source_is_unchanged() {
     );
     assert!(!r.stderr.contains(secret) && !r.stdout.contains(secret));
 }
+
+/// With no credentials anywhere, every command that touches S3 says so in the doctor's words,
+/// not with the last provider's complaint ("IMDS is disabled…", a metadata timeout), and
+/// without a page of the credential chain's debug output.
+#[test]
+fn missing_credentials_are_named_by_every_command() {
+    let Some(env) = s3_env() else { return };
+    let sb = Sandbox::new();
+    let store = format!("s3://{}/{}", env.bucket, prefix());
+    let out = sb.path().join("out.json");
+    let out = out.to_str().unwrap();
+    let commands: [&[&str]; 6] = [
+        &["run", "--url", "http://127.0.0.1:9/d.json"],
+        &["log"],
+        &["status"],
+        &["verify"],
+        &["pull", "--out", out],
+        &["restore", "--out", out, "--version", "1"],
+    ];
+    // The instance metadata service turned off, or (as on Heroku) not answering.
+    let imds: [(&str, &str); 2] = [
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://127.0.0.1:9"),
+    ];
+    for (key, value) in imds {
+        for args in commands {
+            let mut c = sb.cmd(args);
+            c.env("SNAPSYNC_STORE", &store)
+                .env("AWS_ENDPOINT_URL", &env.endpoint)
+                .env("AWS_REGION", &env.region)
+                .env("HOME", sb.path())
+                .env(key, value);
+            let r = crate::common::cli::to_result(c.output().expect("snapsync runs"));
+            assert_eq!(r.code, 1, "{args:?} {key}: {r:?}");
+            let last = r.stderr.lines().last().unwrap_or_default();
+            assert!(
+                last.contains("no AWS credentials found: set AWS_ACCESS_KEY_ID"),
+                "{args:?} {key}: {r:?}"
+            );
+            assert!(!r.stderr.contains("IMDS"), "{args:?} {key}: {r:?}");
+        }
+    }
+}

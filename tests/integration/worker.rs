@@ -2,12 +2,12 @@
 //! store; and as a real `snapsync worker` process that publishes, logs heartbeats and stops on
 //! SIGTERM within Heroku's deadline.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::cli::Sandbox;
+use crate::common::cli::{sigterm, spawn_worker, wait_for, Sandbox};
 use crate::common::http::{Fault, HttpServer};
 use crate::common::machine::{self, deps};
 use crate::common::store::Intercept;
@@ -237,26 +237,6 @@ async fn a_shutdown_during_a_publish_never_leaves_half_a_version() {
     );
 }
 
-fn spawn_worker(sb: &Sandbox, url: &str, extra: &[&str]) -> Child {
-    let mut args = vec!["worker", "--url", url, "--heartbeat", "1", "--retry", "1"];
-    args.extend_from_slice(extra);
-    sb.cmd(&args)
-        .env("SNAPSYNC_LOG_FORMAT", "logfmt")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("worker starts")
-}
-
-fn sigterm(child: &Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -TERM");
-}
-
 /// Waits for the process to exit, at most `limit`.
 fn wait_exit(mut child: Child, limit: Duration) -> (i32, String, Duration) {
     let t = Instant::now();
@@ -274,14 +254,6 @@ fn wait_exit(mut child: Child, limit: Duration) -> (i32, String, Duration) {
             panic!("the worker did not stop within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(t.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

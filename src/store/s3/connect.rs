@@ -9,12 +9,14 @@ use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::Client;
 
 use super::errors::status_of;
 use super::{
     Observer, S3Options, S3Store, Seen, ATTEMPT_TIMEOUT, BUCKET_KEY, CONNECT_TIMEOUT,
     DEFAULT_MULTIPART_THRESHOLD, DEFAULT_PART_SIZE, DEFAULT_REGION, MAX_ATTEMPTS, MIN_PART_SIZE,
+    NO_CREDENTIALS,
 };
 use crate::error::Result;
 use crate::store::ConditionalWrites;
@@ -63,9 +65,10 @@ impl S3Store {
         let provider = sdk
             .credentials_provider()
             .ok_or("no credentials provider is configured")?;
-        let creds = provider.provide_credentials().await.map_err(|e| {
-            format!("no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE): {e}")
-        })?;
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| format!("{NO_CREDENTIALS} ({e})"))?;
         let id = creds.access_key_id();
         let shown: String = id.chars().take(4).collect();
         Ok(format!(
@@ -123,6 +126,7 @@ impl S3Store {
             conditional_writes: opts
                 .conditional_writes
                 .unwrap_or(ConditionalWrites::Unknown),
+            credentials: sdk.credentials_provider(),
         };
         store.check_bucket().await?;
         Ok(store)
@@ -137,6 +141,15 @@ impl S3Store {
         &self.bucket
     }
 
+    /// Whether the client's credentials provider yields credentials now.
+    async fn has_credentials(&self) -> bool {
+        use aws_sdk_s3::config::ProvideCredentials as _;
+        match &self.credentials {
+            Some(p) => p.provide_credentials().await.is_ok(),
+            None => false,
+        }
+    }
+
     async fn check_bucket(&self) -> Result<()> {
         let started = Instant::now();
         match self.client.head_bucket().bucket(&self.bucket).send().await {
@@ -145,6 +158,14 @@ impl S3Store {
                 Err(self.store_err(BUCKET_KEY, "bucket does not exist".into(), false))
             }
             Err(e) if status_of(&e) == Some(403) || status_of(&e) == Some(400) => Ok(()),
+            // Nothing was sent: when the default chain has no credentials, its last provider's
+            // complaint ("IMDS is disabled", a metadata timeout) is all the SDK reports. This is
+            // every command's first request, so each says the same as `doctor`.
+            Err(SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_))
+                if !self.has_credentials().await =>
+            {
+                Err(self.store_err(BUCKET_KEY, NO_CREDENTIALS.into(), false))
+            }
             Err(e) => Err(self.sdk_err(BUCKET_KEY, &e, started)),
         }
     }

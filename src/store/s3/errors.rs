@@ -229,8 +229,7 @@ fn mentions_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
 fn describe_local(cause: &str) -> String {
     let lower = cause.to_ascii_lowercase();
     if lower.contains("credential") {
-        "no credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
-            .to_string()
+        super::NO_CREDENTIALS.to_string()
     } else {
         format!("could not send the request: {}", truncate(cause, 200))
     }

@@ -55,6 +55,10 @@ const MAX_ATTEMPTS: u32 = 3;
 const DEFAULT_REGION: &str = "us-east-1";
 /// What errors from the bucket check name in place of an object key.
 const BUCKET_KEY: &str = "(bucket)";
+/// What every command says when the default chain finds no credentials (rather than the
+/// chain's last provider's complaint, e.g. "IMDS is disabled").
+const NO_CREDENTIALS: &str =
+    "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE for a profile";
 
 /// How to reach S3: everything else (credentials, profile) comes from aws-config's default chain.
 /// `Debug` redacts the endpoint's password and the secret key.
@@ -120,6 +124,9 @@ pub struct S3Store {
     part_size: usize,
     list_page_size: Option<i32>,
     conditional_writes: ConditionalWrites,
+    /// The default chain (or the explicit credentials), asked again only to explain a request
+    /// that could not be sent.
+    credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
 }
 
 impl std::fmt::Debug for S3Store {
