@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use crate::canonical::{parse_pointer, write_value, Document, KeyPointer};
+use crate::canonical::{parse_pointer, pointer, write_value, Document, KeyPointer};
 pub use crate::join::{Join, JoinSpec, JoinStats};
 
 /// A JSON pointer whose tokens may be `*` (any member name or array index).
@@ -281,15 +281,6 @@ fn apply_record(v: &mut Value, index: usize, transforms: &[Transform], stats: &m
         }
     }
     true
-}
-
-/// The value at a pointer's tokens inside `v` (object members, array indices).
-pub(crate) fn pointer<'v>(v: &'v Value, tokens: &[String]) -> Option<&'v Value> {
-    tokens.iter().try_fold(v, |cur, t| match cur {
-        Value::Object(m) => m.get(t),
-        Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get(i)),
-        _ => None,
-    })
 }
 
 fn token_matches(pattern: &str, name: &str) -> bool {

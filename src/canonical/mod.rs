@@ -37,6 +37,7 @@ mod write;
 
 pub use parse::utf16_hint;
 use parse::{canonicalize, explain_json_error};
+pub(crate) use pointer::pointer;
 pub use pointer::{escape_token, parse_pointer, KeyPointer};
 use scan::{member_name, member_spans};
 pub use scan::{split_array, split_object, split_object_like};

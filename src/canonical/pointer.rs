@@ -1,7 +1,10 @@
 //! JSON Pointers (RFC 6901): [`KeyPointer`], the pointer naming each record's key, and the
-//! parsing and escaping of pointer tokens that the key, the drop transform and patch paths use.
+//! parsing and escaping of pointer tokens that the key, the drop transform and patch paths use,
+//! and the value a pointer names in a tree (the filter transform, the join's keys).
 
 use std::fmt;
+
+use serde_json::Value;
 
 /// A JSON Pointer (RFC 6901) naming each record's key, e.g. `/country/key`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -76,4 +79,13 @@ pub fn escape_token(token: &str, out: &mut String) {
             c => out.push(c),
         }
     }
+}
+
+/// The value at a pointer's tokens inside `v` (object members, array indices).
+pub(crate) fn pointer<'v>(v: &'v Value, tokens: &[String]) -> Option<&'v Value> {
+    tokens.iter().try_fold(v, |cur, t| match cur {
+        Value::Object(m) => m.get(t),
+        Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get(i)),
+        _ => None,
+    })
 }

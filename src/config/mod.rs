@@ -23,6 +23,7 @@ use crate::store::s3::S3Options;
 use crate::store::StoreUrl;
 use crate::transform::{Transform, TransformSpec};
 use crate::validate::Guards;
+pub use notify::NotifyOptions;
 
 pub const DEFAULT_URL: &str = "https://coviddata.github.io/coviddata/v1/countries/stats.json";
 pub const DEFAULT_DATASET: &str = "covid-countries";
@@ -95,7 +96,7 @@ pub struct WorkerOptions {
     pub retry_base: Duration,
     pub max_retries: u32,
     /// Webhooks and the dead-man ping; never fail a run.
-    pub notify: crate::notify::NotifyOptions,
+    pub notify: NotifyOptions,
     /// How long an in-flight run may take to finish after a shutdown signal (Heroku kills 30 s
     /// after SIGTERM).
     pub grace: Duration,
@@ -107,7 +108,7 @@ impl Default for WorkerOptions {
             heartbeat: Duration::from_secs(60),
             retry_base: Duration::from_secs(60),
             max_retries: 5,
-            notify: crate::notify::NotifyOptions::default(),
+            notify: NotifyOptions::default(),
             grace: Duration::from_secs(20),
         }
     }
@@ -130,7 +131,7 @@ impl WorkerOptions {
             heartbeat: secs("--heartbeat", args.heartbeat)?,
             retry_base: secs("--retry", args.retry)?,
             max_retries: args.max_retries,
-            notify: crate::notify::NotifyOptions::from_args(&args.notify, allow_insecure_http)?,
+            notify: NotifyOptions::from_args(&args.notify, allow_insecure_http)?,
             ..WorkerOptions::default()
         })
     }
@@ -336,6 +337,7 @@ fn parse_file(text: &str, path: &Path) -> Result<FileConfig> {
     })
 }
 
+pub mod notify;
 mod resolve;
 mod transforms;
 

@@ -25,9 +25,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value};
 
+use crate::canonical::pointer;
 use crate::countries::{self, normalize};
 use crate::table::{self, ReadOptions, TableFormat};
-use crate::transform::pointer;
 
 /// A join before its table is fetched: where the table is and how to use it.
 #[derive(Debug, Clone, PartialEq)]

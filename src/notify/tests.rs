@@ -1,6 +1,7 @@
 //! Tests of what to say and to whom: detection, events, wording, payload limits, options.
 
 use super::*;
+use crate::cli::NotifyArgs;
 use rstest::rstest;
 
 fn report(outcome: Outcome) -> Report {
