@@ -39,7 +39,13 @@ pub struct GlobalArgs {
     #[arg(long, env = "SNAPSYNC_DATASET", global = true, value_name = "NAME")]
     pub dataset: Option<String>,
     /// Source URL of a single dataset [default: the coviddata countries stats URL]
-    #[arg(long, env = "SNAPSYNC_URL", global = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "SNAPSYNC_URL",
+        hide_env_values = true,
+        global = true,
+        value_name = "URL"
+    )]
     pub url: Option<String>,
     /// JSON Pointer to each record's key inside top-level array items; "" for none [default: /country/key]
     #[arg(long, env = "SNAPSYNC_KEY", global = true, value_name = "POINTER")]
@@ -85,7 +91,13 @@ pub struct GlobalArgs {
     #[arg(long, env = "SNAPSYNC_ALLOW_FILES_OUTSIDE", global = true)]
     pub allow_files_outside: bool,
     /// S3-compatible endpoint (e.g. http://127.0.0.1:8333)
-    #[arg(long, env = "AWS_ENDPOINT_URL", global = true, value_name = "URL")]
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL",
+        hide_env_values = true,
+        global = true,
+        value_name = "URL"
+    )]
     pub endpoint: Option<String>,
     /// Publish even to a store that ignores conditional writes (only safe when a single
     /// snapsync process ever writes there)

@@ -756,3 +756,35 @@ fn a_config_file_is_logged_and_cannot_read_files_outside_its_directory() {
     let r = sb.run(&["run", "--url", &format!("file://{}", secret_file.display())]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+/// clap prints an option's environment value in `--help`; the URLs that can carry a secret
+/// (a source's `?token=`, an endpoint's `user:password@`, a webhook's path) must not show.
+#[test]
+fn help_shows_no_secret_from_the_environment() {
+    let sb = Sandbox::new();
+    let secrets = [
+        "SrcTokenSecret",
+        "EndpointPassSecret",
+        "HookPathSecret",
+        "PingSecret",
+    ];
+    for args in [&["--help"][..], &["run", "--help"], &["worker", "--help"]] {
+        let mut c = sb.cmd(args);
+        c.env(
+            "SNAPSYNC_URL",
+            "https://example.org/d.json?token=SrcTokenSecret",
+        )
+        .env(
+            "AWS_ENDPOINT_URL",
+            "http://user:EndpointPassSecret@127.0.0.1:9",
+        )
+        .env(
+            "SNAPSYNC_NOTIFY_URL",
+            "https://hooks.slack.com/services/HookPathSecret",
+        )
+        .env("SNAPSYNC_HEARTBEAT_URL", "https://hc-ping.com/PingSecret");
+        let r = output(c);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        assert_no_secret(&format!("{args:?}"), &r, &secrets);
+    }
+}
