@@ -149,11 +149,6 @@ impl NotifyOptions {
             heartbeat,
         })
     }
-
-    /// Whether there is anyone to tell (or ping) at all.
-    pub fn is_empty(&self) -> bool {
-        self.targets.is_empty() && self.heartbeat.is_none()
-    }
 }
 
 fn checked(flag: &str, text: &str, allow_insecure_http: bool) -> Result<url::Url> {

@@ -263,10 +263,6 @@ impl Notifier {
         }
     }
 
-    pub fn options(&self) -> &NotifyOptions {
-        &self.opts
-    }
-
     /// Whether a run's outcome is worth telling anyone (so callers can skip the look-up of
     /// what came before when nobody listens).
     pub fn has_targets(&self) -> bool {

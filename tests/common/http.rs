@@ -10,6 +10,7 @@
 //! supported). Paths are matched without their query string (`/data.json?x=1` is `/data.json`).
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -77,19 +78,13 @@ struct Shared {
 
 /// A loopback HTTP/1.1 server; stops (and closes all its connections) when dropped.
 pub struct HttpServer {
-    addr: SocketAddr,
+    server: Loopback,
     shared: Arc<Mutex<Shared>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl HttpServer {
     /// Binds `127.0.0.1:0` and starts serving on a background thread.
     pub fn start() -> HttpServer {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind test HTTP server on 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("set_nonblocking");
-        let addr = listener.local_addr().expect("local_addr");
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -100,48 +95,18 @@ impl HttpServer {
             clock: now.saturating_sub(86_400),
             total_requests: 0,
         }));
-        let (shutdown, mut stop) = oneshot::channel::<()>();
         let state = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("test-http-{}", addr.port()))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("build test HTTP server runtime");
-                rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener).expect("tokio TcpListener");
-                    loop {
-                        tokio::select! {
-                            _ = &mut stop => break,
-                            accepted = listener.accept() => match accepted {
-                                Ok((stream, _)) => {
-                                    tokio::spawn(handle(stream, state.clone()));
-                                }
-                                // e.g. too many open files: back off instead of spinning
-                                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                            },
-                        }
-                    }
-                });
-                // Dropping the runtime here cancels the connection tasks still running.
-            })
-            .expect("spawn test HTTP server thread");
-        HttpServer {
-            addr,
-            shared,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let server = Loopback::start("test-http", move |stream| handle(stream, state.clone()));
+        HttpServer { server, shared }
     }
 
     /// `http://127.0.0.1:PORT` + `path` (`path` starts with `/`).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("http://{}{}", self.server.addr(), path)
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Serve `body` at `path` with 200, `Content-Type: application/json`, an `ETag` (quoted hex
@@ -272,7 +237,66 @@ impl HttpServer {
     }
 }
 
-impl Drop for HttpServer {
+/// A listener on `127.0.0.1:0` served on its own std thread with a current-thread tokio
+/// runtime, so it works from plain `#[test]` functions as well as from `#[tokio::test]`: every
+/// connection goes to `handle`, as a task. Dropping it stops the accept loop and cancels the
+/// connections still open. [`HttpServer`], [`TlsServer`] and the webhook receivers are each one
+/// of these with their own handler.
+pub struct Loopback {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Loopback {
+    pub fn start<H, F>(name: &str, handle: H) -> Loopback
+    where
+        H: Fn(TcpStream) -> F + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("bind {name} on 127.0.0.1:0: {e}"));
+        listener.set_nonblocking(true).expect("set_nonblocking");
+        let addr = listener.local_addr().expect("local_addr");
+        let (shutdown, mut stop) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-{}", addr.port()))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("build a loopback server runtime");
+                rt.block_on(async move {
+                    let listener = TcpListener::from_std(listener).expect("tokio TcpListener");
+                    loop {
+                        tokio::select! {
+                            _ = &mut stop => break,
+                            accepted = listener.accept() => match accepted {
+                                Ok((stream, _)) => {
+                                    tokio::spawn(handle(stream));
+                                }
+                                // e.g. too many open files: back off instead of spinning
+                                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                            },
+                        }
+                    }
+                });
+                // Dropping the runtime here cancels the connection tasks still running.
+            })
+            .unwrap_or_else(|e| panic!("spawn the {name} thread: {e}"));
+        Loopback {
+            addr,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Loopback {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -359,11 +383,13 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// One request as read off the wire: headers lower-cased, the body by `Content-Length`.
+pub struct Request {
+    pub method: String,
+    /// The request target as sent: path, query and all.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Request {
@@ -456,9 +482,9 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// Reads one request head (and discards a `Content-Length` body). `None` if the client went
-/// away or sent garbage.
-async fn read_request(stream: &mut TcpStream) -> Option<Request> {
+/// Reads one request: its head, and a `Content-Length` body (kept up to 1 MiB). `None` if the
+/// client went away or sent garbage.
+pub async fn read_request(stream: &mut TcpStream) -> Option<Request> {
     const MAX_HEAD: usize = 64 * 1024;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
@@ -654,6 +680,18 @@ async fn serve(
     finish(stream).await
 }
 
+/// Answers `status` with `text` as a `text/plain` body (no body for 1xx, 204 and 304) and
+/// closes the connection.
+pub async fn respond_text(stream: &mut TcpStream, status: u16, text: &str) -> std::io::Result<()> {
+    let response = Response::text(status, text);
+    let mut out = response.head_bytes();
+    if !(status < 200 || status == 204 || status == 304) {
+        out.extend_from_slice(&response.body);
+    }
+    stream.write_all(&out).await?;
+    finish(stream).await
+}
+
 async fn finish(stream: &mut TcpStream) -> std::io::Result<()> {
     stream.flush().await?;
     stream.shutdown().await
@@ -690,9 +728,7 @@ async fn endless(stream: &mut TcpStream, chunk: usize, head_only: bool) -> std::
 /// handshake would be served `[]` with 200 for any path, so a TLS test cannot pass by accident
 /// on an HTTP-level error.
 pub struct TlsServer {
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    server: Loopback,
 }
 
 impl TlsServer {
@@ -713,59 +749,24 @@ impl TlsServer {
         .with_single_cert(vec![cert], key.into())
         .expect("TLS server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind test HTTPS server on 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("set_nonblocking");
-        let addr = listener.local_addr().expect("local_addr");
-        let (shutdown, mut stop) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("test-https-{}", addr.port()))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("build test HTTPS server runtime");
-                rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener).expect("tokio TcpListener");
-                    loop {
-                        tokio::select! {
-                            _ = &mut stop => break,
-                            accepted = listener.accept() => if let Ok((stream, _)) = accepted {
-                                let acceptor = acceptor.clone();
-                                tokio::spawn(async move {
-                                    // The handshake fails when the client refuses the certificate.
-                                    let Ok(mut tls) = acceptor.accept(stream).await else { return };
-                                    let mut buf = [0u8; 4096];
-                                    let _ = tls.read(&mut buf).await;
-                                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]").await;
-                                    let _ = tls.shutdown().await;
-                                });
-                            },
-                        }
-                    }
-                });
-            })
-            .expect("spawn test HTTPS server thread");
-        TlsServer {
-            addr,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let server = Loopback::start("test-https", move |stream| {
+            let acceptor = acceptor.clone();
+            async move {
+                // The handshake fails when the client refuses the certificate.
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let _ = tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]").await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        TlsServer { server }
     }
 
     /// `https://127.0.0.1:PORT` + `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("https://{}{}", self.addr, path)
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        format!("https://{}{}", self.server.addr(), path)
     }
 }

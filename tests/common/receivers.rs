@@ -14,18 +14,16 @@
 //! - Hang: reads the request, never answers. Status: answers that status, quoting the path
 //!   (as an Express 404 page would: a test that the path, the secret, is not logged).
 //!
-//! Same style as [`super::http`]: its own thread with a current-thread tokio runtime, one
+//! Each is a [`Loopback`] server with the request reading and answers of [`super::http`]: one
 //! request per connection, `Connection: close`.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
+
+use super::http::{read_request, respond_text, Loopback};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -55,49 +53,23 @@ impl Received {
 }
 
 pub struct Receiver {
-    addr: SocketAddr,
+    server: Loopback,
     kind: Kind,
     log: Arc<Mutex<Vec<Received>>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Receiver {
     pub fn start(kind: Kind) -> Receiver {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
-        listener.set_nonblocking(true).expect("set_nonblocking");
-        let addr = listener.local_addr().expect("local_addr");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (shutdown, mut stop) = oneshot::channel::<()>();
         let shared = log.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("receiver runtime");
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(listener).expect("tokio listener");
-                loop {
-                    tokio::select! {
-                        _ = &mut stop => break,
-                        accepted = listener.accept() => if let Ok((stream, _)) = accepted {
-                            tokio::spawn(handle(stream, kind, shared.clone()));
-                        },
-                    }
-                }
-            });
+        let server = Loopback::start("receiver", move |stream| {
+            handle(stream, kind, shared.clone())
         });
-        Receiver {
-            addr,
-            kind,
-            log,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        Receiver { server, kind, log }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{path}", self.server.addr())
     }
 
     pub fn kind(&self) -> Kind {
@@ -133,21 +105,11 @@ impl Receiver {
     }
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 async fn handle(mut stream: TcpStream, kind: Kind, log: Arc<Mutex<Vec<Received>>>) {
-    let Some((method, path, body)) = read_request(&mut stream).await else {
+    let Some(request) = read_request(&mut stream).await else {
         return;
     };
+    let (method, path, body) = (request.method, request.target, request.body);
     let (status, answer) = match kind {
         Kind::Hang => {
             log.lock().unwrap().push(Received {
@@ -174,20 +136,7 @@ async fn handle(mut stream: TcpStream, kind: Kind, log: Arc<Mutex<Vec<Received>>
         status,
         answer: answer.clone(),
     });
-    let reason = match status {
-        200 => "OK",
-        202 => "Accepted",
-        204 => "No Content",
-        400 => "Bad Request",
-        _ => "Error",
-    };
-    let body = if status == 204 { String::new() } else { answer };
-    let response = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
+    let _ = respond_text(&mut stream, status, &answer).await;
 }
 
 /// The service's answer to a JSON object.
@@ -250,39 +199,4 @@ fn judge(kind: Kind, v: &Value) -> (u16, String) {
         }
         _ => (200, "ok".into()),
     }
-}
-
-/// Method, path and body (by `Content-Length`) of one request.
-async fn read_request(stream: &mut TcpStream) -> Option<(String, String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let mut first = head.lines().next()?.split_whitespace();
-    let method = first.next()?.to_string();
-    let path = first.next()?.to_string();
-    let length: usize = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[end..].to_vec();
-    while body.len() < length {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Some((method, path, body))
 }
