@@ -14,13 +14,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
+
+use super::http::Loopback;
 
 /// What to do with one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,10 +70,8 @@ struct State {
 }
 
 pub struct Proxy {
-    addr: SocketAddr,
+    server: Loopback,
     state: Arc<Mutex<State>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Proxy {
@@ -85,49 +83,20 @@ impl Proxy {
             .parse()
             .expect("the S3 endpoint is http://IP:PORT");
         assert!(upstream.ip().is_loopback(), "only loopback upstreams");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
-        listener.set_nonblocking(true).expect("set_nonblocking");
-        let addr = listener.local_addr().expect("local_addr");
         let state = Arc::new(Mutex::new(State {
             hold: Duration::from_millis(1500),
             ..State::default()
         }));
-        let (shutdown, mut stop) = oneshot::channel::<()>();
         let shared = state.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("s3-proxy-{}", addr.port()))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("proxy runtime");
-                rt.block_on(async move {
-                    let listener = TcpListener::from_std(listener).expect("tokio listener");
-                    loop {
-                        tokio::select! {
-                            _ = &mut stop => break,
-                            accepted = listener.accept() => match accepted {
-                                Ok((client, _)) => {
-                                    tokio::spawn(connection(client, upstream, shared.clone()));
-                                }
-                                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                            },
-                        }
-                    }
-                });
-            })
-            .expect("spawn the proxy thread");
-        Proxy {
-            addr,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let server = Loopback::start("s3-proxy", move |client| {
+            connection(client, upstream, shared.clone())
+        });
+        Proxy { server, state }
     }
 
     /// `http://127.0.0.1:PORT`: the endpoint to give the S3 client.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// Requests are numbered from 0 again, and these faults apply to the coming ones.
@@ -168,17 +137,6 @@ impl Proxy {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
