@@ -217,7 +217,16 @@ impl FileStore {
         self.err(key, e, false)
     }
 
+    /// The object's metadata, for a reader without the lock.
     fn read_meta(&self, key: &str) -> Result<Option<ObjectMeta>> {
+        self.read_meta_once(key, true)
+    }
+
+    /// `may_wait`: a data file without a metadata file may be a put's first version between
+    /// its two renames (its metadata staged after this reader's `settle` looked): then wait for
+    /// the writer's lock, settle, and read again; only a file still without metadata was put
+    /// there by hand. False under the lock, where no put is under way.
+    fn read_meta_once(&self, key: &str, may_wait: bool) -> Result<Option<ObjectMeta>> {
         let data = self.data_path(key)?;
         let size = match fs::metadata(&data) {
             Ok(m) if m.is_file() => m.len(),
@@ -238,6 +247,10 @@ impl FileStore {
                     metadata: m.metadata,
                 }))
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_wait => {
+                self.settle(key, false)?;
+                self.read_meta_once(key, false)
+            }
             // A file put there by hand: it exists, with no metadata; its ETag is its hash.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let bytes = fs::read(&data).map_err(|e| self.io_err(key, e))?;
@@ -254,8 +267,9 @@ impl FileStore {
     }
 
     /// The metadata, then the bytes, of one object; not checked against each other.
-    fn read_object(&self, key: &str) -> Result<Option<(Vec<u8>, ObjectMeta)>> {
-        let Some(meta) = self.read_meta(key)? else {
+    /// `locked`: the caller holds the lock (see [`FileStore::read_meta_once`]).
+    fn read_object(&self, key: &str, locked: bool) -> Result<Option<(Vec<u8>, ObjectMeta)>> {
+        let Some(meta) = self.read_meta_once(key, !locked)? else {
             return Ok(None);
         };
         match fs::read(self.data_path(key)?) {
@@ -289,7 +303,7 @@ impl FileStore {
         let pending_path = self.pending_path(key)?;
         let _guard = self.lock()?;
         self.settle(key, true)?;
-        let current = self.read_meta(key)?;
+        let current = self.read_meta_once(key, false)?;
         match (&opts.mode, &current) {
             (PutMode::Create, Some(_)) => return Err(self.precondition(key)),
             (PutMode::Update(want), Some(cur)) if &cur.etag != want => {
@@ -430,7 +444,7 @@ impl Store for FileStore {
         let (this, key) = (self.clone(), key.to_string());
         crate::blocking(move || {
             this.settle(&key, false)?;
-            match this.read_object(&key)? {
+            match this.read_object(&key, false)? {
                 Some((bytes, meta)) if etag_of(&bytes) == meta.etag => {
                     return Ok(Some((Bytes::from(bytes), meta)))
                 }
@@ -442,7 +456,7 @@ impl Store for FileStore {
             // real (a dead writer's put is settled first).
             let _guard = this.lock()?;
             this.settle(&key, true)?;
-            match this.read_object(&key)? {
+            match this.read_object(&key, true)? {
                 Some((bytes, meta)) if etag_of(&bytes) == meta.etag => {
                     Ok(Some((Bytes::from(bytes), meta)))
                 }
@@ -555,6 +569,41 @@ mod tests {
             err.to_string().contains("do not match their recorded ETag"),
             "{err}"
         );
+    }
+
+    /// Soak (four writers, first version): a reader's `settle` found nothing staged, then a
+    /// writer staged its metadata and renamed its data in, and the reader found a data file
+    /// with no metadata and called it a file put there by hand ("has no snapsync metadata").
+    /// In that window the reader must wait for the writer and read its metadata.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_first_put_between_its_renames_is_waited_for_not_called_a_foreign_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        let key = "d/latest.json";
+        let writer = store.lock().unwrap();
+        fs::create_dir_all(dir.path().join("d")).unwrap();
+        crash_between_renames(&store, key, b"new!", b"new!");
+        // Past the reader's settle: straight to its metadata read.
+        let reader = tokio::task::spawn_blocking({
+            let store = store.clone();
+            move || store.read_meta(key)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!reader.is_finished(), "the reader waits for the writer");
+        fs::rename(store.pending_path(key).unwrap(), {
+            let m = store.meta_path(key).unwrap();
+            fs::create_dir_all(m.parent().unwrap()).unwrap();
+            m
+        })
+        .unwrap();
+        drop(writer);
+        let meta = reader.await.unwrap().unwrap().unwrap();
+        assert_eq!(meta.metadata["v"], "new");
+        assert_eq!(meta.etag, etag_of(b"new!"));
+        // A file put there by hand (nothing staged, nobody writing) still reads as one.
+        fs::write(store.data_path("by-hand.json").unwrap(), b"{}").unwrap();
+        let meta = store.head("by-hand.json").await.unwrap().unwrap();
+        assert!(meta.metadata.is_empty());
     }
 
     #[tokio::test]
