@@ -21,7 +21,7 @@
 //! - [`worker`]: the long-running schedule; [`notify`]: webhooks and the dead-man ping after a
 //!   run; [`consumer`]: `pull`; [`history`]: verify, restore, prune, the janitor; [`replay`]:
 //!   recorded files through the pipeline.
-//! - [`clock`], [`error`]: time passed in; the one error type.
+//! - [`clock`], [`error`], [`tls`]: time passed in; the one error type; rustls's crypto.
 //!
 //! The commands (their glue and their output) belong to the binary (`src/commands/`), so no
 //! `println!` lives in the library. The other modules stay public because the binary, the
@@ -65,6 +65,7 @@ pub mod worker;
 
 pub mod clock;
 pub mod error;
+pub mod tls;
 
 /// Runs CPU-heavy or blocking work (parsing, hashing, gzip, file I/O) off the async executor
 /// and waits for it; a panic in it is the caller's panic.

@@ -89,6 +89,7 @@ impl HttpSource {
                 }
             })
         };
+        crate::tls::init();
         let client = reqwest::Client::builder()
             .user_agent(concat!("snapsync/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(opts.connect_timeout)

@@ -35,6 +35,7 @@ async fn load_sdk_config(opts: &S3Options) -> aws_config::SdkConfig {
     }
     .or_else(Region::from_static(DEFAULT_REGION));
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::tls::s3_http_client())
         .region(region)
         .timeout_config(
             TimeoutConfig::builder()
