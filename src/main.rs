@@ -135,6 +135,7 @@ fn init_logging(format: Option<&str>) {
         Some(_) => false,
         None => !tty,
     };
+    snapsync::sync::set_l2met(logfmt);
     if logfmt {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;

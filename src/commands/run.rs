@@ -5,8 +5,8 @@ use futures_util::StreamExt;
 
 use snapsync::cli::RunArgs;
 use snapsync::config::Config;
-use snapsync::notify::{Before, Notifier, NotifyOptions};
-use snapsync::sync::{self, Deps, Outcome, Report, RunOptions};
+use snapsync::notify::{failure_streak, Before, Notifier, NotifyOptions};
+use snapsync::sync::{self, Deps, Report, RunOptions};
 
 use crate::commands::{
     any_failed, check_safe_to_publish, deps, is_stdout_closed, out, PARALLEL_DATASETS,
@@ -25,7 +25,19 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<Vec<Report>>
     let deps = match ready(config).await {
         Ok(deps) => deps,
         Err(e) => {
-            notifier.finished(false).await;
+            // Each dataset failed, with this error: the webhooks hear of it as they would of
+            // a failed run (the database may be what is missing, so no streak is read).
+            let error = format!("{e:#}");
+            let failed: Vec<Report> = config
+                .datasets
+                .iter()
+                .map(|ds| Report::failed(&ds.name, error.clone()))
+                .collect();
+            let tell = failed.iter().map(|r| notifier.report(r, Before::Succeeded));
+            tokio::join!(
+                futures_util::future::join_all(tell),
+                notifier.finished(false)
+            );
             return Err(e);
         }
     };
@@ -34,7 +46,8 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<Vec<Report>>
     let mut before = Vec::new();
     if notifier.has_targets() {
         for ds in &config.datasets {
-            before.push(previous(&deps, &ds.name).await);
+            let failed = failure_streak(&deps.db, deps.store.url(), &ds.name).await;
+            before.push(Before::after(failed));
         }
     }
     let opts = RunOptions {
@@ -73,20 +86,4 @@ async fn ready(config: &Config) -> anyhow::Result<Deps> {
     let deps = deps(config).await?;
     check_safe_to_publish(&deps, config.single_writer).await?;
     Ok(deps)
-}
-
-/// How the dataset's last recorded run ended (before this one).
-async fn previous(deps: &Deps, dataset: &str) -> Before {
-    let last = match deps.db.dataset(deps.store.url(), dataset).await {
-        Ok(state) => deps.db.last_runs(state.id).await.map(|(last, _)| last),
-        Err(e) => Err(e),
-    };
-    match last {
-        Ok(Some(r)) if r.outcome == Outcome::Failed.as_str() => Before::Failed { runs: None },
-        Ok(_) => Before::Succeeded,
-        Err(e) => {
-            tracing::warn!(dataset, error = %e, "cannot read the last run; a recovery will not be told");
-            Before::Succeeded
-        }
-    }
 }

@@ -192,7 +192,26 @@ impl Db {
                 )
                 .optional()
             };
-            Ok((q("")?, q("AND outcome != 'failed'")?))
+            Ok((q("")?, q(SUCCEEDED)?))
+        })
+        .await
+    }
+
+    /// How many runs of the dataset `name` in `store` failed since the last that succeeded
+    /// (an abandoned run, stopped by a shutdown, neither counts nor ends the streak): what a
+    /// recovery is told as. 0 for a dataset never run.
+    pub async fn failures_in_a_row(&self, store: &str, name: &str) -> Result<u32> {
+        let (store, name) = (store.to_string(), name.to_string());
+        self.call(move |c| {
+            c.query_row(
+                &format!(
+                    "WITH d AS (SELECT id FROM datasets WHERE store = ?1 AND name = ?2) \
+                     SELECT COUNT(*) FROM runs WHERE dataset_id = (SELECT id FROM d) AND outcome = 'failed' \
+                     AND id > COALESCE((SELECT MAX(id) FROM runs WHERE dataset_id = (SELECT id FROM d) {SUCCEEDED}), 0)"
+                ),
+                params![store, name],
+                |r| r.get(0),
+            )
         })
         .await
     }
@@ -269,6 +288,9 @@ impl Db {
         .await
     }
 }
+
+/// The runs that count as a success: any but a failed or an abandoned one.
+const SUCCEEDED: &str = "AND outcome NOT IN ('failed', 'abandoned')";
 
 const SELECT_ENTRY: &str =
     "SELECT version, created_at, sha256, prev_sha256, snapshot_key, delta_key, \

@@ -256,3 +256,101 @@ fn only_corruption_moves_a_file_aside() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_failure_streak_counts_failed_runs_since_the_last_success_and_skips_abandoned_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = Db::open(&dir.path().join("s.db")).await.unwrap();
+    let (store, other) = ("file:///s", "file:///other");
+    assert_eq!(
+        db.failures_in_a_row(store, "d").await.unwrap(),
+        0,
+        "never run"
+    );
+    let id = db.dataset(store, "d").await.unwrap().id;
+    let elsewhere = db.dataset(other, "d").await.unwrap().id;
+    let record = |outcome: &str| RunRecord {
+        started_at: "2026-12-01T00:00:00Z".into(),
+        finished_at: "2026-12-01T00:00:01Z".into(),
+        outcome: outcome.into(),
+        ..RunRecord::default()
+    };
+    let mut expect = Vec::new();
+    for (outcome, streak) in [
+        ("failed", 1),
+        ("failed", 2),
+        ("abandoned", 2),
+        ("failed", 3),
+        ("changed", 0),
+        ("failed", 1),
+        ("abandoned", 1),
+        ("not-modified", 0),
+        ("abandoned", 0),
+        ("failed", 1),
+    ] {
+        db.record_run(id, record(outcome)).await.unwrap();
+        // The same dataset name in another store has its own streak.
+        db.record_run(elsewhere, record("changed")).await.unwrap();
+        let got = db.failures_in_a_row(store, "d").await.unwrap();
+        expect.push((outcome, streak, got));
+        assert_eq!(db.failures_in_a_row(other, "d").await.unwrap(), 0);
+    }
+    assert!(
+        expect.iter().all(|(_, want, got)| want == got),
+        "{expect:?}"
+    );
+    // An abandoned run is not the last success either.
+    db.record_run(id, record("abandoned")).await.unwrap();
+    let (last, ok) = db.last_runs(id).await.unwrap();
+    assert_eq!(last.unwrap().outcome, "abandoned");
+    assert_eq!(ok.unwrap().outcome, "not-modified");
+}
+
+#[test]
+fn migration_5_keeps_every_run_and_accepts_abandoned() {
+    let mut c = Connection::open_in_memory().unwrap();
+    for step in &migration_steps()[..4] {
+        c.execute_batch(step).unwrap();
+    }
+    c.pragma_update(None, "user_version", 4).unwrap();
+    c.execute(
+        "INSERT INTO datasets (store, name) VALUES ('file:///s', 'd')",
+        [],
+    )
+    .unwrap();
+    let insert = |c: &Connection, outcome: &str| {
+        c.execute(
+            "INSERT INTO runs (dataset_id, started_at, finished_at, outcome, total_ms, error) \
+             VALUES (1, 'a', 'b', ?1, 7, 'e')",
+            [outcome],
+        )
+    };
+    insert(&c, "failed").unwrap();
+    insert(&c, "changed").unwrap();
+    assert!(insert(&c, "abandoned").is_err(), "schema 4 refuses it");
+    assert!(migrate(&mut c).is_ok());
+    let rows: Vec<(i64, String, i64, String)> = c
+        .prepare("SELECT id, outcome, total_ms, error FROM runs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<std::result::Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, "failed".into(), 7, "e".into()),
+            (2, "changed".into(), 7, "e".into())
+        ]
+    );
+    insert(&c, "abandoned").unwrap();
+    assert!(insert(&c, "bogus").is_err());
+    let indexes: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'runs_by_dataset'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 1);
+}

@@ -57,9 +57,30 @@ impl Event {
 pub enum Before {
     /// The last run succeeded, or there was none.
     Succeeded,
-    /// The last run failed: `runs` in a row when the caller counted them (the worker), `None`
-    /// when it only knows the last one (`run`, from the database).
+    /// The last run failed: `runs` in a row when they were counted, `None` when only the
+    /// last one is known.
     Failed { runs: Option<u32> },
+}
+
+impl Before {
+    /// After `failed` runs in a row (0: after a success).
+    pub fn after(failed: u32) -> Before {
+        match failed {
+            0 => Before::Succeeded,
+            n => Before::Failed { runs: Some(n) },
+        }
+    }
+}
+
+/// How many runs of `dataset` failed since its last success, by the `runs` table (kept across
+/// restarts); 0, with a warning, when the database cannot tell (a recovery then goes untold).
+pub async fn failure_streak(db: &crate::db::Db, store: &str, dataset: &str) -> u32 {
+    db.failures_in_a_row(store, dataset)
+        .await
+        .unwrap_or_else(|e| {
+            warn!(dataset, error = %e, "cannot read the last runs; a recovery will not be told");
+            0
+        })
 }
 
 /// The event a finished run is worth, if any: failures and changes always, a recovery on the
@@ -241,6 +262,7 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(opts: NotifyOptions) -> Self {
+        crate::tls::init();
         let client = |timeout| {
             reqwest::Client::builder()
                 .timeout(timeout)

@@ -84,6 +84,20 @@ impl RunOptions {
     }
 }
 
+static L2MET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether each run's `run finished` line also carries l2met keys (`count#snapsync.changed=1`,
+/// `sample#snapsync.duration_ms=812`, `source=DATASET`), which Heroku's log-based metrics and
+/// log drains (Librato, Papertrail, l2met) chart with no agent. The binary turns them on with
+/// logfmt logs; a terminal's text log stays without them.
+pub fn set_l2met(on: bool) {
+    L2MET.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn l2met() -> bool {
+    L2MET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
@@ -142,6 +156,27 @@ pub struct Report {
 }
 
 impl Report {
+    /// A run of `dataset` that failed before it began (its store or database unusable).
+    pub fn failed(dataset: &str, error: String) -> Report {
+        Report {
+            dataset: dataset.to_string(),
+            outcome: Outcome::Failed,
+            version: None,
+            sha256: None,
+            added: None,
+            removed: None,
+            moved: None,
+            changed: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            duration_ms: 0,
+            unmatched: None,
+            error: Some(error),
+            retryable: false,
+            document: None,
+        }
+    }
+
     /// `covid-countries changed version=7 sha256=… added=0 removed=0 moved=28 changed=190`
     pub fn summary_line(&self) -> String {
         let mut s = format!("{} {}", self.dataset, self.outcome.as_str());

@@ -89,13 +89,7 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
         let record = RunRecord {
             started_at: keys::rfc3339(started_at),
             finished_at: keys::rfc3339(deps.clock.now()),
-            // The table knows four outcomes, and "the last success" is any but `failed`.
-            outcome: match report.outcome {
-                Outcome::Abandoned => Outcome::Failed,
-                other => other,
-            }
-            .as_str()
-            .to_string(),
+            outcome: report.outcome.as_str().to_string(),
             version: report.version,
             sha256: report.sha256.clone(),
             bytes_in: report.bytes_in,
@@ -108,16 +102,42 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
             warn!(error = %e, "could not record the run");
         }
     }
-    info!(
-        outcome = report.outcome.as_str(),
-        version = report.version,
-        sha256 = report.sha256.as_deref(),
-        bytes_in = report.bytes_in,
-        bytes_out = report.bytes_out,
-        duration_ms,
-        error = report.error.as_deref(),
-        "run finished"
-    );
+    // One line per run; with l2met keys, one counter per outcome (0 or 1, so a chart of each
+    // is continuous) and the run's figures as samples, split by dataset (`source`).
+    macro_rules! finished {
+        ($($metrics:tt)*) => {
+            info!(
+                outcome = report.outcome.as_str(),
+                version = report.version,
+                sha256 = report.sha256.as_deref(),
+                bytes_in = report.bytes_in,
+                bytes_out = report.bytes_out,
+                duration_ms,
+                error = report.error.as_deref(),
+                $($metrics)*
+                "run finished"
+            )
+        };
+    }
+    if l2met() {
+        let is = |o: &[Outcome]| u64::from(o.contains(&report.outcome));
+        finished!(
+            source = ds.name.as_str(),
+            "count#snapsync.runs" = 1u64,
+            "count#snapsync.changed" = is(&[Outcome::Changed]),
+            "count#snapsync.unchanged" = is(&[Outcome::Unchanged, Outcome::NotModified]),
+            "count#snapsync.failed" = is(&[Outcome::Failed]),
+            "count#snapsync.abandoned" = is(&[Outcome::Abandoned]),
+            "sample#snapsync.duration_ms" = duration_ms,
+            "sample#snapsync.fetch_ms" = run.fetch_ms,
+            "sample#snapsync.bytes_in" = report.bytes_in,
+            "sample#snapsync.bytes_out" = report.bytes_out,
+            "sample#snapsync.version" = report.version,
+            "sample#snapsync.records_changed" = report.changed,
+        );
+    } else {
+        finished!();
+    }
     report
 }
 

@@ -375,3 +375,86 @@ fn a_worker_run_abandoned_by_sigterm_tells_nobody() {
     assert_eq!(hook.received().len(), 0, "{stderr}");
     assert_eq!(beat.received().len(), 0, "{stderr}");
 }
+
+#[test]
+fn a_run_that_cannot_start_tells_each_dataset_that_it_failed() {
+    let hook = Receiver::start(Kind::Generic);
+    let rig = Rig::new();
+    rig.set(&data(1));
+    let url = hook.url(HOOK);
+    let r = rig.run(&[
+        "--notify-url",
+        &url,
+        "--notify-format",
+        "json",
+        "--store",
+        "file:///dev/null/store",
+    ]);
+    assert_ne!(r.code, 0, "{r:?}");
+    let told = hook.accepted();
+    assert_eq!(told.len(), 1, "{r:?}");
+    assert_eq!(told[0]["event"], "failed");
+    assert_eq!(told[0]["dataset"], DATASET);
+    assert_eq!(told[0]["outcome"], "failed");
+    let error = told[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("/dev/null/store"), "{error}");
+    assert!(
+        text_of(Kind::Generic, &told[0]).starts_with(&format!("{DATASET}: run failed: ")),
+        "{told:?}"
+    );
+}
+
+#[test]
+fn a_failure_streak_is_counted_across_runs_and_a_worker_restart() {
+    let hook = Receiver::start(Kind::Slack);
+    let rig = Rig::new();
+    let url = hook.url(HOOK);
+    let flags = ["--notify-url", url.as_str(), "--notify-format", "slack"];
+    let texts = || -> Vec<String> {
+        hook.accepted()
+            .iter()
+            .map(|v| text_of(Kind::Slack, v))
+            .collect()
+    };
+    rig.set(&data(1));
+    assert_eq!(rig.run(&[]).outcome(), "changed");
+    rig.set("this is not json");
+    for _ in 0..2 {
+        assert_eq!(rig.run(&flags).outcome(), "failed");
+    }
+    assert_eq!(texts().len(), 2, "{:?}", texts());
+
+    // A worker started now (as after a dyno restart) knows of both from the database.
+    rig.set(&data(2));
+    let mut args = flags.to_vec();
+    args.extend(["--schedule", "* * * * * *"]);
+    let child = spawn_worker(&rig.sb, &rig.source(), &args);
+    wait_for("the recovery", Duration::from_secs(20), || {
+        hook.received().len() >= 3
+    });
+    let (code, stdout, stderr) = stop(child);
+    assert_eq!(code, 0, "{stderr}");
+    assert_no_secret(&stdout, &stderr);
+    let t = texts();
+    assert!(
+        t[2].starts_with(&format!(
+            "{DATASET}: recovered after 2 failed runs; new version 2 (1 changed)"
+        )),
+        "{t:?}"
+    );
+
+    // And a one-shot run counts its streak the same way.
+    rig.set("this is not json");
+    for _ in 0..3 {
+        assert_eq!(rig.run(&flags).outcome(), "failed");
+    }
+    rig.set(&data(3));
+    assert_eq!(rig.run(&flags).outcome(), "changed");
+    let t = texts();
+    assert!(
+        t.last().unwrap().starts_with(&format!(
+            "{DATASET}: recovered after 3 failed runs; new version 3"
+        )),
+        "{t:?}"
+    );
+}

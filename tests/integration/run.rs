@@ -1,7 +1,7 @@
 //! `snapsync run` end to end on the embedded default (file store + SQLite), against a real
 //! HTTP server on 127.0.0.1 serving fixture files.
 
-use crate::common::cli::{sha256_hex, Sandbox};
+use crate::common::cli::{sha256_hex, to_result, Sandbox};
 use crate::common::http::{Fault, HttpServer};
 use serde_json::{json, Value};
 
@@ -95,6 +95,62 @@ fn summary_line_and_json_follow_the_contract() {
     assert_eq!(j["outcome"], "unchanged");
     assert_eq!(j["version"], 1);
     assert_eq!(j["sha256"], sha.as_str());
+}
+
+/// The `run finished` line of a run's logfmt stderr, as `key -> value`.
+fn finished_line(stderr: &str) -> std::collections::HashMap<String, String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("message=\"run finished\""))
+        .unwrap_or_else(|| panic!("no run finished line in {stderr}"));
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn the_run_line_carries_l2met_metrics_for_heroku_in_logfmt_only() {
+    let (server, sb, url) = published(&dataset(&["france", "spain"]));
+    server.set("/stats.json", body(&dataset(&["france", "spain", "italy"])));
+    let r = sb.sync(&url, &[]);
+    assert_eq!(r.outcome(), "changed", "{r:?}");
+    let m = finished_line(&r.stderr);
+    let get = |k: &str| m.get(k).map(String::as_str);
+    assert_eq!(get("source"), Some(DATASET), "{m:?}");
+    assert_eq!(get("count#snapsync.runs"), Some("1"));
+    assert_eq!(get("count#snapsync.changed"), Some("1"));
+    assert_eq!(get("count#snapsync.unchanged"), Some("0"));
+    assert_eq!(get("count#snapsync.failed"), Some("0"));
+    assert_eq!(get("sample#snapsync.version"), Some("2"));
+    assert_eq!(get("sample#snapsync.records_changed"), Some("0"));
+    assert_eq!(get("sample#snapsync.duration_ms"), get("duration_ms"));
+    assert_eq!(get("sample#snapsync.bytes_out"), get("bytes_out"));
+    let bytes_out: u64 = get("bytes_out").unwrap().parse().unwrap();
+    assert!(bytes_out > 0, "{m:?}");
+
+    server.set_validators("/stats.json", false, false);
+    let m = finished_line(&sb.sync(&url, &[]).stderr);
+    assert_eq!(m["count#snapsync.unchanged"], "1", "{m:?}");
+    assert_eq!(m["count#snapsync.changed"], "0", "{m:?}");
+    assert_eq!(m["sample#snapsync.bytes_out"], "0", "{m:?}");
+
+    server.remove("/stats.json");
+    let r = sb.sync(&url, &[]);
+    assert_ne!(r.code, 0, "{r:?}");
+    let m = finished_line(&r.stderr);
+    assert_eq!(m["count#snapsync.failed"], "1", "{m:?}");
+    assert_eq!(m["outcome"], "failed", "{m:?}");
+
+    // A terminal's text log has no metric keys.
+    let r = to_result(
+        sb.cmd(&["run", "--url", &url])
+            .env("SNAPSYNC_LOG_FORMAT", "text")
+            .output()
+            .unwrap(),
+    );
+    assert!(r.stderr.contains("run finished"), "{r:?}");
+    assert!(!r.stderr.contains("snapsync.runs"), "{r:?}");
 }
 
 #[test]
