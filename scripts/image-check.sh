@@ -16,7 +16,7 @@
 #
 # The sandbox's quirks, each worked around here only: RUN steps use buildah's chroot isolation
 # (crun refuses this machine's mixed cgroup mounts), the container runs under runc, and its
-# rlimits are the ones this process has (it lacks CAP_SYS_RESOURCE to raise them).
+# rlimits are set below this process's (it lacks CAP_SYS_RESOURCE, and podman asks for more).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -34,7 +34,8 @@ if [ ${#need[@]} -gt 0 ]; then
     || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >&2; }
 fi
 mkdir -p "$WORK"
-ulimits=(--ulimit "nofile=$(ulimit -Sn):$(ulimit -Hn)" --ulimit "nproc=$(ulimit -Su):$(ulimit -Hu)")
+# Lower than this process's own: runc may not set even equal ones without CAP_SYS_RESOURCE.
+ulimits=(--ulimit "nofile=1024:1024" --ulimit "nproc=4096:4096")
 
 # 1. debian:bookworm-slim
 if ! podman image exists docker.io/library/debian:bookworm-slim; then
