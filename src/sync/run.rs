@@ -45,21 +45,12 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
     let result = run.execute().await;
     let duration_ms = t0.elapsed().as_millis() as u64;
     let mut report = Report {
-        dataset: ds.name.clone(),
-        outcome: Outcome::Failed,
-        version: None,
-        sha256: None,
-        added: None,
-        removed: None,
-        moved: None,
-        changed: None,
         bytes_in: run.bytes_in,
         bytes_out: run.bytes_out,
         duration_ms,
         unmatched: run.unmatched,
         error: None,
-        retryable: false,
-        document: None,
+        ..Report::failed(&ds.name, String::new())
     };
     match &result {
         Ok(done) => {
