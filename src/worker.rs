@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::config::DatasetConfig;
 use crate::keys::{self, DatasetKeys};
-use crate::notify::{failure_streak, Before, Notifier};
+use crate::notify::Notifier;
 use crate::schedule::{first_due, Schedule};
 use crate::sync::{self, Deps, Outcome, RunOptions};
 
@@ -50,9 +50,6 @@ struct Slot {
     due: OffsetDateTime,
     /// Failures counted for the retry back-off (reset when it gives up until the next slot).
     failures: u32,
-    /// Failed runs since the last success (read from the database at start, so a restart
-    /// keeps the streak): the next success is a recovery.
-    failed_in_a_row: u32,
 }
 
 /// Runs until `shutdown` is cancelled. Never returns early because a run failed.
@@ -75,12 +72,10 @@ pub async fn run(
             next_run = %keys::rfc3339(due),
             "scheduled"
         );
-        let failed_in_a_row = failure_streak(&deps.db, deps.store.url(), &ds.name).await;
         slots.push(Slot {
             ds,
             due,
             failures: 0,
-            failed_in_a_row,
         });
     }
     if slots.is_empty() {
@@ -109,6 +104,9 @@ pub async fn run(
         }
         let slot = &mut slots[i];
         notifier.started().await;
+        let before = notifier
+            .before_run(&deps.db, deps.store.url(), &slot.ds.name)
+            .await;
         let run_opts = RunOptions {
             cancel: Some(shutdown.clone()),
             ..RunOptions::default()
@@ -144,10 +142,9 @@ pub async fn run(
         // An abandoned run did nothing: nobody hears of it. One that finished while the
         // shutdown came in is told (within the notifier's timeouts) before the worker stops.
         if report.outcome != Outcome::Abandoned {
-            let before = Before::after(slot.failed_in_a_row);
-            let ok = report.outcome != Outcome::Failed;
-            slot.failed_in_a_row = if ok { 0 } else { slot.failed_in_a_row + 1 };
-            tokio::join!(notifier.report(&report, before), notifier.finished(ok));
+            notifier
+                .tell(std::slice::from_ref(&report), &[before])
+                .await;
         }
         if shutdown.is_cancelled() {
             break;

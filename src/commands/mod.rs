@@ -41,7 +41,7 @@ use snapsync::remote;
 use snapsync::source::HttpSource;
 use snapsync::store;
 use snapsync::store::DynStore;
-use snapsync::sync::{Deps, Outcome, Report};
+use snapsync::sync::{Deps, Report};
 
 /// How many datasets run at once.
 pub const PARALLEL_DATASETS: usize = 4;
@@ -101,9 +101,7 @@ pub async fn check_safe_to_publish(deps: &Deps, single_writer: bool) -> snapsync
 }
 
 pub fn any_failed(reports: &[Report]) -> bool {
-    reports
-        .iter()
-        .any(|r| matches!(r.outcome, Outcome::Failed | Outcome::Abandoned))
+    reports.iter().any(|r| !r.outcome.succeeded())
 }
 
 pub fn human_bytes(n: u64) -> String {

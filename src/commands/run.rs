@@ -5,12 +5,10 @@ use futures_util::StreamExt;
 
 use snapsync::cli::RunArgs;
 use snapsync::config::Config;
-use snapsync::notify::{failure_streak, Before, Notifier, NotifyOptions};
+use snapsync::notify::{Notifier, NotifyOptions};
 use snapsync::sync::{self, Deps, Report, RunOptions};
 
-use crate::commands::{
-    any_failed, check_safe_to_publish, deps, is_stdout_closed, out, PARALLEL_DATASETS,
-};
+use crate::commands::{check_safe_to_publish, deps, is_stdout_closed, out, PARALLEL_DATASETS};
 
 /// Runs every configured dataset (a few at a time) and prints one line (or JSON object) each,
 /// in configuration order. Returns the reports.
@@ -33,22 +31,19 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<Vec<Report>>
                 .iter()
                 .map(|ds| Report::failed(&ds.name, error.clone()))
                 .collect();
-            let tell = failed.iter().map(|r| notifier.report(r, Before::Succeeded));
-            tokio::join!(
-                futures_util::future::join_all(tell),
-                notifier.finished(false)
-            );
+            notifier.tell(&failed, &[]).await;
             return Err(e);
         }
     };
     // One-shot: whether a run recovers is the previous run's outcome, read before this run
     // records its own.
     let mut before = Vec::new();
-    if notifier.has_targets() {
-        for ds in &config.datasets {
-            let failed = failure_streak(&deps.db, deps.store.url(), &ds.name).await;
-            before.push(Before::after(failed));
-        }
+    for ds in &config.datasets {
+        before.push(
+            notifier
+                .before_run(&deps.db, deps.store.url(), &ds.name)
+                .await,
+        );
     }
     let opts = RunOptions {
         force: args.force,
@@ -72,13 +67,7 @@ pub async fn run(config: &Config, args: &RunArgs) -> anyhow::Result<Vec<Report>>
             Err(e) => return Err(e),
         }
     }
-    let tell = futures_util::future::join_all(
-        reports
-            .iter()
-            .enumerate()
-            .map(|(i, r)| notifier.report(r, before.get(i).copied().unwrap_or(Before::Succeeded))),
-    );
-    tokio::join!(tell, notifier.finished(!any_failed(&reports)));
+    notifier.tell(&reports, &before).await;
     Ok(reports)
 }
 

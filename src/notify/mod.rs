@@ -57,9 +57,8 @@ impl Event {
 pub enum Before {
     /// The last run succeeded, or there was none.
     Succeeded,
-    /// The last run failed: `runs` in a row when they were counted, `None` when only the
-    /// last one is known.
-    Failed { runs: Option<u32> },
+    /// The last `runs` runs (at least one) failed.
+    Failed { runs: u32 },
 }
 
 impl Before {
@@ -67,20 +66,9 @@ impl Before {
     pub fn after(failed: u32) -> Before {
         match failed {
             0 => Before::Succeeded,
-            n => Before::Failed { runs: Some(n) },
+            runs => Before::Failed { runs },
         }
     }
-}
-
-/// How many runs of `dataset` failed since its last success, by the `runs` table (kept across
-/// restarts); 0, with a warning, when the database cannot tell (a recovery then goes untold).
-pub async fn failure_streak(db: &crate::db::Db, store: &str, dataset: &str) -> u32 {
-    db.failures_in_a_row(store, dataset)
-        .await
-        .unwrap_or_else(|e| {
-            warn!(dataset, error = %e, "cannot read the last runs; a recovery will not be told");
-            0
-        })
 }
 
 /// The event a finished run is worth, if any: failures and changes always, a recovery on the
@@ -142,10 +130,8 @@ pub fn text(m: &Message) -> String {
         ),
         Event::Recovered => {
             let after = match m.before {
-                Before::Failed { runs: Some(1) } | Before::Failed { runs: None } => {
-                    "a failed run".to_string()
-                }
-                Before::Failed { runs: Some(n) } => format!("{n} failed runs"),
+                Before::Failed { runs: 1 } => "a failed run".to_string(),
+                Before::Failed { runs } => format!("{runs} failed runs"),
                 Before::Succeeded => "a failure".to_string(),
             };
             let now = if r.outcome == Outcome::Changed {
@@ -285,10 +271,32 @@ impl Notifier {
         }
     }
 
-    /// Whether a run's outcome is worth telling anyone (so callers can skip the look-up of
-    /// what came before when nobody listens).
-    pub fn has_targets(&self) -> bool {
-        self.webhooks.is_some()
+    /// What came before a run of `dataset` that is about to start, by the `runs` table (so a
+    /// restart keeps a failure streak): read before the run records itself. Nothing is read
+    /// when nobody listens; when the database cannot tell, a warning, and a recovery goes
+    /// untold.
+    pub async fn before_run(&self, db: &crate::db::Db, store: &str, dataset: &str) -> Before {
+        if self.webhooks.is_none() {
+            return Before::Succeeded;
+        }
+        match db.failures_in_a_row(store, dataset).await {
+            Ok(failed) => Before::after(failed),
+            Err(e) => {
+                warn!(dataset, error = %e, "cannot read the last runs; a recovery will not be told");
+                Before::Succeeded
+            }
+        }
+    }
+
+    /// Tells every target about each of `reports` (`before[i]` came before `reports[i]`; a
+    /// success when missing) and pings once: success if none failed.
+    pub async fn tell(&self, reports: &[Report], before: &[Before]) {
+        let each = reports
+            .iter()
+            .enumerate()
+            .map(|(i, r)| self.report(r, before.get(i).copied().unwrap_or(Before::Succeeded)));
+        let ok = reports.iter().all(|r| r.outcome.succeeded());
+        tokio::join!(join_all(each), self.finished(ok));
     }
 
     /// Tells every target about `report`, when [`event`] says it is worth it; all at once,

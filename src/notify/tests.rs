@@ -118,10 +118,10 @@ fn heartbeat_suffixes_go_on_the_path_and_keep_the_query() {
 #[case::unchanged_asked(Outcome::Unchanged, Before::Succeeded, true, Some(Event::Unchanged))]
 #[case::not_modified_asked(Outcome::NotModified, Before::Succeeded, true, Some(Event::Unchanged))]
 #[case::failed(Outcome::Failed, Before::Succeeded, false, Some(Event::Failed))]
-#[case::failed_again(Outcome::Failed, Before::Failed { runs: Some(2) }, false, Some(Event::Failed))]
-#[case::recovered_unchanged(Outcome::Unchanged, Before::Failed { runs: None }, false, Some(Event::Recovered))]
-#[case::recovered_changed(Outcome::Changed, Before::Failed { runs: Some(1) }, false, Some(Event::Recovered))]
-#[case::abandoned(Outcome::Abandoned, Before::Failed { runs: Some(1) }, true, None)]
+#[case::failed_again(Outcome::Failed, Before::Failed { runs: 2 }, false, Some(Event::Failed))]
+#[case::recovered_unchanged(Outcome::Unchanged, Before::Failed { runs: 1 }, false, Some(Event::Recovered))]
+#[case::recovered_changed(Outcome::Changed, Before::Failed { runs: 1 }, false, Some(Event::Recovered))]
+#[case::abandoned(Outcome::Abandoned, Before::Failed { runs: 1 }, true, None)]
 fn what_is_worth_telling(
     #[case] outcome: Outcome,
     #[case] before: Before,
@@ -153,12 +153,12 @@ fn messages_read_like_sentences() {
         m(
             Event::Recovered,
             &report(Outcome::Unchanged),
-            Before::Failed { runs: Some(3) }
+            Before::Failed { runs: 3 }
         ),
         "covid: recovered after 3 failed runs; unchanged (version 42)"
     );
     assert_eq!(
-        m(Event::Recovered, &changed, Before::Failed { runs: None }),
+        m(Event::Recovered, &changed, Before::Failed { runs: 1 }),
         "covid: recovered after a failed run; new version 42 (3 added, 210 changed) sha256 ab12cd34ef56…"
     );
 }

@@ -111,6 +111,12 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether the run did what it set out to (nothing new counts); a shutdown's abandoned run
+    /// did not.
+    pub fn succeeded(self) -> bool {
+        !matches!(self, Outcome::Failed | Outcome::Abandoned)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Changed => "changed",
@@ -159,6 +165,14 @@ impl Report {
     /// A run of `dataset` that failed before it began (its store or database unusable).
     pub fn failed(dataset: &str, error: String) -> Report {
         Report {
+            error: Some(error),
+            ..Report::new(dataset)
+        }
+    }
+
+    /// A run of `dataset` with nothing known yet: `failed` until it says otherwise.
+    fn new(dataset: &str) -> Report {
+        Report {
             dataset: dataset.to_string(),
             outcome: Outcome::Failed,
             version: None,
@@ -171,7 +185,7 @@ impl Report {
             bytes_out: 0,
             duration_ms: 0,
             unmatched: None,
-            error: Some(error),
+            error: None,
             retryable: false,
             document: None,
         }

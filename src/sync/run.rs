@@ -49,8 +49,7 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
         bytes_out: run.bytes_out,
         duration_ms,
         unmatched: run.unmatched,
-        error: None,
-        ..Report::failed(&ds.name, String::new())
+        ..Report::new(&ds.name)
     };
     match &result {
         Ok(done) => {
