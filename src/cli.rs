@@ -24,7 +24,11 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The options every command takes. They are global (accepted before or after the command's
+/// name) and listed under "Global options"; [`command`] hides from each command's help the ones
+/// it ignores.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Configuration file [default: ./snapsync.toml if present]
     #[arg(long, env = "SNAPSYNC_CONFIG", global = true, value_name = "FILE")]
@@ -107,9 +111,26 @@ pub struct GlobalArgs {
     /// (5 fields, or 6 with seconds first) [default: daily 06:00]
     #[arg(long, env = "SNAPSYNC_SCHEDULE", global = true, value_name = "WHEN")]
     pub schedule: Option<String>,
-    /// Log format on stderr [default: text on a terminal, logfmt otherwise]
-    #[arg(long, env = "SNAPSYNC_LOG_FORMAT", global = true, value_parser = ["text", "logfmt"])]
+    /// Log format on stderr: text, logfmt (key=value, what Heroku's router parses) or json (one
+    /// object per line) [default: text on a terminal, logfmt otherwise]
+    #[arg(long, env = "SNAPSYNC_LOG_FORMAT", global = true, value_parser = ["text", "logfmt", "json"])]
     pub log_format: Option<String>,
+    /// Machine-readable output: JSON on stdout, and an error as one JSON object on stderr
+    /// ({"error": …, "exit_code": …})
+    #[arg(long, env = "SNAPSYNC_JSON", global = true)]
+    pub json: bool,
+    /// No progress bars (on a terminal) or progress log lines (elsewhere)
+    #[arg(long, env = "SNAPSYNC_NO_PROGRESS", global = true)]
+    pub no_progress: bool,
+    /// Off a terminal, seconds between progress log lines of a long operation
+    #[arg(
+        long,
+        env = "SNAPSYNC_PROGRESS_SECS",
+        global = true,
+        default_value_t = 10.0,
+        value_name = "SECS"
+    )]
+    pub progress_secs: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,9 +139,9 @@ pub enum Command {
     /// not-modified, 1 when any failed, 2 on a usage or configuration error
     Run(RunArgs),
     /// Per dataset: last run, last version, and whether the database and the store agree
-    Status(JsonArg),
-    /// The version history, from the store's manifest
-    Log(JsonArg),
+    Status,
+    /// The version history, from the store's manifest (pruned snapshots are marked)
+    Log,
     /// Long-running: run each dataset on its schedule (at once if a slot was missed while the
     /// worker was down), log a heartbeat, retry failures, stop cleanly on SIGTERM/SIGINT
     Worker(WorkerArgs),
@@ -144,13 +165,32 @@ pub enum Command {
     Prune(PruneArgs),
     /// What changed between two versions or files
     Diff(DiffArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout: `snapsync man > snapsync.1`
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell, e.g. `snapsync completions bash > /etc/bash_completion.d/snapsync`
+    #[arg(value_parser = ["bash", "zsh", "fish", "elvish", "powershell"])]
+    pub shell: String,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Print one JSON object per dataset instead of the summary line
-    #[arg(long)]
+    /// With the global --json: one JSON object per dataset instead of the summary line
+    #[arg(skip)]
     pub json: bool,
+    /// Fetch, transform, check the guards and diff, then print what would be published; write
+    /// nothing (no store object, not even the local database)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Exit 3 when a dataset changed (or, with --dry-run, would change) and none failed, like
+    /// `git diff --exit-code`; 0 then means nothing changed
+    #[arg(long)]
+    pub exit_code: bool,
     /// Publish even when a guard (empty data, shrinking record count, missing keys) fails
     #[arg(long)]
     pub force: bool,
@@ -222,13 +262,6 @@ impl std::fmt::Debug for NotifyArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct JsonArg {
-    /// Machine-readable output
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// Seconds between "worker alive" log lines
     #[arg(
@@ -264,23 +297,30 @@ pub struct PullArgs {
     /// The local copy to keep up to date (its version is remembered in FILE.snapsync.json)
     #[arg(long, env = "SNAPSYNC_OUT", value_name = "FILE")]
     pub out: PathBuf,
-    /// Print the result as one JSON object
-    #[arg(long)]
+    /// Set from the global --json
+    #[arg(skip)]
     pub json: bool,
 }
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["at", "version"])))]
 pub struct RestoreArgs {
-    /// The version current at this time (RFC 3339, e.g. 2026-05-01T00:00:00Z, a date, or now)
+    /// The version current at this time: RFC 3339 (2026-05-01T12:00:00Z), a date (2026-05-01:
+    /// the end of that day, UTC), or now
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// This version number
     #[arg(long, value_name = "N")]
     pub version: Option<u64>,
-    /// Where to write the canonical JSON ("-" for stdout)
+    /// Where to write the canonical JSON ("-" for stdout); its directory must exist
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Replace --out if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Set from the global --json
+    #[arg(skip)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -292,8 +332,8 @@ pub struct VerifyArgs {
     /// With --repair: also delete orphan objects older than an hour
     #[arg(long, requires = "repair")]
     pub prune_orphans: bool,
-    /// Print one JSON object per dataset
-    #[arg(long)]
+    /// Set from the global --json
+    #[arg(skip)]
     pub json: bool,
 }
 
@@ -309,8 +349,8 @@ pub struct ReplayArgs {
     /// Publish even when a guard (empty data, shrinking record count, missing keys) fails
     #[arg(long)]
     pub force: bool,
-    /// Print one JSON object per file instead of the summary line
-    #[arg(long)]
+    /// Set from the global --json: one JSON object per file
+    #[arg(skip)]
     pub json: bool,
 }
 
@@ -325,6 +365,9 @@ pub struct PruneArgs {
     /// Show what would be deleted, delete nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Set from the global --json
+    #[arg(skip)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -339,4 +382,64 @@ pub struct DiffArgs {
     /// of the pretty-printed changed records (coloured on a terminal)
     #[arg(long, default_value = "summary", value_parser = ["summary", "patch", "unified"])]
     pub format: String,
+    /// Set from the global --json
+    #[arg(skip)]
+    pub json: bool,
+}
+
+/// Global options each command ignores: hidden from its help (still accepted, as globals are).
+const IGNORED: &[(&str, &[&str])] = &[
+    ("run", &["schedule"]),
+    ("status", &SOURCE_BUT_URL_AND_WRITER),
+    ("log", &ALL_BUT_STORE_QUIET),
+    ("pull", &ALL_BUT_STORE),
+    ("restore", &ALL_BUT_STORE),
+    ("verify", &SOURCE_BUT_KEY_AND_WRITER),
+    ("replay", &["url", "schedule", "connect_timeout", "total_timeout", "timeout", "retries", "retry_backoff_ms", "allow_insecure_http"]),
+    ("prune", &ALL_BUT_STORE),
+    ("diff", &["db", "url", "schedule", "connect_timeout", "total_timeout", "timeout", "retries", "retry_backoff_ms", "allow_insecure_http", "allow_files_outside", "single_writer"]),
+    ("completions", &EVERYTHING),
+    ("man", &EVERYTHING),
+];
+const SOURCE_BUT_URL_AND_WRITER: [&str; 10] = [
+    "key", "max_bytes", "timeout", "connect_timeout", "total_timeout", "retries",
+    "retry_backoff_ms", "allow_insecure_http", "allow_files_outside", "single_writer",
+];
+const SOURCE_BUT_KEY_AND_WRITER: [&str; 11] = [
+    "url", "max_bytes", "timeout", "connect_timeout", "total_timeout", "retries",
+    "retry_backoff_ms", "allow_insecure_http", "allow_files_outside", "single_writer", "schedule",
+];
+const ALL_BUT_STORE: [&str; 13] = [
+    "db", "url", "key", "max_bytes", "timeout", "connect_timeout", "total_timeout", "retries",
+    "retry_backoff_ms", "allow_insecure_http", "allow_files_outside", "single_writer", "schedule",
+];
+/// `log` does no long work: no progress either.
+const ALL_BUT_STORE_QUIET: [&str; 15] = [
+    "db", "url", "key", "max_bytes", "timeout", "connect_timeout", "total_timeout", "retries",
+    "retry_backoff_ms", "allow_insecure_http", "allow_files_outside", "single_writer", "schedule",
+    "no_progress", "progress_secs",
+];
+const EVERYTHING: [&str; 21] = [
+    "config", "store", "db", "dataset", "url", "key", "max_bytes", "timeout", "connect_timeout",
+    "total_timeout", "retries", "retry_backoff_ms", "allow_insecure_http", "allow_files_outside",
+    "endpoint", "single_writer", "schedule", "log_format", "json", "no_progress", "progress_secs",
+];
+
+/// The command line as `snapsync` parses it: [`Cli`], with each command's help listing its own
+/// options first and hiding the global ones it ignores ([`IGNORED`]).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let globals: Vec<clap::Arg> = cmd.get_arguments().cloned().collect();
+    for (name, hidden) in IGNORED {
+        // A subcommand's own argument of a global's id is kept when clap propagates the
+        // globals (it skips ids the subcommand has): a hidden copy hides it from that help.
+        cmd = cmd.mut_subcommand(*name, |sub| {
+            globals
+                .iter()
+                .filter(|a| hidden.contains(&a.get_id().as_str()))
+                .fold(sub, |sub, a| sub.arg(a.clone().hide(true)))
+        });
+    }
+    cmd
 }

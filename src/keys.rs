@@ -1,6 +1,6 @@
 //! Every object key and metadata name, built in one place.
 //!
-//! Layout (DESIGN.md): `{prefix}/{dataset}/latest.json`, `manifest.json`,
+//! Layout (docs/design.md): `{prefix}/{dataset}/latest.json`, `manifest.json`,
 //! `snapshots/{ts}-{sha12}.json.gz`, `deltas/{ts}-{sha12}.delta.json.gz`, where `ts` is the
 //! version's `created_at` to the millisecond without colons (`2026-11-24T060000.123Z`; stores
 //! written before millisecond precision hold `2026-11-24T060000Z`, and everything that reads

@@ -64,6 +64,7 @@ pub mod replay;
 pub mod worker;
 
 pub mod clock;
+pub mod progress;
 pub mod error;
 pub mod tls;
 

@@ -1,12 +1,11 @@
 //! The `snapsync` binary: parse the command line, set up logging, dispatch, and turn the result
-//! into an exit status (0 ok, 1 a dataset or operation failed, 2 usage or configuration; 0
-//! also when the reader of stdout closed it early).
+//! into an exit status (see [`exit`]); 0 also when the reader of stdout closed it early.
 #![forbid(unsafe_code)]
 
 use std::io::{IsTerminal, Write as _};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches as _;
 use snapsync::cli::{Cli, Command};
 use snapsync::config::Config;
 use snapsync::Error;
@@ -14,9 +13,39 @@ use tracing_subscriber::EnvFilter;
 
 mod commands;
 
+/// The exit statuses, the same for every command (README, "Exit status").
+pub mod exit {
+    /// A dataset or an operation failed, or `verify` found the history unsound.
+    pub const FAILED: u8 = 1;
+    /// The command line or the configuration is wrong; nothing was done.
+    pub const USAGE: u8 = 2;
+    /// `run --exit-code`: a dataset changed (with `--dry-run`: would change), none failed.
+    pub const CHANGED: u8 = 3;
+    /// `run` stopped by SIGINT (128 + 2) or SIGTERM (128 + 15) before it finished.
+    pub const SIGINT: u8 = 130;
+    pub const SIGTERM: u8 = 143;
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Known before parsing, so that a usage error is JSON too when JSON was asked for.
+    let json = std::env::args_os().any(|a| a == "--json")
+        || std::env::var("SNAPSYNC_JSON").is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "false"));
+    let cli = match snapsync::cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e, json),
+    };
     init_logging(cli.global.log_format.as_deref());
+    let every = std::time::Duration::try_from_secs_f64(cli.global.progress_secs)
+        .unwrap_or(std::time::Duration::from_secs(10))
+        .max(std::time::Duration::from_millis(100));
+    commands::progress::install(
+        std::io::stderr().is_terminal(),
+        !cli.global.no_progress,
+        every,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -24,85 +53,162 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("snapsync: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit::FAILED);
         }
     };
     runtime.block_on(dispatch(cli))
 }
 
+/// clap's own errors: help and --version print as usual (status 0); a usage error exits 2,
+/// as one JSON object on stderr under `--json`.
+fn usage_error(e: &clap::Error, json: bool) -> ExitCode {
+    use clap::error::ErrorKind;
+    let shown = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if shown || !json {
+        let _ = e.print();
+        return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+    }
+    // The message is the text before clap's "Usage:" and "For more information" paragraphs,
+    // on one line.
+    let text = e.render().to_string();
+    let message: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = message.join(" ");
+    json_error(message.strip_prefix("error: ").unwrap_or(&message), exit::USAGE)
+}
+
+fn json_error(message: &str, code: u8) -> ExitCode {
+    let v = serde_json::json!({"error": message, "exit_code": code});
+    let _ = writeln!(std::io::stderr(), "{v}");
+    ExitCode::from(code)
+}
+
 async fn dispatch(cli: Cli) -> ExitCode {
+    let json = cli.global.json;
     let config = match Config::resolve(&cli.global) {
         Ok(c) => c,
-        Err(e) => return fail(&e.into()),
+        Err(e) => return fail(&e.into(), json),
     };
     let result = match cli.command {
-        Command::Run(args) => match commands::run(&config, &args).await {
-            Ok(reports) if commands::any_failed(&reports) => return ExitCode::from(1),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        },
-        Command::Status(args) => commands::status(&config, args.json).await,
-        Command::Log(args) => commands::log(&config, args.json).await,
-        Command::Worker(args) => commands::worker(&config, &args, shutdown_signal()).await,
-        Command::Doctor => match commands::doctor(&config).await {
+        Command::Run(mut args) => {
+            args.json = json;
+            let signals = Signals::listen();
+            match commands::run(&config, &args, signals.token.clone()).await {
+                Ok(reports) => return commands::run_status(&reports, &args, &signals),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Status => commands::status(&config, json).await,
+        Command::Log => commands::log(&config, json).await,
+        Command::Worker(args) => commands::worker(&config, &args, Signals::listen().token).await,
+        Command::Doctor => match commands::doctor(&config, json).await {
             Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::from(1),
+            Ok(false) => return ExitCode::from(exit::FAILED),
             Err(e) => Err(e),
         },
-        Command::Pull(args) => commands::pull(&config, args).await,
-        Command::Restore(args) => commands::restore(&config, args).await,
-        Command::Verify(args) => match commands::verify(&config, args).await {
-            Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::from(1),
-            Err(e) => Err(e),
-        },
-        Command::Replay(args) => match commands::replay(&config, args).await {
-            Ok(true) => Ok(()),
-            Ok(false) => return ExitCode::from(1),
-            Err(e) => Err(e),
-        },
-        Command::Prune(args) => commands::prune(&config, args).await,
-        Command::Diff(args) => commands::diff(&config, args).await,
+        Command::Pull(mut args) => {
+            args.json = json;
+            commands::pull(&config, args).await
+        }
+        Command::Restore(mut args) => {
+            args.json = json;
+            commands::restore(&config, args).await
+        }
+        Command::Verify(mut args) => {
+            args.json = json;
+            match commands::verify(&config, args).await {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(exit::FAILED),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Replay(mut args) => {
+            args.json = json;
+            match commands::replay(&config, args).await {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::from(exit::FAILED),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Prune(mut args) => {
+            args.json = json;
+            commands::prune(&config, args).await
+        }
+        Command::Diff(mut args) => {
+            args.json = json;
+            commands::diff(&config, args).await
+        }
+        Command::Completions(args) => commands::completions(&args.shell),
+        Command::Man => commands::man(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, json),
     }
 }
 
-/// Cancelled on SIGTERM (Heroku's stop) or SIGINT (Ctrl-C).
-fn shutdown_signal() -> tokio_util::sync::CancellationToken {
-    let token = tokio_util::sync::CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            () = term => tracing::info!("SIGTERM: stopping"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-        }
-        t.cancel();
-    });
-    token
+/// SIGTERM (Heroku's stop) and SIGINT (Ctrl-C): the first cancels `token` (a run finishes what
+/// it has committed and abandons the rest); a second one exits at once.
+pub struct Signals {
+    pub token: tokio_util::sync::CancellationToken,
+    /// The first signal's exit status ([`exit::SIGINT`] or [`exit::SIGTERM`]), 0 before one.
+    got: std::sync::Arc<std::sync::atomic::AtomicU8>,
 }
 
-fn fail(e: &anyhow::Error) -> ExitCode {
+impl Signals {
+    fn listen() -> Signals {
+        use std::sync::atomic::Ordering;
+        let token = tokio_util::sync::CancellationToken::new();
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let (t, g) = (token.clone(), got.clone());
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) =
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+            else {
+                return;
+            };
+            loop {
+                let (name, code) = tokio::select! {
+                    _ = term.recv() => ("SIGTERM", exit::SIGTERM),
+                    _ = int.recv() => ("SIGINT", exit::SIGINT),
+                };
+                if g.swap(code, Ordering::SeqCst) != 0 {
+                    tracing::warn!("{name} again: exiting now (anything not committed is left as an orphan for the janitor)");
+                    std::process::exit(i32::from(code));
+                }
+                tracing::info!("{name}: stopping (a second one exits at once)");
+                t.cancel();
+            }
+        });
+        Signals { token, got }
+    }
+
+    /// The exit status the signal asks for, if one came.
+    pub fn status(&self) -> Option<u8> {
+        Some(self.got.load(std::sync::atomic::Ordering::SeqCst)).filter(|&c| c != 0)
+    }
+}
+
+fn fail(e: &anyhow::Error, json: bool) -> ExitCode {
     // `snapsync log | head -1`: the reader has what it wanted. Rust ignores SIGPIPE, so the
     // closed pipe arrives as a write error (see `commands::StdoutClosed`); it ends the
     // process quietly, with the status a shell pipeline expects of a successful writer.
     if commands::is_stdout_closed(e) {
         return ExitCode::SUCCESS;
     }
+    let usage = matches!(e.downcast_ref::<Error>(), Some(Error::Config(_)));
+    let code = if usage { exit::USAGE } else { exit::FAILED };
+    if json {
+        return json_error(&format!("{e:#}"), code);
+    }
     // Best effort: with stderr closed too, there is nobody to tell.
     let _ = writeln!(std::io::stderr(), "snapsync: {e:#}");
-    let usage = matches!(e.downcast_ref::<Error>(), Some(Error::Config(_)));
-    ExitCode::from(if usage { 2 } else { 1 })
+    ExitCode::from(code)
 }
 
 /// Crates whose debug and trace events print URLs with their credentials (hyper's pool logs a
@@ -136,7 +242,16 @@ fn init_logging(format: Option<&str>) {
         None => !tty,
     };
     snapsync::sync::set_l2met(logfmt);
-    if logfmt {
+    if format == Some("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else if logfmt {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
         tracing_subscriber::registry()
@@ -147,13 +262,13 @@ fn init_logging(format: Option<&str>) {
                 tracing_logfmt::builder()
                     .with_span_path(false)
                     .layer()
-                    .with_writer(std::io::stderr),
+                    .with_writer(|| commands::progress::AboveBars),
             )
             .init();
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(|| commands::progress::AboveBars)
             .with_ansi(tty)
             .compact()
             .init();

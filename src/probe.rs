@@ -2,7 +2,7 @@
 //! server honour conditional writes?
 //!
 //! Publishing is only safe with two writers if `If-None-Match: *` and `If-Match` are enforced
-//! (DESIGN.md "Stores"); some S3-compatible servers accept the headers and silently overwrite.
+//! (docs/design.md "Stores"); some S3-compatible servers accept the headers and silently overwrite.
 //! Reading the server's documentation is not enough, so the probe *tries*: it writes one small
 //! gzip object under the prefix, reads it back, then attempts a `Create` over it and an `Update`
 //! with a wrong ETag — both must be refused — and an `Update` with the right ETag, which must

@@ -359,7 +359,13 @@ pub async fn recover_entries(
 
 /// Deletes objects; returns how many.
 pub async fn delete_objects(store: &DynStore, keys: &[String]) -> Result<usize> {
+    let progress = crate::progress::start(
+        "deleting",
+        Some(keys.len() as u64),
+        crate::progress::Unit::Objects,
+    );
     for k in keys {
+        progress.inc(1);
         store.delete(k).await?;
     }
     Ok(keys.len())

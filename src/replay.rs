@@ -106,7 +106,17 @@ pub fn date_files(
 pub fn collect_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
+        // A path that is not there is a mistake on the command line (exit 2), not a failure.
+        let meta = std::fs::metadata(input).map_err(|e| {
+            Error::Config(format!(
+                "{}: {}; expected recorded dataset files or directories of them",
+                input.display(),
+                match e.kind() {
+                    std::io::ErrorKind::NotFound => "does not exist".to_string(),
+                    _ => e.to_string(),
+                }
+            ))
+        })?;
         if meta.is_dir() {
             let entries = std::fs::read_dir(input).map_err(|e| Error::io(input, e))?;
             let mut found: Vec<PathBuf> = entries

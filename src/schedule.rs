@@ -37,7 +37,11 @@ impl Schedule {
         } else {
             t.to_string()
         };
-        let cron = Cron::from_str(&expr).map_err(|e| format!("schedule {text:?}: {e}"))?;
+        let cron = Cron::from_str(&expr).map_err(|e| {
+            format!(
+                "schedule {text:?}: expected \"daily\", \"daily HH:MM\" (UTC), or a cron expression of 5 fields (\"30 6 * * *\") or 6 with seconds first ({e})"
+            )
+        })?;
         // A pattern that never matches (e.g. 30 February) would park the worker forever.
         Schedule {
             cron: cron.clone(),

@@ -95,6 +95,20 @@ pub async fn diff(config: &Config, args: DiffArgs) -> anyhow::Result<()> {
     let (label_b, b) = load_side(&args.b, ds, &mut store, config).await?;
     let d = delta::diff(&a, &b);
     let text = match args.format.as_str() {
+        // One object: the sides, the summary, each changed record, and (for --format patch)
+        // the patch itself.
+        format if args.json => {
+            let mut v = serde_json::json!({
+                "a": label_a,
+                "b": label_b,
+                "summary": d.summary,
+                "changes": d.changes,
+            });
+            if format == "patch" {
+                v["patch"] = serde_json::to_value(&d.patch).expect("a patch serializes");
+            }
+            format!("{v}\n")
+        }
         "patch" => {
             let mut s = serde_json::to_string_pretty(&d.patch).expect("a patch serializes");
             s.push('\n');

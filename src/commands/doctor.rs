@@ -13,14 +13,18 @@ use snapsync::store::ConditionalWrites;
 use crate::commands::{human_bytes, out};
 
 /// `snapsync doctor`: every check prints one line; the result is whether all passed.
-pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
+/// With `json`, one object at the end: `{"ok": …, "checks": [{"check", "ok", "detail"}, …]}`.
+pub async fn doctor(config: &Config, json: bool) -> anyhow::Result<bool> {
     let mut ok = true;
     // Every check runs even when stdout is closed; the first write error is returned at the
     // end (a closed pipe ends quietly in `main`).
     let mut written = Ok(());
+    let mut checks = Vec::new();
     let mut line = |good: bool, what: &str, detail: String| {
         ok &= good;
-        if written.is_ok() {
+        if json {
+            checks.push(serde_json::json!({"check": what, "ok": good, "detail": detail}));
+        } else if written.is_ok() {
             written = out(format_args!(
                 "{} {what:<12} {detail}",
                 if good { "ok  " } else { "FAIL" }
@@ -145,6 +149,9 @@ pub async fn doctor(config: &Config) -> anyhow::Result<bool> {
         }
     }
     written?;
+    if json {
+        out(serde_json::json!({"ok": ok, "checks": checks}))?;
+    }
     Ok(ok)
 }
 

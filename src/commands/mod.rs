@@ -5,6 +5,7 @@
 mod diff;
 mod doctor;
 mod log;
+pub mod progress;
 mod prune;
 mod pull;
 mod replay;
@@ -21,10 +22,27 @@ pub use prune::prune;
 pub use pull::pull;
 pub use replay::replay;
 pub use restore::restore;
-pub use run::run;
+pub use run::{run, run_status};
 pub use status::status;
 pub use verify::verify;
 pub use worker::worker;
+
+/// `snapsync completions SHELL`: the script clap_complete writes for [`snapsync::cli::command`].
+pub fn completions(shell: &str) -> anyhow::Result<()> {
+    let shell: clap_complete::Shell = shell
+        .parse()
+        .map_err(|e| Error::Config(format!("completions {shell:?}: {e}")))?;
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut snapsync::cli::command(), "snapsync", &mut buf);
+    write_stdout(&buf)
+}
+
+/// `snapsync man`: the man page (section 1): the global options, the commands, exit status.
+pub fn man() -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(snapsync::cli::command()).render(&mut buf)?;
+    write_stdout(&buf)
+}
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -62,8 +80,11 @@ pub fn is_stdout_closed(e: &anyhow::Error) -> bool {
 /// Writes all of `bytes` to stdout and flushes: every command's result goes through here (or
 /// [`out`]), so a closed pipe is an error a command returns, never a `println!` panic.
 pub fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+    let written = progress::suspend(|| {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(bytes).and_then(|()| stdout.flush())
+    });
+    match written {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
         Err(e) => Err(anyhow::Error::new(e).context("writing to stdout")),
@@ -134,16 +155,50 @@ pub fn one_dataset(config: &Config) -> anyhow::Result<&DatasetConfig> {
     }
 }
 
+/// The error of a read command naming datasets the store has no history of: which ones, and
+/// which datasets the store does have (a typo in `--dataset` is the usual cause).
+pub async fn no_history(store: &DynStore, names: &[&str]) -> anyhow::Error {
+    let prefix = match store.prefix() {
+        "" => String::new(),
+        p => format!("{p}/"),
+    };
+    let have = match store.list(&prefix).await {
+        Ok(objects) => {
+            let mut found: Vec<String> = objects
+                .iter()
+                .filter_map(|o| {
+                    let rest = o.key.strip_prefix(&prefix)?;
+                    let (name, file) = rest.split_once('/')?;
+                    (file == "manifest.json" || file == "latest.json").then(|| name.to_string())
+                })
+                .collect();
+            found.sort();
+            found.dedup();
+            if found.is_empty() {
+                "it has no datasets at all".to_string()
+            } else {
+                format!("it has: {}", found.join(", "))
+            }
+        }
+        Err(e) => format!("listing its datasets failed: {e}"),
+    };
+    anyhow::anyhow!(
+        "no history of {} in {} ({have}; pick one with --dataset)",
+        names.join(", "),
+        store.url()
+    )
+}
+
 pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
     Ok(store::open(&config.store, &config.s3).await?)
 }
 
 pub async fn manifest_of(store: &DynStore, keys: &DatasetKeys) -> anyhow::Result<Manifest> {
-    remote::read_manifest(store, keys).await?.ok_or_else(|| {
-        anyhow::anyhow!(
-            "{}: no manifest.json: nothing has been published there",
-            keys.manifest()
-        )
-        .context(format!("store {}", store.url()))
-    })
+    match remote::read_manifest(store, keys).await? {
+        Some(m) => Ok(m),
+        None => {
+            let name = keys.base().rsplit('/').next().unwrap_or_default();
+            Err(no_history(store, &[name]).await)
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 
-use crate::commands::{open_store, out};
+use crate::commands::{no_history, open_store, out};
 use snapsync::cli::PruneArgs;
 use snapsync::clock::{Clock, SystemClock};
 use snapsync::config::Config;
@@ -15,15 +15,30 @@ pub async fn prune(config: &Config, args: PruneArgs) -> anyhow::Result<()> {
         daily: args.keep_daily,
         monthly: args.keep_monthly,
     };
+    let mut empty = Vec::new();
     for ds in &config.datasets {
         let keys = DatasetKeys::new(store.prefix(), &ds.name);
         let outcome = history::prune(&store, &keys, retention, SystemClock.now(), args.dry_run)
             .await
             .with_context(|| format!("pruning {} in {}", ds.name, store.url()))?;
         let Some(plan) = outcome.plan else {
-            out(format_args!("{} no versions in {}", ds.name, store.url()))?;
+            empty.push(ds.name.as_str());
             continue;
         };
+        if args.json {
+            let v = serde_json::json!({
+                "dataset": ds.name,
+                "dry_run": args.dry_run,
+                "keep": plan.keep.iter().map(|(v, why)| serde_json::json!({"version": v, "why": why})).collect::<Vec<_>>(),
+                "pruned": plan.delete_snapshots,
+                "orphans_deleted": plan.orphans.deleted,
+                "young_orphans": plan.orphans.young,
+                "foreign": plan.orphans.foreign,
+                "deleted": outcome.deleted,
+            });
+            out(v)?;
+            continue;
+        }
         let verb = if args.dry_run {
             "would delete"
         } else {
@@ -48,5 +63,8 @@ pub async fn prune(config: &Config, args: PruneArgs) -> anyhow::Result<()> {
             if args.dry_run { " (dry run)" } else { "" }
         ))?;
     }
-    Ok(())
+    match empty.as_slice() {
+        [] => Ok(()),
+        names => Err(no_history(&store, names).await),
+    }
 }

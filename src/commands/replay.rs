@@ -1,6 +1,6 @@
 //! `snapsync replay`: recorded files published as the versions they were (see `snapsync::replay`).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use serde_json::Value;
 
@@ -41,21 +41,12 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
             "files not after the store's newest version are skipped (already replayed?)"
         );
     }
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(files.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} replaying [{bar:30}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
-            )
-            .expect("a valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    });
-    let printed = |line: &str| match &bar {
-        Some(bar) => bar.suspend(|| out(line)),
-        None => out(line),
-    };
+    // Lines printed go above the bar (`out` suspends it).
+    let bar = snapsync::progress::start(
+        format!("replaying {}", ds.name),
+        Some(files.len() as u64),
+        snapsync::progress::Unit::Files,
+    );
     let done = history::replay_files(
         &deps,
         ds,
@@ -63,12 +54,7 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
         config.source.max_bytes,
         args.force,
         |step| match step {
-            history::Progress::Starting(f) => {
-                if let Some(bar) = &bar {
-                    bar.set_message(keys::rfc3339(f.date));
-                }
-                Ok(())
-            }
+            history::Progress::Starting(_) => Ok(()),
             history::Progress::Finished(f, r) => {
                 let date = keys::rfc3339(f.date);
                 let line = if args.json {
@@ -79,19 +65,15 @@ pub async fn replay(config: &Config, args: ReplayArgs) -> anyhow::Result<bool> {
                 } else {
                     format!("{date} {} {}", f.path.display(), r.summary_line())
                 };
-                printed(&line)?;
-                if let Some(bar) = &bar {
-                    bar.inc(1);
-                }
+                out(&line)?;
+                bar.inc(1);
                 anyhow::Ok(())
             }
         },
     )
     .await?;
     let (changed, unchanged, failed) = (done.changed, done.unchanged, done.failed);
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    drop(bar);
     let not_run = files.len() - changed - unchanged - failed;
     let summary = format!(
         "{} replayed files={} changed={changed} unchanged={unchanged} failed={failed} skipped={skipped} not_run={not_run}",

@@ -40,6 +40,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 "dataset": ds.name,
                 "store": store.url(),
                 "source": snapsync::source::redact_url(&ds.url),
+                "last_fetched_from": state.source_url,
                 "last_run": last_run.as_ref().map(|r| json!({
                     "started_at": r.started_at, "outcome": r.outcome, "version": r.version,
                     "duration_ms": r.total_ms, "error": r.error})),
@@ -54,10 +55,15 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         } else {
             out(format_args!("{}", ds.name))?;
             out(format_args!("  store:         {}", store.url()))?;
-            out(format_args!(
-                "  source:        {}",
-                snapsync::source::redact_url(&ds.url)
-            ))?;
+            let source = snapsync::source::redact_url(&ds.url);
+            out(format_args!("  source:        {source}"))?;
+            // The configured source is this command's (--url, the config file, or the
+            // default); the one the last run fetched is the database's word.
+            if let Some(used) = state.source_url.as_deref().filter(|u| *u != source) {
+                out(format_args!(
+                    "  last fetched:  {used} (not the source above: pass the same --url or config to see that one)"
+                ))?;
+            }
             match &last_run {
                 Some(r) => out(format_args!(
                     "  last run:      {} {} ({} ms){}",

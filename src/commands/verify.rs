@@ -3,7 +3,7 @@
 use anyhow::Context;
 use serde_json::json;
 
-use crate::commands::{self, open_store, out};
+use crate::commands::{self, no_history, open_store, out};
 use snapsync::cli::VerifyArgs;
 use snapsync::clock::{Clock, SystemClock};
 use snapsync::config::Config;
@@ -20,6 +20,7 @@ pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
         None
     };
     let mut all_sound = true;
+    let mut empty = Vec::new();
     for ds in &config.datasets {
         let keys = DatasetKeys::new(store.prefix(), &ds.name);
         let check = || {
@@ -53,6 +54,11 @@ pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
             }
         }
         all_sound &= report.is_sound();
+        let nothing = report.versions == 0 && report.orphans.is_empty() && report.foreign.is_empty();
+        if nothing && report.is_sound() {
+            empty.push(ds.name.as_str());
+            continue;
+        }
         if args.json {
             let v = json!({
                 "dataset": ds.name,
@@ -110,5 +116,8 @@ pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
             report.orphans.len()
         ))?;
     }
-    Ok(all_sound)
+    match empty.as_slice() {
+        [] => Ok(all_sound),
+        names => Err(no_history(&store, names).await),
+    }
 }

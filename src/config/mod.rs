@@ -123,7 +123,7 @@ impl WorkerOptions {
                 Ok(Duration::from_secs_f64(v))
             } else {
                 Err(Error::Config(format!(
-                    "{what} must be between 0 and 86400 seconds, not {v}"
+                    "{what} {v}: expected more than 0 and at most 86400 seconds (a day)"
                 )))
             }
         };

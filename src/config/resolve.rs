@@ -224,7 +224,7 @@ impl Config {
 fn seconds(what: &str, t: f64) -> Result<Duration> {
     if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
         return Err(Error::Config(format!(
-            "{what} {t} must be between 0 and 86400 seconds"
+            "{what} {t}: expected more than 0 and at most 86400 seconds (a day)"
         )));
     }
     Ok(Duration::from_secs_f64(t))

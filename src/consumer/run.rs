@@ -261,7 +261,13 @@ async fn apply_deltas(
         &KeyPointer::default(),
         &local.sha256,
     )?;
+    let progress = crate::progress::start(
+        "pulling deltas",
+        Some(steps.len() as u64),
+        crate::progress::Unit::Deltas,
+    );
     for e in steps {
+        progress.inc(1);
         let key = e.delta.as_deref().expect("planned steps have deltas");
         let (delta, n) = read_delta_counted(store, key)
             .await

@@ -161,6 +161,28 @@ impl Db {
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 
+    /// A database in memory, gone with the process: `run --dry-run` runs against it, so that
+    /// it writes nothing, not even `snapsync.db` (it then reads the previous version from the
+    /// store, as on a new disk).
+    pub fn open_in_memory() -> Result<Db> {
+        let path = Path::new(":memory:");
+        let fail = |e: rusqlite::Error| Failure::of(path, e).into_error(path);
+        let mut conn = Connection::open_in_memory().map_err(fail)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(fail)?;
+        migrate(&mut conn).map_err(|e| match e {
+            Migrate::Sqlite(e) => fail(e),
+            Migrate::TooNew { found, known } => Error::Db {
+                path: path.to_path_buf(),
+                reason: format!("a new database reports schema version {found} (known: {known})"),
+            },
+        })?;
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
+    }
+
     pub(super) fn open_blocking(path: &Path, busy: Duration) -> Result<(Db, Option<String>)> {
         refuse_unless_sqlite(path)?;
         let found = file_identity(path);

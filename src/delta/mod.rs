@@ -107,7 +107,7 @@ pub struct VersionRef {
     pub sha256: String,
 }
 
-/// The delta file, as DESIGN.md specifies it. Borrows its change list and patch when
+/// The delta file, as docs/design.md specifies it. Borrows its change list and patch when
 /// writing (a delta can hold hundreds of thousands of operations), owns them when read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delta<'a> {

@@ -42,7 +42,7 @@ pub fn resolve_target(manifest: &Manifest, target: Target) -> std::result::Resul
     match target {
         Target::Version(n) => manifest.get(n).ok_or_else(|| {
             format!(
-                "there is no version {n} (the history has versions 1..={})",
+                "there is no version {n} (the history has versions 1 to {})",
                 manifest.last().map_or(0, |e| e.version)
             )
         }),
@@ -120,7 +120,13 @@ pub async fn restore(
                 continue;
             }
         };
+        let progress = crate::progress::start(
+            format!("restoring version {}", target.version),
+            Some(p.deltas.len() as u64),
+            crate::progress::Unit::Deltas,
+        );
         for e in &p.deltas {
+            progress.inc(1);
             let key = e
                 .delta
                 .as_deref()

@@ -129,7 +129,7 @@ pub async fn verify_with(
             match recover_entries(store, keys, have, l, None).await {
                 Ok(found) => recovered = found,
                 Err(reason) => report.problems.push(format!(
-                    "versions {}..={} cannot be recovered: {reason}",
+                    "versions {} to {} cannot be recovered: {reason}",
                     have + 1,
                     l.version
                 )),
@@ -161,7 +161,13 @@ pub async fn verify_with(
 
     let mut newly_pruned = Vec::new();
     let mut prev: Option<(Entry, Document)> = None;
+    let progress = crate::progress::start(
+        format!("verifying {}", dataset_name(keys)),
+        Some(walk.versions.len() as u64),
+        crate::progress::Unit::Versions,
+    );
     for entry in &walk.versions {
+        progress.inc(1);
         let v = entry.version;
         let mut doc = None;
         match (&entry.delta, &prev) {
@@ -211,7 +217,7 @@ pub async fn verify_with(
             let mut why = Vec::new();
             if !recovered.is_empty() {
                 why.push(format!(
-                    "add versions {}..={} from the objects' metadata",
+                    "add versions {} to {} from the objects' metadata",
                     recovered[0].version,
                     recovered[recovered.len() - 1].version
                 ));

@@ -201,6 +201,13 @@ impl HttpSource {
         let mut bytes = Vec::with_capacity(hint.min(MAX_PREALLOCATE).min(limit) as usize);
         let mut gz = gzip.then(MultiGz::new);
         let mut received = 0u64;
+        // A fetch that takes a while (a big file, a slow source) shows its bytes.
+        let progress = crate::progress::start_after(
+            format!("fetching {shown}"),
+            expected,
+            crate::progress::Unit::Bytes,
+            std::time::Duration::from_secs(2),
+        );
         loop {
             let stage = Stage::Body { received, expected };
             let chunk = match resp.chunk().await {
@@ -209,6 +216,7 @@ impl HttpSource {
                 Err(e) => return Err(self.fetch_error(url, shown, &e, stage, started).into()),
             };
             received += chunk.len() as u64;
+            progress.inc(chunk.len() as u64);
             match &mut gz {
                 Some(gz) => gz
                     .push(&chunk, &mut bytes, limit)

@@ -32,7 +32,7 @@ pub(super) fn check_parsed(
         "https" => Ok(()),
         "http" if allow_insecure_http || is_loopback(url) || listed() => Ok(()),
         "http" => Err(
-            "plain http is only allowed for loopback addresses (set allow_insecure_http to allow it)"
+            "plain http is only allowed for loopback addresses (to allow it: --allow-insecure-http, SNAPSYNC_ALLOW_INSECURE_HTTP=1, or allow_insecure_http = true in the dataset's section of snapsync.toml)"
                 .to_string(),
         ),
         other => Err(format!(

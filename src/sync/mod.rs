@@ -1,7 +1,7 @@
 //! One run of one dataset: fetch → validate → canonicalize → compare → diff and verify →
 //! publish → record. The glue of the pure modules and the I/O edges.
 //!
-//! The publish protocol (DESIGN.md): immutable objects first (`If-None-Match: *`), then
+//! The publish protocol (docs/design.md): immutable objects first (`If-None-Match: *`), then
 //! `latest.json` with `If-Match` on the ETag read at the start of the attempt — the commit
 //! point — then the manifest, then SQLite. A 412 on the commit point means another writer got
 //! there first: the attempt starts over from the new `latest.json` (re-basing the delta onto
@@ -53,6 +53,10 @@ pub struct Deps {
 pub struct RunOptions {
     /// Publish even when a guard fails (logged).
     pub force: bool,
+    /// Stop where a publish would begin: fetch, canonicalize, check the guards, diff and
+    /// compress, and report what would be published. Writes nothing to the store; the caller
+    /// gives it a database nobody keeps ([`crate::db::Db::open_in_memory`]).
+    pub dry_run: bool,
     /// Shutdown: a run abandons its work while it is still before the commit point; once
     /// `latest.json` is being written it finishes (manifest and database included).
     pub cancel: Option<CancellationToken>,
@@ -153,6 +157,14 @@ pub struct Report {
     pub unmatched: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `run --dry-run`: `changed` means "would publish"; nothing was written.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// With `dry_run`, the sizes of what would have been uploaded (snapshot, delta).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_bytes: Option<u64>,
     #[serde(skip)]
     pub retryable: bool,
     /// The canonical document now latest, when this run canonicalized it: the next run's
@@ -186,6 +198,9 @@ impl Report {
             duration_ms: 0,
             unmatched: None,
             error: None,
+            dry_run: false,
+            snapshot_bytes: None,
+            delta_bytes: None,
             retryable: false,
             document: None,
         }
@@ -193,7 +208,12 @@ impl Report {
 
     /// `covid-countries changed version=7 sha256=… added=0 removed=0 moved=28 changed=190`
     pub fn summary_line(&self) -> String {
-        let mut s = format!("{} {}", self.dataset, self.outcome.as_str());
+        let outcome = match (self.dry_run, self.outcome) {
+            (true, Outcome::Changed) => "would publish",
+            (true, Outcome::Unchanged) => "unchanged (dry run)",
+            (_, o) => o.as_str(),
+        };
+        let mut s = format!("{} {outcome}", self.dataset);
         if let Some(v) = self.version {
             s.push_str(&format!(" version={v}"));
         }
@@ -207,6 +227,12 @@ impl Report {
         }
         if let Some(n) = self.unmatched {
             s.push_str(&format!(" unmatched={n}"));
+        }
+        if let Some(n) = self.snapshot_bytes {
+            s.push_str(&format!(" snapshot_bytes={n}"));
+        }
+        if let Some(n) = self.delta_bytes {
+            s.push_str(&format!(" delta_bytes={n}"));
         }
         if let Some(e) = &self.error {
             s.push_str(&format!(" error={:?}", e));

@@ -49,6 +49,7 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
         bytes_out: run.bytes_out,
         duration_ms,
         unmatched: run.unmatched,
+        dry_run: run.opts.dry_run,
         ..Report::new(&ds.name)
     };
     match &result {
@@ -59,6 +60,10 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
             report.sha256 = done.entry.as_ref().map(|e| e.sha256.clone());
             if done.outcome == Outcome::Changed {
                 let e = done.entry.as_ref().expect("a changed run has an entry");
+                if run.opts.dry_run {
+                    report.snapshot_bytes = Some(e.snapshot_bytes);
+                    report.delta_bytes = e.delta_bytes;
+                }
                 (report.added, report.removed, report.moved, report.changed) = (
                     Some(e.added),
                     Some(e.removed),
@@ -109,7 +114,7 @@ pub async fn run_dataset(deps: &Deps, ds: &DatasetConfig, opts: RunOptions) -> R
             )
         };
     }
-    if l2met() {
+    if l2met() && !run.opts.dry_run {
         let is = |o: &[Outcome]| u64::from(o.contains(&report.outcome));
         finished!(
             source = ds.name.as_str(),
@@ -374,6 +379,13 @@ impl Run<'_> {
                             doc: Some(doc),
                         });
                     }
+                    if self.opts.dry_run {
+                        return Ok(Done {
+                            outcome: Outcome::Unchanged,
+                            entry: Some(r.entry),
+                            doc: Some(doc),
+                        });
+                    }
                     let agrees = state.last.as_ref() == Some(&r.entry);
                     let manifest = if agrees {
                         None
@@ -430,6 +442,14 @@ impl Run<'_> {
                 gzip_level: ds.gzip_level,
                 attempt: &attempt_id,
             });
+            if self.opts.dry_run {
+                info!(version, sha256 = doc.sha256(), "dry run: this version would be published; nothing written");
+                return Ok(Done {
+                    outcome: Outcome::Changed,
+                    entry: Some(publish.entry),
+                    doc: Some(doc),
+                });
+            }
             if self.opts.cancelled() {
                 return Err(self.abandoned());
             }

@@ -1,11 +1,11 @@
-//! Proof that a delta is what DESIGN.md promises, on hundreds of generated changes to keyed
+//! Proof that a delta is what docs/design.md promises, on hundreds of generated changes to keyed
 //! arrays like the covid file: any permutation of the records plus any edits (records added,
 //! removed, renamed, their members added, removed, replaced, nested arrays changed).
 //!
 //! For every case the patch must
 //! - give the new canonical bytes when snapsync applies it, and the new `sha256` when Python's
 //!   `jsonpatch` + `rfc8785` and node's `fast-json-patch` + `canonicalize` apply it: the
-//!   consumers DESIGN.md names, run once each over a JSON-lines file of all cases;
+//!   consumers docs/design.md names, run once each over a JSON-lines file of all cases;
 //! - account for every key the way an independent count does: `added`/`removed` are the key-set
 //!   differences, `moved` is the number of `move` ops and equals the common keys minus the longest
 //!   common subsequence of their two orders (computed here, not by the library), `changed` the

@@ -1,4 +1,4 @@
-//! DESIGN.md's promise "a crash at any step leaves a history that verify accepts", checked at
+//! docs/design.md's promise "a crash at any step leaves a history that verify accepts", checked at
 //! every S3 request of a publish: a loopback proxy in front of the real S3 server fails request
 //! number N of a changed run (500, connection cut mid-request, response lost after the server
 //! did the work, or held past the client's timeout and delivered late), for every N of the run

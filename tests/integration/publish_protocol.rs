@@ -1,4 +1,4 @@
-//! DESIGN.md's publish protocol, on both stores (the file store and SeaweedFS): what a fresh
+//! docs/design.md's publish protocol, on both stores (the file store and SeaweedFS): what a fresh
 //! machine uploads and downloads, two writers racing, a crash after the commit point, and a
 //! store that ignores conditional writes. Library level, so every request can be counted, and
 //! with fake clocks where the interleaving depends on `created_at` (object keys embed it).
@@ -515,7 +515,7 @@ async fn the_manifest_gets_the_committed_version_not_an_orphan_of_the_same_data(
 /// next runs fail for good ("would break the chain"). The run now looks at latest.json again
 /// just before its commit, which narrows the window to that request's round trip (here the
 /// other writers run inside it). Closing it means committing on an object whose bytes differ
-/// per version (e.g. the manifest), a protocol change for DESIGN.md. Run with `--ignored` to
+/// per version (e.g. the manifest), a protocol change for docs/design.md. Run with `--ignored` to
 /// see it fail.
 async fn a_stale_writer_cannot_commit_over_a_newer_version_with_its_base_data(b: Backend) {
     let t = datetime!(2026-11-24 06:00:00 UTC);
