@@ -64,8 +64,8 @@ pub mod replay;
 pub mod worker;
 
 pub mod clock;
-pub mod progress;
 pub mod error;
+pub mod progress;
 pub mod tls;
 
 /// Runs CPU-heavy or blocking work (parsing, hashing, gzip, file I/O) off the async executor

@@ -78,7 +78,10 @@ fn usage_error(e: &clap::Error, json: bool) -> ExitCode {
         .filter(|l| !l.is_empty())
         .collect();
     let message = message.join(" ");
-    json_error(message.strip_prefix("error: ").unwrap_or(&message), exit::USAGE)
+    json_error(
+        message.strip_prefix("error: ").unwrap_or(&message),
+        exit::USAGE,
+    )
 }
 
 fn json_error(message: &str, code: u8) -> ExitCode {
@@ -167,9 +170,10 @@ impl Signals {
         let (t, g) = (token.clone(), got.clone());
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) =
-                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-            else {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
                 return;
             };
             loop {

@@ -12,6 +12,7 @@
 mod common;
 
 mod integration {
+    mod cli;
     mod clocks;
     mod concurrency;
     mod consumer_python;

@@ -19,7 +19,8 @@ pub fn install(on_terminal: bool, enabled: bool, every: Duration) {
         return;
     }
     if on_terminal {
-        let bars = BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let bars =
+            BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         snapsync::progress::install(Box::new(Bars(bars.clone())));
     } else {
         snapsync::progress::install(Box::new(LogLines { every }));

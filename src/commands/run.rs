@@ -17,7 +17,9 @@ use snapsync::source::HttpSource;
 use snapsync::sync::Outcome;
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::{check_safe_to_publish, deps, is_stdout_closed, open_store, out, PARALLEL_DATASETS};
+use crate::commands::{
+    check_safe_to_publish, deps, is_stdout_closed, open_store, out, PARALLEL_DATASETS,
+};
 use crate::{exit, Signals};
 
 /// Runs every configured dataset (a few at a time) and prints one line (or JSON object) each,
@@ -77,9 +79,15 @@ pub async fn run(
     if cancel.is_cancelled() {
         for r in &reports {
             match r.outcome {
-                Outcome::Abandoned => tracing::warn!(dataset = %r.dataset, "stopped by a signal before the commit point: nothing was published"),
-                Outcome::Changed => tracing::info!(dataset = %r.dataset, version = r.version, "the signal came after the commit point: this version is published and recorded"),
-                _ => tracing::info!(dataset = %r.dataset, outcome = r.outcome.as_str(), "finished before the signal"),
+                Outcome::Abandoned => {
+                    tracing::warn!(dataset = %r.dataset, "stopped by a signal before the commit point: nothing was published")
+                }
+                Outcome::Changed => {
+                    tracing::info!(dataset = %r.dataset, version = r.version, "the signal came after the commit point: this version is published and recorded")
+                }
+                _ => {
+                    tracing::info!(dataset = %r.dataset, outcome = r.outcome.as_str(), "finished before the signal")
+                }
             }
         }
     }

@@ -54,7 +54,8 @@ pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
             }
         }
         all_sound &= report.is_sound();
-        let nothing = report.versions == 0 && report.orphans.is_empty() && report.foreign.is_empty();
+        let nothing =
+            report.versions == 0 && report.orphans.is_empty() && report.foreign.is_empty();
         if nothing && report.is_sound() {
             empty.push(ds.name.as_str());
             continue;

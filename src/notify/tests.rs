@@ -19,6 +19,9 @@ fn report(outcome: Outcome) -> Report {
         duration_ms: 1234,
         unmatched: None,
         error: (outcome == Outcome::Failed).then(|| "HTTP 500 from <source>".into()),
+        dry_run: false,
+        snapshot_bytes: None,
+        delta_bytes: None,
         retryable: false,
         document: None,
     }

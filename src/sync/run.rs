@@ -443,7 +443,11 @@ impl Run<'_> {
                 attempt: &attempt_id,
             });
             if self.opts.dry_run {
-                info!(version, sha256 = doc.sha256(), "dry run: this version would be published; nothing written");
+                info!(
+                    version,
+                    sha256 = doc.sha256(),
+                    "dry run: this version would be published; nothing written"
+                );
                 return Ok(Done {
                     outcome: Outcome::Changed,
                     entry: Some(publish.entry),

@@ -1008,7 +1008,11 @@ fn commands_replay_pull_restore_diff_prune_verify() {
         "the log says what was chosen and why: {r:?}"
     );
     assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), shas[5]);
+    // An existing file is replaced only when asked (`--force`).
     let r = sb.run(&["restore", "--version", "2", "--out", out_s]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), shas[5]);
+    let r = sb.run(&["restore", "--version", "2", "--out", out_s, "--force"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), shas[1]);
     let r = sb.run(&["pull", "--out", out_s, "--json"]);
@@ -1031,10 +1035,14 @@ fn commands_replay_pull_restore_diff_prune_verify() {
     let r = sb.run(&["restore", "--at", "2021-03-03T12:00:00Z", "--out", "-"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(sha256_hex(r.stdout.as_bytes()), shas[2]);
-    let r = sb.run(&["restore", "--at", "2020-01-01", "--out", out_s]);
+    let r = sb.run(&["restore", "--at", "2020-01-01", "--out", out_s, "--force"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("no version existed"), "{r:?}");
-    let r = sb.run(&["restore", "--at", "yesterday", "--out", out_s]);
+    // A date is the end of that day: 2021-03-03's version, published at midnight that day.
+    let r = sb.run(&["restore", "--at", "2021-03-03", "--out", "-"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(sha256_hex(r.stdout.as_bytes()), shas[2]);
+    let r = sb.run(&["restore", "--at", "yesterday", "--out", out_s, "--force"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert_eq!(r.stderr.lines().count(), 1, "{r:?}");
 
@@ -1086,7 +1094,7 @@ fn commands_replay_pull_restore_diff_prune_verify() {
     let r = sb.run(&["verify"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.summary().contains("sound versions=6"), "{r:?}");
-    let r = sb.run(&["restore", "--version", "4", "--out", out_s]);
+    let r = sb.run(&["restore", "--version", "4", "--out", out_s, "--force"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.summary().contains("base=1 deltas=3"), "{r:?}");
     assert_eq!(sha256_hex(&std::fs::read(&out).unwrap()), shas[3]);

@@ -469,6 +469,8 @@ fn out_writes_never_follow_a_planted_symlink(#[case] command: &str, #[case] plan
             out_s,
             "--key",
             "/country/key",
+            // A planted link at --out is an existing file: replaced (not followed) when asked.
+            "--force",
         ]),
         _ => sb.run(&["pull", "--out", out_s, "--key", "/country/key"]),
     };
