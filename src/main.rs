@@ -168,12 +168,16 @@ impl Signals {
         let token = tokio_util::sync::CancellationToken::new();
         let got = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
         let (t, g) = (token.clone(), got.clone());
+        // Registered before this returns, so a signal that comes as soon as the work starts
+        // is already ours (not the default action, which would kill the process).
+        use tokio::signal::unix::{signal, SignalKind};
+        let streams = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
         tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
+            let (Ok(mut term), Ok(mut int)) = streams else {
+                tracing::warn!("cannot listen for SIGTERM/SIGINT; a signal stops snapsync at once");
                 return;
             };
             loop {
@@ -253,7 +257,7 @@ fn init_logging(format: Option<&str>) {
             .with_current_span(true)
             .with_span_list(false)
             .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .with_writer(|| commands::progress::AboveBars { logfmt: false })
             .init();
     } else if logfmt {
         use tracing_subscriber::layer::SubscriberExt;
@@ -266,13 +270,13 @@ fn init_logging(format: Option<&str>) {
                 tracing_logfmt::builder()
                     .with_span_path(false)
                     .layer()
-                    .with_writer(|| commands::progress::AboveBars),
+                    .with_writer(|| commands::progress::AboveBars { logfmt: true }),
             )
             .init();
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(|| commands::progress::AboveBars)
+            .with_writer(|| commands::progress::AboveBars { logfmt: false })
             .with_ansi(tty)
             .compact()
             .init();

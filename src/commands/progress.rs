@@ -36,11 +36,24 @@ pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// stderr for the log: each event written above the bars.
-pub struct AboveBars;
+pub struct AboveBars {
+    /// tracing-logfmt quotes a value with `str::escape_debug`, which also escapes `'`
+    /// (`store\'s`): logfmt needs only `"` and `\\` escaped, so `\'` is written back as `'`.
+    /// (An escaped `'` always follows an even run of backslashes, so this never eats one.)
+    pub logfmt: bool,
+}
 
 impl Write for AboveBars {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        suspend(|| std::io::stderr().write_all(buf))?;
+        let fixed;
+        let bytes = match std::str::from_utf8(buf) {
+            Ok(text) if self.logfmt && text.contains("\\'") => {
+                fixed = text.replace("\\'", "'");
+                fixed.as_bytes()
+            }
+            _ => buf,
+        };
+        suspend(|| std::io::stderr().write_all(bytes))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

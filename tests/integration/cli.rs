@@ -496,3 +496,35 @@ fn replay_on_a_terminal_shows_one_bar() {
         "{end}"
     );
 }
+
+/// Off a terminal: a `progress` log line every --progress-secs while a long command works
+/// (none with --no-progress), and logfmt values keep their apostrophes unescaped.
+#[test]
+fn off_a_terminal_progress_is_a_log_line() {
+    let sb = Sandbox::new();
+    let days = sb.path().join("days");
+    std::fs::create_dir(&days).unwrap();
+    for d in 1..=6 {
+        std::fs::write(days.join(format!("2021-01-{d:02}.json")), big(300, 60 + d)).unwrap();
+    }
+    let r = sb.run(&["replay", "days", "--progress-secs", "0.01"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains("message=progress"))
+        .collect();
+    assert!(!lines.is_empty(), "{r:?}");
+    assert!(
+        lines[0].contains("task=\"replaying covid-countries\"")
+            && lines[0].contains("total=6")
+            && lines[0].contains("unit=files"),
+        "{lines:?}"
+    );
+    // Again: every file is skipped, with a message that has an apostrophe.
+    let r = sb.run(&["replay", "days", "--no-progress", "--progress-secs", "0.01"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("message=progress"), "{r:?}");
+    assert!(r.stderr.contains("the store's newest version"), "{r:?}");
+    assert!(!r.stderr.contains("\\'"), "{r:?}");
+}
