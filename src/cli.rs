@@ -388,127 +388,69 @@ pub struct DiffArgs {
 }
 
 /// Global options each command ignores: hidden from its help (still accepted, as globals are).
-const IGNORED: &[(&str, &[&str])] = &[
-    ("run", &["schedule"]),
-    ("status", &SOURCE_BUT_URL_AND_WRITER),
-    ("log", &ALL_BUT_STORE_QUIET),
-    ("pull", &ALL_BUT_STORE),
-    ("restore", &ALL_BUT_STORE),
-    ("verify", &SOURCE_BUT_KEY_AND_WRITER),
+const IGNORED: &[(&str, &[&[&str]])] = &[
+    ("run", &[SCHEDULE]),
     (
-        "replay",
+        "status",
+        &[&["key", "max_bytes", "allow_files_outside"], FETCH, WRITER],
+    ),
+    ("log", &[DB, SOURCE, WRITER, SCHEDULE, PROGRESS]),
+    ("pull", &[DB, SOURCE, WRITER, SCHEDULE]),
+    ("restore", &[DB, SOURCE, WRITER, SCHEDULE]),
+    (
+        "verify",
         &[
-            "url",
-            "schedule",
-            "connect_timeout",
-            "total_timeout",
-            "timeout",
-            "retries",
-            "retry_backoff_ms",
-            "allow_insecure_http",
+            &["url", "max_bytes", "allow_files_outside"],
+            FETCH,
+            WRITER,
+            SCHEDULE,
         ],
     ),
-    ("prune", &ALL_BUT_STORE),
+    ("replay", &[&["url"], FETCH, SCHEDULE]),
+    ("prune", &[DB, SOURCE, WRITER, SCHEDULE]),
     (
         "diff",
-        &[
-            "db",
-            "url",
-            "schedule",
-            "connect_timeout",
-            "total_timeout",
-            "timeout",
-            "retries",
-            "retry_backoff_ms",
-            "allow_insecure_http",
-            "allow_files_outside",
-            "single_writer",
-        ],
+        &[DB, &["url", "allow_files_outside"], FETCH, WRITER, SCHEDULE],
     ),
-    ("completions", &EVERYTHING),
-    ("man", &EVERYTHING),
+    (
+        "completions",
+        &[BASE, DB, SOURCE, WRITER, SCHEDULE, PROGRESS],
+    ),
+    ("man", &[BASE, DB, SOURCE, WRITER, SCHEDULE, PROGRESS]),
 ];
-const SOURCE_BUT_URL_AND_WRITER: [&str; 10] = [
-    "key",
-    "max_bytes",
-    "timeout",
-    "connect_timeout",
-    "total_timeout",
-    "retries",
-    "retry_backoff_ms",
-    "allow_insecure_http",
-    "allow_files_outside",
-    "single_writer",
-];
-const SOURCE_BUT_KEY_AND_WRITER: [&str; 11] = [
-    "url",
-    "max_bytes",
-    "timeout",
-    "connect_timeout",
-    "total_timeout",
-    "retries",
-    "retry_backoff_ms",
-    "allow_insecure_http",
-    "allow_files_outside",
-    "single_writer",
-    "schedule",
-];
-const ALL_BUT_STORE: [&str; 13] = [
-    "db",
-    "url",
-    "key",
-    "max_bytes",
-    "timeout",
-    "connect_timeout",
-    "total_timeout",
-    "retries",
-    "retry_backoff_ms",
-    "allow_insecure_http",
-    "allow_files_outside",
-    "single_writer",
-    "schedule",
-];
-/// `log` does no long work: no progress either.
-const ALL_BUT_STORE_QUIET: [&str; 15] = [
-    "db",
-    "url",
-    "key",
-    "max_bytes",
-    "timeout",
-    "connect_timeout",
-    "total_timeout",
-    "retries",
-    "retry_backoff_ms",
-    "allow_insecure_http",
-    "allow_files_outside",
-    "single_writer",
-    "schedule",
-    "no_progress",
-    "progress_secs",
-];
-const EVERYTHING: [&str; 21] = [
+const BASE: &[&str] = &[
     "config",
     "store",
-    "db",
     "dataset",
-    "url",
-    "key",
-    "max_bytes",
+    "endpoint",
+    "log_format",
+    "json",
+];
+const DB: &[&str] = &["db"];
+/// How a source is fetched (and whether plain http is allowed).
+const FETCH: &[&str] = &[
     "timeout",
     "connect_timeout",
     "total_timeout",
     "retries",
     "retry_backoff_ms",
     "allow_insecure_http",
-    "allow_files_outside",
-    "endpoint",
-    "single_writer",
-    "schedule",
-    "log_format",
-    "json",
-    "no_progress",
-    "progress_secs",
 ];
+const SOURCE: &[&str] = &[
+    "url",
+    "key",
+    "max_bytes",
+    "allow_files_outside",
+    "timeout",
+    "connect_timeout",
+    "total_timeout",
+    "retries",
+    "retry_backoff_ms",
+    "allow_insecure_http",
+];
+const WRITER: &[&str] = &["single_writer"];
+const SCHEDULE: &[&str] = &["schedule"];
+const PROGRESS: &[&str] = &["no_progress", "progress_secs"];
 
 /// The command line as `snapsync` parses it: [`Cli`], with each command's help listing its own
 /// options first and hiding the global ones it ignores ([`IGNORED`]).
@@ -522,9 +464,29 @@ pub fn command() -> clap::Command {
         cmd = cmd.mut_subcommand(*name, |sub| {
             globals
                 .iter()
-                .filter(|a| hidden.contains(&a.get_id().as_str()))
+                .filter(|a| hidden.iter().any(|g| g.contains(&a.get_id().as_str())))
                 .fold(sub, |sub, a| sub.arg(a.clone().hide(true)))
         });
     }
     cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A misspelt id in [`IGNORED`] would hide nothing, silently.
+    #[test]
+    fn every_hidden_option_and_command_exists() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let globals: Vec<&str> = cmd.get_arguments().map(|a| a.get_id().as_str()).collect();
+        for (name, groups) in IGNORED {
+            assert!(cmd.find_subcommand(name).is_some(), "no command {name}");
+            for id in groups.iter().flat_map(|g| g.iter()) {
+                assert!(globals.contains(id), "{name}: no global option {id}");
+            }
+        }
+        command().debug_assert();
+    }
 }

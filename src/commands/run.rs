@@ -71,11 +71,7 @@ pub async fn run(
         cancel: Some(cancel.clone()),
         ..RunOptions::default()
     };
-    let reports: Vec<Report> = futures_util::stream::iter(&config.datasets)
-        .map(|ds| sync::run_dataset(&deps, ds, opts.clone()))
-        .buffered(PARALLEL_DATASETS)
-        .collect()
-        .await;
+    let reports = run_all(&deps, config, &opts).await;
     if cancel.is_cancelled() {
         for r in &reports {
             match r.outcome {
@@ -110,13 +106,18 @@ async fn dry_run(config: &Config, args: &RunArgs) -> anyhow::Result<Vec<Report>>
         dry_run: true,
         ..RunOptions::default()
     };
-    let reports: Vec<Report> = futures_util::stream::iter(&config.datasets)
-        .map(|ds| sync::run_dataset(&deps, ds, opts.clone()))
-        .buffered(PARALLEL_DATASETS)
-        .collect()
-        .await;
+    let reports = run_all(&deps, config, &opts).await;
     print_reports(&reports, args.json)?;
     Ok(reports)
+}
+
+/// Every dataset once, a few at a time; the reports in configuration order.
+async fn run_all(deps: &Deps, config: &Config, opts: &RunOptions) -> Vec<Report> {
+    futures_util::stream::iter(&config.datasets)
+        .map(|ds| sync::run_dataset(deps, ds, opts.clone()))
+        .buffered(PARALLEL_DATASETS)
+        .collect()
+        .await
 }
 
 fn print_reports(reports: &[Report], json: bool) -> anyhow::Result<()> {
