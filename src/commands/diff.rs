@@ -46,7 +46,14 @@ async fn load_side(
 ) -> anyhow::Result<(String, Document)> {
     match side(text) {
         Side::File(path) => {
-            let raw = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let raw = std::fs::read(&path).map_err(|e| match e.kind() {
+                // Not a version and not a file: a mistake on the command line (exit 2).
+                std::io::ErrorKind::NotFound => Error::Config(format!(
+                    "{}: does not exist; expected a version (3, v3, latest) or a JSON file",
+                    path.display()
+                )),
+                _ => Error::io(&path, e),
+            })?;
             let doc = Document::from_json(&raw, &ds.key).map_err(|reason| Error::InvalidJson {
                 what: path.display().to_string(),
                 reason,

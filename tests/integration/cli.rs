@@ -132,6 +132,7 @@ fn usage_errors_exit_2_and_are_json_under_json() {
         &["frobnicate"][..],
         &["restore", "--out", "x.json"],
         &["replay", "/nowhere/at/all"],
+        &["diff", "./nowhere.json", "latest"],
         &["run", "--timeout", "0"],
         &["worker", "--schedule", "dialy 06:00"],
     ] {
