@@ -47,7 +47,18 @@ pub async fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
     if to_stdout {
         write_stdout(doc.bytes())?;
     } else {
-        consumer::write_atomically(&args.out, doc.bytes())?;
+        if args.force {
+            consumer::write_atomically(&args.out, doc.bytes())?;
+        } else {
+            // Checked before the work began; refused here too if a file appeared since.
+            consumer::write_new_atomically(&args.out, doc.bytes()).map_err(|e| match e {
+                Error::Io { .. } if args.out.symlink_metadata().is_ok() => Error::Config(format!(
+                    "--out {}: appeared while restoring; add --force to replace it",
+                    args.out.display()
+                )),
+                e => e,
+            })?;
+        }
     }
     let line = format!(
         "{} restored version={} sha256={} created_at={} base={} deltas={} out={}",

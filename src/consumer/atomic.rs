@@ -10,6 +10,17 @@ use crate::error::{Error, Result};
 /// never a mix: write a temporary file beside it (`.NAME.<random>.snapsync-tmp`), sync it,
 /// rename it over `path`, sync the directory.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_with(path, bytes, true)
+}
+
+/// [`write_atomically`], but only when nothing is at `path`: the rename fails (an error of
+/// kind `AlreadyExists`, the file left as it is) if a file appeared there meanwhile, so a
+/// check beforehand cannot be raced into an overwrite.
+pub fn write_new_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_with(path, bytes, false)
+}
+
+fn write_with(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -39,7 +50,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         // symlink itself becomes this regular file and whatever it pointed at is untouched.
         // That is intended: `--out` names the file snapsync owns, not a way to write
         // somewhere else.
-        tmp.persist(path).map_err(|e| e.error)?;
+        if replace {
+            tmp.persist(path).map_err(|e| e.error)?;
+        } else {
+            tmp.persist_noclobber(path).map_err(|e| e.error)?;
+        }
         // The rename is durable once the directory is synced (best effort: not every
         // platform can open a directory).
         if let Ok(d) = std::fs::File::open(&dir) {

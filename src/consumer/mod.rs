@@ -122,7 +122,7 @@ mod atomic;
 mod plan;
 mod run;
 
-pub use atomic::write_atomically;
+pub use atomic::{write_atomically, write_new_atomically};
 pub use plan::{plan_pull, FullDownload, PullAction, PullCosts, PullPlan};
 pub use run::pull;
 

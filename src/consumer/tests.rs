@@ -223,6 +223,22 @@ fn atomic_write_replaces_and_leaves_no_temporary() {
         .collect();
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(write_atomically(&dir.path().join("missing/x.json"), b"x").is_err());
+    // Without replacing: a new file is written, an existing one is left as it was.
+    let new = dir.path().join("new.json");
+    super::write_new_atomically(&new, b"first").unwrap();
+    assert!(super::write_new_atomically(&new, b"second").is_err());
+    assert_eq!(std::fs::read(&new).unwrap(), b"first");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.to_string_lossy().ends_with(".snapsync-tmp")),
+        "{names:?}"
+    );
 }
 
 #[test]
