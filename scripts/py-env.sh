@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create (idempotently) the Python venv the tests use as an independent reference implementation
 # (jsonpatch for RFC 6902, rfc8785 for RFC 8785) and as the writer of the workbooks the join tests
-# read (openpyxl for .xlsx, xlwt for .xls, msoffcrypto-tool to password-protect one), with
-# hash-pinned wheels. Prints one line that can be eval'd:
+# read (openpyxl for .xlsx, xlwt for .xls, msoffcrypto-tool to password-protect one), and DuckDB
+# as a reader of the change table (Parquet), with hash-pinned wheels. Prints one line that can be eval'd:
 #   export SNAPSYNC_TEST_PYTHON=/path/to/venv/bin/python
 # Progress goes to stderr. Works from any cwd. Needs python3 (with venv + pip).
 set -euo pipefail
@@ -20,12 +20,13 @@ olefile==0.47 --hash=sha256:543c7da2a7adadf21214938bb79c83ea12b473a4b6ee4ad4bf85
 cryptography==50.0.2 --hash=sha256:9dab55f57c74c3cad24c323bacbbd04be4705ba6eb0d92e920b1fc4837ed5079
 cffi==2.1.1 --hash=sha256:34e261f78cb6ceaaa36f42f2613f4380d94d9c759a9c73c769ee6e0247364632
 pycparser==3.12 --hash=sha256:a076f3f489b39b43ed13563a1dafe42447445bec2e294154ec5c57fcdda4c85e
+duckdb==2.0.1 --hash=sha256:eb32b389d99d14cbbec4c110f58237c77eacefc65ef6f737619f413c97a91a77
 '
 
 # Up to date when the venv's python works and the recorded requirements are the ones above.
 if ! { [ -x "$PY" ] && [ "$(cat "$PYENV_DIR/requirements.txt" 2>/dev/null)" = "$(printf '%s' "$REQUIREMENTS")" ] \
-       && "$PY" -c 'import jsonpatch, rfc8785, openpyxl, xlwt, msoffcrypto' >/dev/null 2>&1; }; then
-  echo "creating python venv with jsonpatch, rfc8785, openpyxl, xlwt and msoffcrypto-tool in $PYENV_DIR" >&2
+       && "$PY" -c 'import jsonpatch, rfc8785, openpyxl, xlwt, msoffcrypto, duckdb' >/dev/null 2>&1; }; then
+  echo "creating python venv with jsonpatch, rfc8785, openpyxl, xlwt, msoffcrypto-tool and duckdb in $PYENV_DIR" >&2
   mkdir -p "$(dirname "$PYENV_DIR")"
   python3 -m venv "$PYENV_DIR" >&2
   printf '%s' "$REQUIREMENTS" > "$PYENV_DIR/requirements.txt.new"

@@ -165,6 +165,9 @@ pub enum Command {
     Prune(PruneArgs),
     /// What changed between two versions or files
     Diff(DiffArgs),
+    /// One record's history (or one value's, with --pointer): each version that changed it,
+    /// from what to what
+    History(HistoryArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout: `snapsync man > snapsync.1`
@@ -378,11 +381,29 @@ pub struct DiffArgs {
     /// A version (3, v3, latest) or a JSON file
     #[arg(value_name = "B")]
     pub b: String,
-    /// summary: the changed records; patch: the RFC 6902 JSON Patch; unified: a unified diff
-    /// of the pretty-printed changed records (coloured on a terminal)
-    #[arg(long, default_value = "summary", value_parser = ["summary", "patch", "unified"])]
+    /// summary: the changed records; changes: the changed values, for people (appended,
+    /// revised from → to, derived); patch: the RFC 6902 JSON Patch; unified: a unified diff of
+    /// the pretty-printed changed records (coloured on a terminal)
+    #[arg(long, default_value = "summary", value_parser = ["summary", "changes", "patch", "unified"])]
     pub format: String,
     /// Set from the global --json
+    #[arg(skip)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The record's key, as `diff` shows it (e.g. spain)
+    #[arg(value_name = "KEY")]
+    pub record: String,
+    /// Only the value at this JSON Pointer inside the record, e.g. /dates/2020-03-14/new/cases
+    #[arg(long, value_name = "POINTER")]
+    pub pointer: Option<String>,
+    /// text: one line per changed value; csv: version,created_at,key,path,op,old,new (values
+    /// as JSON)
+    #[arg(long, default_value = "text", value_parser = ["text", "csv"])]
+    pub format: String,
+    /// Set from the global --json (one JSON object per changed value)
     #[arg(skip)]
     pub json: bool,
 }
@@ -412,6 +433,7 @@ const IGNORED: &[(&str, &[&[&str]])] = &[
         "diff",
         &[DB, &["url", "allow_files_outside"], FETCH, WRITER, SCHEDULE],
     ),
+    ("history", &[DB, SOURCE, WRITER, SCHEDULE]),
     (
         "completions",
         &[BASE, DB, SOURCE, WRITER, SCHEDULE, PROGRESS],

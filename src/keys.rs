@@ -112,6 +112,23 @@ impl DatasetKeys {
             &sha256[..12]
         )
     }
+    /// The history page, for people (`views::page`).
+    pub fn page(&self) -> String {
+        format!("{}/index.html", self.base)
+    }
+    /// The change table's folder: one Hive-style partition per version.
+    pub fn changes_dir(&self) -> String {
+        format!("{}/changes/", self.base)
+    }
+    /// Version `version`'s part of the change table.
+    pub fn changes(&self, version: u64) -> String {
+        format!("{}/changes/version={version}/part-0.parquet", self.base)
+    }
+    /// A key of this dataset relative to its folder (`snapshots/….json.gz`), as the history
+    /// page links it; `None` for a key outside it.
+    pub fn relative<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.base.as_str())?.strip_prefix('/')
+    }
     /// The probe object `doctor` writes and deletes.
     pub fn probe(&self, nonce: &str) -> String {
         format!("{}/.snapsync-probe-{nonce}", self.base)

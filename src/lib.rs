@@ -13,7 +13,8 @@
 //!   and matches (`countries`, the alias table, is the one module only the library uses).
 //! - [`canonical`]: RFC 8785 canonical bytes, records and their sha256.
 //! - [`plan`]: what to publish, as data; [`gzip`]: snapshot and delta compression; [`delta`]:
-//!   diff, and apply to check it.
+//!   diff, and apply to check it; [`changes`]: what a version changed, value by value, for
+//!   people and query engines; [`views`]: the history page and the change table.
 //! - [`keys`], [`manifest`]: every object key and metadata name; the version list.
 //! - [`store`]: the narrow store trait (file, S3); [`probe`]: does it honour conditional writes.
 //! - [`remote`]: a published dataset read and written through the store.
@@ -43,6 +44,7 @@ pub mod table;
 pub mod transform;
 
 pub mod canonical;
+pub mod changes;
 pub mod delta;
 pub mod gzip;
 pub mod plan;
@@ -61,6 +63,7 @@ pub mod consumer;
 pub mod history;
 pub mod notify;
 pub mod replay;
+pub mod views;
 pub mod worker;
 
 pub mod clock;

@@ -145,6 +145,10 @@ async fn dispatch(cli: Cli) -> ExitCode {
             args.json = json;
             commands::diff(&config, args).await
         }
+        Command::History(mut args) => {
+            args.json = json;
+            commands::history(&config, args).await
+        }
         Command::Completions(args) => commands::completions(&args.shell),
         Command::Man => commands::man(),
     };

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::changes::ValueCounts;
 use crate::keys;
 
 pub const FORMAT: &str = "snapsync-manifest/1";
@@ -84,6 +85,11 @@ pub struct Entry {
     #[serde(default)]
     pub moved: u64,
     pub changed: u64,
+    /// Values appended, revised, derived and deleted inside records that kept their key
+    /// ([`crate::changes`]). Absent for the first version, for data without keyed records, and
+    /// in manifests written before values were counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<ValueCounts>,
     /// `prune` deleted this version's snapshot: the version is restored from an older kept
     /// snapshot plus deltas. Absent (false) in manifests written before prune existed, and in
     /// every object's metadata at publish time.
@@ -136,6 +142,12 @@ impl Entry {
         if let Some(r) = self.records {
             stats.push_str(&format!(";records={r}"));
         }
+        if let Some(v) = self.values {
+            stats.push_str(&format!(
+                ";appended={};revised={};derived={};deleted={}",
+                v.appended, v.revised, v.derived, v.deleted
+            ));
+        }
         if self.pruned {
             stats.push_str(";pruned=1");
         }
@@ -170,6 +182,12 @@ impl Entry {
             removed: stats.get("removed").copied().unwrap_or(0),
             moved: stats.get("moved").copied().unwrap_or(0),
             changed: stats.get("changed").copied().unwrap_or(0),
+            values: stats.get("appended").map(|&appended| ValueCounts {
+                appended,
+                revised: stats.get("revised").copied().unwrap_or(0),
+                derived: stats.get("derived").copied().unwrap_or(0),
+                deleted: stats.get("deleted").copied().unwrap_or(0),
+            }),
             pruned: stats.get("pruned") == Some(&1),
         })
     }
@@ -195,6 +213,12 @@ mod tests {
             removed: 0,
             moved: 4,
             changed: 2,
+            values: prev.map(|_| ValueCounts {
+                appended: 3,
+                revised: 1,
+                derived: 2,
+                deleted: 0,
+            }),
             pruned: false,
         }
     }

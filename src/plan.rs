@@ -17,6 +17,7 @@ use bytes::Bytes;
 use time::{Duration, OffsetDateTime};
 
 use crate::canonical::Document;
+use crate::changes::ValueCounts;
 use crate::delta::{Delta, Diff, VersionRef, FORMAT};
 use crate::gzip::gzip;
 use crate::keys::{self, DatasetKeys};
@@ -176,6 +177,9 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
         removed: summary.removed,
         moved: summary.moved,
         changed: summary.changed,
+        values: i
+            .prev
+            .and_then(|(_, d)| d.values.as_deref().map(ValueCounts::of)),
         pruned: false,
     };
     let mut meta = entry.to_metadata();

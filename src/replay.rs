@@ -236,7 +236,7 @@ pub async fn replay_files<E>(
             if let Some(rx) = base {
                 // No document when the file before failed to prepare: its run reports why.
                 if let Ok(base) = rx.await {
-                    prepared.diff_against(&ds.name, base).await;
+                    prepared.diff_against(&ds, base).await;
                 }
             }
             Ok::<_, Error>(prepared)

@@ -34,5 +34,6 @@ mod integration {
     mod spreadsheets;
     mod store_suite;
     mod transforms;
+    mod views;
     mod worker;
 }

@@ -204,6 +204,16 @@ impl Document {
     pub fn record_bytes(&self, r: &Record) -> &[u8] {
         &self.text.as_bytes()[r.start..r.end]
     }
+    /// The canonical bytes of a record's key: the one found when the document was made, or
+    /// (a document made without a key pointer, such as a version rebuilt from a delta) the
+    /// value at `key` in the record.
+    pub fn record_key<'d>(&'d self, r: &'d Record, key: &KeyPointer) -> Option<&'d [u8]> {
+        match &r.key {
+            Some(k) => Some(k),
+            None if key.tokens.is_empty() => None,
+            None => scan::pointer(self.record_bytes(r), &key.tokens),
+        }
+    }
     /// The members of an object record (names unescaped, values as text), from its spans.
     pub fn record_members(&self, r: &Record) -> Option<Vec<(Cow<'_, str>, &str)>> {
         let text = self.text();

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::commands::{manifest_of, one_dataset, open_store, write_stdout};
 use snapsync::canonical::{display_key, Document};
+use snapsync::changes::{self, ValueChange, ValueOp};
 use snapsync::cli::DiffArgs;
 use snapsync::config::Config;
 use snapsync::delta::{self, ChangeKind, Diff};
@@ -101,6 +102,9 @@ pub async fn diff(config: &Config, args: DiffArgs) -> anyhow::Result<()> {
     let (label_a, a) = load_side(&args.a, ds, &mut store, config).await?;
     let (label_b, b) = load_side(&args.b, ds, &mut store, config).await?;
     let d = delta::diff(&a, &b);
+    let values = (args.format == "changes")
+        .then(|| changes::value_changes(&a, &b, &ds.key, &d.changes, &ds.derived))
+        .flatten();
     let text = match args.format.as_str() {
         // One object: the sides, the summary, each changed record, and (for --format patch)
         // the patch itself.
@@ -113,6 +117,10 @@ pub async fn diff(config: &Config, args: DiffArgs) -> anyhow::Result<()> {
             });
             if format == "patch" {
                 v["patch"] = serde_json::to_value(&d.patch).expect("a patch serializes");
+            }
+            if format == "changes" {
+                v["text"] = changes::describe(&d.summary, values.as_deref()).into();
+                v["values"] = serde_json::to_value(&values).expect("values serialize");
             }
             format!("{v}\n")
         }
@@ -129,10 +137,41 @@ pub async fn diff(config: &Config, args: DiffArgs) -> anyhow::Result<()> {
             &label_b,
             std::io::stdout().is_terminal(),
         ),
+        "changes" => render_changes(&d, values.as_deref(), &label_a, &label_b),
         _ => render_summary(&d, &label_a, &label_b),
     };
     write_stdout(text.as_bytes())?;
     Ok(())
+}
+
+/// `A..B` and the changes in words, then one line per value a person reads: `+`/`-` a record
+/// added or removed, `~` a value revised (old → new), `-` a value deleted. Appended and
+/// derived values are counted in the first line, not listed (a new date in every record).
+pub fn render_changes(d: &Diff, values: Option<&[ValueChange]>, a: &str, b: &str) -> String {
+    let mut s = format!("{a}..{b} {}\n", changes::describe(&d.summary, values));
+    for v in values.unwrap_or_default() {
+        let line = match v.op {
+            ValueOp::Added => format!("+ {}", v.key),
+            ValueOp::Removed => format!("- {}", v.key),
+            ValueOp::Revised => format!(
+                "~ {} {} {} → {}",
+                v.key,
+                v.path,
+                v.old.as_ref().map(changes::short_value).unwrap_or_default(),
+                v.new.as_ref().map(changes::short_value).unwrap_or_default()
+            ),
+            ValueOp::Deleted => format!(
+                "- {} {} (was {})",
+                v.key,
+                v.path,
+                v.old.as_ref().map(changes::short_value).unwrap_or_default()
+            ),
+            ValueOp::Appended | ValueOp::Derived => continue,
+        };
+        s.push_str(&line);
+        s.push('\n');
+    }
+    s
 }
 
 /// `A..B added=… removed=… moved=… changed=…`, then one line per record: `+` added, `-`

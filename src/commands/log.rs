@@ -30,8 +30,22 @@ pub async fn log(config: &Config, json: bool) -> anyhow::Result<()> {
             continue;
         }
         for e in manifest.versions.iter().rev() {
+            // Values inside the changed records, when the publish told them apart.
+            let values = e.values.map_or(String::new(), |v| {
+                format!(
+                    " appended={} revised={} derived={}{}",
+                    v.appended,
+                    v.revised,
+                    v.derived,
+                    if v.deleted > 0 {
+                        format!(" deleted={}", v.deleted)
+                    } else {
+                        String::new()
+                    }
+                )
+            });
             out(format_args!(
-                "v{:<4} {}  {}  +{} -{} ~{} moved={}  records={}  snapshot={} delta={}",
+                "v{:<4} {}  {}  +{} -{} ~{} moved={}{values}  records={}  snapshot={} delta={}",
                 e.version,
                 e.created_at,
                 &e.sha256[..12],

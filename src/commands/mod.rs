@@ -4,6 +4,7 @@
 
 mod diff;
 mod doctor;
+mod history;
 mod log;
 pub mod progress;
 mod prune;
@@ -17,6 +18,7 @@ mod worker;
 
 pub use diff::diff;
 pub use doctor::doctor;
+pub use history::history;
 pub use log::log;
 pub use prune::prune;
 pub use pull::pull;

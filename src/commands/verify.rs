@@ -9,6 +9,7 @@ use snapsync::clock::{Clock, SystemClock};
 use snapsync::config::Config;
 use snapsync::history::{self, DbCheck};
 use snapsync::keys::DatasetKeys;
+use snapsync::views;
 
 /// `verify`: the result is whether every dataset's history is sound (after repairs, if asked).
 pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
@@ -51,6 +52,23 @@ pub async fn verify(config: &Config, args: VerifyArgs) -> anyhow::Result<bool> {
                 if !before.is_empty() && report.is_sound() {
                     repaired.push(format!("{} problem(s) fixed", before.len()));
                 }
+            }
+        }
+        // The views (history page, change table) are derived: what they lack is a note, which
+        // --repair writes by walking the (sound) chain.
+        if report.is_sound() && report.versions > 0 {
+            if let Some(manifest) = snapsync::remote::read_manifest(&store, &keys).await? {
+                let mut state = views::check(&store, &keys, &manifest).await?;
+                if args.repair && !state.is_complete() {
+                    let done = views::repair(&store, &keys, ds, &manifest, &state)
+                        .await
+                        .with_context(|| {
+                            format!("writing the views of {} in {}", ds.name, store.url())
+                        })?;
+                    repaired.extend(done);
+                    state = views::check(&store, &keys, &manifest).await?;
+                }
+                report.notes.extend(state.describe());
             }
         }
         all_sound &= report.is_sound();

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::canonical::KeyPointer;
+use crate::changes::PathPattern;
 use crate::error::{Error, Result};
 use crate::schedule::Schedule;
 use crate::source::SourceOptions;
@@ -28,6 +29,9 @@ pub use notify::NotifyOptions;
 pub const DEFAULT_URL: &str = "https://coviddata.github.io/coviddata/v1/countries/stats.json";
 pub const DEFAULT_DATASET: &str = "covid-countries";
 pub const DEFAULT_KEY: &str = "/country/key";
+/// The default dataset's running totals: each day's `cumulative` figures follow from the `new`
+/// ones, so a revised day shifts every later day's.
+pub const DEFAULT_DERIVED: &[&str] = &["/dates/*/cumulative"];
 pub const DEFAULT_STORE: &str = "file://./snapsync-data";
 pub const DEFAULT_DB: &str = "./snapsync.db";
 pub const DEFAULT_CONFIG: &str = "./snapsync.toml";
@@ -60,6 +64,9 @@ pub struct DatasetConfig {
     pub transforms: Vec<TransformSpec>,
     /// When the worker runs it.
     pub schedule: Schedule,
+    /// Paths of values that change only because an earlier value did (running totals):
+    /// their revisions are told apart as `derived` ([`crate::changes`]).
+    pub derived: Vec<PathPattern>,
 }
 
 impl std::fmt::Debug for DatasetConfig {
@@ -179,6 +186,8 @@ struct FileDataset {
     gzip_level: Option<u32>,
     /// `daily`, `daily HH:MM` (UTC) or a cron expression.
     schedule: Option<String>,
+    /// Paths of derived values (`["/dates/*/cumulative"]`).
+    derived: Option<Vec<String>>,
     #[serde(default)]
     guards: FileGuards,
     /// `[[dataset.transform]]`, applied in order.

@@ -7,9 +7,10 @@ use std::time::Duration;
 use super::transforms::transforms;
 use super::{
     file_inside, parse_file, Config, DatasetConfig, FileConfig, DEFAULT_CONFIG, DEFAULT_DATASET,
-    DEFAULT_DB, DEFAULT_GZIP_LEVEL, DEFAULT_KEY, DEFAULT_STORE, DEFAULT_URL,
+    DEFAULT_DB, DEFAULT_DERIVED, DEFAULT_GZIP_LEVEL, DEFAULT_KEY, DEFAULT_STORE, DEFAULT_URL,
 };
 use crate::canonical::KeyPointer;
+use crate::changes::PathPattern;
 use crate::cli::GlobalArgs;
 use crate::error::{Error, Result};
 use crate::keys;
@@ -130,7 +131,12 @@ impl Config {
                 args.allow_insecure_http,
                 "command line",
             )?);
-            datasets.last_mut().expect("just pushed").schedule = schedule(None, "command line")?;
+            let last = datasets.last_mut().expect("just pushed");
+            last.schedule = schedule(None, "command line")?;
+            last.derived = DEFAULT_DERIVED
+                .iter()
+                .map(|p| PathPattern::parse(p).expect("the default patterns parse"))
+                .collect();
         } else {
             for (i, d) in file.datasets.iter().enumerate() {
                 if args.dataset.as_ref().is_some_and(|n| n != &d.name) {
@@ -179,6 +185,7 @@ impl Config {
                 )?);
                 let last = datasets.last_mut().expect("just pushed");
                 last.schedule = schedule(d.schedule.as_deref(), &where_(i))?;
+                last.derived = derived(d.derived.as_deref().unwrap_or_default(), &where_(i))?;
                 let files = (!args.allow_files_outside).then_some(base);
                 last.transforms = transforms(&d.transforms, base, files, insecure, &where_(i))?;
             }
@@ -218,6 +225,20 @@ impl Config {
             single_writer: args.single_writer,
         })
     }
+}
+
+/// A dataset's `derived` patterns.
+fn derived(patterns: &[String], where_: &str) -> Result<Vec<PathPattern>> {
+    patterns
+        .iter()
+        .map(|p| {
+            PathPattern::parse(p).map_err(|m| {
+                Error::Config(format!(
+                    "{where_}: derived pattern {p:?}: {m} (expected a JSON Pointer such as \"/dates/*/cumulative\", * for any one key)"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// A timeout setting: more than 0, at most a day.
@@ -264,5 +285,6 @@ fn dataset(
         gzip_level,
         transforms: Vec::new(),
         schedule: Schedule::default(),
+        derived: Vec::new(),
     })
 }

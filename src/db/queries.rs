@@ -84,8 +84,8 @@ impl Db {
             for e in &entries {
                 tx.execute(
                     "INSERT OR REPLACE INTO versions (dataset_id, version, sha256, prev_sha256, created_at, \
-                     snapshot_key, delta_key, canonical_bytes, snapshot_bytes, delta_bytes, records, added, removed, moved, changed) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     snapshot_key, delta_key, canonical_bytes, snapshot_bytes, delta_bytes, records, added, removed, moved, changed, value_counts) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                     params![
                         dataset_id,
                         e.version as i64,
@@ -102,6 +102,7 @@ impl Db {
                         e.removed as i64,
                         e.moved as i64,
                         e.changed as i64,
+                        e.values.map(|v| serde_json::to_string(&v).expect("counts serialize")),
                     ],
                 )?;
             }
@@ -294,7 +295,7 @@ const SUCCEEDED: &str = "AND outcome NOT IN ('failed', 'abandoned')";
 
 const SELECT_ENTRY: &str =
     "SELECT version, created_at, sha256, prev_sha256, snapshot_key, delta_key, \
-     canonical_bytes, snapshot_bytes, delta_bytes, records, added, removed, moved, changed FROM versions";
+     canonical_bytes, snapshot_bytes, delta_bytes, records, added, removed, moved, changed, value_counts FROM versions";
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
     Ok(Entry {
@@ -312,6 +313,9 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
         removed: r.get::<_, i64>(11)? as u64,
         moved: r.get::<_, i64>(12)? as u64,
         changed: r.get::<_, i64>(13)? as u64,
+        values: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|j| serde_json::from_str(&j).ok()),
         // The database mirrors versions, not retention: `prune` is recorded in the manifest.
         pruned: false,
     })

@@ -99,6 +99,9 @@ pub struct Diff {
     pub summary: Summary,
     pub changes: Vec<Change>,
     pub patch: Vec<PatchOp>,
+    /// The changed records' values ([`crate::changes::value_changes`]), when the run computed
+    /// them (keyed records only). Not part of the delta file.
+    pub values: Option<Vec<crate::changes::ValueChange>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

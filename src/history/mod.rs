@@ -20,12 +20,14 @@
 //! Everything that changes the store is planned first as data (`Fix`, `PrunePlan`), then
 //! executed; the plans are what `--dry-run` prints.
 
+mod chain;
 mod janitor;
 mod prune;
 mod restore;
 mod verify;
 
 pub use crate::replay::*;
+pub use chain::*;
 pub use janitor::*;
 pub use prune::*;
 pub use restore::*;

@@ -46,6 +46,8 @@ pub struct PutOptions {
     pub mode: PutMode,
     pub content_type: &'static str,
     pub content_encoding: Option<&'static str>,
+    /// `Cache-Control` (S3; a file store has no HTTP cache to tell).
+    pub cache_control: Option<&'static str>,
     pub metadata: BTreeMap<String, String>,
     /// The body's SHA-256 when the caller knows it already (a `latest.json` body is the
     /// version's canonical bytes): stores use it instead of hashing a 30 MB body again. An S3
@@ -59,8 +61,18 @@ impl PutOptions {
             mode,
             content_type: "application/json",
             content_encoding: None,
+            cache_control: None,
             metadata: BTreeMap::new(),
             sha256: None,
+        }
+    }
+    /// A derived view for browsers and query engines (the history page, the change table):
+    /// rewritten on every publish, so caches keep it a minute at most.
+    pub fn view(mode: PutMode, content_type: &'static str) -> Self {
+        PutOptions {
+            content_type,
+            cache_control: Some("max-age=60"),
+            ..PutOptions::json(mode)
         }
     }
     pub fn gzip_json(mode: PutMode) -> Self {

@@ -7,7 +7,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::debug;
 
-use crate::canonical::Document;
+use crate::canonical::{Document, KeyPointer};
+use crate::changes::{self, PathPattern};
 use crate::delta::{self, Diff};
 use crate::error::{Error, Result};
 use crate::gzip;
@@ -49,10 +50,10 @@ impl Prepared {
     /// day N while day N uploads. The run uses the diff only if the store's newest version is
     /// `base`'s hash when it runs, and diffs again otherwise; a diff that fails its check is
     /// dropped here, for the run to find again and report.
-    pub async fn diff_against(&mut self, dataset: &str, base: Arc<Document>) {
-        let (new, name) = (self.doc.clone(), dataset.to_string());
+    pub async fn diff_against(&mut self, ds: &DatasetConfig, base: Arc<Document>) {
+        let (new, spec) = (self.doc.clone(), DiffSpec::of(ds));
         let base_sha256 = base.sha256().to_string();
-        let diff = crate::blocking(move || checked_diff(&base, &new, name)).await;
+        let diff = crate::blocking(move || checked_diff(&base, &new, spec)).await;
         self.diff = diff.ok().map(|diff| PreparedDiff {
             base_sha256,
             diff: Arc::new(diff),
@@ -249,9 +250,28 @@ pub(super) fn log_join_reports(
 
 /// The diff from `prev` to `new`, checked by applying it to `prev` and comparing the result
 /// with `new`'s bytes (`dataset` names the dataset in the error).
-pub(super) fn checked_diff(prev: &Document, new: &Document, dataset: String) -> Result<Diff> {
+/// What [`checked_diff`] needs of a dataset, owned, to move onto a blocking thread.
+pub(super) struct DiffSpec {
+    dataset: String,
+    key: KeyPointer,
+    derived: Vec<PathPattern>,
+}
+
+impl DiffSpec {
+    pub(super) fn of(ds: &DatasetConfig) -> Self {
+        DiffSpec {
+            dataset: ds.name.clone(),
+            key: ds.key.clone(),
+            derived: ds.derived.clone(),
+        }
+    }
+}
+
+/// Diffs, checks the delta by applying it, and tells the changed records' values apart.
+pub(super) fn checked_diff(prev: &Document, new: &Document, spec: DiffSpec) -> Result<Diff> {
     let t = Instant::now();
-    let d = delta::diff(prev, new);
+    let mut d = delta::diff(prev, new);
+    let dataset = spec.dataset;
     debug!(
         ms = t.elapsed().as_millis() as u64,
         ops = d.patch.len(),
@@ -276,6 +296,12 @@ pub(super) fn checked_diff(prev: &Document, new: &Document, dataset: String) -> 
             ),
         });
     }
+    d.values = changes::value_changes(prev, new, &spec.key, &d.changes, &spec.derived);
+    debug!(
+        ms = t.elapsed().as_millis() as u64,
+        values = d.values.as_ref().map(Vec::len),
+        "values told apart"
+    );
     Ok(d)
 }
 

@@ -21,7 +21,9 @@ use crate::source::{redact_url, Fetched, Validators};
 use crate::transform::{self, Transform};
 use crate::validate;
 
-use super::prepare::{checked_diff, invalid_json, load_transforms, log_join_reports, PreparedDiff};
+use super::prepare::{
+    checked_diff, invalid_json, load_transforms, log_join_reports, DiffSpec, PreparedDiff,
+};
 use super::*;
 
 /// Runs one dataset; never panics on input, always returns a report (failures included) and
@@ -527,9 +529,23 @@ impl Run<'_> {
             let base = remote.as_ref().map(|r| &r.entry);
             let manifest = self.reconcile_manifest(&publish.entry, base).await?;
             let snapshot_gz = publish.immutable[0].body.clone();
-            self.record(&Some(manifest), &publish.entry, Some(snapshot_gz), source)
+            // Past the commit point and recorded: the views never block or undo a publish.
+            let manifest = Some(manifest);
+            self.record(&manifest, &publish.entry, Some(snapshot_gz), source)
                 .await?;
             debug!(ms = t.elapsed().as_millis() as u64, "recorded");
+            if let Some(m) = &manifest {
+                crate::views::publish_or_warn(
+                    &deps.store,
+                    &self.keys,
+                    ds,
+                    m,
+                    &publish.entry,
+                    diff.as_deref(),
+                )
+                .await;
+            }
+            debug!(ms = t.elapsed().as_millis() as u64, "views written");
             return Ok(Done {
                 outcome: Outcome::Changed,
                 entry: Some(publish.entry),
@@ -598,8 +614,8 @@ impl Run<'_> {
                         ms = t.elapsed().as_millis() as u64,
                         "previous version loaded"
                     );
-                    let (new, name) = (doc.clone(), self.ds.name.clone());
-                    let d = crate::blocking(move || checked_diff(&prev, &new, name)).await?;
+                    let (new, spec) = (doc.clone(), DiffSpec::of(self.ds));
+                    let d = crate::blocking(move || checked_diff(&prev, &new, spec)).await?;
                     Some(Arc::new(d))
                 }
             },

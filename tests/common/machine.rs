@@ -29,6 +29,7 @@ pub fn dataset(name: &str, url: &str) -> DatasetConfig {
         gzip_level: 3,
         schedule: Default::default(),
         transforms: Vec::new(),
+        derived: Vec::new(),
     }
 }
 

@@ -239,7 +239,7 @@ async fn a_diff_prepared_ahead_is_used_only_from_its_base(b: Backend) {
         let m = machine(store.clone(), &url).await;
         let mut prepared = sync::prepare(&m.deps, &m.ds).await.unwrap();
         let base = Arc::new(Document::from_json(&base, &key).unwrap());
-        prepared.diff_against(&m.ds.name, base).await;
+        prepared.diff_against(&m.ds, base).await;
         store.reset();
         let opts = RunOptions {
             prepared: Some(Arc::new(prepared)),

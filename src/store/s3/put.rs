@@ -31,6 +31,7 @@ impl S3Store {
             .body(ByteStream::from(body))
             .content_type(opts.content_type)
             .set_content_encoding(opts.content_encoding.map(str::to_string))
+            .set_cache_control(opts.cache_control.map(str::to_string))
             .set_metadata(metadata_map(&opts.metadata));
         let req = match &opts.mode {
             PutMode::Create => req.if_none_match("*"),
@@ -58,6 +59,7 @@ impl S3Store {
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .content_type(opts.content_type)
             .set_content_encoding(opts.content_encoding.map(str::to_string))
+            .set_cache_control(opts.cache_control.map(str::to_string))
             .set_metadata(metadata_map(&opts.metadata))
             .send()
             .await

@@ -1,0 +1,550 @@
+//! What a version changed, value by value: the view for people (`diff --format changes`, the
+//! history page, `log`) and for query engines (the change table).
+//!
+//! A delta's `summary` counts records, and on the covid data every record changes every day,
+//! because a new date is appended to each. The news is which *past* values were revised. So the
+//! changed records of two versions are compared value by value, and each difference is one
+//! [`ValueChange`]:
+//!
+//! - `added` / `removed`: a whole record (its key appeared or disappeared);
+//! - `appended` / `deleted`: a value at a path the other version's record does not have (a new
+//!   date, an array grown or shrunk), one change per subtree;
+//! - `revised`: a value the record had, replaced, at the deepest path that differs;
+//! - `derived`: a revision at a path the dataset declares derived (`derived =
+//!   ["/dates/*/cumulative"]`): running totals that shift only because an earlier value did.
+//!
+//! Pure functions of two documents; nothing here reads or writes the store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::canonical::{display_key, escape_token, parse_pointer, Document, KeyPointer};
+use crate::delta::{Change, ChangeKind, Summary};
+
+/// A path pattern naming derived values: a JSON Pointer whose tokens may be `*` (any one
+/// token); it matches every path it is a prefix of (`/dates/*/cumulative` matches
+/// `/dates/2020-03-14/cumulative/cases`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPattern {
+    text: String,
+    tokens: Vec<String>,
+}
+
+impl PathPattern {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("an empty pattern would match every value".into());
+        }
+        let tokens = parse_pointer(text)?;
+        Ok(PathPattern {
+            text: text.to_string(),
+            tokens,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    fn matches(&self, path: &[String]) -> bool {
+        self.tokens.len() <= path.len()
+            && self
+                .tokens
+                .iter()
+                .zip(path)
+                .all(|(p, t)| p == "*" || p == t)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueOp {
+    Added,
+    Removed,
+    Appended,
+    Deleted,
+    Revised,
+    Derived,
+}
+
+impl ValueOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueOp::Added => "added",
+            ValueOp::Removed => "removed",
+            ValueOp::Appended => "appended",
+            ValueOp::Deleted => "deleted",
+            ValueOp::Revised => "revised",
+            ValueOp::Derived => "derived",
+        }
+    }
+}
+
+/// One changed value of one record. `path` is a JSON Pointer inside the record (`""`: the whole
+/// record); `old` is absent for `added`/`appended`, `new` for `removed`/`deleted`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueChange {
+    pub key: String,
+    pub path: String,
+    pub op: ValueOp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<Value>,
+}
+
+/// How many values a version appended, revised, derived and deleted inside records that kept
+/// their key (records added and removed are the delta summary's). In the manifest as `values`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValueCounts {
+    pub appended: u64,
+    pub revised: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub derived: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deleted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ValueCounts {
+    pub fn of(changes: &[ValueChange]) -> Self {
+        let mut c = ValueCounts::default();
+        for v in changes {
+            match v.op {
+                ValueOp::Appended => c.appended += 1,
+                ValueOp::Revised => c.revised += 1,
+                ValueOp::Derived => c.derived += 1,
+                ValueOp::Deleted => c.deleted += 1,
+                ValueOp::Added | ValueOp::Removed => {}
+            }
+        }
+        c
+    }
+}
+
+/// The value changes from `old` to `new`, for the records `changes` (a diff's or a delta's
+/// change list) names. `None` when the documents are not arrays of keyed records: values are
+/// only told apart inside records that keep their identity.
+pub fn value_changes(
+    old: &Document,
+    new: &Document,
+    key: &KeyPointer,
+    changes: &[Change],
+    derived: &[PathPattern],
+) -> Option<Vec<ValueChange>> {
+    if key.is_none() {
+        return None;
+    }
+    let old_records = keyed_records(old, key)?;
+    let new_records = keyed_records(new, key)?;
+    let mut out = Vec::new();
+    for c in changes {
+        let (before, after) = (old_records.get(&c.key), new_records.get(&c.key));
+        match c.op {
+            ChangeKind::Moved => {}
+            ChangeKind::Added => out.push(ValueChange {
+                key: c.key.clone(),
+                path: String::new(),
+                op: ValueOp::Added,
+                old: None,
+                new: after.map(|b| parse(b)),
+            }),
+            ChangeKind::Removed => out.push(ValueChange {
+                key: c.key.clone(),
+                path: String::new(),
+                op: ValueOp::Removed,
+                old: before.map(|b| parse(b)),
+                new: None,
+            }),
+            ChangeKind::Changed => {
+                let (Some(b), Some(a)) = (before, after) else {
+                    continue;
+                };
+                record_changes(&c.key, &parse(b), &parse(a), derived, &mut out);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The value changes inside one record, from `old` to `new` (both whole records).
+pub fn record_changes(
+    key: &str,
+    old: &Value,
+    new: &Value,
+    derived: &[PathPattern],
+    out: &mut Vec<ValueChange>,
+) {
+    let mut walk = Walk {
+        key,
+        derived,
+        path: String::new(),
+        tokens: Vec::new(),
+        out,
+    };
+    walk.values(old, new);
+}
+
+struct Walk<'a> {
+    key: &'a str,
+    derived: &'a [PathPattern],
+    path: String,
+    tokens: Vec<String>,
+    out: &'a mut Vec<ValueChange>,
+}
+
+impl Walk<'_> {
+    fn values(&mut self, old: &Value, new: &Value) {
+        match (old, new) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (name, bv) in b {
+                    match a.get(name) {
+                        Some(av) if av == bv => {}
+                        Some(av) => self.descend(name, |w| w.values(av, bv)),
+                        None => self.descend(name, |w| w.push(ValueOp::Appended, None, Some(bv))),
+                    }
+                }
+                for (name, av) in a {
+                    if !b.contains_key(name) {
+                        self.descend(name, |w| w.push(ValueOp::Deleted, Some(av), None));
+                    }
+                }
+            }
+            (Value::Array(a), Value::Array(b)) => {
+                for (i, (av, bv)) in a.iter().zip(b).enumerate() {
+                    if av != bv {
+                        self.descend(&i.to_string(), |w| w.values(av, bv));
+                    }
+                }
+                for (i, bv) in b.iter().enumerate().skip(a.len()) {
+                    self.descend(&i.to_string(), |w| {
+                        w.push(ValueOp::Appended, None, Some(bv))
+                    });
+                }
+                for (i, av) in a.iter().enumerate().skip(b.len()) {
+                    self.descend(&i.to_string(), |w| w.push(ValueOp::Deleted, Some(av), None));
+                }
+            }
+            _ if old == new => {}
+            _ => {
+                let op = if self.derived.iter().any(|p| p.matches(&self.tokens)) {
+                    ValueOp::Derived
+                } else {
+                    ValueOp::Revised
+                };
+                self.push(op, Some(old), Some(new));
+            }
+        }
+    }
+
+    fn descend(&mut self, token: &str, f: impl FnOnce(&mut Self)) {
+        let len = self.path.len();
+        self.path.push('/');
+        escape_token(token, &mut self.path);
+        self.tokens.push(token.to_string());
+        f(self);
+        self.tokens.pop();
+        self.path.truncate(len);
+    }
+
+    fn push(&mut self, op: ValueOp, old: Option<&Value>, new: Option<&Value>) {
+        self.out.push(ValueChange {
+            key: self.key.to_string(),
+            path: self.path.clone(),
+            op,
+            old: old.cloned(),
+            new: new.cloned(),
+        });
+    }
+}
+
+/// Each record's canonical bytes by its displayed key (as in a delta's change list); `None`
+/// when the document is not an array or a record has no key.
+fn keyed_records<'d>(doc: &'d Document, key: &KeyPointer) -> Option<HashMap<String, &'d [u8]>> {
+    let records = doc.records()?;
+    let mut map = HashMap::with_capacity(records.len());
+    for r in records {
+        let k = doc.record_key(r, key)?;
+        map.insert(display_key(k), doc.record_bytes(r));
+    }
+    Some(map)
+}
+
+fn parse(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).expect("canonical bytes are valid JSON")
+}
+
+/// At most this many revised (or deleted) values are named in a version's text.
+const NAMED: usize = 5;
+
+/// A version's changes in one line for people:
+/// `appended /dates/2020-03-25 to 213 records; revised 3 values: spain /dates/2020-03-14/new/cases 120 → 131, …; 45 derived values shifted`.
+pub fn describe(summary: &Summary, values: Option<&[ValueChange]>) -> String {
+    let mut parts = Vec::new();
+    let Some(values) = values else {
+        return record_counts(summary);
+    };
+    let keys_of = |op: ValueOp| -> Vec<&str> {
+        values
+            .iter()
+            .filter(|v| v.op == op)
+            .map(|v| v.key.as_str())
+            .collect()
+    };
+    for (op, verb) in [(ValueOp::Added, "added"), (ValueOp::Removed, "removed")] {
+        let keys = keys_of(op);
+        if !keys.is_empty() {
+            parts.push(format!(
+                "{verb} {}: {}",
+                plural(keys.len() as u64, "record"),
+                named(&keys)
+            ));
+        }
+    }
+    // Appended values grouped by path: one new date in every record is one group.
+    let mut appended: BTreeMap<&str, u64> = BTreeMap::new();
+    for v in values.iter().filter(|v| v.op == ValueOp::Appended) {
+        *appended.entry(v.path.as_str()).or_default() += 1;
+    }
+    let mut groups: Vec<(&str, u64)> = appended.into_iter().collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    for (path, n) in groups.iter().take(3) {
+        parts.push(format!("appended {path} to {}", plural(*n, "record")));
+    }
+    if groups.len() > 3 {
+        let rest: u64 = groups[3..].iter().map(|g| g.1).sum();
+        parts.push(format!(
+            "appended {} at {} other paths",
+            plural(rest, "value"),
+            groups.len() - 3
+        ));
+    }
+    for (op, verb) in [(ValueOp::Revised, "revised"), (ValueOp::Deleted, "deleted")] {
+        let list: Vec<&ValueChange> = values.iter().filter(|v| v.op == op).collect();
+        if list.is_empty() {
+            continue;
+        }
+        let mut s = format!("{verb} {}: ", plural(list.len() as u64, "value"));
+        for (i, v) in list.iter().take(NAMED).enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            let _ = write!(s, "{} {}", v.key, display_path(&v.path));
+            match (&v.old, &v.new) {
+                (Some(o), Some(n)) => {
+                    let _ = write!(s, " {} → {}", short_value(o), short_value(n));
+                }
+                (Some(o), None) => {
+                    let _ = write!(s, " (was {})", short_value(o));
+                }
+                _ => {}
+            }
+        }
+        if list.len() > NAMED {
+            s.push_str(", …");
+        }
+        parts.push(s);
+    }
+    let derived = values.iter().filter(|v| v.op == ValueOp::Derived).count() as u64;
+    if derived > 0 {
+        parts.push(format!("{} shifted", plural(derived, "derived value")));
+    }
+    if parts.is_empty() && summary.moved > 0 {
+        // The upstream re-sorts its records: a move is news only when nothing else changed.
+        return format!(
+            "only the order changed ({} moved)",
+            plural(summary.moved, "record")
+        );
+    }
+    if parts.is_empty() {
+        return record_counts(summary);
+    }
+    parts.join("; ")
+}
+
+fn record_counts(s: &Summary) -> String {
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (s.added, "added"),
+        (s.removed, "removed"),
+        (s.moved, "moved"),
+        (s.changed, "changed"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{} {what}", plural(n, "record")));
+        }
+    }
+    if parts.is_empty() {
+        "no record changed".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn plural(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn named(keys: &[&str]) -> String {
+    let mut s = keys
+        .iter()
+        .take(NAMED)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if keys.len() > NAMED {
+        s.push_str(", …");
+    }
+    s
+}
+
+fn display_path(path: &str) -> &str {
+    if path.is_empty() {
+        "(whole record)"
+    } else {
+        path
+    }
+}
+
+/// A value in a line of text: scalars as JSON, containers shortened.
+pub fn short_value(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() <= 40 {
+        s
+    } else {
+        let cut: String = s.chars().take(37).collect();
+        format!("{cut}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(v: Value) -> Document {
+        Document::from_value(&v, &KeyPointer::parse("/id").unwrap())
+    }
+
+    fn changed(keys: &[&str]) -> Vec<Change> {
+        keys.iter()
+            .map(|k| Change {
+                key: k.to_string(),
+                op: ChangeKind::Changed,
+                moved: false,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_date_is_appended_a_past_figure_revised_and_a_running_total_derived() {
+        let old = doc(json!([
+            {"id": "spain", "dates": {"d1": {"new": 120, "cumulative": 120}}},
+        ]));
+        let new = doc(json!([
+            {"id": "spain", "dates": {"d1": {"new": 131, "cumulative": 131},
+                                      "d2": {"new": 5, "cumulative": 136}}},
+        ]));
+        let derived = [PathPattern::parse("/dates/*/cumulative").unwrap()];
+        let key = KeyPointer::parse("/id").unwrap();
+        let v = value_changes(&old, &new, &key, &changed(&["spain"]), &derived).unwrap();
+        let ops: Vec<(&str, ValueOp)> = v.iter().map(|c| (c.path.as_str(), c.op)).collect();
+        assert_eq!(
+            ops,
+            [
+                ("/dates/d1/cumulative", ValueOp::Derived),
+                ("/dates/d1/new", ValueOp::Revised),
+                ("/dates/d2", ValueOp::Appended),
+            ]
+        );
+        assert_eq!(v[1].old, Some(json!(120)));
+        assert_eq!(v[1].new, Some(json!(131)));
+        assert_eq!(
+            ValueCounts::of(&v),
+            ValueCounts {
+                appended: 1,
+                revised: 1,
+                derived: 1,
+                deleted: 0
+            }
+        );
+        let summary = Summary {
+            changed: 1,
+            ..Summary::default()
+        };
+        assert_eq!(
+            describe(&summary, Some(&v)),
+            "appended /dates/d2 to 1 record; revised 1 value: spain /dates/d1/new 120 → 131; 1 derived value shifted"
+        );
+    }
+
+    #[test]
+    fn records_added_removed_and_array_members_deleted() {
+        let old = doc(json!([{"id": "uk", "a": [1, 2, 3]}, {"id": "fr", "a": [1]}]));
+        let new = doc(json!([{"id": "united-kingdom", "a": [1]}, {"id": "fr", "a": []}]));
+        let key = KeyPointer::parse("/id").unwrap();
+        let changes = vec![
+            Change {
+                key: "uk".into(),
+                op: ChangeKind::Removed,
+                moved: false,
+            },
+            Change {
+                key: "united-kingdom".into(),
+                op: ChangeKind::Added,
+                moved: false,
+            },
+            changed(&["fr"]).remove(0),
+        ];
+        let v = value_changes(&old, &new, &key, &changes, &[]).unwrap();
+        assert_eq!(v[0].op, ValueOp::Removed);
+        assert_eq!(v[0].old, Some(json!({"id": "uk", "a": [1, 2, 3]})));
+        assert_eq!(v[1].op, ValueOp::Added);
+        assert_eq!((v[2].path.as_str(), v[2].op), ("/a/0", ValueOp::Deleted));
+        let text = describe(&Summary::default(), Some(&v));
+        assert_eq!(
+            text,
+            "added 1 record: united-kingdom; removed 1 record: uk; deleted 1 value: fr /a/0 (was 1)"
+        );
+    }
+
+    #[test]
+    fn unkeyed_documents_have_no_value_changes() {
+        let old = Document::from_value(&json!([1, 2]), &KeyPointer::default());
+        let new = Document::from_value(&json!([1, 3]), &KeyPointer::default());
+        assert_eq!(
+            value_changes(&old, &new, &KeyPointer::default(), &[], &[]),
+            None
+        );
+        let s = Summary {
+            changed: 2,
+            moved: 1,
+            ..Summary::default()
+        };
+        assert_eq!(describe(&s, None), "1 record moved, 2 records changed");
+    }
+
+    #[test]
+    fn patterns_match_prefixes_with_wildcards_and_escapes() {
+        let p = PathPattern::parse("/dates/*/cumulative").unwrap();
+        let path = |s: &str| parse_pointer(s).unwrap();
+        assert!(p.matches(&path("/dates/2020-03-14/cumulative/cases")));
+        assert!(p.matches(&path("/dates/x/cumulative")));
+        assert!(!p.matches(&path("/dates/x/new/cases")));
+        assert!(!p.matches(&path("/dates/x")));
+        assert!(PathPattern::parse("").is_err());
+        assert!(PathPattern::parse("dates").is_err());
+        let esc = PathPattern::parse("/a~1b").unwrap();
+        assert!(esc.matches(&path("/a~1b/c")));
+    }
+}
