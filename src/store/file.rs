@@ -47,6 +47,8 @@ struct MetaFile {
     content_encoding: Option<String>,
     #[serde(default)]
     content_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cache_control: Option<String>,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
 }
@@ -244,6 +246,8 @@ impl FileStore {
                     etag: m.etag,
                     size: m.size,
                     content_encoding: m.content_encoding,
+                    content_type: Some(m.content_type).filter(|t| !t.is_empty()),
+                    cache_control: m.cache_control,
                     metadata: m.metadata,
                 }))
             }
@@ -259,6 +263,8 @@ impl FileStore {
                     etag: etag_of(&bytes),
                     size,
                     content_encoding: None,
+                    content_type: None,
+                    cache_control: None,
                     metadata: BTreeMap::new(),
                 }))
             }
@@ -318,6 +324,7 @@ impl FileStore {
             size: body.len() as u64,
             content_encoding: opts.content_encoding.map(str::to_string),
             content_type: opts.content_type.to_string(),
+            cache_control: opts.cache_control.map(str::to_string),
             metadata: opts.metadata.clone(),
         };
         let meta_bytes = serde_json::to_vec_pretty(&meta).expect("metadata serializes");
@@ -511,6 +518,7 @@ mod tests {
             size: new.len() as u64,
             content_encoding: None,
             content_type: "application/json".into(),
+            cache_control: None,
             metadata: BTreeMap::from([("v".to_string(), "new".to_string())]),
         };
         let pending = store.pending_path(key).unwrap();
@@ -549,6 +557,7 @@ mod tests {
             size: 4,
             content_encoding: None,
             content_type: "application/json".into(),
+            cache_control: None,
             metadata: BTreeMap::from([("v".to_string(), "new".to_string())]),
         };
         fs::write(

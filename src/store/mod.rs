@@ -27,6 +27,9 @@ pub struct ObjectMeta {
     /// Size of the stored bytes (compressed, when `content_encoding` is gzip).
     pub size: u64,
     pub content_encoding: Option<String>,
+    /// `Content-Type` and `Cache-Control` as stored (`None` when not set or not known).
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
     /// User metadata, names without the `x-amz-meta-` prefix, lower-case.
     pub metadata: BTreeMap<String, String>,
 }

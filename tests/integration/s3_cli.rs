@@ -236,3 +236,59 @@ fn missing_credentials_are_named_by_every_command() {
         }
     }
 }
+
+/// The history page and the change table on S3, as a browser and DuckDB fetch them: the page as
+/// `text/html` with a short `Cache-Control`, the table as Parquet.
+#[test]
+fn the_views_are_served_with_their_types_from_s3() {
+    let Some(env) = s3_env() else { return };
+    let server = HttpServer::start();
+    server.set("/d.json", data(5, 1));
+    let sb = Sandbox::new();
+    let prefix = prefix();
+    let store = format!("s3://{}/{prefix}", env.bucket);
+    let url = server.url("/d.json");
+    for day in [1, 2] {
+        server.set("/d.json", data(5, day));
+        let r = s3_run(&sb, &env, &store, &["run", "--url", &url], &[]);
+        assert_eq!((r.code, r.outcome()), (0, "changed"), "{r:?}");
+        assert!(!r.stderr.contains("was not written"), "{r:?}");
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s3 =
+            crate::common::store::connect_s3(&env, &prefix, &crate::common::s3::s3_options(&env))
+                .await;
+        use snapsync::store::Store as _;
+        let page = s3
+            .head(&format!("{prefix}/covid-countries/index.html"))
+            .await
+            .unwrap()
+            .expect("index.html is published");
+        assert_eq!(
+            page.content_type.as_deref(),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(page.cache_control.as_deref(), Some("max-age=60"));
+        let (html, _) = s3
+            .get(&format!("{prefix}/covid-countries/index.html"))
+            .await
+            .unwrap()
+            .unwrap();
+        let data = snapsync::views::page::parse(&html).expect("the page carries its data");
+        assert_eq!(data.versions.len(), 2);
+        assert!(data.versions[1].changes.is_some(), "{data:?}");
+        let table = s3
+            .head(&format!(
+                "{prefix}/covid-countries/changes/version=2/part-0.parquet"
+            ))
+            .await
+            .unwrap()
+            .expect("the change table of version 2");
+        assert_eq!(
+            table.content_type.as_deref(),
+            Some("application/vnd.apache.parquet")
+        );
+        assert!(table.size > 0);
+    });
+}

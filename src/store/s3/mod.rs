@@ -164,6 +164,8 @@ impl Store for S3Store {
                 etag: self.etag_or_err(key, out.e_tag)?,
                 size: out.content_length.unwrap_or(0).max(0) as u64,
                 content_encoding: out.content_encoding,
+                content_type: out.content_type,
+                cache_control: out.cache_control,
                 metadata: lower_metadata(out.metadata),
             })),
             Err(e) if status_of(&e) == Some(404) => Ok(None),
@@ -191,6 +193,7 @@ impl Store for S3Store {
         };
         let etag = self.etag_or_err(key, out.e_tag)?;
         let content_encoding = out.content_encoding;
+        let (content_type, cache_control) = (out.content_type, out.cache_control);
         let metadata = lower_metadata(out.metadata);
         let bytes = out
             .body
@@ -209,6 +212,8 @@ impl Store for S3Store {
             etag,
             size: bytes.len() as u64,
             content_encoding,
+            content_type,
+            cache_control,
             metadata,
         };
         Ok(Some((bytes, meta)))
