@@ -21,7 +21,10 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::canonical::{display_key, escape_token, parse_pointer, Document, KeyPointer};
+use crate::canonical::{
+    cmp_utf16, display_key, escape_token, parse_pointer, split_array, split_object,
+    split_object_like, Document, KeyPointer,
+};
 use crate::delta::{Change, ChangeKind, Summary};
 
 /// A path pattern naming derived values: a JSON Pointer whose tokens may be `*` (any one
@@ -166,7 +169,14 @@ pub fn value_changes(
                 let (Some(b), Some(a)) = (before, after) else {
                     continue;
                 };
-                record_changes(&c.key, &parse(b), &parse(a), derived, &mut out);
+                let mut walk = Walk {
+                    key: &c.key,
+                    derived,
+                    path: String::new(),
+                    tokens: Vec::new(),
+                    out: &mut out,
+                };
+                walk.texts(text(b), text(a));
             }
         }
     }
@@ -243,6 +253,76 @@ impl Walk<'_> {
         }
     }
 
+    /// [`Walk::values`] on canonical texts: containers are split without parsing, equal
+    /// members skipped by comparing bytes, and only the values reported are parsed. Telling
+    /// the values of a 30 MB version apart then costs a scan of its changed records, not a
+    /// parse of them (the same result as parsing both and walking the trees).
+    fn texts(&mut self, old: &str, new: &str) {
+        if old == new {
+            return;
+        }
+        match (old.as_bytes().first(), new.as_bytes().first()) {
+            (Some(b'{'), Some(b'{')) => {
+                let Some(a) = split_object(old) else {
+                    return self.values(&parse_text(old), &parse_text(new));
+                };
+                let Some(b) = split_object_like(new, &a) else {
+                    return self.values(&parse_text(old), &parse_text(new));
+                };
+                // Canonical members are sorted (UTF-16 order): one merge pass.
+                let (mut i, mut j) = (0, 0);
+                while i < a.len() || j < b.len() {
+                    let ord = match (a.get(i), b.get(j)) {
+                        (Some(x), Some(y)) => cmp_utf16(&x.0, &y.0),
+                        (Some(_), None) => std::cmp::Ordering::Less,
+                        _ => std::cmp::Ordering::Greater,
+                    };
+                    match ord {
+                        std::cmp::Ordering::Less => {
+                            let v = parse_text(a[i].1);
+                            self.descend(&a[i].0, |w| w.push(ValueOp::Deleted, Some(&v), None));
+                            i += 1;
+                        }
+                        std::cmp::Ordering::Greater => {
+                            let v = parse_text(b[j].1);
+                            self.descend(&b[j].0, |w| w.push(ValueOp::Appended, None, Some(&v)));
+                            j += 1;
+                        }
+                        std::cmp::Ordering::Equal => {
+                            if a[i].1 != b[j].1 {
+                                let (x, y) = (a[i].1, b[j].1);
+                                self.descend(&b[j].0, |w| w.texts(x, y));
+                            }
+                            i += 1;
+                            j += 1;
+                        }
+                    }
+                }
+            }
+            (Some(b'['), Some(b'[')) => {
+                let (Some(a), Some(b)) = (split_array(old), split_array(new)) else {
+                    return self.values(&parse_text(old), &parse_text(new));
+                };
+                for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                    if x != y {
+                        self.descend(&i.to_string(), |w| w.texts(x, y));
+                    }
+                }
+                for (i, y) in b.iter().enumerate().skip(a.len()) {
+                    let v = parse_text(y);
+                    self.descend(&i.to_string(), |w| {
+                        w.push(ValueOp::Appended, None, Some(&v))
+                    });
+                }
+                for (i, x) in a.iter().enumerate().skip(b.len()) {
+                    let v = parse_text(x);
+                    self.descend(&i.to_string(), |w| w.push(ValueOp::Deleted, Some(&v), None));
+                }
+            }
+            _ => self.values(&parse_text(old), &parse_text(new)),
+        }
+    }
+
     fn descend(&mut self, token: &str, f: impl FnOnce(&mut Self)) {
         let len = self.path.len();
         self.path.push('/');
@@ -278,6 +358,15 @@ fn keyed_records<'d>(doc: &'d Document, key: &KeyPointer) -> Option<HashMap<Stri
 
 fn parse(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).expect("canonical bytes are valid JSON")
+}
+
+fn parse_text(text: &str) -> Value {
+    parse(text.as_bytes())
+}
+
+/// A record's bytes as text (a document's text is checked UTF-8 when it is made).
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).expect("a document's records are UTF-8")
 }
 
 /// At most this many revised (or deleted) values are named in a version's text.
@@ -532,6 +621,48 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(describe(&s, None), "1 record moved, 2 records changed");
+    }
+
+    /// The text walk (what a run uses) and the tree walk (what `history` uses) agree, on
+    /// objects, arrays grown, shrunk and changed, type changes and escaped names.
+    #[test]
+    fn the_text_walk_and_the_tree_walk_agree() {
+        let pairs = [
+            (
+                json!({"a": 1, "b": {"c": [1, 2, {"d": 3}]}, "e~/f": "x"}),
+                json!({"a": 2, "b": {"c": [1, 5, {"d": 4}, 7]}, "e~/f": "y", "g": null}),
+            ),
+            (
+                json!({"a": [1, 2, 3], "b": {"x": 1}}),
+                json!({"a": [1], "b": [1]}),
+            ),
+            (
+                json!({"a": {"\u{e9}": 1, "q\"x\n": 2}}),
+                json!({"a": {"\u{e9}": 2}, "b": true}),
+            ),
+        ];
+        let derived = [PathPattern::parse("/b/c/*").unwrap()];
+        for (old, new) in pairs {
+            let mut by_tree = Vec::new();
+            record_changes("k", &old, &new, &derived, &mut by_tree);
+            let mut by_text = Vec::new();
+            let mut walk = Walk {
+                key: "k",
+                derived: &derived,
+                path: String::new(),
+                tokens: Vec::new(),
+                out: &mut by_text,
+            };
+            let (a, b) = (
+                crate::canonical::to_canonical_vec(&old),
+                crate::canonical::to_canonical_vec(&new),
+            );
+            walk.texts(text(&a), text(&b));
+            by_tree.sort_by(|x, y| x.path.cmp(&y.path));
+            by_text.sort_by(|x, y| x.path.cmp(&y.path));
+            assert_eq!(by_text, by_tree, "{old} -> {new}");
+            assert!(!by_text.is_empty());
+        }
     }
 
     #[test]
