@@ -146,3 +146,22 @@ fn bad_values_are_refused() {
         .to_string()
         .contains("twice"));
 }
+
+#[test]
+fn derived_patterns_default_for_covid_and_are_checked_in_the_file() {
+    let c = resolve(&[], None).unwrap();
+    let patterns: Vec<&str> = c.datasets[0].derived.iter().map(|p| p.as_str()).collect();
+    assert_eq!(patterns, ["/dates/*/cumulative"]);
+    let ds = "[[dataset]]\nname = \"a\"\nurl = \"https://example.com/a.json\"\n";
+    let c = resolve(&[], Some(&format!("{ds}derived = [\"/x/*/total\"]\n"))).unwrap();
+    assert_eq!(c.datasets[0].derived[0].as_str(), "/x/*/total");
+    let c = resolve(&[], Some(ds)).unwrap();
+    assert!(c.datasets[0].derived.is_empty(), "none unless configured");
+    let err = resolve(&[], Some(&format!("{ds}derived = [\"dates\"]\n")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("derived pattern \"dates\"") && err.contains("expected a JSON Pointer"),
+        "{err}"
+    );
+}
