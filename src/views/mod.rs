@@ -31,8 +31,22 @@ pub use page::{PageData, PageVersion};
 pub const CHANGE_TABLE: bool = cfg!(feature = "parquet");
 
 /// Writes the views of `entry`, just committed, whose changes from the version before are
-/// `diff` (`None` for version 1). `manifest` is the one the commit was recorded in.
-pub async fn publish(
+/// `diff` (`None` for version 1). `manifest` is the one the commit was recorded in. A view
+/// that cannot be written is logged as a warning, never an error: the version is published.
+pub async fn publish_or_warn(
+    store: &DynStore,
+    keys: &DatasetKeys,
+    ds: &DatasetConfig,
+    manifest: &Manifest,
+    entry: &Entry,
+    diff: Option<&Diff>,
+) {
+    if let Err(e) = publish(store, keys, ds, manifest, entry, diff).await {
+        warn!(error = %e, version = entry.version, "the history page or change table was not written (the version is published); the next publish rewrites the page, `verify --repair` writes what is missing");
+    }
+}
+
+async fn publish(
     store: &DynStore,
     keys: &DatasetKeys,
     ds: &DatasetConfig,
@@ -238,18 +252,4 @@ pub async fn repair(
         done.push("rewrote index.html".to_string());
     }
     Ok(done)
-}
-
-/// Writes the views after a commit, logging (not failing) when they cannot be written.
-pub async fn publish_or_warn(
-    store: &DynStore,
-    keys: &DatasetKeys,
-    ds: &DatasetConfig,
-    manifest: &Manifest,
-    entry: &Entry,
-    diff: Option<&Diff>,
-) {
-    if let Err(e) = publish(store, keys, ds, manifest, entry, diff).await {
-        warn!(error = %e, version = entry.version, "the history page or change table was not written (the version is published); the next publish rewrites the page, `verify --repair` writes what is missing");
-    }
 }
