@@ -65,7 +65,7 @@ pub async fn history(config: &Config, args: HistoryArgs) -> anyhow::Result<()> {
             // For the message when the key is never found: every key any version had.
             seen.extend(keys_of(step.doc, &ds.key));
         }
-        let now = record.as_ref().and_then(|r| at(r, &tokens)).cloned();
+        let now = record.as_ref().and_then(|r| r.pointer(&prefix)).cloned();
         let mut found = Vec::new();
         let whole = if tokens.is_empty() {
             ValueOp::Added
@@ -136,15 +136,6 @@ fn find(doc: &Document, pointer: &KeyPointer, key: &str) -> Option<Value> {
         .iter()
         .find(|r| doc.record_key(r, pointer).map(display_key).as_deref() == Some(key))?;
     serde_json::from_slice(doc.record_bytes(r)).ok()
-}
-
-/// The value at `tokens` inside `v`.
-fn at<'v>(v: &'v Value, tokens: &[String]) -> Option<&'v Value> {
-    tokens.iter().try_fold(v, |v, t| match v {
-        Value::Object(m) => m.get(t),
-        Value::Array(a) => t.parse::<usize>().ok().and_then(|i| a.get(i)),
-        _ => None,
-    })
 }
 
 /// Every record's key, as displayed.

@@ -41,24 +41,13 @@ pub async fn publish_or_warn(
     entry: &Entry,
     diff: Option<&Diff>,
 ) {
-    if let Err(e) = publish(store, keys, ds, manifest, entry, diff).await {
+    let warn_of = |e: Error| {
         warn!(error = %e, version = entry.version, "the history page or change table was not written (the version is published); the next publish rewrites the page, `verify --repair` writes what is missing");
-    }
-}
-
-async fn publish(
-    store: &DynStore,
-    keys: &DatasetKeys,
-    ds: &DatasetConfig,
-    manifest: &Manifest,
-    entry: &Entry,
-    diff: Option<&Diff>,
-) -> Result<()> {
+    };
     let values = diff.and_then(|d| d.values.as_deref());
-    let mut first_err = None;
     if let (Some(values), true) = (values, entry.version > 1) {
         if let Err(e) = write_table(store, keys, entry, values).await {
-            first_err = Some(e);
+            warn_of(e);
         }
     }
     let mut texts = BTreeMap::new();
@@ -69,9 +58,8 @@ async fn publish(
         );
     }
     if let Err(e) = page::update(store, keys, &source_of(ds), manifest, &texts).await {
-        first_err.get_or_insert(e);
+        warn_of(e);
     }
-    first_err.map_or(Ok(()), Err)
 }
 
 /// The source as the page shows it: redacted (a URL may carry a token).

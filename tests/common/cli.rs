@@ -148,6 +148,19 @@ impl Sandbox {
     }
 }
 
+/// Runs `snapsync-gen` (the covid-shaped test data writer); fails the test with its stderr.
+pub fn snapsync_gen(args: &[&str]) {
+    let o = Command::new(env!("CARGO_BIN_EXE_snapsync-gen"))
+        .args(args)
+        .output()
+        .expect("snapsync-gen runs");
+    assert!(
+        o.status.success(),
+        "snapsync-gen {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 pub fn to_result(o: Output) -> RunResult {
     RunResult {
         code: o.status.code().unwrap_or(-1),

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::common::cli::{sha256_hex, Sandbox};
+use crate::common::cli::{sha256_hex, snapsync_gen, Sandbox};
 use crate::common::history::sha_of;
 use crate::common::machine::{any_shrink, country_key as key, dataset, deps, http_source};
 use crate::common::manifest::plant_orphan;
@@ -918,14 +918,6 @@ async fn orphans_are_listed_and_deleted_only_when_old_enough() {
 
 // ---------------------------------------------------------------------------------------------
 // The commands end to end (file store).
-
-fn snapsync_gen(args: &[&str]) {
-    let st = std::process::Command::new(env!("CARGO_BIN_EXE_snapsync-gen"))
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
 
 #[test]
 fn commands_replay_pull_restore_diff_prune_verify() {

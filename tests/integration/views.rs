@@ -16,22 +16,10 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::common::cli::{RunResult, Sandbox};
+use crate::common::cli::{snapsync_gen, RunResult, Sandbox};
 use crate::common::http::HttpServer;
 
 const DATASET: &str = "covid-countries";
-
-fn gen(args: &[&str]) {
-    let o = Command::new(env!("CARGO_BIN_EXE_snapsync-gen"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "snapsync-gen {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 /// `n` days of `countries` covid-shaped records with the upstream's habits and revisions of
 /// the last week's values, one file per day (`2021-03-01.json`, …).
@@ -43,7 +31,7 @@ fn days(dir: &Path, countries: usize, n: usize) -> Vec<PathBuf> {
         dir.join(format!("{t}.json"))
     };
     let first = day(0);
-    gen(&[
+    snapsync_gen(&[
         "--countries",
         &countries.to_string(),
         "--days",
@@ -55,7 +43,7 @@ fn days(dir: &Path, countries: usize, n: usize) -> Vec<PathBuf> {
     let mut files = vec![first];
     for i in 1..n {
         let next = day(i);
-        gen(&[
+        snapsync_gen(&[
             "next",
             "--in",
             files[i - 1].to_str().unwrap(),
