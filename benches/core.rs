@@ -121,7 +121,7 @@ fn core(c: &mut Criterion) {
     });
     let mut csv = String::from("name,continent,population\n");
     for r in new.records().unwrap() {
-        let k = String::from_utf8_lossy(r.key.as_deref().unwrap())
+        let k = String::from_utf8_lossy(new.key(r).unwrap())
             .trim_matches('"')
             .to_string();
         csv.push_str(&format!("{k},Europe,{}\n", k.len() * 1000));

@@ -15,6 +15,7 @@
 //!
 //! Pure functions of two documents; nothing here reads or writes the store.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
@@ -23,7 +24,7 @@ use serde_json::Value;
 
 use crate::canonical::{
     cmp_utf16, display_key, escape_token, parse_pointer, split_array, split_object,
-    split_object_like, Document, KeyPointer,
+    split_object_like, Document, KeyPointer, Record,
 };
 use crate::delta::{Change, ChangeKind, Summary};
 
@@ -119,15 +120,19 @@ impl ValueCounts {
     pub fn of(changes: &[ValueChange]) -> Self {
         let mut c = ValueCounts::default();
         for v in changes {
-            match v.op {
-                ValueOp::Appended => c.appended += 1,
-                ValueOp::Revised => c.revised += 1,
-                ValueOp::Derived => c.derived += 1,
-                ValueOp::Deleted => c.deleted += 1,
-                ValueOp::Added | ValueOp::Removed => {}
-            }
+            c.count(v.op);
         }
         c
+    }
+
+    fn count(&mut self, op: ValueOp) {
+        match op {
+            ValueOp::Appended => self.appended += 1,
+            ValueOp::Revised => self.revised += 1,
+            ValueOp::Derived => self.derived += 1,
+            ValueOp::Deleted => self.deleted += 1,
+            ValueOp::Added | ValueOp::Removed => {}
+        }
     }
 }
 
@@ -141,31 +146,58 @@ pub fn value_changes(
     changes: &[Change],
     derived: &[PathPattern],
 ) -> Option<Vec<ValueChange>> {
+    let mut out = Vec::new();
+    walk_records(old, new, key, changes, derived, Sink::List(&mut out))?;
+    Some(out)
+}
+
+/// [`ValueCounts::of`] the [`value_changes`], without listing them: the same walk, but nothing
+/// is kept (or parsed) per value. What a run needs before its commit point (the counts go into
+/// the version's metadata); the list itself, for the change table, can wait until after it.
+pub fn value_counts(
+    old: &Document,
+    new: &Document,
+    key: &KeyPointer,
+    changes: &[Change],
+    derived: &[PathPattern],
+) -> Option<ValueCounts> {
+    let mut counts = ValueCounts::default();
+    walk_records(old, new, key, changes, derived, Sink::Count(&mut counts))?;
+    Some(counts)
+}
+
+fn walk_records(
+    old: &Document,
+    new: &Document,
+    key: &KeyPointer,
+    changes: &[Change],
+    derived: &[PathPattern],
+    mut sink: Sink<'_>,
+) -> Option<()> {
     if key.is_none() {
         return None;
     }
     let old_records = keyed_records(old, key)?;
     let new_records = keyed_records(new, key)?;
-    let mut out = Vec::new();
     for c in changes {
         let (before, after) = (old_records.get(&c.key), new_records.get(&c.key));
-        match c.op {
-            ChangeKind::Moved => {}
-            ChangeKind::Added => out.push(ValueChange {
+        match (c.op, &mut sink) {
+            (ChangeKind::Moved, _) | (ChangeKind::Added | ChangeKind::Removed, Sink::Count(_)) => {}
+            (ChangeKind::Added, Sink::List(out)) => out.push(ValueChange {
                 key: c.key.clone(),
                 path: String::new(),
                 op: ValueOp::Added,
                 old: None,
-                new: after.map(|b| parse(b)),
+                new: after.map(|r| parse(new.record_bytes(r))),
             }),
-            ChangeKind::Removed => out.push(ValueChange {
+            (ChangeKind::Removed, Sink::List(out)) => out.push(ValueChange {
                 key: c.key.clone(),
                 path: String::new(),
                 op: ValueOp::Removed,
-                old: before.map(|b| parse(b)),
+                old: before.map(|r| parse(old.record_bytes(r))),
                 new: None,
             }),
-            ChangeKind::Changed => {
+            (ChangeKind::Changed, _) => {
                 let (Some(b), Some(a)) = (before, after) else {
                     continue;
                 };
@@ -174,13 +206,32 @@ pub fn value_changes(
                     derived,
                     path: String::new(),
                     tokens: Vec::new(),
-                    out: &mut out,
+                    out: sink.reborrow(),
                 };
-                walk.texts(text(b), text(a));
+                // Object records start from the member spans found when they were made.
+                match (old.record_members(b), new.record_members(a)) {
+                    (Some(om), Some(nm)) => walk.members(&om, &nm),
+                    _ => walk.texts(text(old.record_bytes(b)), text(new.record_bytes(a))),
+                }
             }
         }
     }
-    Some(out)
+    Some(())
+}
+
+/// Where a walk's value changes go: a list, or only their counts.
+enum Sink<'a> {
+    List(&'a mut Vec<ValueChange>),
+    Count(&'a mut ValueCounts),
+}
+
+impl Sink<'_> {
+    fn reborrow(&mut self) -> Sink<'_> {
+        match self {
+            Sink::List(out) => Sink::List(out),
+            Sink::Count(counts) => Sink::Count(counts),
+        }
+    }
 }
 
 /// The value changes inside one record, from `old` to `new` (both whole records).
@@ -196,7 +247,7 @@ pub fn record_changes(
         derived,
         path: String::new(),
         tokens: Vec::new(),
-        out,
+        out: Sink::List(out),
     };
     walk.values(old, new);
 }
@@ -206,7 +257,7 @@ struct Walk<'a> {
     derived: &'a [PathPattern],
     path: String,
     tokens: Vec<String>,
-    out: &'a mut Vec<ValueChange>,
+    out: Sink<'a>,
 }
 
 impl Walk<'_> {
@@ -243,11 +294,7 @@ impl Walk<'_> {
             }
             _ if old == new => {}
             _ => {
-                let op = if self.derived.iter().any(|p| p.matches(&self.tokens)) {
-                    ValueOp::Derived
-                } else {
-                    ValueOp::Revised
-                };
+                let op = self.revision();
                 self.push(op, Some(old), Some(new));
             }
         }
@@ -269,35 +316,7 @@ impl Walk<'_> {
                 let Some(b) = split_object_like(new, &a) else {
                     return self.values(&parse_text(old), &parse_text(new));
                 };
-                // Canonical members are sorted (UTF-16 order): one merge pass.
-                let (mut i, mut j) = (0, 0);
-                while i < a.len() || j < b.len() {
-                    let ord = match (a.get(i), b.get(j)) {
-                        (Some(x), Some(y)) => cmp_utf16(&x.0, &y.0),
-                        (Some(_), None) => std::cmp::Ordering::Less,
-                        _ => std::cmp::Ordering::Greater,
-                    };
-                    match ord {
-                        std::cmp::Ordering::Less => {
-                            let v = parse_text(a[i].1);
-                            self.descend(&a[i].0, |w| w.push(ValueOp::Deleted, Some(&v), None));
-                            i += 1;
-                        }
-                        std::cmp::Ordering::Greater => {
-                            let v = parse_text(b[j].1);
-                            self.descend(&b[j].0, |w| w.push(ValueOp::Appended, None, Some(&v)));
-                            j += 1;
-                        }
-                        std::cmp::Ordering::Equal => {
-                            if a[i].1 != b[j].1 {
-                                let (x, y) = (a[i].1, b[j].1);
-                                self.descend(&b[j].0, |w| w.texts(x, y));
-                            }
-                            i += 1;
-                            j += 1;
-                        }
-                    }
-                }
+                self.members(&a, &b);
             }
             (Some(b'['), Some(b'[')) => {
                 let (Some(a), Some(b)) = (split_array(old), split_array(new)) else {
@@ -309,18 +328,74 @@ impl Walk<'_> {
                     }
                 }
                 for (i, y) in b.iter().enumerate().skip(a.len()) {
-                    let v = parse_text(y);
                     self.descend(&i.to_string(), |w| {
-                        w.push(ValueOp::Appended, None, Some(&v))
+                        w.push_text(ValueOp::Appended, None, Some(y))
                     });
                 }
                 for (i, x) in a.iter().enumerate().skip(b.len()) {
-                    let v = parse_text(x);
-                    self.descend(&i.to_string(), |w| w.push(ValueOp::Deleted, Some(&v), None));
+                    self.descend(&i.to_string(), |w| {
+                        w.push_text(ValueOp::Deleted, Some(x), None)
+                    });
                 }
             }
-            _ => self.values(&parse_text(old), &parse_text(new)),
+            // Two different canonical texts that are not both objects or both arrays: one
+            // value replaced (what `values` finds for them too).
+            _ => {
+                let op = self.revision();
+                self.push_text(op, Some(old), Some(new));
+            }
         }
+    }
+
+    /// [`Walk::texts`] of two objects given as their members (canonical order): one merge pass,
+    /// equal members skipped by comparing bytes.
+    fn members(&mut self, a: &[(Cow<'_, str>, &str)], b: &[(Cow<'_, str>, &str)]) {
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let ord = match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) => cmp_utf16(&x.0, &y.0),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            match ord {
+                std::cmp::Ordering::Less => {
+                    let v = a[i].1;
+                    self.descend(&a[i].0, |w| w.push_text(ValueOp::Deleted, Some(v), None));
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    let v = b[j].1;
+                    self.descend(&b[j].0, |w| w.push_text(ValueOp::Appended, None, Some(v)));
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    if a[i].1 != b[j].1 {
+                        let (x, y) = (a[i].1, b[j].1);
+                        self.descend(&b[j].0, |w| w.texts(x, y));
+                    }
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+    }
+
+    /// Revised, or derived when the path matches a derived pattern.
+    fn revision(&self) -> ValueOp {
+        if self.derived.iter().any(|p| p.matches(&self.tokens)) {
+            ValueOp::Derived
+        } else {
+            ValueOp::Revised
+        }
+    }
+
+    /// [`Walk::push`] of canonical texts, parsed only when the change is listed.
+    fn push_text(&mut self, op: ValueOp, old: Option<&str>, new: Option<&str>) {
+        if let Sink::Count(counts) = &mut self.out {
+            return counts.count(op);
+        }
+        let (old, new) = (old.map(parse_text), new.map(parse_text));
+        self.push(op, old.as_ref(), new.as_ref());
     }
 
     fn descend(&mut self, token: &str, f: impl FnOnce(&mut Self)) {
@@ -334,24 +409,27 @@ impl Walk<'_> {
     }
 
     fn push(&mut self, op: ValueOp, old: Option<&Value>, new: Option<&Value>) {
-        self.out.push(ValueChange {
-            key: self.key.to_string(),
-            path: self.path.clone(),
-            op,
-            old: old.cloned(),
-            new: new.cloned(),
-        });
+        match &mut self.out {
+            Sink::List(out) => out.push(ValueChange {
+                key: self.key.to_string(),
+                path: self.path.clone(),
+                op,
+                old: old.cloned(),
+                new: new.cloned(),
+            }),
+            Sink::Count(counts) => counts.count(op),
+        }
     }
 }
 
-/// Each record's canonical bytes by its displayed key (as in a delta's change list); `None`
-/// when the document is not an array or a record has no key.
-fn keyed_records<'d>(doc: &'d Document, key: &KeyPointer) -> Option<HashMap<String, &'d [u8]>> {
+/// Each record by its displayed key (as in a delta's change list); `None` when the document is
+/// not an array or a record has no key.
+fn keyed_records<'d>(doc: &'d Document, key: &KeyPointer) -> Option<HashMap<String, &'d Record>> {
     let records = doc.records()?;
     let mut map = HashMap::with_capacity(records.len());
     for r in records {
         let k = doc.record_key(r, key)?;
-        map.insert(display_key(k), doc.record_bytes(r));
+        map.insert(display_key(k), r);
     }
     Some(map)
 }
@@ -547,6 +625,10 @@ mod tests {
         let derived = [PathPattern::parse("/dates/*/cumulative").unwrap()];
         let key = KeyPointer::parse("/id").unwrap();
         let v = value_changes(&old, &new, &key, &changed(&["spain"]), &derived).unwrap();
+        assert_eq!(
+            value_counts(&old, &new, &key, &changed(&["spain"]), &derived),
+            Some(ValueCounts::of(&v))
+        );
         let ops: Vec<(&str, ValueOp)> = v.iter().map(|c| (c.path.as_str(), c.op)).collect();
         assert_eq!(
             ops,
@@ -596,6 +678,10 @@ mod tests {
             changed(&["fr"]).remove(0),
         ];
         let v = value_changes(&old, &new, &key, &changes, &[]).unwrap();
+        assert_eq!(
+            value_counts(&old, &new, &key, &changes, &[]),
+            Some(ValueCounts::of(&v))
+        );
         assert_eq!(v[0].op, ValueOp::Removed);
         assert_eq!(v[0].old, Some(json!({"id": "uk", "a": [1, 2, 3]})));
         assert_eq!(v[1].op, ValueOp::Added);
@@ -651,13 +737,23 @@ mod tests {
                 derived: &derived,
                 path: String::new(),
                 tokens: Vec::new(),
-                out: &mut by_text,
+                out: Sink::List(&mut by_text),
             };
             let (a, b) = (
                 crate::canonical::to_canonical_vec(&old),
                 crate::canonical::to_canonical_vec(&new),
             );
             walk.texts(text(&a), text(&b));
+            let mut counts = ValueCounts::default();
+            let mut walk = Walk {
+                key: "k",
+                derived: &derived,
+                path: String::new(),
+                tokens: Vec::new(),
+                out: Sink::Count(&mut counts),
+            };
+            walk.texts(text(&a), text(&b));
+            assert_eq!(counts, ValueCounts::of(&by_tree), "{old} -> {new}");
             by_tree.sort_by(|x, y| x.path.cmp(&y.path));
             by_text.sort_by(|x, y| x.path.cmp(&y.path));
             assert_eq!(by_text, by_tree, "{old} -> {new}");

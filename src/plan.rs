@@ -19,7 +19,7 @@ use time::{Duration, OffsetDateTime};
 use crate::canonical::Document;
 use crate::changes::ValueCounts;
 use crate::delta::{Delta, Diff, VersionRef, FORMAT};
-use crate::gzip::gzip;
+use crate::gzip;
 use crate::keys::{self, DatasetKeys};
 use crate::manifest::Entry;
 use crate::store::{PutMode, PutOptions};
@@ -150,8 +150,14 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
                 changes: Cow::Borrowed(&diff.changes),
                 patch: Cow::Borrowed(&diff.patch),
             };
-            let json = serde_json::to_vec(&delta).expect("a delta serializes");
-            let gz = gzip(&json, i.gzip_level);
+            // Serialized straight into the compressor: a delta of a few hundred thousand
+            // operations is never held as JSON text (nor as a compression buffer its size).
+            let mut enc = gzip::encoder(i.gzip_level);
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut enc);
+            serde_json::to_writer(&mut w, &delta).expect("a delta serializes into memory");
+            std::io::Write::flush(&mut w).expect("writing to memory cannot fail");
+            drop(w);
+            let gz = enc.finish().expect("compressing into memory cannot fail");
             (Some((i.keys.delta(i.created_at, sha), gz)), diff.summary)
         }
         None => (
@@ -177,9 +183,10 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
         removed: summary.removed,
         moved: summary.moved,
         changed: summary.changed,
-        values: i
-            .prev
-            .and_then(|(_, d)| d.values.as_deref().map(ValueCounts::of)),
+        values: i.prev.and_then(|(_, d)| {
+            d.counts
+                .or_else(|| d.values.as_deref().map(ValueCounts::of))
+        }),
         pruned: false,
     };
     let mut meta = entry.to_metadata();

@@ -27,6 +27,7 @@ mod integration {
     mod local_state;
     mod notify;
     mod publish_protocol;
+    mod record_wise;
     mod run;
     mod s3_cli;
     mod security;

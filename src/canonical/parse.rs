@@ -13,7 +13,7 @@ use std::ops::Range;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::write::{cmp_utf16, write_f64, write_i64, write_str, write_u64, write_unescaped_str};
-use super::{fast, scan, KeyPointer, MemberSpan, Record};
+use super::{fast, scan, KeyPointer, Record, Tables};
 
 /// A JSON text parser the canonicalizer can be driven by: serde_json's, or the fast path.
 pub(super) trait TextParser<'de> {
@@ -126,7 +126,7 @@ fn line_column(raw: &[u8], offset: usize) -> (usize, usize) {
 }
 
 /// Canonical bytes, and the records when the top level is an array.
-pub(super) type Parsed = (Vec<u8>, Option<Vec<Record>>);
+pub(super) type Parsed = (Vec<u8>, Option<Vec<Record>>, Tables);
 
 /// Streams the text `parser` reads into canonical bytes and records (see
 /// [`Document::from_json_dropping`]). `len` is the text's length, the output's capacity.
@@ -144,21 +144,22 @@ pub(super) fn canonicalize<'de, P: TextParser<'de>>(
         drops: Vec::new(),
         want_spans: false,
         spans: None,
+        tables: Tables::default(),
     };
     let records = parser.parse(TopLevel {
         ctx: &mut ctx,
         key: &key.tokens,
         drops,
     })?;
-    Ok((ctx.out, records))
+    Ok((ctx.out, records, ctx.tables))
 }
 
 /// State shared by every value of one parse. The stacks are reused across objects so that
 /// canonicalizing allocates nothing per object (a covid file has ~750k of them).
 struct Ctx<'de, 'p> {
     out: Vec<u8>,
-    /// Canonical bytes of the value found at the key pointer in the current record.
-    key: Option<Box<[u8]>>,
+    /// Where in `tables` the value found at the key pointer in the current record is.
+    key: Option<(u32, u32)>,
     /// The members written so far of each object being parsed, innermost last: an object's
     /// entries start where the stack stood when it began, and are popped when it ends.
     members: Vec<Member<'de>>,
@@ -170,7 +171,10 @@ struct Ctx<'de, 'p> {
     drops: Vec<&'p [String]>,
     /// Set for the value of a record: if it is an object, its member spans go to `spans`.
     want_spans: bool,
-    spans: Option<Box<[MemberSpan]>>,
+    /// Where in `tables` the current record's member spans are.
+    spans: Option<(u32, u32)>,
+    /// The records' keys and member spans.
+    tables: Tables,
 }
 
 /// A member written to `out`: its name, and where `"name":value` starts and ends.
@@ -230,12 +234,12 @@ impl<'de> Visitor<'de> for TopLevel<'_, 'de, '_> {
                 ctx.out.truncate(comma);
                 break;
             }
-            records.push(Record {
+            records.push(Tables::record(
                 start,
-                end: ctx.out.len(),
-                key: ctx.key.take(),
-                members: ctx.spans.take(),
-            });
+                ctx.out.len(),
+                ctx.key.take(),
+                ctx.spans.take(),
+            ));
         }
         ctx.out.push(b']');
         Ok(Some(records))
@@ -286,10 +290,16 @@ impl<'a, 'de, 'p> Canon<'a, 'de, 'p> {
         }
     }
 
-    fn capture(self, start: usize) {
+    /// Copies the value just written from `start` into the key table, when it is the key.
+    fn capture<E: de::Error>(self, start: usize) -> Result<(), E> {
         if self.key_path.is_some_and(<[String]>::is_empty) {
-            self.ctx.key = Some(self.ctx.out[start..].into());
+            let Ctx { out, tables, .. } = &mut *self.ctx;
+            let key = tables
+                .key(&out[start..])
+                .map_err(|e| E::custom(format_args!("a record {e}")))?;
+            self.ctx.key = Some(key);
         }
+        Ok(())
     }
 
     /// Where a child value stands on the key path and the drop patterns, or `None` when a
@@ -353,44 +363,37 @@ impl<'de> Visitor<'de> for Canon<'_, 'de, '_> {
         self.ctx
             .out
             .extend_from_slice(if v { b"true" } else { b"false" });
-        self.capture(start);
-        Ok(())
+        self.capture(start)
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
         let start = self.ctx.out.len();
         write_i64(v, &mut self.ctx.out);
-        self.capture(start);
-        Ok(())
+        self.capture(start)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
         let start = self.ctx.out.len();
         write_u64(v, &mut self.ctx.out);
-        self.capture(start);
-        Ok(())
+        self.capture(start)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
         let start = self.ctx.out.len();
         write_f64(v, &mut self.ctx.out);
-        self.capture(start);
-        Ok(())
+        self.capture(start)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
         let start = self.ctx.out.len();
         write_str(v, &mut self.ctx.out);
-        self.capture(start);
-        Ok(())
+        self.capture(start)
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
         let start = self.ctx.out.len();
         write_unescaped_str(v, &mut self.ctx.out);
-        self.capture(start);
-        Ok(())
+        self.capture(start)
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         let start = self.ctx.out.len();
         self.ctx.out.extend_from_slice(b"null");
-        self.capture(start);
-        Ok(())
+        self.capture(start)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
@@ -422,8 +425,7 @@ impl<'de> Visitor<'de> for Canon<'_, 'de, '_> {
             index += 1;
         }
         self.ctx.out.push(b']');
-        self.capture(start);
-        Ok(())
+        self.capture(start)
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
@@ -497,25 +499,24 @@ impl<'de> Visitor<'de> for Canon<'_, 'de, '_> {
                 out,
                 members,
                 spans,
+                tables,
                 ..
             } = &mut *self.ctx;
             let mut at = start + 1;
-            let mut found = Vec::with_capacity(members.len() - base);
-            for (_, s, e) in &members[base..] {
+            let found = members[base..].iter().map(|(_, s, e)| {
                 let colon = scan::string_end(out, at).unwrap_or(at);
-                found.push(MemberSpan {
-                    name: at,
-                    value: colon + 1,
-                    end: at + (e - s),
-                });
+                let span = (at - start, colon + 1 - start, at + (e - s) - start);
                 at += e - s + 1;
-            }
-            *spans = Some(found.into_boxed_slice());
+                span
+            });
+            let found = tables
+                .members(found)
+                .map_err(|e| de::Error::custom(format_args!("a record {e}")))?;
+            *spans = Some(found);
         }
         self.ctx.members.truncate(base);
         self.ctx.out.push(b'}');
-        self.capture(start);
-        Ok(())
+        self.capture(start)
     }
 }
 

@@ -7,7 +7,6 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 
 use super::write::cmp_utf16;
-use super::MemberSpan;
 
 /// What the container scan stops at: 0 nothing, 1 a quote, 2 an opening and 3 a closing
 /// bracket.
@@ -198,8 +197,8 @@ pub fn split_array(text: &str) -> Option<Vec<&str>> {
     }
 }
 
-/// Member spans of the object `text`, which starts at `offset` in its document.
-pub(super) fn member_spans(text: &str, offset: usize) -> Option<Box<[MemberSpan]>> {
+/// Member spans of the object `text`, as (name, value, end) offsets from its start.
+pub(super) fn member_spans(text: &str) -> Option<Vec<(usize, usize, usize)>> {
     let base = text.as_ptr() as usize;
     // The first name follows the brace; each next one the comma after a value.
     let mut at = 1;
@@ -207,14 +206,10 @@ pub(super) fn member_spans(text: &str, offset: usize) -> Option<Box<[MemberSpan]
     for (_, value) in split_object(text)? {
         let start = value.as_ptr() as usize - base;
         let end = start + value.len();
-        out.push(MemberSpan {
-            name: offset + at,
-            value: offset + start,
-            end: offset + end,
-        });
+        out.push((at, start, end));
         at = end + 1;
     }
-    Some(out.into_boxed_slice())
+    Some(out)
 }
 
 /// A member name from its quoted text: borrowed unless it has escapes.

@@ -213,13 +213,15 @@ pub fn render_unified(
 ) -> String {
     let mut pairs: Vec<(String, String, String)> = Vec::new();
     match (a.records(), b.records()) {
-        (Some(ra), Some(rb)) if ra.iter().chain(rb).all(|r| r.key.is_some()) => {
+        (Some(ra), Some(rb))
+            if ra.iter().all(|r| a.key(r).is_some()) && rb.iter().all(|r| b.key(r).is_some()) =>
+        {
             let index =
                 |doc: &Document, recs: &[snapsync::canonical::Record]| -> HashMap<String, String> {
                     recs.iter()
                         .map(|r| {
                             (
-                                display_key(r.key.as_deref().expect("keyed")),
+                                display_key(doc.key(r).expect("keyed")),
                                 pretty(doc.record_bytes(r)),
                             )
                         })

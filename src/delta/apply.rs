@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::canonical::{
     cmp_utf16, parse_pointer, split_array, split_object, to_canonical_vec, write_value, Document,
+    Record,
 };
 
 use super::{ApplyError, PatchOp};
@@ -92,7 +93,14 @@ pub fn apply_document(doc: &Document, patch: &[PatchOp]) -> Result<Vec<u8>, Appl
 }
 
 /// [`apply_document`], streaming the result into `out` (a hasher, to check a delta without
-/// holding a second copy of the document).
+/// holding a second copy of the document). On an error, what was written to `out` so far is
+/// not a document.
+///
+/// A patch in the shape the diff writes for keyed records (record-level removes, moves and
+/// adds first, then each record's own operations in ascending record order) is applied record
+/// by record: each changed record is split, patched, written and dropped before the next, so
+/// checking a delta holds one record's tree at a time, not every changed record's. Any other
+/// patch is applied to the whole document first.
 pub fn apply_document_into(
     doc: &Document,
     patch: &[PatchOp],
@@ -101,34 +109,100 @@ pub fn apply_document_into(
     let text = doc.text();
     // A top-level array's records are known already: no need to scan 30 MB to split it.
     let mut root = match doc.records() {
-        Some(records) if !patch.is_empty() => Lazy::Array(
-            records
-                .iter()
-                .map(|r| match doc.record_members(r) {
-                    Some(m) => {
-                        Lazy::Object(m.into_iter().map(|(k, v)| (k, Lazy::Raw(v))).collect())
-                    }
-                    None => Lazy::Raw(&text[r.start..r.end]),
-                })
-                .collect(),
-        ),
+        Some(records) if !patch.is_empty() => {
+            Lazy::Array(records.iter().map(|r| Lazy::Record(doc, r)).collect())
+        }
         _ => Lazy::Raw(text),
     };
-    for (index, op) in patch.iter().enumerate() {
-        apply_lazy(&mut root, op).map_err(|reason| ApplyError {
-            index,
-            op: op.name(),
-            path: op.path().to_string(),
-            reason,
-        })?;
+    let (head, tail) = match &root {
+        Lazy::Array(_) => record_wise(patch).unwrap_or((patch.len(), Vec::new())),
+        _ => (patch.len(), Vec::new()),
+    };
+    for (index, op) in patch[..head].iter().enumerate() {
+        apply_lazy(&mut root, op, 0).map_err(|reason| op_error(index, op, reason))?;
     }
-    let mut buf = Vec::new();
-    root.write(out, &mut buf).map_err(|e| ApplyError {
+    let write_error = |e: std::io::Error| ApplyError {
         index: patch.len(),
         op: "write",
         path: String::new(),
         reason: e.to_string(),
-    })
+    };
+    let mut buf = Vec::new();
+    let Lazy::Array(records) = root else {
+        return root.write(out, &mut buf).map_err(write_error);
+    };
+    // Record by record: the operations of `patch[head..]` on record `i` are the next ones
+    // whose first index is `i` (ascending, as `record_wise` checked).
+    let len = records.len();
+    let mut ops = patch[head..].iter().zip(tail).enumerate().peekable();
+    out.write_all(b"[").map_err(write_error)?;
+    for (i, mut record) in records.into_iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",").map_err(write_error)?;
+        }
+        while let Some((k, (op, _))) = ops.next_if(|(_, (_, at))| *at == i) {
+            apply_lazy(&mut record, op, 1).map_err(|reason| op_error(head + k, op, reason))?;
+        }
+        record.write(out, &mut buf).map_err(write_error)?;
+    }
+    if let Some((k, (op, at))) = ops.next() {
+        let reason = format!("index {at} is out of bounds (length {len})");
+        return Err(op_error(head + k, op, reason));
+    }
+    out.write_all(b"]").map_err(write_error)
+}
+
+fn op_error(index: usize, op: &PatchOp, reason: String) -> ApplyError {
+    ApplyError {
+        index,
+        op: op.name(),
+        path: op.path().to_string(),
+        reason,
+    }
+}
+
+/// Whether `patch` can be applied record by record: where its record-level part ends (each
+/// operation's path, and `from`, one array index: removes, moves and adds of whole records),
+/// and the record each later operation stays inside, in ascending order. A later operation
+/// stays inside record `i` when its path starts with index `i`, goes deeper unless it replaces
+/// or tests the record whole, and its `from` (a move or copy) lies deeper inside record `i`
+/// too. `None` for any other patch.
+fn record_wise(patch: &[PatchOp]) -> Option<(usize, Vec<usize>)> {
+    let tokens = |p: &str| parse_pointer(p).ok();
+    let head = patch
+        .iter()
+        .position(|op| {
+            let top = |p: &str| tokens(p).is_some_and(|t| t.len() == 1);
+            !(top(op.path())
+                && match op {
+                    PatchOp::Move { from, .. } | PatchOp::Copy { from, .. } => top(from),
+                    _ => true,
+                })
+        })
+        .unwrap_or(patch.len());
+    let mut at = Vec::with_capacity(patch.len() - head);
+    for op in &patch[head..] {
+        let path = tokens(op.path())?;
+        let first = path.first()?;
+        let deep_enough = match op {
+            PatchOp::Replace { .. } | PatchOp::Test { .. } => !path.is_empty(),
+            PatchOp::Add { .. } | PatchOp::Remove { .. } => path.len() >= 2,
+            PatchOp::Move { from, .. } | PatchOp::Copy { from, .. } => {
+                let from = tokens(from)?;
+                path.len() >= 2 && from.len() >= 2 && from[0] == *first
+            }
+        };
+        // A canonical index only ("-" or a leading zero is no record of the stream).
+        let i: usize = first
+            .parse()
+            .ok()
+            .filter(|i: &usize| i.to_string() == *first)?;
+        if !deep_enough || at.last().is_some_and(|&last| last > i) {
+            return None;
+        }
+        at.push(i);
+    }
+    Some((head, at))
 }
 
 /// Applies `patch` to `doc` and compares the result with `expected` as it streams, with no
@@ -175,6 +249,10 @@ pub fn apply_and_compare(
 #[derive(Clone)]
 enum Lazy<'a> {
     Raw(&'a str),
+    /// A record of the document, untouched so far: split from its member spans when an
+    /// operation looks inside it (no scan, and nothing allocated for the records no
+    /// operation touches).
+    Record(&'a Document, &'a Record),
     /// Members in canonical (UTF-16) order.
     Object(Vec<(Cow<'a, str>, Lazy<'a>)>),
     Array(Seq<Lazy<'a>>),
@@ -263,6 +341,10 @@ impl<T> Seq<T> {
     pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
         self.blocks.iter().flatten()
     }
+
+    pub(super) fn into_iter(self) -> impl Iterator<Item = T> {
+        self.blocks.into_iter().flatten()
+    }
 }
 
 impl<'a> Lazy<'a> {
@@ -271,6 +353,13 @@ impl<'a> Lazy<'a> {
     fn expand(&mut self) -> Result<(), String> {
         let malformed = || "the document is not well-formed JSON there".to_string();
         let expanded = match self {
+            Lazy::Record(doc, r) => match doc.record_members(r) {
+                Some(m) => Lazy::Object(m.into_iter().map(|(k, v)| (k, Lazy::Raw(v))).collect()),
+                None => {
+                    *self = Lazy::Raw(&doc.text()[r.start..r.end]);
+                    return self.expand();
+                }
+            },
             Lazy::Raw(t) if t.starts_with('{') => Lazy::Object(
                 split_object(t)
                     .ok_or_else(malformed)?
@@ -377,6 +466,7 @@ impl<'a> Lazy<'a> {
     fn write(&self, out: &mut impl Write, buf: &mut Vec<u8>) -> std::io::Result<()> {
         match self {
             Lazy::Raw(t) => out.write_all(t.as_bytes()),
+            Lazy::Record(doc, r) => out.write_all(doc.record_bytes(r)),
             Lazy::Owned(v) => {
                 buf.clear();
                 write_value(v, buf);
@@ -424,6 +514,7 @@ impl<'a> Lazy<'a> {
         while let Some((v, d)) = stack.pop() {
             match v {
                 Lazy::Raw(t) => max = max.max(d + text_depth(t)),
+                Lazy::Record(doc, r) => max = max.max(d + text_depth(&doc.text()[r.start..r.end])),
                 Lazy::Owned(v) => max = max.max(d + value_depth(v)),
                 Lazy::Array(items) => {
                     max = max.max(d + 1);
@@ -446,39 +537,45 @@ impl<'a> Lazy<'a> {
     }
 }
 
-fn apply_lazy<'a>(root: &mut Lazy<'a>, op: &PatchOp) -> Result<(), String> {
-    let path = parse_pointer(op.path())?;
+/// Applies `op` to `root`, the value at the first `skip` tokens of its path (and of its `from`:
+/// the document itself with 0, one record with 1). Nesting is counted from the document.
+fn apply_lazy<'a>(root: &mut Lazy<'a>, op: &PatchOp, skip: usize) -> Result<(), String> {
+    let full = parse_pointer(op.path())?;
+    let depth = full.len();
+    let path = &full[skip.min(depth)..];
     match op {
         PatchOp::Add { value, .. } => {
-            check_nesting(path.len(), value_depth(value))?;
-            root.add(&path, Lazy::Owned(value.clone()))
+            check_nesting(depth, value_depth(value))?;
+            root.add(path, Lazy::Owned(value.clone()))
         }
-        PatchOp::Remove { .. } => root.remove(&path).map(drop),
+        PatchOp::Remove { .. } => root.remove(path).map(drop),
         PatchOp::Replace { value, .. } => {
-            check_nesting(path.len(), value_depth(value))?;
-            *root.resolve(&path)? = Lazy::Owned(value.clone());
+            check_nesting(depth, value_depth(value))?;
+            *root.resolve(path)? = Lazy::Owned(value.clone());
             Ok(())
         }
         PatchOp::Move { from, .. } => {
             let from = parse_pointer(from)?;
+            let from = &from[skip.min(from.len())..];
             if from == path {
-                return root.resolve(&from).map(drop);
+                return root.resolve(from).map(drop);
             }
-            if path.len() > from.len() && path.starts_with(&from) {
+            if path.len() > from.len() && path.starts_with(from) {
                 return Err("cannot move a value into one of its own children".into());
             }
-            check_nesting(path.len(), root.resolve(&from)?.depth())?;
-            let v = root.remove(&from)?;
-            root.add(&path, v)
+            check_nesting(depth, root.resolve(from)?.depth())?;
+            let v = root.remove(from)?;
+            root.add(path, v)
         }
         PatchOp::Copy { from, .. } => {
-            let source = root.resolve(&parse_pointer(from)?)?;
-            check_nesting(path.len(), source.depth())?;
+            let from = parse_pointer(from)?;
+            let source = root.resolve(&from[skip.min(from.len())..])?;
+            check_nesting(depth, source.depth())?;
             let v = source.clone();
-            root.add(&path, v)
+            root.add(path, v)
         }
         PatchOp::Test { value, .. } => {
-            if root.resolve(&path)?.canonical() == to_canonical_vec(value) {
+            if root.resolve(path)?.canonical() == to_canonical_vec(value) {
                 Ok(())
             } else {
                 Err("test failed: value differs".into())

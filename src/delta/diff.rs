@@ -24,7 +24,7 @@ const ALIGN_DEADLINE: Duration = Duration::from_secs(2);
 pub fn diff(old: &Document, new: &Document) -> Diff {
     let mut d = Diff::default();
     match (old.records(), new.records()) {
-        (Some(old_recs), Some(new_recs)) => match KeyMatch::new(old_recs, new_recs) {
+        (Some(old_recs), Some(new_recs)) => match KeyMatch::new((old, old_recs), (new, new_recs)) {
             Some(m) => diff_keyed(&mut d, old, new, &m),
             None => diff_aligned(&mut d, old, new),
         },
@@ -49,10 +49,13 @@ struct KeyMatch {
 }
 
 impl KeyMatch {
-    fn new(old: &[Record], new: &[Record]) -> Option<KeyMatch> {
+    fn new(
+        (old_doc, old): (&Document, &[Record]),
+        (new_doc, new): (&Document, &[Record]),
+    ) -> Option<KeyMatch> {
         let mut index = std::collections::HashMap::with_capacity(old.len());
         for (i, r) in old.iter().enumerate() {
-            if index.insert(r.key.as_deref()?, i).is_some() {
+            if index.insert(old_doc.key(r)?, i).is_some() {
                 return None;
             }
         }
@@ -60,7 +63,7 @@ impl KeyMatch {
         let mut old_of_new = Vec::with_capacity(new.len());
         let mut seen = std::collections::HashSet::with_capacity(new.len());
         for r in new {
-            let key = r.key.as_deref()?;
+            let key = new_doc.key(r)?;
             if !seen.insert(key) {
                 return None;
             }
@@ -105,7 +108,7 @@ fn diff_keyed(d: &mut Diff, old: &Document, new: &Document, m: &KeyMatch) {
     for (r, _) in old_recs.iter().zip(&m.kept).filter(|(_, k)| !**k) {
         d.summary.removed += 1;
         d.changes.push(Change {
-            key: change_key(r),
+            key: change_key(old, r),
             op: ChangeKind::Removed,
             moved: false,
         });
@@ -206,7 +209,7 @@ fn diff_keyed(d: &mut Diff, old: &Document, new: &Document, m: &KeyMatch) {
             }
         };
         d.changes.push(Change {
-            key: change_key(n),
+            key: change_key(new, n),
             op,
             moved,
         });
@@ -273,7 +276,7 @@ fn diff_aligned(d: &mut Diff, old: &Document, new: &Document) {
         new.records().unwrap_or_default(),
     );
     let ident = |doc: &Document, r: &Record| -> Vec<u8> {
-        match &r.key {
+        match doc.key(r) {
             Some(k) => k.to_vec(),
             None => doc.record_bytes(r).to_vec(),
         }
@@ -300,7 +303,7 @@ fn diff_aligned(d: &mut Diff, old: &Document, new: &Document) {
                     diff_record(j + k, (old, o), (new, n), &mut d.patch);
                     d.summary.changed += 1;
                     d.changes.push(Change {
-                        key: change_key(n),
+                        key: change_key(new, n),
                         op: ChangeKind::Changed,
                         moved: false,
                     });
@@ -308,7 +311,7 @@ fn diff_aligned(d: &mut Diff, old: &Document, new: &Document) {
                 (i, j) = (i + len, j + len);
             }
             DiffOp::Delete { old_len, .. } => {
-                remove_records(d, &old_recs[i..i + old_len], j);
+                remove_records(d, old, &old_recs[i..i + old_len], j);
                 i += old_len;
             }
             DiffOp::Insert { new_len, .. } => {
@@ -319,7 +322,7 @@ fn diff_aligned(d: &mut Diff, old: &Document, new: &Document) {
                 old_len, new_len, ..
             } => {
                 // Different identities: the old records go, the new ones come.
-                remove_records(d, &old_recs[i..i + old_len], j);
+                remove_records(d, old, &old_recs[i..i + old_len], j);
                 add_records(d, new, &new_recs[j..j + new_len], j);
                 (i, j) = (i + old_len, j + new_len);
             }
@@ -350,18 +353,18 @@ fn diff_record(
 }
 
 /// How a record is named in `changes`: its key, or "" for datasets without one.
-fn change_key(r: &Record) -> String {
-    r.key.as_deref().map(display_key).unwrap_or_default()
+fn change_key(doc: &Document, r: &Record) -> String {
+    doc.key(r).map(display_key).unwrap_or_default()
 }
 
-fn remove_records(d: &mut Diff, recs: &[Record], at: usize) {
+fn remove_records(d: &mut Diff, old: &Document, recs: &[Record], at: usize) {
     for r in recs {
         let mut path = String::new();
         push_index(&mut path, at);
         d.patch.push(PatchOp::Remove { path });
         d.summary.removed += 1;
         d.changes.push(Change {
-            key: change_key(r),
+            key: change_key(old, r),
             op: ChangeKind::Removed,
             moved: false,
         });
@@ -376,7 +379,7 @@ fn add_records(d: &mut Diff, doc: &Document, recs: &[Record], at: usize) {
         d.patch.push(PatchOp::Add { path, value });
         d.summary.added += 1;
         d.changes.push(Change {
-            key: change_key(r),
+            key: change_key(doc, r),
             op: ChangeKind::Added,
             moved: false,
         });

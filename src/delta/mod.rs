@@ -102,6 +102,8 @@ pub struct Diff {
     /// The changed records' values ([`crate::changes::value_changes`]), when the run computed
     /// them (keyed records only). Not part of the delta file.
     pub values: Option<Vec<crate::changes::ValueChange>>,
+    /// Their counts (the manifest's `values`), when computed without or with the list.
+    pub counts: Option<crate::changes::ValueCounts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

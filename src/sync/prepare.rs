@@ -53,7 +53,7 @@ impl Prepared {
     pub async fn diff_against(&mut self, ds: &DatasetConfig, base: Arc<Document>) {
         let (new, spec) = (self.doc.clone(), DiffSpec::of(ds));
         let base_sha256 = base.sha256().to_string();
-        let diff = crate::blocking(move || checked_diff(&base, &new, spec)).await;
+        let diff = crate::blocking(move || checked_diff(&base, &new, spec, Values::List)).await;
         self.diff = diff.ok().map(|diff| PreparedDiff {
             base_sha256,
             diff: Arc::new(diff),
@@ -267,8 +267,22 @@ impl DiffSpec {
     }
 }
 
+/// What [`checked_diff`] tells of the changed values: their list (a diff made ahead, whose base
+/// is not kept), or only their counts (a run, which lists them after its commit point, once the
+/// patch is dropped: [`list_values`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Values {
+    List,
+    Count,
+}
+
 /// Diffs, checks the delta by applying it, and tells the changed records' values apart.
-pub(super) fn checked_diff(prev: &Document, new: &Document, spec: DiffSpec) -> Result<Diff> {
+pub(super) fn checked_diff(
+    prev: &Document,
+    new: &Document,
+    spec: DiffSpec,
+    values: Values,
+) -> Result<Diff> {
     let t = Instant::now();
     let mut d = delta::diff(prev, new);
     let dataset = spec.dataset;
@@ -296,13 +310,56 @@ pub(super) fn checked_diff(prev: &Document, new: &Document, spec: DiffSpec) -> R
             ),
         });
     }
-    d.values = changes::value_changes(prev, new, &spec.key, &d.changes, &spec.derived);
+    match values {
+        Values::List => {
+            d.values = changes::value_changes(prev, new, &spec.key, &d.changes, &spec.derived);
+            d.counts = d.values.as_deref().map(changes::ValueCounts::of);
+        }
+        Values::Count => {
+            d.counts = changes::value_counts(prev, new, &spec.key, &d.changes, &spec.derived);
+        }
+    }
     debug!(
         ms = t.elapsed().as_millis() as u64,
-        values = d.values.as_ref().map(Vec::len),
+        values = ?d.counts,
         "values told apart"
     );
     Ok(d)
+}
+
+/// The changed values of a committed diff, listed for the change table and the history page:
+/// its patch is dropped first, so that a run never holds the patch and the list at once (on a
+/// day that revises history both are hundreds of thousands of entries). `prev` is the diff's
+/// base; without it (a diff made ahead lists its values itself) nothing is added.
+pub(super) async fn list_values(
+    ds: &DatasetConfig,
+    diff: Arc<Diff>,
+    prev: Option<Arc<Document>>,
+    new: Arc<Document>,
+) -> Diff {
+    let mut d = Arc::try_unwrap(diff).unwrap_or_else(|shared| Diff {
+        summary: shared.summary,
+        changes: shared.changes.clone(),
+        patch: Vec::new(),
+        values: shared.values.clone(),
+        counts: shared.counts,
+    });
+    d.patch = Vec::new();
+    let Some(prev) = prev.filter(|_| d.values.is_none()) else {
+        return d;
+    };
+    let spec = DiffSpec::of(ds);
+    crate::blocking(move || {
+        let t = Instant::now();
+        d.values = changes::value_changes(&prev, &new, &spec.key, &d.changes, &spec.derived);
+        debug!(
+            ms = t.elapsed().as_millis() as u64,
+            values = d.values.as_ref().map(Vec::len),
+            "values listed"
+        );
+        d
+    })
+    .await
 }
 
 pub(super) fn invalid_json(ds: &DatasetConfig, reason: String) -> Error {

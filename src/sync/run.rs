@@ -22,7 +22,8 @@ use crate::transform::{self, Transform};
 use crate::validate;
 
 use super::prepare::{
-    checked_diff, invalid_json, load_transforms, log_join_reports, DiffSpec, PreparedDiff,
+    checked_diff, invalid_json, list_values, load_transforms, log_join_reports, DiffSpec,
+    PreparedDiff, Values,
 };
 use super::*;
 
@@ -338,6 +339,7 @@ impl Run<'_> {
         // nothing about the commit point, so it does not count as an attempt.
         let mut taken: Option<OffsetDateTime> = None;
         let (mut attempt, mut taken_keys) = (1, 0);
+        let mut base_doc: Option<Arc<Document>> = None;
         'attempts: loop {
             if attempt > MAX_ATTEMPTS || taken_keys > MAX_TAKEN_KEYS {
                 return Err(Error::Contended {
@@ -414,7 +416,7 @@ impl Run<'_> {
                 self.opts.force,
             )?;
             let version = remote.as_ref().map_or(1, |r| r.entry.version + 1);
-            let (diff, gz) = self
+            let (diff, gz, loaded) = self
                 .diff_and_compress(
                     &doc,
                     remote.as_ref(),
@@ -423,6 +425,8 @@ impl Run<'_> {
                     prepared_diff.take(),
                 )
                 .await?;
+            // The diff's base, for its values after the commit (kept for a retry on it).
+            base_doc = loaded.or(base_doc);
             // Trying again on the same base (after a taken key) needs no new diff.
             prepared_diff = remote
                 .as_ref()
@@ -534,16 +538,17 @@ impl Run<'_> {
             self.record(&manifest, &publish.entry, Some(snapshot_gz), source)
                 .await?;
             debug!(ms = t.elapsed().as_millis() as u64, "recorded");
+            // The patch is not needed past the commit; the values for the views are listed
+            // once it is dropped (a diff kept for a retry shares it).
+            drop(prepared_diff);
+            let base_doc = base_doc.filter(|b| base.is_some_and(|e| e.sha256 == b.sha256()));
+            let diff = match diff {
+                Some(diff) => Some(list_values(ds, diff, base_doc, doc.clone()).await),
+                None => None,
+            };
             if let Some(m) = &manifest {
-                crate::views::publish_or_warn(
-                    &deps.store,
-                    &self.keys,
-                    ds,
-                    m,
-                    &publish.entry,
-                    diff.as_deref(),
-                )
-                .await;
+                crate::views::publish_or_warn(&deps.store, &self.keys, ds, m, &publish.entry, diff)
+                    .await;
             }
             debug!(ms = t.elapsed().as_millis() as u64, "views written");
             return Ok(Done {
@@ -585,7 +590,8 @@ impl Run<'_> {
 
     /// Diffs against the previous version and checks the delta by applying it, while the
     /// snapshot is compressed on the other core (unless `snapshot_gz` has it already). A diff
-    /// made ahead (`prepared`) is used when its base is the previous version.
+    /// made ahead (`prepared`) is used when its base is the previous version. Also returns the
+    /// previous version when it was loaded here: its values are listed after the commit.
     async fn diff_and_compress(
         &mut self,
         doc: &Arc<Document>,
@@ -593,13 +599,14 @@ impl Run<'_> {
         dataset_id: i64,
         snapshot_gz: Option<Bytes>,
         prepared: Option<PreparedDiff>,
-    ) -> Result<(Option<Arc<Diff>>, Bytes)> {
+    ) -> Result<(Option<Arc<Diff>>, Bytes, Option<Arc<Document>>)> {
         let level = self.ds.gzip_level;
         let gz_doc = doc.clone();
         let gz = tokio::task::spawn_blocking(move || match snapshot_gz {
             Some(gz) => gz,
             None => Bytes::from(gzip::gzip(gz_doc.bytes(), level)),
         });
+        let mut base = None;
         let diff = match remote {
             None => None,
             Some(r) => match prepared.filter(|p| p.base_sha256 == r.entry.sha256) {
@@ -615,7 +622,9 @@ impl Run<'_> {
                         "previous version loaded"
                     );
                     let (new, spec) = (doc.clone(), DiffSpec::of(self.ds));
-                    let d = crate::blocking(move || checked_diff(&prev, &new, spec)).await?;
+                    base = Some(prev.clone());
+                    let d = crate::blocking(move || checked_diff(&prev, &new, spec, Values::Count))
+                        .await?;
                     Some(Arc::new(d))
                 }
             },
@@ -623,7 +632,7 @@ impl Run<'_> {
         let gz = gz
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        Ok((diff, gz))
+        Ok((diff, gz, base))
     }
 
     /// The previous version's document: the one the caller holds when it has that hash, else

@@ -39,23 +39,22 @@ pub async fn publish_or_warn(
     ds: &DatasetConfig,
     manifest: &Manifest,
     entry: &Entry,
-    diff: Option<&Diff>,
+    diff: Option<Diff>,
 ) {
     let warn_of = |e: Error| {
         warn!(error = %e, version = entry.version, "the history page or change table was not written (the version is published); the next publish rewrites the page, `verify --repair` writes what is missing");
     };
-    let values = diff.and_then(|d| d.values.as_deref());
+    let mut texts = BTreeMap::new();
+    let mut values = None;
+    if let Some(d) = diff {
+        let text = changes::describe(&d.summary, d.values.as_deref());
+        texts.insert(entry.version, (entry.sha256.clone(), text));
+        values = d.values;
+    }
     if let (Some(values), true) = (values, entry.version > 1) {
         if let Err(e) = write_table(store, keys, entry, values).await {
             warn_of(e);
         }
-    }
-    let mut texts = BTreeMap::new();
-    if let Some(d) = diff {
-        texts.insert(
-            entry.version,
-            (entry.sha256.clone(), changes::describe(&d.summary, values)),
-        );
     }
     if let Err(e) = page::update(store, keys, &source_of(ds), manifest, &texts).await {
         warn_of(e);
@@ -72,12 +71,11 @@ pub async fn write_table(
     store: &DynStore,
     keys: &DatasetKeys,
     entry: &Entry,
-    values: &[ValueChange],
+    rows: Vec<ValueChange>,
 ) -> Result<()> {
     #[cfg(feature = "parquet")]
     {
         let (version, created_at) = (entry.version, entry.created_at.clone());
-        let rows = values.to_vec();
         let key = keys.changes(entry.version);
         let body = crate::blocking(move || table::encode(version, &created_at, &rows))
             .await
@@ -89,7 +87,7 @@ pub async fn write_table(
         store.put(&key, body.into(), opts).await?;
     }
     #[cfg(not(feature = "parquet"))]
-    let _ = (store, keys, entry, values);
+    let _ = (store, keys, entry, rows);
     Ok(())
 }
 
@@ -217,12 +215,6 @@ pub async fn repair(
             continue;
         }
         let values = changes::value_changes(prev, step.doc, &ds.key, &delta.changes, &ds.derived);
-        if want_table {
-            if let Some(values) = &values {
-                write_table(store, keys, step.entry, values).await?;
-                tables += 1;
-            }
-        }
         texts.insert(
             v,
             (
@@ -230,6 +222,12 @@ pub async fn repair(
                 changes::describe(&delta.summary, values.as_deref()),
             ),
         );
+        if want_table {
+            if let Some(values) = values {
+                write_table(store, keys, step.entry, values).await?;
+                tables += 1;
+            }
+        }
     }
     let mut done = Vec::new();
     if tables > 0 {

@@ -1,0 +1,128 @@
+//! The run's delta check applies a patch record by record (issue 20): on days shaped like the
+//! real upstream (re-sorted by cases, ties reshuffled, keys renamed, records dropped and added,
+//! revisions anywhere so running totals shift), the record-wise apply and the whole-document
+//! apply give the new version's bytes, and the same error for a patch that does not apply;
+//! and the value counts a run takes before its commit point are the listed changes counted.
+
+use std::path::Path;
+
+use serde_json::json;
+use snapsync::canonical::{Document, KeyPointer};
+use snapsync::changes::{value_changes, value_counts, PathPattern, ValueCounts};
+use snapsync::delta::{apply_document, diff, PatchOp};
+
+use crate::common::cli::snapsync_gen;
+
+/// Day 0 and three next days of `countries` records, with every upstream habit.
+fn upstream_days(dir: &Path, countries: usize) -> Vec<Document> {
+    let key = KeyPointer::parse("/country/key").unwrap();
+    let path = |i: usize| dir.join(format!("day{i}.json"));
+    let n = countries.to_string();
+    snapsync_gen(&[
+        "--countries",
+        &n,
+        "--days",
+        "90",
+        "--seed",
+        "3",
+        "--upstream",
+        "--out",
+        path(0).to_str().unwrap(),
+    ]);
+    for i in 1..4 {
+        let seed = (10 + i).to_string();
+        snapsync_gen(&[
+            "next",
+            "--in",
+            path(i - 1).to_str().unwrap(),
+            "--out",
+            path(i).to_str().unwrap(),
+            "--seed",
+            &seed,
+            "--revise",
+            "0.01",
+            "--upstream",
+            "--rename",
+            "0.05",
+            "--churn",
+            "0.05",
+        ]);
+    }
+    (0..4)
+        .map(|i| Document::from_json(&std::fs::read(path(i)).unwrap(), &key).unwrap())
+        .collect()
+}
+
+/// `patch` followed by two tests that hold but go back to record 0: no longer in ascending
+/// record order, so applied to the whole document at once.
+fn whole_document(new: &Document, patch: &[PatchOp]) -> Vec<PatchOp> {
+    let records: serde_json::Value = serde_json::from_slice(new.bytes()).unwrap();
+    let mut p = patch.to_vec();
+    for i in [1, 0] {
+        p.push(PatchOp::Test {
+            path: format!("/{i}/country/key"),
+            value: records[i]["country"]["key"].clone(),
+        });
+    }
+    p
+}
+
+#[test]
+fn record_wise_and_whole_document_apply_agree_on_upstream_shaped_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let days = upstream_days(dir.path(), 80);
+    let (mut moved, mut removed, mut added) = (0, 0, 0);
+    for pair in days.windows(2) {
+        let (old, new) = (&pair[0], &pair[1]);
+        let d = diff(old, new);
+        (moved, removed, added) = (
+            moved + d.summary.moved,
+            removed + d.summary.removed,
+            added + d.summary.added,
+        );
+        assert!(d.summary.changed > 0);
+        assert_eq!(apply_document(old, &d.patch).unwrap(), new.bytes());
+        let whole = whole_document(new, &d.patch);
+        assert_eq!(apply_document(old, &whole).unwrap(), new.bytes());
+
+        // An operation past the last record: the same error either way.
+        let len = new.record_count().unwrap();
+        let past = PatchOp::Replace {
+            path: format!("/{}/country/name", len + 5),
+            value: json!("x"),
+        };
+        let reason = format!("index {} is out of bounds (length {len})", len + 5);
+        for mut p in [d.patch.clone(), whole] {
+            p.push(past.clone());
+            let e = apply_document(old, &p).unwrap_err();
+            assert_eq!(
+                (e.index, e.op, e.reason.as_str()),
+                (p.len() - 1, "replace", &*reason)
+            );
+        }
+    }
+    // The days exercised every kind of record-level operation.
+    assert!(
+        moved > 0 && removed > 0 && added > 0,
+        "{moved} {removed} {added}"
+    );
+}
+
+#[test]
+fn counting_value_changes_walks_what_listing_them_walks() {
+    let dir = tempfile::tempdir().unwrap();
+    let days = upstream_days(dir.path(), 40);
+    let key = KeyPointer::parse("/country/key").unwrap();
+    let derived = [PathPattern::parse("/dates/*/cumulative").unwrap()];
+    for pair in days.windows(2) {
+        let (old, new) = (&pair[0], &pair[1]);
+        let d = diff(old, new);
+        let listed = value_changes(old, new, &key, &d.changes, &derived).unwrap();
+        let counts = value_counts(old, new, &key, &d.changes, &derived).unwrap();
+        assert_eq!(counts, ValueCounts::of(&listed));
+        assert!(
+            counts.appended > 0 && counts.revised > 0 && counts.derived > 0,
+            "{counts:?}"
+        );
+    }
+}
