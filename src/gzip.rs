@@ -26,9 +26,13 @@ pub fn gzip(bytes: &[u8], level: u32) -> Vec<u8> {
 
 /// A streaming gzip writer (flate2, zlib-rs) for bodies that are written piece by piece and
 /// never held whole, such as a delta serialized straight into it: nothing but the compressed
-/// bytes is kept. Its levels are zlib's (0 to 9, as the config allows; above 9 is taken as 9).
+/// bytes is kept. `level` is the one [`gzip`] takes; it runs at the zlib level that gives about
+/// the bytes libdeflate gives at it (two higher: zlib-rs's level 1 is its quick strategy, 45 %
+/// larger on a covid delta, while its level 3 gives libdeflate level 1's bytes at its speed,
+/// 1.48 vs 1.45 MB of a 20.7 MB delta in 72 ms). 0 stores.
 pub fn encoder(level: u32) -> flate2::write::GzEncoder<Vec<u8>> {
-    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level.min(9)))
+    let zlib = if level == 0 { 0 } else { (level + 2).min(9) };
+    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(zlib))
 }
 
 /// Decompresses at most `limit` bytes; `size_hint` (the expected size, 0 if unknown) saves the
@@ -67,6 +71,37 @@ mod tests {
         let gz = enc.finish().unwrap();
         assert!(gz.len() < data.len());
         assert_eq!(gunzip(&gz, data.len() as u64, 0).unwrap(), data);
+    }
+
+    /// A delta written through the streaming encoder is about as small as one compressed
+    /// whole: on patch-shaped JSON, within 5 % of libdeflate at the same level.
+    #[test]
+    fn the_streaming_encoder_compresses_like_libdeflate() {
+        use std::io::Write;
+        let mut json = String::from("[");
+        let mut x = 7u64;
+        for i in 0..20_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let day = 1 + i % 28;
+            json.push_str(&format!(
+                r#"{{"op":"replace","path":"/{}/dates/2021-03-{day:02}/cumulative/cases","value":{}}},"#,
+                i % 250,
+                x >> 44
+            ));
+        }
+        json.push(']');
+        for level in [1, 6] {
+            let mut enc = encoder(level);
+            enc.write_all(json.as_bytes()).unwrap();
+            let streamed = enc.finish().unwrap().len();
+            let whole = gzip(json.as_bytes(), level).len();
+            assert!(
+                streamed * 100 <= whole * 105,
+                "level {level}: {streamed} vs {whole}"
+            );
+        }
     }
 
     #[test]
