@@ -201,13 +201,7 @@ fn walk_records(
                 let (Some(b), Some(a)) = (before, after) else {
                     continue;
                 };
-                let mut walk = Walk {
-                    key: &c.key,
-                    derived,
-                    path: String::new(),
-                    tokens: Vec::new(),
-                    out: sink.reborrow(),
-                };
+                let mut walk = Walk::new(&c.key, derived, sink.reborrow());
                 // Object records start from the member spans found when they were made.
                 match (old.record_members(b), new.record_members(a)) {
                     (Some(om), Some(nm)) => walk.members(&om, &nm),
@@ -242,13 +236,7 @@ pub fn record_changes(
     derived: &[PathPattern],
     out: &mut Vec<ValueChange>,
 ) {
-    let mut walk = Walk {
-        key,
-        derived,
-        path: String::new(),
-        tokens: Vec::new(),
-        out: Sink::List(out),
-    };
+    let mut walk = Walk::new(key, derived, Sink::List(out));
     walk.values(old, new);
 }
 
@@ -260,7 +248,17 @@ struct Walk<'a> {
     out: Sink<'a>,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
+    fn new(key: &'a str, derived: &'a [PathPattern], out: Sink<'a>) -> Self {
+        Walk {
+            key,
+            derived,
+            path: String::new(),
+            tokens: Vec::new(),
+            out,
+        }
+    }
+
     fn values(&mut self, old: &Value, new: &Value) {
         match (old, new) {
             (Value::Object(a), Value::Object(b)) => {
@@ -732,26 +730,14 @@ mod tests {
             let mut by_tree = Vec::new();
             record_changes("k", &old, &new, &derived, &mut by_tree);
             let mut by_text = Vec::new();
-            let mut walk = Walk {
-                key: "k",
-                derived: &derived,
-                path: String::new(),
-                tokens: Vec::new(),
-                out: Sink::List(&mut by_text),
-            };
+            let mut walk = Walk::new("k", &derived, Sink::List(&mut by_text));
             let (a, b) = (
                 crate::canonical::to_canonical_vec(&old),
                 crate::canonical::to_canonical_vec(&new),
             );
             walk.texts(text(&a), text(&b));
             let mut counts = ValueCounts::default();
-            let mut walk = Walk {
-                key: "k",
-                derived: &derived,
-                path: String::new(),
-                tokens: Vec::new(),
-                out: Sink::Count(&mut counts),
-            };
+            let mut walk = Walk::new("k", &derived, Sink::Count(&mut counts));
             walk.texts(text(&a), text(&b));
             assert_eq!(counts, ValueCounts::of(&by_tree), "{old} -> {new}");
             by_tree.sort_by(|x, y| x.path.cmp(&y.path));
