@@ -205,7 +205,7 @@ fn walk_records(
                 // Object records start from the member spans found when they were made.
                 match (old.record_members(b), new.record_members(a)) {
                     (Some(om), Some(nm)) => walk.members(&om, &nm),
-                    _ => walk.texts(text(old.record_bytes(b)), text(new.record_bytes(a))),
+                    _ => walk.texts(old.record_text(b), new.record_text(a)),
                 }
             }
         }
@@ -438,11 +438,6 @@ fn parse(bytes: &[u8]) -> Value {
 
 fn parse_text(text: &str) -> Value {
     parse(text.as_bytes())
-}
-
-/// A record's bytes as text (a document's text is checked UTF-8 when it is made).
-fn text(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).expect("a document's records are UTF-8")
 }
 
 /// At most this many revised (or deleted) values are named in a version's text.
@@ -735,10 +730,16 @@ mod tests {
                 crate::canonical::to_canonical_vec(&old),
                 crate::canonical::to_canonical_vec(&new),
             );
-            walk.texts(text(&a), text(&b));
+            walk.texts(
+                std::str::from_utf8(&a).unwrap(),
+                std::str::from_utf8(&b).unwrap(),
+            );
             let mut counts = ValueCounts::default();
             let mut walk = Walk::new("k", &derived, Sink::Count(&mut counts));
-            walk.texts(text(&a), text(&b));
+            walk.texts(
+                std::str::from_utf8(&a).unwrap(),
+                std::str::from_utf8(&b).unwrap(),
+            );
             assert_eq!(counts, ValueCounts::of(&by_tree), "{old} -> {new}");
             by_tree.sort_by(|x, y| x.path.cmp(&y.path));
             by_text.sort_by(|x, y| x.path.cmp(&y.path));

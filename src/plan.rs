@@ -17,7 +17,6 @@ use bytes::Bytes;
 use time::{Duration, OffsetDateTime};
 
 use crate::canonical::Document;
-use crate::changes::ValueCounts;
 use crate::delta::{Delta, Diff, VersionRef, FORMAT};
 use crate::gzip;
 use crate::keys::{self, DatasetKeys};
@@ -183,10 +182,7 @@ pub fn build(i: Inputs<'_>) -> PublishPlan {
         removed: summary.removed,
         moved: summary.moved,
         changed: summary.changed,
-        values: i.prev.and_then(|(_, d)| {
-            d.counts
-                .or_else(|| d.values.as_deref().map(ValueCounts::of))
-        }),
+        values: i.prev.and_then(|(_, d)| d.counts),
         pruned: false,
     };
     let mut meta = entry.to_metadata();

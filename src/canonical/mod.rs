@@ -229,17 +229,16 @@ impl Document {
             for (i, item) in items.into_iter().enumerate() {
                 let start = item.as_ptr() as usize - base;
                 let too_large = |e: &str| format!("record {i} {e}");
-                let key = match key.tokens.is_empty() {
-                    true => None,
-                    false => match scan::pointer(item.as_bytes(), &key.tokens) {
-                        Some(k) => Some(tables.key(k).map_err(too_large)?),
-                        None => None,
-                    },
+                let key = if key.tokens.is_empty() {
+                    None
+                } else {
+                    let k = scan::pointer(item.as_bytes(), &key.tokens);
+                    k.map(|k| tables.key(k)).transpose().map_err(too_large)?
                 };
-                let members = match member_spans(item) {
-                    Some(spans) => Some(tables.members(spans).map_err(too_large)?),
-                    None => None,
-                };
+                let members = member_spans(item)
+                    .map(|spans| tables.members(spans))
+                    .transpose()
+                    .map_err(too_large)?;
                 records.push(Tables::record(start, start + item.len(), key, members));
             }
             Some(records)
@@ -276,6 +275,10 @@ impl Document {
     }
     pub fn record_bytes(&self, r: &Record) -> &[u8] {
         &self.text.as_bytes()[r.start..r.end]
+    }
+    /// A record's canonical text (the document's text is checked UTF-8 once, when it is made).
+    pub fn record_text(&self, r: &Record) -> &str {
+        &self.text[r.start..r.end]
     }
     /// The canonical bytes of a record's key, found when the document was made (`None`: the
     /// record has none, or the document was made without a key pointer).

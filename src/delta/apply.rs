@@ -356,7 +356,7 @@ impl<'a> Lazy<'a> {
             Lazy::Record(doc, r) => match doc.record_members(r) {
                 Some(m) => Lazy::Object(m.into_iter().map(|(k, v)| (k, Lazy::Raw(v))).collect()),
                 None => {
-                    *self = Lazy::Raw(&doc.text()[r.start..r.end]);
+                    *self = Lazy::Raw(doc.record_text(r));
                     return self.expand();
                 }
             },
@@ -514,7 +514,7 @@ impl<'a> Lazy<'a> {
         while let Some((v, d)) = stack.pop() {
             match v {
                 Lazy::Raw(t) => max = max.max(d + text_depth(t)),
-                Lazy::Record(doc, r) => max = max.max(d + text_depth(&doc.text()[r.start..r.end])),
+                Lazy::Record(doc, r) => max = max.max(d + text_depth(doc.record_text(r))),
                 Lazy::Owned(v) => max = max.max(d + value_depth(v)),
                 Lazy::Array(items) => {
                     max = max.max(d + 1);

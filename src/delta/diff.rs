@@ -343,12 +343,7 @@ fn diff_record(
     push_index(&mut path, index);
     match (old.record_members(o), new.record_members(n)) {
         (Some(om), Some(nm)) => diff_members(&mut path, &om, &nm, ops),
-        _ => diff_raw(
-            &mut path,
-            &old.text()[o.start..o.end],
-            &new.text()[n.start..n.end],
-            ops,
-        ),
+        _ => diff_raw(&mut path, old.record_text(o), new.record_text(n), ops),
     }
 }
 
