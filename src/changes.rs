@@ -147,8 +147,22 @@ pub fn value_changes(
     derived: &[PathPattern],
 ) -> Option<Vec<ValueChange>> {
     let mut out = Vec::new();
-    walk_records(old, new, key, changes, derived, Sink::List(&mut out))?;
+    for_each_value_change(old, new, key, changes, derived, &mut |v| out.push(v))?;
     Some(out)
+}
+
+/// [`value_changes`] one at a time, into `each`, in the same order: what a run's views are
+/// made from after its commit point, without holding the list (on a day that revises history
+/// it is hundreds of thousands of values). `None`, with nothing told, as for `value_changes`.
+pub fn for_each_value_change(
+    old: &Document,
+    new: &Document,
+    key: &KeyPointer,
+    changes: &[Change],
+    derived: &[PathPattern],
+    each: &mut dyn FnMut(ValueChange),
+) -> Option<()> {
+    walk_records(old, new, key, changes, derived, Sink::Each(each))
 }
 
 /// [`ValueCounts::of`] the [`value_changes`], without listing them: the same walk, but nothing
@@ -183,14 +197,14 @@ fn walk_records(
         let (before, after) = (old_records.get(&c.key), new_records.get(&c.key));
         match (c.op, &mut sink) {
             (ChangeKind::Moved, _) | (ChangeKind::Added | ChangeKind::Removed, Sink::Count(_)) => {}
-            (ChangeKind::Added, Sink::List(out)) => out.push(ValueChange {
+            (ChangeKind::Added, Sink::Each(out)) => out(ValueChange {
                 key: c.key.clone(),
                 path: String::new(),
                 op: ValueOp::Added,
                 old: None,
                 new: after.map(|r| parse(new.record_bytes(r))),
             }),
-            (ChangeKind::Removed, Sink::List(out)) => out.push(ValueChange {
+            (ChangeKind::Removed, Sink::Each(out)) => out(ValueChange {
                 key: c.key.clone(),
                 path: String::new(),
                 op: ValueOp::Removed,
@@ -213,16 +227,16 @@ fn walk_records(
     Some(())
 }
 
-/// Where a walk's value changes go: a list, or only their counts.
+/// Where a walk's value changes go: each to a function, or only their counts.
 enum Sink<'a> {
-    List(&'a mut Vec<ValueChange>),
+    Each(&'a mut dyn FnMut(ValueChange)),
     Count(&'a mut ValueCounts),
 }
 
 impl Sink<'_> {
     fn reborrow(&mut self) -> Sink<'_> {
         match self {
-            Sink::List(out) => Sink::List(out),
+            Sink::Each(out) => Sink::Each(&mut **out),
             Sink::Count(counts) => Sink::Count(counts),
         }
     }
@@ -236,7 +250,8 @@ pub fn record_changes(
     derived: &[PathPattern],
     out: &mut Vec<ValueChange>,
 ) {
-    let mut walk = Walk::new(key, derived, Sink::List(out));
+    let mut push = |v| out.push(v);
+    let mut walk = Walk::new(key, derived, Sink::Each(&mut push));
     walk.values(old, new);
 }
 
@@ -408,7 +423,7 @@ impl<'a> Walk<'a> {
 
     fn push(&mut self, op: ValueOp, old: Option<&Value>, new: Option<&Value>) {
         match &mut self.out {
-            Sink::List(out) => out.push(ValueChange {
+            Sink::Each(out) => out(ValueChange {
                 key: self.key.to_string(),
                 path: self.path.clone(),
                 op,
@@ -446,86 +461,147 @@ const NAMED: usize = 5;
 /// A version's changes in one line for people:
 /// `appended /dates/2020-03-25 to 213 records; revised 3 values: spain /dates/2020-03-14/new/cases 120 → 131, …; 45 derived values shifted`.
 pub fn describe(summary: &Summary, values: Option<&[ValueChange]>) -> String {
-    let mut parts = Vec::new();
     let Some(values) = values else {
         return record_counts(summary);
     };
-    let keys_of = |op: ValueOp| -> Vec<&str> {
-        values
+    let mut d = Description::default();
+    values.iter().for_each(|v| d.add(v));
+    d.text(summary)
+}
+
+/// [`describe`] made from the value changes one at a time ([`Description::add`]): it keeps
+/// only what the line names (the first few keys and values, and a count per appended path)
+/// and counts the rest, so a run tells a version's values without listing them.
+#[derive(Debug, Clone, Default)]
+pub struct Description {
+    added: Named<String>,
+    removed: Named<String>,
+    /// Appended values per path: one new date in every record is one path.
+    appended: BTreeMap<String, u64>,
+    revised: Named<ValueChange>,
+    deleted: Named<ValueChange>,
+    derived: u64,
+}
+
+/// How many of something there were, and the first [`NAMED`] of them.
+#[derive(Debug, Clone)]
+struct Named<T> {
+    count: u64,
+    first: Vec<T>,
+}
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Named {
+            count: 0,
+            first: Vec::new(),
+        }
+    }
+}
+
+impl<T> Named<T> {
+    fn add(&mut self, item: impl FnOnce() -> T) {
+        self.count += 1;
+        if self.first.len() < NAMED {
+            self.first.push(item());
+        }
+    }
+
+    /// `, …` when some were not named.
+    fn more(&self) -> &'static str {
+        if self.count > self.first.len() as u64 {
+            ", …"
+        } else {
+            ""
+        }
+    }
+}
+
+impl Description {
+    pub fn add(&mut self, v: &ValueChange) {
+        match v.op {
+            ValueOp::Added => self.added.add(|| v.key.clone()),
+            ValueOp::Removed => self.removed.add(|| v.key.clone()),
+            ValueOp::Appended => match self.appended.get_mut(v.path.as_str()) {
+                Some(n) => *n += 1,
+                None => {
+                    self.appended.insert(v.path.clone(), 1);
+                }
+            },
+            ValueOp::Revised => self.revised.add(|| v.clone()),
+            ValueOp::Deleted => self.deleted.add(|| v.clone()),
+            ValueOp::Derived => self.derived += 1,
+        }
+    }
+
+    /// The line, for a version whose delta's summary is `summary`.
+    pub fn text(&self, summary: &Summary) -> String {
+        let mut parts = Vec::new();
+        for (keys, verb) in [(&self.added, "added"), (&self.removed, "removed")] {
+            if keys.count > 0 {
+                parts.push(format!(
+                    "{verb} {}: {}{}",
+                    plural(keys.count, "record"),
+                    keys.first.join(", "),
+                    keys.more()
+                ));
+            }
+        }
+        let mut groups: Vec<(&str, u64)> = self
+            .appended
             .iter()
-            .filter(|v| v.op == op)
-            .map(|v| v.key.as_str())
-            .collect()
-    };
-    for (op, verb) in [(ValueOp::Added, "added"), (ValueOp::Removed, "removed")] {
-        let keys = keys_of(op);
-        if !keys.is_empty() {
+            .map(|(p, n)| (p.as_str(), *n))
+            .collect();
+        groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        for (path, n) in groups.iter().take(3) {
+            parts.push(format!("appended {path} to {}", plural(*n, "record")));
+        }
+        if groups.len() > 3 {
+            let rest: u64 = groups[3..].iter().map(|g| g.1).sum();
             parts.push(format!(
-                "{verb} {}: {}",
-                plural(keys.len() as u64, "record"),
-                named(&keys)
+                "appended {} at {} other paths",
+                plural(rest, "value"),
+                groups.len() - 3
             ));
         }
-    }
-    // Appended values grouped by path: one new date in every record is one group.
-    let mut appended: BTreeMap<&str, u64> = BTreeMap::new();
-    for v in values.iter().filter(|v| v.op == ValueOp::Appended) {
-        *appended.entry(v.path.as_str()).or_default() += 1;
-    }
-    let mut groups: Vec<(&str, u64)> = appended.into_iter().collect();
-    groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    for (path, n) in groups.iter().take(3) {
-        parts.push(format!("appended {path} to {}", plural(*n, "record")));
-    }
-    if groups.len() > 3 {
-        let rest: u64 = groups[3..].iter().map(|g| g.1).sum();
-        parts.push(format!(
-            "appended {} at {} other paths",
-            plural(rest, "value"),
-            groups.len() - 3
-        ));
-    }
-    for (op, verb) in [(ValueOp::Revised, "revised"), (ValueOp::Deleted, "deleted")] {
-        let list: Vec<&ValueChange> = values.iter().filter(|v| v.op == op).collect();
-        if list.is_empty() {
-            continue;
-        }
-        let mut s = format!("{verb} {}: ", plural(list.len() as u64, "value"));
-        for (i, v) in list.iter().take(NAMED).enumerate() {
-            if i > 0 {
-                s.push_str(", ");
+        for (list, verb) in [(&self.revised, "revised"), (&self.deleted, "deleted")] {
+            if list.count == 0 {
+                continue;
             }
-            let _ = write!(s, "{} {}", v.key, display_path(&v.path));
-            match (&v.old, &v.new) {
-                (Some(o), Some(n)) => {
-                    let _ = write!(s, " {} → {}", short_value(o), short_value(n));
+            let mut s = format!("{verb} {}: ", plural(list.count, "value"));
+            for (i, v) in list.first.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(", ");
                 }
-                (Some(o), None) => {
-                    let _ = write!(s, " (was {})", short_value(o));
+                let _ = write!(s, "{} {}", v.key, display_path(&v.path));
+                match (&v.old, &v.new) {
+                    (Some(o), Some(n)) => {
+                        let _ = write!(s, " {} → {}", short_value(o), short_value(n));
+                    }
+                    (Some(o), None) => {
+                        let _ = write!(s, " (was {})", short_value(o));
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
+            s.push_str(list.more());
+            parts.push(s);
         }
-        if list.len() > NAMED {
-            s.push_str(", …");
+        if self.derived > 0 {
+            parts.push(format!("{} shifted", plural(self.derived, "derived value")));
         }
-        parts.push(s);
+        if parts.is_empty() && summary.moved > 0 {
+            // The upstream re-sorts its records: a move is news only when nothing else changed.
+            return format!(
+                "only the order changed ({} moved)",
+                plural(summary.moved, "record")
+            );
+        }
+        if parts.is_empty() {
+            return record_counts(summary);
+        }
+        parts.join("; ")
     }
-    let derived = values.iter().filter(|v| v.op == ValueOp::Derived).count() as u64;
-    if derived > 0 {
-        parts.push(format!("{} shifted", plural(derived, "derived value")));
-    }
-    if parts.is_empty() && summary.moved > 0 {
-        // The upstream re-sorts its records: a move is news only when nothing else changed.
-        return format!(
-            "only the order changed ({} moved)",
-            plural(summary.moved, "record")
-        );
-    }
-    if parts.is_empty() {
-        return record_counts(summary);
-    }
-    parts.join("; ")
 }
 
 fn record_counts(s: &Summary) -> String {
@@ -553,19 +629,6 @@ fn plural(n: u64, what: &str) -> String {
     } else {
         format!("{n} {what}s")
     }
-}
-
-fn named(keys: &[&str]) -> String {
-    let mut s = keys
-        .iter()
-        .take(NAMED)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if keys.len() > NAMED {
-        s.push_str(", …");
-    }
-    s
 }
 
 fn display_path(path: &str) -> &str {
@@ -686,6 +749,65 @@ mod tests {
         );
     }
 
+    /// Past the first few, keys and values are counted, not named; appended values are
+    /// grouped by path, the three largest groups named and the rest counted.
+    #[test]
+    fn a_long_description_names_the_first_five_and_counts_the_rest() {
+        let change =
+            |key: &str, path: &str, op, old: Option<Value>, new: Option<Value>| ValueChange {
+                key: key.into(),
+                path: path.into(),
+                op,
+                old,
+                new,
+            };
+        let mut values = Vec::new();
+        for i in 0..6 {
+            values.push(change(
+                &format!("r{i}"),
+                "",
+                ValueOp::Added,
+                None,
+                Some(json!({})),
+            ));
+        }
+        for i in 0..7 {
+            values.push(change(
+                "spain",
+                &format!("/d{i}"),
+                ValueOp::Revised,
+                Some(json!(i)),
+                Some(json!(i + 1)),
+            ));
+        }
+        for (path, n) in [("/a", 3), ("/b", 5), ("/c", 1), ("/d", 2), ("/e", 2)] {
+            for k in 0..n {
+                values.push(change(
+                    &format!("k{k}"),
+                    path,
+                    ValueOp::Appended,
+                    None,
+                    Some(json!(1)),
+                ));
+            }
+        }
+        values.push(change(
+            "fr",
+            "/x",
+            ValueOp::Deleted,
+            Some(json!("long ".repeat(20))),
+            None,
+        ));
+        let text = describe(&Summary::default(), Some(&values));
+        assert_eq!(
+            text,
+            "added 6 records: r0, r1, r2, r3, r4, …; appended /b to 5 records; appended /a to 3 records; \
+             appended /d to 2 records; appended 3 values at 2 other paths; \
+             revised 7 values: spain /d0 0 → 1, spain /d1 1 → 2, spain /d2 2 → 3, spain /d3 3 → 4, spain /d4 4 → 5, …; \
+             deleted 1 value: fr /x (was \"long long long long long long long l…)"
+        );
+    }
+
     #[test]
     fn unkeyed_documents_have_no_value_changes() {
         let old = Document::from_value(&json!([1, 2]), &KeyPointer::default());
@@ -725,7 +847,8 @@ mod tests {
             let mut by_tree = Vec::new();
             record_changes("k", &old, &new, &derived, &mut by_tree);
             let mut by_text = Vec::new();
-            let mut walk = Walk::new("k", &derived, Sink::List(&mut by_text));
+            let mut push = |v| by_text.push(v);
+            let mut walk = Walk::new("k", &derived, Sink::Each(&mut push));
             let (a, b) = (
                 crate::canonical::to_canonical_vec(&old),
                 crate::canonical::to_canonical_vec(&new),

@@ -269,7 +269,7 @@ impl DiffSpec {
 
 /// What [`checked_diff`] tells of the changed values: their list (a diff made ahead, whose base
 /// is not kept), or only their counts (a run, which lists them after its commit point, once the
-/// patch is dropped: [`list_values`]).
+/// patch is dropped: [`tell_values`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Values {
     List,
@@ -327,16 +327,19 @@ pub(super) fn checked_diff(
     Ok(d)
 }
 
-/// The changed values of a committed diff, listed for the change table and the history page:
-/// its patch is dropped first, so that a run never holds the patch and the list at once (on a
-/// day that revises history both are hundreds of thousands of entries). `prev` is the diff's
-/// base; without it (a diff made ahead lists its values itself) nothing is added.
-pub(super) async fn list_values(
-    ds: &DatasetConfig,
+/// The views of a version (number and `created_at`), published with `diff`: its changed values told one at a time into the
+/// history page's line and the change table's part ([`crate::views::tell`]), never listed
+/// (on a day that revises history they are hundreds of thousands). The patch is dropped here
+/// when this holds the diff's last reference. `prev` is the diff's base; a diff made ahead
+/// lists its values itself, and without either only records are counted. CPU-bound: a run
+/// calls it on a blocking thread while its objects upload.
+pub(super) fn tell_values(
+    spec: DiffSpec,
+    (version, created_at): (u64, String),
     diff: Arc<Diff>,
     prev: Option<Arc<Document>>,
     new: Arc<Document>,
-) -> Diff {
+) -> crate::views::Told {
     let mut d = Arc::try_unwrap(diff).unwrap_or_else(|shared| Diff {
         summary: shared.summary,
         changes: shared.changes.clone(),
@@ -345,21 +348,21 @@ pub(super) async fn list_values(
         counts: shared.counts,
     });
     d.patch = Vec::new();
-    let Some(prev) = prev.filter(|_| d.values.is_none()) else {
-        return d;
-    };
-    let spec = DiffSpec::of(ds);
-    crate::blocking(move || {
-        let t = Instant::now();
-        d.values = changes::value_changes(&prev, &new, &spec.key, &d.changes, &spec.derived);
-        debug!(
-            ms = t.elapsed().as_millis() as u64,
-            values = d.values.as_ref().map(Vec::len),
-            "values listed"
-        );
-        d
-    })
-    .await
+    let table = crate::views::CHANGE_TABLE && version > 1;
+    let t = Instant::now();
+    let at = (version, created_at.as_str());
+    let told = crate::views::tell(&d.summary, at, table, |each| match (d.values, prev) {
+        (Some(list), _) => {
+            list.into_iter().for_each(each);
+            Some(())
+        }
+        (None, Some(prev)) => {
+            changes::for_each_value_change(&prev, &new, &spec.key, &d.changes, &spec.derived, each)
+        }
+        (None, None) => None,
+    });
+    debug!(ms = t.elapsed().as_millis() as u64, "values told");
+    told
 }
 
 pub(super) fn invalid_json(ds: &DatasetConfig, reason: String) -> Error {

@@ -22,7 +22,7 @@ use crate::transform::{self, Transform};
 use crate::validate;
 
 use super::prepare::{
-    checked_diff, invalid_json, list_values, load_transforms, log_join_reports, DiffSpec,
+    checked_diff, invalid_json, load_transforms, log_join_reports, tell_values, DiffSpec,
     PreparedDiff, Values,
 };
 use super::*;
@@ -436,6 +436,20 @@ impl Run<'_> {
                     diff,
                 });
             snapshot_gz = Some(gz.clone());
+            // The views' values are told on the other core while this attempt serializes its
+            // delta and uploads (the walk and the change table's encoding are a quarter of a
+            // changed run's CPU); they are written only once the version is committed. A retry
+            // or a dry run drops them.
+            let views = diff.clone().filter(|_| !self.opts.dry_run).map(|diff| {
+                let base = base_doc.clone().filter(|b| {
+                    remote
+                        .as_ref()
+                        .is_some_and(|r| r.entry.sha256 == b.sha256())
+                });
+                let (spec, new) = (DiffSpec::of(ds), doc.clone());
+                let at = (version, keys::created_at(created_at));
+                tokio::task::spawn_blocking(move || tell_values(spec, at, diff, base, new))
+            });
             let attempt_id = format!("{:016x}", rand::random::<u64>());
             let publish = plan::build(plan::Inputs {
                 keys: &self.keys,
@@ -538,16 +552,18 @@ impl Run<'_> {
             self.record(&manifest, &publish.entry, Some(snapshot_gz), source)
                 .await?;
             debug!(ms = t.elapsed().as_millis() as u64, "recorded");
-            // The patch is not needed past the commit; the values for the views are listed
-            // once it is dropped (a diff kept for a retry shares it).
-            drop(prepared_diff);
-            let base_doc = base_doc.filter(|b| base.is_some_and(|e| e.sha256 == b.sha256()));
-            let diff = match diff {
-                Some(diff) => Some(list_values(ds, diff, base_doc, doc.clone()).await),
+            // The patch is not needed past the commit (a diff kept for a retry shares it).
+            drop((prepared_diff, diff, base_doc));
+            let told = match views {
+                Some(views) => Some(
+                    views
+                        .await
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
+                ),
                 None => None,
             };
             if let Some(m) = &manifest {
-                crate::views::publish_or_warn(&deps.store, &self.keys, ds, m, &publish.entry, diff)
+                crate::views::publish_or_warn(&deps.store, &self.keys, ds, m, &publish.entry, told)
                     .await;
             }
             debug!(ms = t.elapsed().as_millis() as u64, "views written");

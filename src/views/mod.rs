@@ -13,7 +13,7 @@ use tracing::warn;
 
 use crate::changes::{self, ValueChange};
 use crate::config::DatasetConfig;
-use crate::delta::Diff;
+use crate::delta::Summary;
 use crate::error::{Error, Result};
 use crate::history::Chain;
 use crate::keys::DatasetKeys;
@@ -31,7 +31,7 @@ pub use page::{PageData, PageVersion};
 pub const CHANGE_TABLE: bool = cfg!(feature = "parquet");
 
 /// Writes the views of `entry`, just committed, whose changes from the version before are
-/// `diff` (`None` for version 1). `manifest` is the one the commit was recorded in. A view
+/// `told` (`None` for version 1). `manifest` is the one the commit was recorded in. A view
 /// that cannot be written is logged as a warning, never an error: the version is published.
 pub async fn publish_or_warn(
     store: &DynStore,
@@ -39,21 +39,18 @@ pub async fn publish_or_warn(
     ds: &DatasetConfig,
     manifest: &Manifest,
     entry: &Entry,
-    diff: Option<Diff>,
+    told: Option<Told>,
 ) {
     let warn_of = |e: Error| {
         warn!(error = %e, version = entry.version, "the history page or change table was not written (the version is published); the next publish rewrites the page, `verify --repair` writes what is missing");
     };
     let mut texts = BTreeMap::new();
-    let mut values = None;
-    if let Some(d) = diff {
-        let text = changes::describe(&d.summary, d.values.as_deref());
-        texts.insert(entry.version, (entry.sha256.clone(), text));
-        values = d.values;
-    }
-    if let (Some(values), true) = (values, entry.version > 1) {
-        if let Err(e) = write_table(store, keys, entry, values).await {
-            warn_of(e);
+    if let Some(told) = told {
+        texts.insert(entry.version, (entry.sha256.clone(), told.text));
+        if let Some(table) = told.table.filter(|_| entry.version > 1) {
+            if let Err(e) = put_table(store, keys, entry, table).await {
+                warn_of(e);
+            }
         }
     }
     if let Err(e) = page::update(store, keys, &source_of(ds), manifest, &texts).await {
@@ -66,28 +63,76 @@ fn source_of(ds: &DatasetConfig) -> String {
     redact_url(&ds.url)
 }
 
-/// Writes one version's part of the change table (nothing in a build without `parquet`).
-pub async fn write_table(
+/// A version's changes as its views show them: its line on the history page and its part of
+/// the change table, made from its value changes one at a time ([`tell`]).
+#[derive(Debug)]
+pub struct Told {
+    pub text: String,
+    /// The part of the change table, encoded, or why it could not be; `None` when none was
+    /// asked for, the build has no change table, or the values were not told apart.
+    pub table: Option<Result<Vec<u8>, String>>,
+}
+
+/// The views of a version (number and `created_at`) whose delta's summary is `summary`, from
+/// the value changes that
+/// `values` tells one at a time into the function it is given (`None` when the documents'
+/// values are not told apart: the line then counts records). With `table`, the part of the
+/// change table is encoded too, a row group at a time: nothing here holds the list.
+pub fn tell(
+    summary: &Summary,
+    (version, created_at): (u64, &str),
+    table: bool,
+    values: impl FnOnce(&mut dyn FnMut(ValueChange)) -> Option<()>,
+) -> Told {
+    let mut description = changes::Description::default();
+    #[cfg(feature = "parquet")]
+    let mut encoder =
+        table.then(|| table::Encoder::new(version, created_at).map_err(|e| e.to_string()));
+    #[cfg(not(feature = "parquet"))]
+    let _ = (version, created_at, table);
+    let told = values(&mut |v| {
+        description.add(&v);
+        #[cfg(feature = "parquet")]
+        if let Some(Ok(e)) = &mut encoder {
+            if let Err(err) = e.push(v) {
+                encoder = Some(Err(err.to_string()));
+            }
+        }
+    });
+    if told.is_none() {
+        return Told {
+            text: changes::describe(summary, None),
+            table: None,
+        };
+    }
+    #[cfg(feature = "parquet")]
+    let table = encoder.map(|e| e.and_then(|e| e.finish().map_err(|e| e.to_string())));
+    #[cfg(not(feature = "parquet"))]
+    let table = None;
+    Told {
+        text: description.text(summary),
+        table,
+    }
+}
+
+/// Writes one version's part of the change table, encoded by [`tell`].
+async fn put_table(
     store: &DynStore,
     keys: &DatasetKeys,
     entry: &Entry,
-    rows: Vec<ValueChange>,
+    table: Result<Vec<u8>, String>,
 ) -> Result<()> {
+    let key = keys.changes(entry.version);
+    let body = table.map_err(|e| Error::Io {
+        path: key.clone().into(),
+        reason: format!("encoding the change table: {e}"),
+    })?;
     #[cfg(feature = "parquet")]
-    {
-        let (version, created_at) = (entry.version, entry.created_at.clone());
-        let key = keys.changes(entry.version);
-        let body = crate::blocking(move || table::encode(version, &created_at, &rows))
-            .await
-            .map_err(|e| Error::Io {
-                path: key.clone().into(),
-                reason: format!("encoding the change table: {e}"),
-            })?;
-        let opts = PutOptions::view(PutMode::Overwrite, table::CONTENT_TYPE);
-        store.put(&key, body.into(), opts).await?;
-    }
+    let content_type = table::CONTENT_TYPE;
     #[cfg(not(feature = "parquet"))]
-    let _ = (store, keys, entry, rows);
+    let content_type = "application/octet-stream";
+    let opts = PutOptions::view(PutMode::Overwrite, content_type);
+    store.put(&key, body.into(), opts).await?;
     Ok(())
 }
 
@@ -214,19 +259,21 @@ pub async fn repair(
         if !want_table && !need_text(v) {
             continue;
         }
-        let values = changes::value_changes(prev, step.doc, &ds.key, &delta.changes, &ds.derived);
-        texts.insert(
-            v,
-            (
-                step.entry.sha256.clone(),
-                changes::describe(&delta.summary, values.as_deref()),
-            ),
-        );
-        if want_table {
-            if let Some(values) = values {
-                write_table(store, keys, step.entry, values).await?;
-                tables += 1;
-            }
+        let version = (v, step.entry.created_at.as_str());
+        let told = tell(&delta.summary, version, want_table, |each| {
+            changes::for_each_value_change(
+                prev,
+                step.doc,
+                &ds.key,
+                &delta.changes,
+                &ds.derived,
+                each,
+            )
+        });
+        texts.insert(v, (step.entry.sha256.clone(), told.text));
+        if let Some(table) = told.table {
+            put_table(store, keys, step.entry, table).await?;
+            tables += 1;
         }
     }
     let mut done = Vec::new();

@@ -34,26 +34,71 @@ const SCHEMA: &str = "message changes {
     OPTIONAL DOUBLE new_number;
 }";
 
-/// One version's changes as a Parquet file (one row group; none when there are no rows).
+/// Rows per row group: a version's rows are encoded a group at a time as they are told, so
+/// the encoder holds one group of them, never the version's list (hundreds of thousands of
+/// rows on a day that revises history).
+const GROUP_ROWS: usize = 16_384;
+
+/// One version's changes as a Parquet file (no row group when there are no rows).
 pub fn encode(
     version: u64,
     created_at: &str,
     rows: &[ValueChange],
 ) -> Result<Vec<u8>, ParquetError> {
-    let schema = Arc::new(parse_message_type(SCHEMA)?);
-    let props = Arc::new(
-        WriterProperties::builder()
-            .set_compression(Compression::GZIP(GzipLevel::try_new(1)?))
-            .set_created_by(format!("snapsync {}", env!("CARGO_PKG_VERSION")))
-            .build(),
-    );
-    let mut out = Vec::new();
-    let mut writer = SerializedFileWriter::new(&mut out, schema, props)?;
-    if !rows.is_empty() {
+    let mut e = Encoder::new(version, created_at)?;
+    for r in rows {
+        e.push(r.clone())?;
+    }
+    e.finish()
+}
+
+/// [`encode`] one row at a time: [`Encoder::push`] each, then [`Encoder::finish`].
+pub struct Encoder {
+    version: u64,
+    created_at: String,
+    writer: SerializedFileWriter<Vec<u8>>,
+    rows: Vec<ValueChange>,
+}
+
+impl Encoder {
+    pub fn new(version: u64, created_at: &str) -> Result<Self, ParquetError> {
+        let schema = Arc::new(parse_message_type(SCHEMA)?);
+        let props = Arc::new(
+            WriterProperties::builder()
+                .set_compression(Compression::GZIP(GzipLevel::try_new(1)?))
+                .set_created_by(format!("snapsync {}", env!("CARGO_PKG_VERSION")))
+                .build(),
+        );
+        Ok(Encoder {
+            version,
+            created_at: created_at.to_string(),
+            writer: SerializedFileWriter::new(Vec::new(), schema, props)?,
+            rows: Vec::new(),
+        })
+    }
+
+    pub fn push(&mut self, row: ValueChange) -> Result<(), ParquetError> {
+        self.rows.push(row);
+        if self.rows.len() >= GROUP_ROWS {
+            self.write_group()?;
+        }
+        Ok(())
+    }
+
+    /// The file: the rows still held as its last row group, then the footer.
+    pub fn finish(mut self) -> Result<Vec<u8>, ParquetError> {
+        if !self.rows.is_empty() {
+            self.write_group()?;
+        }
+        self.writer.into_inner()
+    }
+
+    fn write_group(&mut self) -> Result<(), ParquetError> {
+        let (rows, version) = (&self.rows, self.version);
         let text = |s: &str| ByteArray::from(s.as_bytes().to_vec());
         let json = |v: &Option<Value>| v.as_ref().map(|v| text(&v.to_string()));
         let number = |v: &Option<Value>| v.as_ref().and_then(Value::as_f64);
-        let mut group = writer.next_row_group()?;
+        let mut group = self.writer.next_row_group()?;
         let mut column = 0;
         while let Some(mut col) = group.next_column()? {
             match column {
@@ -65,7 +110,7 @@ pub fn encode(
                     let v: Vec<ByteArray> = rows
                         .iter()
                         .map(|r| match column {
-                            1 => text(created_at),
+                            1 => text(&self.created_at),
                             2 => text(&r.key),
                             3 => text(&r.path),
                             _ => text(r.op.as_str()),
@@ -98,9 +143,9 @@ pub fn encode(
             column += 1;
         }
         group.close()?;
+        self.rows.clear();
+        Ok(())
     }
-    writer.close()?;
-    Ok(out)
 }
 
 /// An optional column: the present values, and a definition level per row (1 present, 0 null).
@@ -169,5 +214,50 @@ mod tests {
         let empty = encode(8, "2026-01-08T06:00:00.000Z", &[]).unwrap();
         let reader = SerializedFileReader::new(bytes::Bytes::from(empty)).unwrap();
         assert_eq!(reader.metadata().file_metadata().num_rows(), 0);
+    }
+
+    /// Rows pushed one at a time past a row group's size come back all, in order, from a
+    /// file of several row groups.
+    #[test]
+    fn rows_pushed_one_at_a_time_fill_several_row_groups() {
+        let n = 2 * GROUP_ROWS + 5;
+        let mut e = Encoder::new(3, "2026-01-03T06:00:00.000Z").unwrap();
+        for i in 0..n {
+            e.push(ValueChange {
+                key: format!("k{i}"),
+                path: "/n".into(),
+                op: ValueOp::Derived,
+                old: Some(json!(i)),
+                new: (i % 2 == 0).then(|| json!(i + 1)),
+            })
+            .unwrap();
+        }
+        let reader = SerializedFileReader::new(bytes::Bytes::from(e.finish().unwrap())).unwrap();
+        assert_eq!(reader.metadata().num_row_groups(), 3);
+        assert_eq!(reader.metadata().file_metadata().num_rows(), n as i64);
+        let keys: Vec<(String, Field)> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| {
+                let r = r.unwrap();
+                let get = |name: &str| {
+                    let (_, f) = r.get_column_iter().find(|(c, _)| *c == name).unwrap();
+                    f.clone()
+                };
+                let Field::Str(key) = get("key") else {
+                    panic!("key is a string")
+                };
+                (key, get("new_number"))
+            })
+            .collect();
+        for (i, (key, new)) in keys.iter().enumerate() {
+            assert_eq!(key, &format!("k{i}"));
+            let want = if i % 2 == 0 {
+                Field::Double((i + 1) as f64)
+            } else {
+                Field::Null
+            };
+            assert_eq!(new, &want, "row {i}");
+        }
     }
 }
