@@ -544,6 +544,9 @@ impl Run<'_> {
             }
             self.bytes_out += latest.body.len() as u64;
             info!(version, sha256 = doc.sha256(), "committed");
+            // The patch is not needed past the commit (a diff kept for a retry shares it):
+            // dropped before the record, whose cache write copies the snapshot.
+            drop((prepared_diff, diff, base_doc));
             let base = remote.as_ref().map(|r| &r.entry);
             let manifest = self.reconcile_manifest(&publish.entry, base).await?;
             let snapshot_gz = publish.immutable[0].body.clone();
@@ -552,8 +555,6 @@ impl Run<'_> {
             self.record(&manifest, &publish.entry, Some(snapshot_gz), source)
                 .await?;
             debug!(ms = t.elapsed().as_millis() as u64, "recorded");
-            // The patch is not needed past the commit (a diff kept for a retry shares it).
-            drop((prepared_diff, diff, base_doc));
             let told = match views {
                 Some(views) => Some(
                     views
