@@ -56,6 +56,29 @@ pub fn gunzip(bytes: &[u8], limit: u64, size_hint: u64) -> std::io::Result<Vec<u
     Ok(out)
 }
 
+/// The sha256 (hex) of what `bytes` decompress to, and its length, streamed through a small
+/// buffer: nothing decompressed is held. More than `limit` bytes is an error, as for [`gunzip`].
+pub fn gunzip_sha256(bytes: &[u8], limit: u64) -> std::io::Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes).take(limit + 1);
+    let (mut hasher, mut buf, mut len) = (Sha256::new(), vec![0; 256 * 1024], 0u64);
+    loop {
+        let n = decoder.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        len += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    if len > limit {
+        return Err(std::io::Error::other(format!(
+            "decompresses to more than {limit} bytes"
+        )));
+    }
+    Ok((hex::encode(hasher.finalize()), len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +136,19 @@ mod tests {
     }
 
     /// A stored object that is several gzip members (RFC 1952; `cat a.gz b.gz`) decodes whole.
+    #[test]
+    fn gunzip_sha256_hashes_what_gunzip_gives() {
+        let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let two = [gzip(&data, 1), gzip(b"[1,2]", 6)].concat();
+        let mut whole = data.clone();
+        whole.extend_from_slice(b"[1,2]");
+        let want = crate::canonical::sha256_hex(&whole);
+        let n = whole.len() as u64;
+        assert_eq!(gunzip_sha256(&two, n).unwrap(), (want, n));
+        assert!(gunzip_sha256(&two, n - 1).is_err());
+        assert!(gunzip_sha256(&two[..two.len() - 3], n).is_err());
+    }
+
     #[test]
     fn gunzip_reads_every_member() {
         let two = [gzip(b"[1,", 1), gzip(b"2]", 6)].concat();

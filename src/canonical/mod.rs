@@ -253,6 +253,74 @@ impl Document {
         })
     }
 
+    /// [`Document::from_canonical`] of bytes whose records' spans are known already: a delta
+    /// applied record by record to `base` ([`crate::delta::apply_document_records`]) says
+    /// where each record of the result is, and which are untouched copies of a record of
+    /// `base`, whose member spans are taken from there instead of scanning it again. Checked
+    /// against `sha256`, and refused unless the spans tile the top-level array exactly.
+    pub fn from_applied(
+        bytes: Bytes,
+        key: &KeyPointer,
+        sha256: &str,
+        base: &Document,
+        applied: &[crate::delta::AppliedRecord<'_>],
+    ) -> Result<Self, String> {
+        let got = sha256_hex(&bytes);
+        if got != sha256 {
+            return Err(format!("content hashes to {got}, expected {sha256}"));
+        }
+        let text = ByteString::try_from(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+        let b = text.as_bytes();
+        // The spans must be exactly `[` r0 `,` r1 … `]`: whatever wrote them, the document's
+        // records are then the array's elements.
+        let mut at = 0;
+        for (i, r) in applied.iter().enumerate() {
+            let sep = if i == 0 { b'[' } else { b',' };
+            if r.start != at + 1 || b.get(at) != Some(&sep) || r.end < r.start {
+                return Err(format!("record {i} is not where the applied spans say"));
+            }
+            at = r.end;
+        }
+        let closes = if applied.is_empty() { &b"[]"[..] } else { b"]" };
+        if b.len() != at + closes.len() || !b.ends_with(closes) || b.len() < 2 {
+            return Err("the applied spans do not end the array".into());
+        }
+        let mut tables = Tables::default();
+        let mut records = Vec::with_capacity(applied.len());
+        for (i, r) in applied.iter().enumerate() {
+            let too_large = |e: &str| format!("record {i} {e}");
+            let item = &text[r.start..r.end];
+            let k = if key.tokens.is_empty() {
+                None
+            } else {
+                let k = scan::pointer(item.as_bytes(), &key.tokens);
+                k.map(|k| tables.key(k)).transpose().map_err(too_large)?
+            };
+            // A copy's spans, relative to its start, are its base record's: the same bytes.
+            let copied = r
+                .copy_of
+                .filter(|c| base.bytes().get(c.start..c.end) == Some(item.as_bytes()))
+                .and_then(|c| base.members_of(c));
+            let members = match copied {
+                Some(spans) => {
+                    let spans = spans
+                        .iter()
+                        .map(|m| (m.name as usize, m.value as usize, m.end as usize));
+                    Some(tables.members(spans))
+                }
+                None => member_spans(item).map(|spans| tables.members(spans)),
+            };
+            let members = members.transpose().map_err(too_large)?;
+            records.push(Tables::record(r.start, r.end, k, members));
+        }
+        Ok(Document {
+            sha256: got,
+            text,
+            records: Some(records),
+            tables,
+        })
+    }
+
     pub fn bytes(&self) -> &[u8] {
         self.text.as_bytes()
     }
@@ -297,6 +365,16 @@ impl Document {
         }
     }
     /// The members of an object record (names unescaped, values as text), from its spans.
+    /// The member spans of an object record (`None` for any other record).
+    fn members_of(&self, r: &Record) -> Option<&[MemberSpan]> {
+        let (first, count) = r.members;
+        if first == NONE {
+            return None;
+        }
+        let first = first as usize;
+        self.tables.members.get(first..first + count as usize)
+    }
+
     pub fn record_members(&self, r: &Record) -> Option<Vec<(Cow<'_, str>, &str)>> {
         let (first, count) = r.members;
         if first == NONE {

@@ -106,6 +106,40 @@ pub fn apply_document_into(
     patch: &[PatchOp],
     out: &mut impl Write,
 ) -> Result<(), ApplyError> {
+    apply_records_into(doc, patch, out, |_| {}).map(drop)
+}
+
+/// Where one record of an applied document is in its bytes, and the record of the base it is
+/// an untouched copy of (moved or not), if it is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedRecord<'d> {
+    pub start: usize,
+    pub end: usize,
+    pub copy_of: Option<&'d Record>,
+}
+
+/// [`apply_document`], telling where each record of the result is: `None` when the result was
+/// not written record by record (the base is no array of records, the patch is empty, or it
+/// replaced the array whole). What lets `verify` and `restore` make the next [`Document`]
+/// without scanning its bytes again ([`Document::from_applied`]).
+pub fn apply_document_records<'d>(
+    doc: &'d Document,
+    patch: &[PatchOp],
+) -> Result<(Vec<u8>, Option<Vec<AppliedRecord<'d>>>), ApplyError> {
+    let mut out = Vec::with_capacity(doc.bytes().len() + 1024);
+    let mut records = Vec::with_capacity(doc.record_count().unwrap_or(0));
+    let by_record = apply_records_into(doc, patch, &mut out, |r| records.push(r))?;
+    Ok((out, by_record.then_some(records)))
+}
+
+/// [`apply_document_into`], calling `on_record` for each record of the result as it is written
+/// when it is written record by record (then `Ok(true)`).
+fn apply_records_into<'d>(
+    doc: &'d Document,
+    patch: &[PatchOp],
+    out: &mut impl Write,
+    mut on_record: impl FnMut(AppliedRecord<'d>),
+) -> Result<bool, ApplyError> {
     let text = doc.text();
     // A top-level array's records are known already: no need to scan 30 MB to split it.
     let mut root = match doc.records() {
@@ -129,8 +163,12 @@ pub fn apply_document_into(
     };
     let mut buf = Vec::new();
     let Lazy::Array(records) = root else {
-        return root.write(out, &mut buf).map_err(write_error);
+        return root
+            .write(out, &mut buf)
+            .map(|()| false)
+            .map_err(write_error);
     };
+    let mut out = Counted { inner: out, n: 0 };
     // Record by record: the operations of `patch[head..]` on record `i` are the next ones
     // whose first index is `i` (ascending, as `record_wise` checked).
     let len = records.len();
@@ -143,13 +181,46 @@ pub fn apply_document_into(
         while let Some((k, (op, _))) = ops.next_if(|(_, (_, at))| *at == i) {
             apply_lazy(&mut record, op, 1).map_err(|reason| op_error(head + k, op, reason))?;
         }
-        record.write(out, &mut buf).map_err(write_error)?;
+        let start = out.n;
+        record.write(&mut out, &mut buf).map_err(write_error)?;
+        let copy_of = match record {
+            Lazy::Record(_, r) => Some(r),
+            _ => None,
+        };
+        let end = out.n;
+        on_record(AppliedRecord {
+            start,
+            end,
+            copy_of,
+        });
     }
     if let Some((k, (op, at))) = ops.next() {
         let reason = format!("index {at} is out of bounds (length {len})");
         return Err(op_error(head + k, op, reason));
     }
-    out.write_all(b"]").map_err(write_error)
+    out.write_all(b"]").map(|()| true).map_err(write_error)
+}
+
+/// A writer that counts the bytes written through it.
+struct Counted<'w, W> {
+    inner: &'w mut W,
+    n: usize,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n;
+        Ok(n)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(buf)?;
+        self.n += buf.len();
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn op_error(index: usize, op: &PatchOp, reason: String) -> ApplyError {

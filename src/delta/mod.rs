@@ -140,7 +140,9 @@ pub struct ApplyError {
 mod apply;
 mod diff;
 
-pub use apply::{apply_and_compare, apply_document, apply_document_into};
+pub use apply::{
+    apply_and_compare, apply_document, apply_document_into, apply_document_records, AppliedRecord,
+};
 pub use diff::{diff, diff_raw};
 
 #[cfg(test)]

@@ -2,14 +2,16 @@
 //! real upstream (re-sorted by cases, ties reshuffled, keys renamed, records dropped and added,
 //! revisions anywhere so running totals shift), the record-wise apply and the whole-document
 //! apply give the new version's bytes, and the same error for a patch that does not apply;
-//! and the value counts a run takes before its commit point are the listed changes counted.
+//! and the value counts a run takes before its commit point are the listed changes counted;
+//! and the document `verify` makes of an applied delta without scanning it again is the one a
+//! scan makes.
 
 use std::path::Path;
 
 use serde_json::json;
 use snapsync::canonical::{Document, KeyPointer};
 use snapsync::changes::{value_changes, value_counts, PathPattern, ValueCounts};
-use snapsync::delta::{apply_document, diff, PatchOp};
+use snapsync::delta::{apply_document, apply_document_records, diff, AppliedRecord, PatchOp};
 
 use crate::common::cli::snapsync_gen;
 
@@ -124,5 +126,59 @@ fn counting_value_changes_walks_what_listing_them_walks() {
             counts.appended > 0 && counts.revised > 0 && counts.derived > 0,
             "{counts:?}"
         );
+    }
+}
+
+/// `verify` builds each version from the spans the record-wise apply reports (untouched records
+/// keep their member spans): the same document, tables and all, as scanning the bytes gives;
+/// spans that do not tile the array are refused. Every record changes on these days (a new
+/// date each), so a second patch keeps the record-level operations and those of records 0 to
+/// 9 only, leaving the rest untouched copies.
+#[test]
+fn a_document_from_applied_spans_is_the_scanned_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let days = upstream_days(dir.path(), 60);
+    let first_index = |op: &PatchOp| -> (usize, usize) {
+        let mut tokens = op.path().split('/').skip(1);
+        let i = tokens.next().unwrap().parse().unwrap_or(usize::MAX);
+        (i, tokens.count())
+    };
+    for key in [
+        KeyPointer::parse("/country/key").unwrap(),
+        KeyPointer::default(),
+    ] {
+        for pair in days.windows(2) {
+            let (old, new) = (&pair[0], &pair[1]);
+            let d = diff(old, new);
+            let partial: Vec<PatchOp> = d
+                .patch
+                .iter()
+                .filter(|op| matches!(first_index(op), (_, 0) | (0..=9, _)))
+                .cloned()
+                .collect();
+            for (patch, some_copied) in [(&d.patch, false), (&partial, true)] {
+                let (bytes, records) = apply_document_records(old, patch).unwrap();
+                let records = records.expect("a keyed diff is applied record by record");
+                let copies = records.iter().filter(|r| r.copy_of.is_some()).count();
+                if some_copied {
+                    assert!(copies > 0 && copies < records.len(), "{copies}");
+                }
+                let bytes = bytes::Bytes::from(bytes);
+                let sha = snapsync::canonical::sha256_hex(&bytes);
+                let scanned = Document::from_canonical(bytes.clone(), &key, &sha).unwrap();
+                let made = Document::from_applied(bytes.clone(), &key, &sha, old, &records);
+                assert!(made.unwrap() == scanned, "the documents differ");
+                // A span one byte off, or one record short, is refused.
+                let mut off = records.clone();
+                off[1].start += 1;
+                let mut short = records.clone();
+                short.pop();
+                for bad in [off, short] {
+                    let bad: Vec<AppliedRecord<'_>> = bad;
+                    let made = Document::from_applied(bytes.clone(), &key, &sha, old, &bad);
+                    assert!(made.is_err());
+                }
+            }
+        }
     }
 }
