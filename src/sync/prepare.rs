@@ -268,8 +268,8 @@ impl DiffSpec {
 }
 
 /// What [`checked_diff`] tells of the changed values: their list (a diff made ahead, whose base
-/// is not kept), or only their counts (a run, which lists them after its commit point, once the
-/// patch is dropped: [`tell_values`]).
+/// is not kept), or only their counts (a run, which tells them to the views one at a time while
+/// it publishes: [`tell_values`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Values {
     List,
@@ -327,12 +327,12 @@ pub(super) fn checked_diff(
     Ok(d)
 }
 
-/// The views of a version (number and `created_at`), published with `diff`: its changed values told one at a time into the
-/// history page's line and the change table's part ([`crate::views::tell`]), never listed
-/// (on a day that revises history they are hundreds of thousands). The patch is dropped here
-/// when this holds the diff's last reference. `prev` is the diff's base; a diff made ahead
-/// lists its values itself, and without either only records are counted. CPU-bound: a run
-/// calls it on a blocking thread while its objects upload.
+/// The views of a version (number and `created_at`) published with `diff`: its changed values
+/// told one at a time into the history page's line and the change table's part
+/// ([`crate::views::tell`]), never listed (on a day that revises history they are hundreds of
+/// thousands). The patch is dropped here when this holds the diff's last reference. `prev` is
+/// the diff's base; a diff made ahead lists its values itself, and without either only records
+/// are counted. CPU-bound: a run calls it on a blocking thread while its objects upload.
 pub(super) fn tell_values(
     spec: DiffSpec,
     (version, created_at): (u64, String),

@@ -74,10 +74,10 @@ pub struct Told {
 }
 
 /// The views of a version (number and `created_at`) whose delta's summary is `summary`, from
-/// the value changes that
-/// `values` tells one at a time into the function it is given (`None` when the documents'
-/// values are not told apart: the line then counts records). With `table`, the part of the
-/// change table is encoded too, a row group at a time: nothing here holds the list.
+/// the value changes that `values` tells one at a time into the function it is given (`None`
+/// when the documents' values are not told apart: the line then counts records). With `table`,
+/// the part of the change table is encoded too, a row group at a time: nothing here holds the
+/// list.
 pub fn tell(
     summary: &Summary,
     (version, created_at): (u64, &str),
