@@ -127,6 +127,32 @@ impl Tables {
     }
 }
 
+/// Whether `spans` (from whatever wrote `item`) are member spans of the object `item`: each
+/// name a quoted string followed by a colon, each value ending where a comma, or the closing
+/// brace after the last, follows. Cheap (no scan of the values), and enough that a wrong span
+/// cannot pass: the bytes between spans are checked, and a value's own bounds were written.
+fn members_fit(item: &str, spans: &[(usize, usize, usize)]) -> bool {
+    let b = item.as_bytes();
+    let mut at = 1;
+    for (i, &(name, value, end)) in spans.iter().enumerate() {
+        let sep_ok = i == 0 || b.get(at) == Some(&b',');
+        let name_at = if i == 0 { 1 } else { at + 1 };
+        if !sep_ok
+            || name != name_at
+            || b.get(name) != Some(&b'"')
+            || value < name + 3
+            || b.get(value - 1) != Some(&b':')
+            || b.get(value - 2) != Some(&b'"')
+            || end <= value
+            || end > b.len()
+        {
+            return false;
+        }
+        at = end;
+    }
+    b.first() == Some(&b'{') && b.len() == at + 1 && b.last() == Some(&b'}')
+}
+
 /// A dataset version in canonical form.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Document {
@@ -301,14 +327,17 @@ impl Document {
                 .copy_of
                 .filter(|c| base.bytes().get(c.start..c.end) == Some(item.as_bytes()))
                 .and_then(|c| base.members_of(c));
-            let members = match copied {
-                Some(spans) => {
+            let members = match (copied, &r.members) {
+                (Some(spans), _) => {
                     let spans = spans
                         .iter()
                         .map(|m| (m.name as usize, m.value as usize, m.end as usize));
                     Some(tables.members(spans))
                 }
-                None => member_spans(item).map(|spans| tables.members(spans)),
+                (None, Some(spans)) if members_fit(item, spans) => {
+                    Some(tables.members(spans.iter().copied()))
+                }
+                (None, _) => member_spans(item).map(|spans| tables.members(spans)),
             };
             let members = members.transpose().map_err(too_large)?;
             records.push(Tables::record(r.start, r.end, k, members));

@@ -440,3 +440,38 @@ proptest! {
         );
     }
 }
+
+/// The member spans a writer reports are taken only when they are an object's: the spans a scan
+/// finds pass, and a span moved, dropped or past the end does not.
+#[test]
+fn member_spans_from_a_writer_are_checked_against_the_text() {
+    for text in [
+        r#"{"a":1,"bc":[1,{"x":"}"}],"d":{}}"#,
+        "{}",
+        r#"{"":"q\"x"}"#,
+    ] {
+        let good = member_spans(text).unwrap();
+        assert!(members_fit(text, &good), "{text}");
+        if good.is_empty() {
+            assert!(!members_fit(text, &[(1, 2, 3)]));
+            continue;
+        }
+        let last = good.len() - 1;
+        let mut bad = vec![good[..last].to_vec()];
+        for f in [
+            |s: &mut (usize, usize, usize)| s.0 += 1,
+            |s: &mut (usize, usize, usize)| s.1 -= 1,
+            |s: &mut (usize, usize, usize)| s.2 -= 1,
+            |s: &mut (usize, usize, usize)| s.2 += 1,
+        ] {
+            for i in 0..good.len() {
+                let mut spans = good.clone();
+                f(&mut spans[i]);
+                bad.push(spans);
+            }
+        }
+        for spans in bad {
+            assert!(!members_fit(text, &spans), "{text} {spans:?}");
+        }
+    }
+}

@@ -111,11 +111,14 @@ pub fn apply_document_into(
 
 /// Where one record of an applied document is in its bytes, and the record of the base it is
 /// an untouched copy of (moved or not), if it is one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedRecord<'d> {
     pub start: usize,
     pub end: usize,
     pub copy_of: Option<&'d Record>,
+    /// The members of an object record the patch rewrote, as (name, value, end) offsets from
+    /// its start (as `Document`'s member spans), found while writing it.
+    pub members: Option<Vec<(usize, usize, usize)>>,
 }
 
 /// [`apply_document`], telling where each record of the result is: `None` when the result was
@@ -182,7 +185,9 @@ fn apply_records_into<'d>(
             apply_lazy(&mut record, op, 1).map_err(|reason| op_error(head + k, op, reason))?;
         }
         let start = out.n;
-        record.write(&mut out, &mut buf).map_err(write_error)?;
+        let members = record
+            .write_record(&mut out, &mut buf)
+            .map_err(write_error)?;
         let copy_of = match record {
             Lazy::Record(_, r) => Some(r),
             _ => None,
@@ -192,6 +197,7 @@ fn apply_records_into<'d>(
             start,
             end,
             copy_of,
+            members,
         });
     }
     if let Some((k, (op, at))) = ops.next() {
@@ -199,6 +205,22 @@ fn apply_records_into<'d>(
         return Err(op_error(head + k, op, reason));
     }
     out.write_all(b"]").map(|()| true).map_err(write_error)
+}
+
+/// `"name":` of a member into `buf` (cleared first).
+#[allow(clippy::ptr_arg)] // the variant matters: a borrowed name is canonical text already
+fn member_name(name: &Cow<'_, str>, buf: &mut Vec<u8>) {
+    buf.clear();
+    match name {
+        // Split from the text with no escape in its quotes: already canonical.
+        Cow::Borrowed(name) => {
+            buf.push(b'"');
+            buf.extend_from_slice(name.as_bytes());
+            buf.push(b'"');
+        }
+        Cow::Owned(name) => crate::canonical::write_str(name, buf),
+    }
+    buf.push(b':');
 }
 
 /// A writer that counts the bytes written through it.
@@ -533,6 +555,34 @@ impl<'a> Lazy<'a> {
         }
     }
 
+    /// [`Lazy::write`] of a record, with its member spans when it is an object rewritten here
+    /// (offsets from its start: `"name":` at the first, the value from the second to the third).
+    fn write_record<W: Write>(
+        &self,
+        out: &mut Counted<'_, W>,
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<Option<Vec<(usize, usize, usize)>>> {
+        let Lazy::Object(members) = self else {
+            return self.write(out, buf).map(|()| None);
+        };
+        let start = out.n;
+        let mut spans = Vec::with_capacity(members.len());
+        out.write_all(b"{")?;
+        for (i, (k, v)) in members.iter().enumerate() {
+            if i > 0 {
+                out.write_all(b",")?;
+            }
+            let name = out.n - start;
+            member_name(k, buf);
+            out.write_all(buf)?;
+            let value = out.n - start;
+            v.write(out, buf)?;
+            spans.push((name, value, out.n - start));
+        }
+        out.write_all(b"}")?;
+        Ok(Some(spans))
+    }
+
     /// Canonical bytes; `buf` is scratch space for owned values.
     fn write(&self, out: &mut impl Write, buf: &mut Vec<u8>) -> std::io::Result<()> {
         match self {
@@ -559,17 +609,7 @@ impl<'a> Lazy<'a> {
                     if i > 0 {
                         out.write_all(b",")?;
                     }
-                    buf.clear();
-                    match k {
-                        // Split from the text with no escape in its quotes: already canonical.
-                        Cow::Borrowed(name) => {
-                            buf.push(b'"');
-                            buf.extend_from_slice(name.as_bytes());
-                            buf.push(b'"');
-                        }
-                        Cow::Owned(name) => crate::canonical::write_str(name, buf),
-                    }
-                    buf.push(b':');
+                    member_name(k, buf);
                     out.write_all(buf)?;
                     v.write(out, buf)?;
                 }

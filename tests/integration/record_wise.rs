@@ -130,10 +130,10 @@ fn counting_value_changes_walks_what_listing_them_walks() {
 }
 
 /// `verify` builds each version from the spans the record-wise apply reports (untouched records
-/// keep their member spans): the same document, tables and all, as scanning the bytes gives;
-/// spans that do not tile the array are refused. Every record changes on these days (a new
-/// date each), so a second patch keeps the record-level operations and those of records 0 to
-/// 9 only, leaving the rest untouched copies.
+/// keep their member spans, rewritten ones bring those found while writing them): the same
+/// document, tables and all, as scanning the bytes gives; spans that do not tile the array are
+/// refused. Every record changes on these days (a new date each), so a second patch keeps the
+/// record-level operations and those of records 0 to 9 only, leaving the rest untouched copies.
 #[test]
 fn a_document_from_applied_spans_is_the_scanned_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -163,6 +163,8 @@ fn a_document_from_applied_spans_is_the_scanned_one() {
                 if some_copied {
                     assert!(copies > 0 && copies < records.len(), "{copies}");
                 }
+                // The records a patch rewrote carry the member spans their writing found.
+                assert!(records.iter().any(|r| r.members.is_some()));
                 let bytes = bytes::Bytes::from(bytes);
                 let sha = snapsync::canonical::sha256_hex(&bytes);
                 let scanned = Document::from_canonical(bytes.clone(), &key, &sha).unwrap();
