@@ -152,7 +152,7 @@ pub fn value_changes(
 }
 
 /// [`value_changes`] one at a time, into `each`, in the same order: what a run's views are
-/// made from after its commit point, without holding the list (on a day that revises history
+/// made from while it publishes, without holding the list (on a day that revises history
 /// it is hundreds of thousands of values). `None`, with nothing told, as for `value_changes`.
 pub fn for_each_value_change(
     old: &Document,
@@ -167,7 +167,7 @@ pub fn for_each_value_change(
 
 /// [`ValueCounts::of`] the [`value_changes`], without listing them: the same walk, but nothing
 /// is kept (or parsed) per value. What a run needs before its commit point (the counts go into
-/// the version's metadata); the list itself, for the change table, can wait until after it.
+/// the version's metadata); the values themselves are told to the views while it publishes.
 pub fn value_counts(
     old: &Document,
     new: &Document,

@@ -135,7 +135,8 @@ mod tests {
         assert!(gunzip(&gz, 99_999, 0).is_err());
     }
 
-    /// A stored object that is several gzip members (RFC 1952; `cat a.gz b.gz`) decodes whole.
+    /// The hash streamed through a buffer is the hash of what `gunzip` gives, every member
+    /// included; the limit and a truncated stream are errors.
     #[test]
     fn gunzip_sha256_hashes_what_gunzip_gives() {
         let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
@@ -149,6 +150,7 @@ mod tests {
         assert!(gunzip_sha256(&two[..two.len() - 3], n).is_err());
     }
 
+    /// A stored object that is several gzip members (RFC 1952; `cat a.gz b.gz`) decodes whole.
     #[test]
     fn gunzip_reads_every_member() {
         let two = [gzip(b"[1,", 1), gzip(b"2]", 6)].concat();

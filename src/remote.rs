@@ -202,7 +202,7 @@ pub async fn check_stored_hash(store: &DynStore, key: &str, sha256: &str) -> Res
         .get(key)
         .await?
         .ok_or_else(|| Error::not_found(store.url(), key))?;
-    let gz = meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz");
+    let gz = stored_gzip(key, &meta);
     let got = crate::blocking(move || {
         if gz {
             gzip::gunzip_sha256(&bytes, MAX_BODY).map(|(sha, _)| sha)
@@ -238,7 +238,7 @@ fn unpack(
     size_hint: u64,
 ) -> Result<Read> {
     let transferred = bytes.len() as u64;
-    let body = if meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz") {
+    let body = if stored_gzip(key, meta) {
         Bytes::from(
             gzip::gunzip(&bytes, limit, size_hint)
                 .map_err(|e| Error::corrupt(store.url(), key, format!("not valid gzip: {e}")))?,
@@ -247,6 +247,11 @@ fn unpack(
         bytes
     };
     Ok(Read { body, transferred })
+}
+
+/// Whether the object `key` is stored gzip (by its encoding, or its name).
+fn stored_gzip(key: &str, meta: &ObjectMeta) -> bool {
+    meta.content_encoding.as_deref() == Some("gzip") || key.ends_with(".gz")
 }
 
 /// Writes the manifest (`mode`: create, or update the ETag read), with its last entry as

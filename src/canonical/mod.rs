@@ -112,6 +112,20 @@ impl Tables {
         Ok((first, count))
     }
 
+    /// Adds the key of the record `item` (canonical text) found at `key`, if any.
+    fn scanned_key(
+        &mut self,
+        item: &str,
+        key: &KeyPointer,
+    ) -> Result<Option<(u32, u32)>, &'static str> {
+        if key.tokens.is_empty() {
+            return Ok(None);
+        }
+        scan::pointer(item.as_bytes(), &key.tokens)
+            .map(|k| self.key(k))
+            .transpose()
+    }
+
     fn record(
         start: usize,
         end: usize,
@@ -125,6 +139,16 @@ impl Tables {
             members: members.unwrap_or((NONE, 0)),
         }
     }
+}
+
+/// `bytes` as the text of the version `sha256` names: its hash (returned) checked, and UTF-8.
+fn checked_text(bytes: Bytes, sha256: &str) -> Result<(String, ByteString), String> {
+    let got = sha256_hex(&bytes);
+    if got != sha256 {
+        return Err(format!("content hashes to {got}, expected {sha256}"));
+    }
+    let text = ByteString::try_from(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+    Ok((got, text))
 }
 
 /// Whether `spans` (from whatever wrote `item`) are member spans of the object `item`: each
@@ -242,11 +266,7 @@ impl Document {
     /// The text is not parsed: such a document is a base to diff from or to patch (where
     /// text that does not split is an error), not the new side of a diff.
     pub fn from_canonical(bytes: Bytes, key: &KeyPointer, sha256: &str) -> Result<Self, String> {
-        let got = sha256_hex(&bytes);
-        if got != sha256 {
-            return Err(format!("content hashes to {got}, expected {sha256}"));
-        }
-        let text = ByteString::try_from(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+        let (got, text) = checked_text(bytes, sha256)?;
         let mut tables = Tables::default();
         let records = if text.starts_with('[') {
             let base = text.as_ptr() as usize;
@@ -255,12 +275,7 @@ impl Document {
             for (i, item) in items.into_iter().enumerate() {
                 let start = item.as_ptr() as usize - base;
                 let too_large = |e: &str| format!("record {i} {e}");
-                let key = if key.tokens.is_empty() {
-                    None
-                } else {
-                    let k = scan::pointer(item.as_bytes(), &key.tokens);
-                    k.map(|k| tables.key(k)).transpose().map_err(too_large)?
-                };
+                let key = tables.scanned_key(item, key).map_err(too_large)?;
                 let members = member_spans(item)
                     .map(|spans| tables.members(spans))
                     .transpose()
@@ -281,9 +296,10 @@ impl Document {
 
     /// [`Document::from_canonical`] of bytes whose records' spans are known already: a delta
     /// applied record by record to `base` ([`crate::delta::apply_document_records`]) says
-    /// where each record of the result is, and which are untouched copies of a record of
-    /// `base`, whose member spans are taken from there instead of scanning it again. Checked
-    /// against `sha256`, and refused unless the spans tile the top-level array exactly.
+    /// where each record of the result is, which are untouched copies of a record of `base`
+    /// (whose member spans are taken from there), and the member spans of the records it
+    /// rewrote (checked against their text); only other records are scanned. Checked against
+    /// `sha256`, and refused unless the spans tile the top-level array exactly.
     pub fn from_applied(
         bytes: Bytes,
         key: &KeyPointer,
@@ -291,11 +307,7 @@ impl Document {
         base: &Document,
         applied: &[crate::delta::AppliedRecord<'_>],
     ) -> Result<Self, String> {
-        let got = sha256_hex(&bytes);
-        if got != sha256 {
-            return Err(format!("content hashes to {got}, expected {sha256}"));
-        }
-        let text = ByteString::try_from(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+        let (got, text) = checked_text(bytes, sha256)?;
         let b = text.as_bytes();
         // The spans must be exactly `[` r0 `,` r1 … `]`: whatever wrote them, the document's
         // records are then the array's elements.
@@ -316,12 +328,7 @@ impl Document {
         for (i, r) in applied.iter().enumerate() {
             let too_large = |e: &str| format!("record {i} {e}");
             let item = &text[r.start..r.end];
-            let k = if key.tokens.is_empty() {
-                None
-            } else {
-                let k = scan::pointer(item.as_bytes(), &key.tokens);
-                k.map(|k| tables.key(k)).transpose().map_err(too_large)?
-            };
+            let k = tables.scanned_key(item, key).map_err(too_large)?;
             // A copy's spans, relative to its start, are its base record's: the same bytes.
             let copied = r
                 .copy_of
@@ -393,7 +400,6 @@ impl Document {
             None => scan::pointer(self.record_bytes(r), &key.tokens),
         }
     }
-    /// The members of an object record (names unescaped, values as text), from its spans.
     /// The member spans of an object record (`None` for any other record).
     fn members_of(&self, r: &Record) -> Option<&[MemberSpan]> {
         let (first, count) = r.members;
@@ -404,14 +410,11 @@ impl Document {
         self.tables.members.get(first..first + count as usize)
     }
 
+    /// The members of an object record (names unescaped, values as text), from its spans.
     pub fn record_members(&self, r: &Record) -> Option<Vec<(Cow<'_, str>, &str)>> {
-        let (first, count) = r.members;
-        if first == NONE {
-            return None;
-        }
         let text = self.text();
         let at = |offset: u32| r.start + offset as usize;
-        self.tables.members[first as usize..first as usize + count as usize]
+        self.members_of(r)?
             .iter()
             .map(|m| {
                 Some((
