@@ -17,7 +17,7 @@ use bytes::Bytes;
 use time::{Duration, OffsetDateTime};
 
 use crate::canonical::Document;
-use crate::delta::{Delta, Diff, VersionRef, FORMAT};
+use crate::delta::{Delta, Diff, PatchOp, Planned, VersionRef, FORMAT};
 use crate::gzip;
 use crate::keys::{self, DatasetKeys};
 use crate::manifest::Entry;
@@ -120,46 +120,59 @@ pub struct Inputs<'a> {
     /// The already-compressed snapshot (computed in parallel with the diff).
     pub snapshot_gz: Bytes,
     pub prev: Option<(&'a Remote, &'a Diff)>,
+    /// The delta file from `prev`, gzip ([`delta_gz`]), made and checked with the diff.
+    pub delta_gz: Option<Vec<u8>>,
     pub version: u64,
     pub created_at: OffsetDateTime,
-    pub gzip_level: u32,
     /// This attempt's id, written as [`keys::META_ATTEMPT`] on every object it puts.
     pub attempt: &'a str,
+}
+
+/// The delta file's fields from the version `from` to version `version` of `sha256`, created at
+/// `created_at`, with `diff`'s summary and changes and `patch` (the operations made already).
+pub fn delta_header<'a>(
+    dataset: &str,
+    from: &Entry,
+    (version, sha256): (u64, &str),
+    created_at: &str,
+    diff: &'a Diff,
+    patch: &'a [PatchOp],
+) -> Delta<'a> {
+    Delta {
+        format: FORMAT.to_string(),
+        dataset: dataset.to_string(),
+        from: VersionRef {
+            version: from.version,
+            sha256: from.sha256.clone(),
+        },
+        to: VersionRef {
+            version,
+            sha256: sha256.to_string(),
+        },
+        created_at: created_at.to_string(),
+        summary: diff.summary,
+        changes: Cow::Borrowed(&diff.changes),
+        patch: Cow::Borrowed(patch),
+    }
+}
+
+/// The delta file `header` and `planned` describe ([`crate::delta::write_delta`]), written
+/// straight into the compressor: a delta of millions of operations is never held as JSON
+/// text, nor (with `planned`) as operations.
+pub fn delta_gz(header: &Delta<'_>, planned: Option<&Planned<'_>>, level: u32) -> Vec<u8> {
+    let mut enc = gzip::encoder(level);
+    crate::delta::write_delta(header, planned, &mut enc).expect("writing to memory cannot fail");
+    enc.finish().expect("compressing into memory cannot fail")
 }
 
 pub fn build(i: Inputs<'_>) -> PublishPlan {
     let sha = i.doc.sha256();
     let created_at = keys::created_at(i.created_at);
     let snapshot_key = i.keys.snapshot(i.created_at, sha);
-    let (delta, summary) = match i.prev {
-        Some((remote, diff)) => {
-            let delta = Delta {
-                format: FORMAT.to_string(),
-                dataset: i.dataset.to_string(),
-                from: VersionRef {
-                    version: remote.entry.version,
-                    sha256: remote.entry.sha256.clone(),
-                },
-                to: VersionRef {
-                    version: i.version,
-                    sha256: sha.to_string(),
-                },
-                created_at: created_at.clone(),
-                summary: diff.summary,
-                changes: Cow::Borrowed(&diff.changes),
-                patch: Cow::Borrowed(&diff.patch),
-            };
-            // Serialized straight into the compressor: a delta of a few hundred thousand
-            // operations is never held as JSON text (nor as a compression buffer its size).
-            let mut enc = gzip::encoder(i.gzip_level);
-            let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut enc);
-            serde_json::to_writer(&mut w, &delta).expect("a delta serializes into memory");
-            std::io::Write::flush(&mut w).expect("writing to memory cannot fail");
-            drop(w);
-            let gz = enc.finish().expect("compressing into memory cannot fail");
-            (Some((i.keys.delta(i.created_at, sha), gz)), diff.summary)
-        }
-        None => (
+    let (delta, summary) = match (i.prev, i.delta_gz) {
+        (Some((_, diff)), Some(gz)) => (Some((i.keys.delta(i.created_at, sha), gz)), diff.summary),
+        (Some(_), None) => panic!("a version after another is published with its delta"),
+        (None, _) => (
             None,
             crate::delta::Summary {
                 added: i.doc.record_count().unwrap_or(0) as u64,

@@ -137,74 +137,193 @@ pub fn apply_document_records<'d>(
 
 /// [`apply_document_into`], calling `on_record` for each record of the result as it is written
 /// when it is written record by record (then `Ok(true)`).
-fn apply_records_into<'d>(
+pub(super) fn apply_records_into<'d>(
     doc: &'d Document,
     patch: &[PatchOp],
     out: &mut impl Write,
-    mut on_record: impl FnMut(AppliedRecord<'d>),
+    on_record: impl FnMut(AppliedRecord<'d>),
 ) -> Result<bool, ApplyError> {
-    let text = doc.text();
-    // A top-level array's records are known already: no need to scan 30 MB to split it.
-    let mut root = match doc.records() {
-        Some(records) if !patch.is_empty() => {
-            Lazy::Array(records.iter().map(|r| Lazy::Record(doc, r)).collect())
+    if !patch.is_empty() && doc.records().is_some() && record_wise(patch) {
+        let mut stream = Stream::new(doc, out, on_record);
+        for op in patch {
+            stream.op(op)?;
         }
-        _ => Lazy::Raw(text),
-    };
-    let (head, tail) = match &root {
-        Lazy::Array(_) => record_wise(patch).unwrap_or((patch.len(), Vec::new())),
-        _ => (patch.len(), Vec::new()),
-    };
-    for (index, op) in patch[..head].iter().enumerate() {
+        return stream.finish().map(|()| true);
+    }
+    let mut root = Lazy::Raw(doc.text());
+    for (index, op) in patch.iter().enumerate() {
         apply_lazy(&mut root, op, 0).map_err(|reason| op_error(index, op, reason))?;
     }
-    let write_error = |e: std::io::Error| ApplyError {
-        index: patch.len(),
+    root.write(out, &mut Vec::new())
+        .map(|()| false)
+        .map_err(|e| write_error(patch.len(), e))
+}
+
+fn write_error(index: usize, e: std::io::Error) -> ApplyError {
+    ApplyError {
+        index,
         op: "write",
         path: String::new(),
         reason: e.to_string(),
-    };
-    let mut buf = Vec::new();
-    let Lazy::Array(records) = root else {
-        return root
-            .write(out, &mut buf)
-            .map(|()| false)
-            .map_err(write_error);
-    };
-    let mut out = Counted { inner: out, n: 0 };
-    // Record by record: the operations of `patch[head..]` on record `i` are the next ones
-    // whose first index is `i` (ascending, as `record_wise` checked).
-    let len = records.len();
-    let mut ops = patch[head..].iter().zip(tail).enumerate().peekable();
-    out.write_all(b"[").map_err(write_error)?;
-    for (i, mut record) in records.into_iter().enumerate() {
-        if i > 0 {
-            out.write_all(b",").map_err(write_error)?;
+    }
+}
+
+/// A patch in the record-wise shape applied one operation at a time, as it comes (from a
+/// slice, or parsed from a delta file as it is read): the record-level operations on the array
+/// of records, then each record's own, each record written out (and dropped) as soon as the
+/// operations move past it. It never holds more than the array of records and one record's
+/// tree; an operation out of that order is an error, not a fallback.
+pub(super) struct Stream<'d, 'w, W, F> {
+    /// The records, while record-level operations come.
+    head: Option<Seq<Lazy<'d>>>,
+    /// The records not written yet, once the operations went inside them.
+    rest: std::iter::Flatten<std::vec::IntoIter<Vec<Lazy<'d>>>>,
+    /// The record the last operation went into, and its index.
+    current: Option<(usize, Lazy<'d>)>,
+    /// Index of the next record to write, and how many the array has.
+    next: usize,
+    len: usize,
+    /// Operations applied so far (the next one's index).
+    index: usize,
+    /// Whether an operation came out of the record-wise order (the error says so too).
+    pub(super) out_of_order: bool,
+    out: Counted<'w, W>,
+    buf: Vec<u8>,
+    on_record: F,
+}
+
+impl<'d, 'w, W: Write, F: FnMut(AppliedRecord<'d>)> Stream<'d, 'w, W, F> {
+    /// `doc` must be an array of records.
+    pub(super) fn new(doc: &'d Document, out: &'w mut W, on_record: F) -> Self {
+        let records = doc.records().unwrap_or_default();
+        Stream {
+            head: Some(records.iter().map(|r| Lazy::Record(doc, r)).collect()),
+            rest: Vec::new().into_iter().flatten(),
+            current: None,
+            next: 0,
+            len: 0,
+            index: 0,
+            out_of_order: false,
+            out: Counted { inner: out, n: 0 },
+            buf: Vec::new(),
+            on_record,
         }
-        while let Some((k, (op, _))) = ops.next_if(|(_, (_, at))| *at == i) {
-            apply_lazy(&mut record, op, 1).map_err(|reason| op_error(head + k, op, reason))?;
+    }
+
+    pub(super) fn op(&mut self, op: &PatchOp) -> Result<(), ApplyError> {
+        let index = self.index;
+        self.index += 1;
+        let error = |reason: String| op_error(index, op, reason);
+        let place = op_place(op);
+        if let (
+            Some(records),
+            Some(Place {
+                records_level: true,
+                ..
+            }),
+        ) = (&mut self.head, &place)
+        {
+            let mut root = Lazy::Array(std::mem::replace(records, Seq::from_iter([])));
+            let applied = apply_lazy(&mut root, op, 0);
+            if let Lazy::Array(records) = root {
+                self.head = Some(records);
+            }
+            return applied.map_err(error);
         }
-        let start = out.n;
+        let at = place.and_then(|p| p.record);
+        let Some(i) = at else {
+            self.out_of_order = true;
+            return Err(error(
+                "out of the order a delta of records has (record-level operations first, then \
+                 each record's own in ascending record order)"
+                    .into(),
+            ));
+        };
+        self.start_records()?;
+        match &self.current {
+            Some((c, _)) if *c == i => {}
+            Some((c, _)) if *c > i => {
+                self.out_of_order = true;
+                return Err(error(format!(
+                    "comes after operations on record {c}: out of ascending record order"
+                )));
+            }
+            _ => {
+                self.write_current()?;
+                while self.next < i {
+                    let Some(record) = self.rest.next() else {
+                        break;
+                    };
+                    self.write_record(record)?;
+                }
+                let record = match self.rest.next() {
+                    Some(record) if self.next == i => record,
+                    _ => {
+                        let len = self.len;
+                        return Err(error(format!("index {i} is out of bounds (length {len})")));
+                    }
+                };
+                self.current = Some((i, record));
+            }
+        }
+        let (_, record) = self.current.as_mut().expect("set above");
+        apply_lazy(record, op, 1).map_err(error)
+    }
+
+    /// Writes the rest of the records and closes the array.
+    pub(super) fn finish(mut self) -> Result<(), ApplyError> {
+        self.start_records()?;
+        self.write_current()?;
+        while let Some(record) = self.rest.next() {
+            self.write_record(record)?;
+        }
+        let index = self.index;
+        self.out.write_all(b"]").map_err(|e| write_error(index, e))
+    }
+
+    /// Past the record-level operations: opens the array.
+    fn start_records(&mut self) -> Result<(), ApplyError> {
+        if let Some(records) = self.head.take() {
+            self.len = records.len();
+            self.rest = records.blocks.into_iter().flatten();
+            let index = self.index;
+            self.out
+                .write_all(b"[")
+                .map_err(|e| write_error(index, e))?;
+        }
+        Ok(())
+    }
+
+    fn write_current(&mut self) -> Result<(), ApplyError> {
+        match self.current.take() {
+            Some((_, record)) => self.write_record(record),
+            None => Ok(()),
+        }
+    }
+
+    fn write_record(&mut self, record: Lazy<'d>) -> Result<(), ApplyError> {
+        let index = self.index;
+        let write_error = |e| write_error(index, e);
+        if self.next > 0 {
+            self.out.write_all(b",").map_err(write_error)?;
+        }
+        self.next += 1;
+        let start = self.out.n;
         let members = record
-            .write_record(&mut out, &mut buf)
+            .write_record(&mut self.out, &mut self.buf)
             .map_err(write_error)?;
         let copy_of = match record {
             Lazy::Record(_, r) => Some(r),
             _ => None,
         };
-        let end = out.n;
-        on_record(AppliedRecord {
+        (self.on_record)(AppliedRecord {
             start,
-            end,
+            end: self.out.n,
             copy_of,
             members,
         });
+        Ok(())
     }
-    if let Some((k, (op, at))) = ops.next() {
-        let reason = format!("index {at} is out of bounds (length {len})");
-        return Err(op_error(head + k, op, reason));
-    }
-    out.write_all(b"]").map(|()| true).map_err(write_error)
 }
 
 /// `"name":` of a member into `buf` (cleared first).
@@ -254,48 +373,59 @@ fn op_error(index: usize, op: &PatchOp, reason: String) -> ApplyError {
     }
 }
 
-/// Whether `patch` can be applied record by record: where its record-level part ends (each
-/// operation's path, and `from`, one array index: removes, moves and adds of whole records),
-/// and the record each later operation stays inside, in ascending order. A later operation
-/// stays inside record `i` when its path starts with index `i`, goes deeper unless it replaces
-/// or tests the record whole, and its `from` (a move or copy) lies deeper inside record `i`
-/// too. `None` for any other patch.
-fn record_wise(patch: &[PatchOp]) -> Option<(usize, Vec<usize>)> {
-    let tokens = |p: &str| parse_pointer(p).ok();
-    let head = patch
-        .iter()
-        .position(|op| {
-            let top = |p: &str| tokens(p).is_some_and(|t| t.len() == 1);
-            !(top(op.path())
-                && match op {
-                    PatchOp::Move { from, .. } | PatchOp::Copy { from, .. } => top(from),
-                    _ => true,
-                })
-        })
-        .unwrap_or(patch.len());
-    let mut at = Vec::with_capacity(patch.len() - head);
-    for op in &patch[head..] {
-        let path = tokens(op.path())?;
-        let first = path.first()?;
-        let deep_enough = match op {
-            PatchOp::Replace { .. } | PatchOp::Test { .. } => !path.is_empty(),
-            PatchOp::Add { .. } | PatchOp::Remove { .. } => path.len() >= 2,
-            PatchOp::Move { from, .. } | PatchOp::Copy { from, .. } => {
-                let from = tokens(from)?;
-                path.len() >= 2 && from.len() >= 2 && from[0] == *first
-            }
-        };
-        // A canonical index only ("-" or a leading zero is no record of the stream).
-        let i: usize = first
-            .parse()
-            .ok()
-            .filter(|i: &usize| i.to_string() == *first)?;
-        if !deep_enough || at.last().is_some_and(|&last| last > i) {
-            return None;
+/// Where an operation of a record-wise patch works: on the array of records (its path, and
+/// `from`, one array index: removes, moves and adds of whole records), and/or inside record
+/// `i`: its path starts with index `i`, goes deeper unless it replaces or tests the record
+/// whole, and its `from` (a move or copy) lies deeper inside record `i` too. `None` for
+/// anything else.
+struct Place {
+    records_level: bool,
+    record: Option<usize>,
+}
+
+fn op_place(op: &PatchOp) -> Option<Place> {
+    let path = parse_pointer(op.path()).ok()?;
+    let from = match op {
+        PatchOp::Move { from, .. } | PatchOp::Copy { from, .. } => Some(parse_pointer(from).ok()?),
+        _ => None,
+    };
+    let records_level = path.len() == 1 && from.as_ref().is_none_or(|f| f.len() == 1);
+    let first = path.first()?;
+    let deep_enough = match op {
+        PatchOp::Replace { .. } | PatchOp::Test { .. } => true,
+        PatchOp::Add { .. } | PatchOp::Remove { .. } => path.len() >= 2,
+        PatchOp::Move { .. } | PatchOp::Copy { .. } => from
+            .as_ref()
+            .is_some_and(|from| path.len() >= 2 && from.len() >= 2 && from[0] == *first),
+    };
+    // A canonical index only ("-" or a leading zero is no record of the stream).
+    let record = first
+        .parse()
+        .ok()
+        .filter(|i: &usize| i.to_string() == *first && deep_enough);
+    Some(Place {
+        records_level,
+        record,
+    })
+}
+
+/// Whether `patch` can be applied record by record ([`Stream`]): its record-level operations
+/// first, then each record's own in ascending record order.
+fn record_wise(patch: &[PatchOp]) -> bool {
+    let mut last = None;
+    for op in patch {
+        match op_place(op) {
+            Some(Place {
+                records_level: true,
+                ..
+            }) if last.is_none() => {}
+            Some(Place {
+                record: Some(i), ..
+            }) if last.is_none_or(|last| last <= i) => last = Some(i),
+            _ => return false,
         }
-        at.push(i);
     }
-    Some((head, at))
+    true
 }
 
 /// Applies `patch` to `doc` and compares the result with `expected` as it streams, with no
@@ -307,35 +437,56 @@ pub fn apply_and_compare(
     patch: &[PatchOp],
     expected: &[u8],
 ) -> Result<Option<usize>, ApplyError> {
-    struct Compare<'e> {
-        expected: &'e [u8],
-        pos: usize,
-        differs: Option<usize>,
-    }
-    impl Write for Compare<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            if self.differs.is_none() {
-                let have = self.expected.get(self.pos..).unwrap_or_default();
-                if !have.starts_with(buf) {
-                    let same = have.iter().zip(buf).take_while(|(a, b)| a == b).count();
-                    self.differs = Some(self.pos + same);
-                }
-            }
-            self.pos += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Compare {
-        expected,
-        pos: 0,
-        differs: None,
-    };
+    let mut c = Compare::new(expected);
     apply_document_into(doc, patch, &mut c)?;
-    Ok(c.differs
-        .or((c.pos != expected.len()).then_some(c.pos.min(expected.len()))))
+    Ok(c.differs())
+}
+
+/// A writer that compares what it is given with `expected`, keeping the offset of the first
+/// difference.
+pub(super) struct Compare<'e> {
+    expected: &'e [u8],
+    pos: usize,
+    differs: Option<usize>,
+}
+
+impl<'e> Compare<'e> {
+    pub(super) fn new(expected: &'e [u8]) -> Self {
+        Compare {
+            expected,
+            pos: 0,
+            differs: None,
+        }
+    }
+
+    /// `None` when what was written is `expected`, else the offset of the first difference.
+    pub(super) fn differs(&self) -> Option<usize> {
+        self.differs
+            .or((self.pos != self.expected.len()).then_some(self.pos.min(self.expected.len())))
+    }
+}
+
+impl Write for Compare<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.differs.is_none() {
+            let have = self.expected.get(self.pos..).unwrap_or_default();
+            if !have.starts_with(buf) {
+                let same = have.iter().zip(buf).take_while(|(a, b)| a == b).count();
+                self.differs = Some(self.pos + same);
+            }
+        }
+        self.pos += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl super::Rewind for Compare<'_> {
+    fn rewind(&mut self) {
+        (self.pos, self.differs) = (0, None);
+    }
 }
 
 /// A JSON value being patched: canonical text until an operation needs to look inside it.
@@ -433,10 +584,6 @@ impl<T> Seq<T> {
 
     pub(super) fn iter(&self) -> impl Iterator<Item = &T> {
         self.blocks.iter().flatten()
-    }
-
-    pub(super) fn into_iter(self) -> impl Iterator<Item = T> {
-        self.blocks.into_iter().flatten()
     }
 }
 

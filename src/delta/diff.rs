@@ -22,10 +22,56 @@ const ALIGN_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Computes the patch from `old` to `new`.
 pub fn diff(old: &Document, new: &Document) -> Diff {
+    let planned = plan(old, new);
     let mut d = Diff::default();
+    let mut ops = Vec::new();
+    for k in 0..planned.record_count() {
+        planned.record_ops(k, &mut ops);
+        d.patch.append(&mut ops);
+    }
+    let mut head = planned.diff;
+    head.patch.append(&mut d.patch);
+    head
+}
+
+/// A diff whose changed records' own operations are not made yet: [`Planned::record_ops`]
+/// makes them one record at a time, so that a run can write and check its delta without ever
+/// holding the whole patch (on a day that revises history it is millions of operations).
+pub struct Planned<'d> {
+    /// The summary, the change list and the operations made already: for keyed records the
+    /// record-level removes, moves and adds; for any other document the whole patch.
+    pub diff: Diff,
+    old: &'d Document,
+    new: &'d Document,
+    /// (index in the new document, index in the old) of each changed record whose operations
+    /// follow `diff.patch`, in ascending new index.
+    changed: Vec<(usize, usize)>,
+}
+
+impl Planned<'_> {
+    /// How many records' operations follow `diff.patch`.
+    pub fn record_count(&self) -> usize {
+        self.changed.len()
+    }
+
+    /// Appends the operations of the `k`th changed record (at its index in the new document).
+    pub fn record_ops(&self, k: usize, ops: &mut Vec<PatchOp>) {
+        let (j, i) = self.changed[k];
+        let (old_recs, new_recs) = (
+            self.old.records().unwrap_or_default(),
+            self.new.records().unwrap_or_default(),
+        );
+        diff_record(j, (self.old, &old_recs[i]), (self.new, &new_recs[j]), ops);
+    }
+}
+
+/// [`diff`], with the operations of keyed records that changed left to make one by one.
+pub fn plan<'d>(old: &'d Document, new: &'d Document) -> Planned<'d> {
+    let mut d = Diff::default();
+    let mut changed = Vec::new();
     match (old.records(), new.records()) {
         (Some(old_recs), Some(new_recs)) => match KeyMatch::new((old, old_recs), (new, new_recs)) {
-            Some(m) => diff_keyed(&mut d, old, new, &m),
+            Some(m) => diff_keyed(&mut d, old, new, &m, &mut changed),
             None => diff_aligned(&mut d, old, new),
         },
         _ => {
@@ -35,7 +81,12 @@ pub fn diff(old: &Document, new: &Document) -> Diff {
             }
         }
     }
-    d
+    Planned {
+        diff: d,
+        old,
+        new,
+        changed,
+    }
 }
 
 /// Records of two keyed documents matched by key: where each new record was in the old one.
@@ -87,12 +138,18 @@ impl KeyMatch {
 ///    the subsequence never move, so a record that moved is one `move`, never its body
 ///    again, and no order needs fewer moves;
 /// 3. member-level ops of each record whose content changed, at its index in the new
-///    document (where it now is).
+///    document (where it now is): listed in `changed` here, made by [`Planned::record_ops`].
 ///
 /// Indices in pass 2 are those of the array as it is at that op (RFC 6902 `move` removes
 /// first, then inserts). They are counted with a Fenwick tree over the final layout, so a
 /// full re-sort of a million records costs O(n log n), not O(n²).
-fn diff_keyed(d: &mut Diff, old: &Document, new: &Document, m: &KeyMatch) {
+fn diff_keyed(
+    d: &mut Diff,
+    old: &Document,
+    new: &Document,
+    m: &KeyMatch,
+    changed: &mut Vec<(usize, usize)>,
+) {
     let (old_recs, new_recs) = (
         old.records().unwrap_or_default(),
         new.records().unwrap_or_default(),
@@ -202,7 +259,7 @@ fn diff_keyed(d: &mut Diff, old: &Document, new: &Document, m: &KeyMatch) {
                     }
                     ChangeKind::Moved
                 } else {
-                    diff_record(j, (old, o), (new, n), &mut d.patch);
+                    changed.push((j, i));
                     d.summary.changed += 1;
                     ChangeKind::Changed
                 }

@@ -139,11 +139,13 @@ pub struct ApplyError {
 
 mod apply;
 mod diff;
+mod stream;
 
 pub use apply::{
     apply_and_compare, apply_document, apply_document_into, apply_document_records, AppliedRecord,
 };
-pub use diff::{diff, diff_raw};
+pub use diff::{diff, diff_raw, plan, Planned};
+pub use stream::{apply_delta, check_delta, write_delta, Between, DeltaBytes, DeltaError, Rewind};
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,8 @@
 //! Tests of diff and apply on small documents: keyed and aligned records, moves, nested
 //! changes, the nesting limit and apply's errors.
 
+use std::borrow::Cow;
+
 use super::apply::Seq;
 use super::*;
 use crate::canonical::{to_canonical_vec, Document, KeyPointer};
@@ -15,7 +17,66 @@ fn roundtrip(a: Value, b: Value) -> Diff {
     let d = diff(&da, &db);
     let out = apply_document(&da, &d.patch).unwrap();
     assert_eq!(out, db.bytes(), "patch {:?}", d.patch);
+    streamed_roundtrip(&da, &db, &d);
     d
+}
+
+fn header<'a>(d: &'a Diff, patch: &'a [PatchOp]) -> Delta<'a> {
+    Delta {
+        format: FORMAT.into(),
+        dataset: "d".into(),
+        from: VersionRef {
+            version: 1,
+            sha256: "a".into(),
+        },
+        to: VersionRef {
+            version: 2,
+            sha256: "b".into(),
+        },
+        created_at: "2026-12-04T06:00:00Z".into(),
+        summary: d.summary,
+        changes: Cow::Borrowed(&d.changes),
+        patch: Cow::Borrowed(patch),
+    }
+}
+
+/// The delta of `d` written from its plan (records' operations made as they are written) is
+/// the file serializing the whole diff gives; applied as it is parsed, from its text and from
+/// its gzip, it gives `db` and the records `apply_document_records` reports.
+fn streamed_roundtrip(da: &Document, db: &Document, d: &Diff) {
+    let planned = plan(da, db);
+    let mut written = Vec::new();
+    write_delta(
+        &header(&planned.diff, &planned.diff.patch),
+        Some(&planned),
+        &mut written,
+    )
+    .unwrap();
+    let whole = serde_json::to_vec(&header(d, &d.patch)).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&written),
+        String::from_utf8_lossy(&whole)
+    );
+    let (expected, expected_records) = apply_document_records(da, &d.patch).unwrap();
+    let gz = crate::gzip::gzip(&written, 1);
+    for bytes in [DeltaBytes::Json(&written), DeltaBytes::Gzip(&gz)] {
+        let (mut out, mut records) = (Vec::new(), Vec::new());
+        let (read, by_record) = apply_delta(da, bytes, None, &mut out, Some(&mut records)).unwrap();
+        assert_eq!(out, db.bytes());
+        assert_eq!(read, header(d, &[]));
+        match &expected_records {
+            Some(expected) => assert_eq!(&records, expected),
+            // An empty patch streams every record through as a copy.
+            None if by_record => {
+                assert!(d.patch.is_empty());
+                assert_eq!(Some(records.len()), da.record_count());
+                assert!(records.iter().all(|r| r.copy_of.is_some()));
+            }
+            None => assert!(records.is_empty()),
+        }
+        assert_eq!(check_delta(da, bytes, db.bytes()).unwrap().1, None);
+        assert_eq!(out, expected);
+    }
 }
 
 #[test]
@@ -401,4 +462,78 @@ fn apply_supports_every_operation() {
     .unwrap();
     let out = apply_document(&d, &cross).unwrap();
     assert_eq!(out, br#"[{"k":1},{"a":1,"k":2},{"a":1,"k":2}]"#);
+}
+
+/// A file of `patch` applied to `base` by [`apply_delta`] from its text.
+fn apply_file(base: &Document, patch: Value) -> Result<Vec<u8>, DeltaError> {
+    let patch: Vec<PatchOp> = serde_json::from_value(patch).unwrap();
+    let file = serde_json::to_vec(&header(&Diff::default(), &patch)).unwrap();
+    let mut out = Vec::new();
+    apply_delta(base, DeltaBytes::Json(&file), None, &mut out, None).map(|_| out)
+}
+
+#[test]
+fn a_patch_out_of_record_order_is_applied_whole_from_its_file() {
+    let base = doc(json!([{"k":1,"a":1},{"k":2},{"k":3}]));
+    // A record's own operation, then one on the array of records, then an earlier record:
+    // no stream can apply this in one pass, so the file is parsed again and applied whole.
+    let patch = json!([
+        {"op": "add", "path": "/2/x", "value": 1},
+        {"op": "remove", "path": "/1"},
+        {"op": "add", "path": "/0/b", "value": 2}
+    ]);
+    let out = apply_file(&base, patch.clone()).unwrap();
+    let whole: Vec<PatchOp> = serde_json::from_value(patch).unwrap();
+    assert_eq!(out, apply_document(&base, &whole).unwrap());
+    assert_eq!(out, br#"[{"a":1,"b":2,"k":1},{"k":3,"x":1}]"#);
+}
+
+#[test]
+fn a_streamed_patch_fails_with_the_operation_that_does_not_apply() {
+    let base = doc(json!([{"k":1},{"k":2}]));
+    let err = apply_file(
+        &base,
+        json!([{"op": "move", "from": "/1", "path": "/0"}, {"op": "add", "path": "/5/x", "value": 1}]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, DeltaError::Apply(e) if e.index == 1 && e.reason.contains("out of bounds (length 2)")),
+        "{err}"
+    );
+    let err = apply_file(&base, json!([{"op": "remove", "path": "/0/nope"}])).unwrap_err();
+    assert!(
+        matches!(&err, DeltaError::Apply(e) if e.index == 0 && e.reason.contains("does not exist")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_damaged_delta_file_is_refused_as_no_delta() {
+    let base = doc(json!([{"k":1}]));
+    let file = serde_json::to_vec(&header(&Diff::default(), &[])).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", file[..file.len() - 3].to_vec()),
+        ("trailing", [&file[..], b"x"].concat()),
+        ("no patch", br#"{"format":"snapsync-delta/1"}"#.to_vec()),
+        ("patch twice", br#"{"patch":[],"patch":[]}"#.to_vec()),
+        ("an array", b"[]".to_vec()),
+    ];
+    for (what, bytes) in cases {
+        let mut out = Vec::new();
+        let err = apply_delta(&base, DeltaBytes::Json(&bytes), None, &mut out, None).unwrap_err();
+        assert!(matches!(err, DeltaError::Format(_)), "{what}: {err}");
+    }
+    let mut out = Vec::new();
+    let err = apply_delta(&base, DeltaBytes::Gzip(b"not gzip"), None, &mut out, None).unwrap_err();
+    assert!(matches!(err, DeltaError::Format(_)), "{err}");
+}
+
+#[test]
+fn a_delta_that_does_not_reproduce_the_version_says_where() {
+    let (a, b) = (doc(json!([{"k":1,"v":1}])), doc(json!([{"k":1,"v":2}])));
+    let d = diff(&a, &b);
+    let file = serde_json::to_vec(&header(&d, &d.patch)).unwrap();
+    let other = to_canonical_vec(&json!([{"k":1,"v":3}]));
+    let (_, differs) = check_delta(&a, DeltaBytes::Json(&file), &other).unwrap();
+    assert_eq!(differs, Some(br#"[{"k":1,"v":"#.len()));
 }

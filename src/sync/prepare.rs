@@ -12,6 +12,7 @@ use crate::changes::{self, PathPattern};
 use crate::delta::{self, Diff};
 use crate::error::{Error, Result};
 use crate::gzip;
+use crate::manifest::Entry;
 use crate::source::{redact_url, Fetched, Source, Validators};
 use crate::transform::{self, Transform, TransformSpec};
 
@@ -285,31 +286,111 @@ pub(super) fn checked_diff(
 ) -> Result<Diff> {
     let t = Instant::now();
     let mut d = delta::diff(prev, new);
-    let dataset = spec.dataset;
     debug!(
         ms = t.elapsed().as_millis() as u64,
         ops = d.patch.len(),
         "diffed"
     );
-    let differs = delta::apply_and_compare(prev, &d.patch, new.bytes()).map_err(|e| {
-        Error::DeltaMismatch {
-            dataset: dataset.clone(),
-            reason: e.to_string(),
-        }
-    })?;
+    let differs = delta::apply_and_compare(prev, &d.patch, new.bytes())
+        .map_err(|e| mismatch(&spec, e.to_string()))?;
     debug!(
         ms = t.elapsed().as_millis() as u64,
         "delta applied and checked"
     );
     if let Some(offset) = differs {
-        return Err(Error::DeltaMismatch {
-            dataset,
-            reason: format!(
-                "applying it does not give sha256 {}: the bytes differ at offset {offset}",
-                new.sha256()
-            ),
-        });
+        return Err(does_not_give(&spec, new, offset));
     }
+    tell_apart(prev, new, &spec, values, &mut d);
+    debug!(
+        ms = t.elapsed().as_millis() as u64,
+        values = ?d.counts,
+        "values told apart"
+    );
+    Ok(d)
+}
+
+/// Which delta file a run writes: from the version `from` to version `version` created at
+/// `created_at`, compressed at `level`.
+pub(super) struct DeltaAt {
+    pub(super) from: Entry,
+    pub(super) version: u64,
+    pub(super) created_at: String,
+    pub(super) level: u32,
+}
+
+/// Diffs, writes the delta file (gzip) with each changed record's operations made only as they
+/// are written, and checks it by applying those very bytes to `prev` as they are read, comparing
+/// the result with `new`'s bytes; then counts the changed values. The diff returned has no
+/// patch: the file holds it. So a changed run never holds its patch, which on a day that
+/// revises history is the largest thing it would (about 100 bytes per operation).
+pub(super) fn checked_delta(
+    prev: &Document,
+    new: &Document,
+    spec: DiffSpec,
+    at: &DeltaAt,
+) -> Result<(Diff, Vec<u8>)> {
+    let t = Instant::now();
+    let planned = delta::plan(prev, new);
+    let to = (at.version, new.sha256());
+    let header = crate::plan::delta_header(
+        &spec.dataset,
+        &at.from,
+        to,
+        &at.created_at,
+        &planned.diff,
+        &planned.diff.patch,
+    );
+    let gz = crate::plan::delta_gz(&header, Some(&planned), at.level);
+    debug!(
+        ms = t.elapsed().as_millis() as u64,
+        bytes = gz.len(),
+        "diffed and written"
+    );
+    let (read, differs) = delta::check_delta(prev, delta::DeltaBytes::Gzip(&gz), new.bytes())
+        .map_err(|e| mismatch(&spec, format!("its file does not apply: {e}")))?;
+    debug!(
+        ms = t.elapsed().as_millis() as u64,
+        "delta applied and checked"
+    );
+    if let Some(offset) = differs {
+        return Err(does_not_give(&spec, new, offset));
+    }
+    let written = delta::Delta {
+        patch: Default::default(),
+        ..header
+    };
+    if read != written {
+        return Err(mismatch(
+            &spec,
+            "its file does not read back as it was written".into(),
+        ));
+    }
+    drop(written);
+    let mut d = planned.diff;
+    d.patch = Vec::new();
+    tell_apart(prev, new, &spec, Values::Count, &mut d);
+    Ok((d, gz))
+}
+
+fn mismatch(spec: &DiffSpec, reason: String) -> Error {
+    Error::DeltaMismatch {
+        dataset: spec.dataset.clone(),
+        reason,
+    }
+}
+
+fn does_not_give(spec: &DiffSpec, new: &Document, offset: usize) -> Error {
+    mismatch(
+        spec,
+        format!(
+            "applying it does not give sha256 {}: the bytes differ at offset {offset}",
+            new.sha256()
+        ),
+    )
+}
+
+/// Tells the changed records' values apart into `d` (their list or their counts).
+fn tell_apart(prev: &Document, new: &Document, spec: &DiffSpec, values: Values, d: &mut Diff) {
     match values {
         Values::List => {
             d.values = changes::value_changes(prev, new, &spec.key, &d.changes, &spec.derived);
@@ -319,12 +400,6 @@ pub(super) fn checked_diff(
             d.counts = changes::value_counts(prev, new, &spec.key, &d.changes, &spec.derived);
         }
     }
-    debug!(
-        ms = t.elapsed().as_millis() as u64,
-        values = ?d.counts,
-        "values told apart"
-    );
-    Ok(d)
 }
 
 /// The views of a version (number and `created_at`) published with `diff`: its changed values

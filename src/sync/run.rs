@@ -22,8 +22,8 @@ use crate::transform::{self, Transform};
 use crate::validate;
 
 use super::prepare::{
-    checked_diff, invalid_json, load_transforms, log_join_reports, tell_values, DiffSpec,
-    PreparedDiff, Values,
+    checked_delta, invalid_json, load_transforms, log_join_reports, tell_values, DeltaAt, DiffSpec,
+    PreparedDiff,
 };
 use super::*;
 
@@ -163,6 +163,18 @@ enum Body {
 enum Fetch {
     Done(Done),
     Body(Body, SourceState),
+}
+
+/// What [`Run::diff_and_compress`] made.
+struct Compared {
+    diff: Option<Arc<Diff>>,
+    snapshot_gz: Bytes,
+    /// The delta file from the previous version, gzip.
+    delta_gz: Option<Vec<u8>>,
+    /// The previous version, when it was loaded here: its values are told after the commit.
+    base: Option<Arc<Document>>,
+    /// The diff made ahead that was used (it has its patch), for a retry on the same base.
+    prepared: Option<PreparedDiff>,
 }
 
 /// What a create-only put of a snapshot or delta found.
@@ -416,25 +428,34 @@ impl Run<'_> {
                 self.opts.force,
             )?;
             let version = remote.as_ref().map_or(1, |r| r.entry.version + 1);
-            let (diff, gz, loaded) = self
+            let at = DeltaAt {
+                from: remote.as_ref().map(|r| r.entry.clone()).unwrap_or_default(),
+                version,
+                created_at: keys::created_at(created_at),
+                level: ds.gzip_level,
+            };
+            let Compared {
+                diff,
+                snapshot_gz: gz,
+                delta_gz,
+                base,
+                prepared,
+            } = self
                 .diff_and_compress(
                     &doc,
                     remote.as_ref(),
                     state.id,
-                    snapshot_gz.clone(),
-                    prepared_diff.take(),
+                    (snapshot_gz.clone(), prepared_diff.take()),
+                    base_doc.as_ref(),
+                    at,
                 )
                 .await?;
             // The diff's base, for its values after the commit (kept for a retry on it).
-            base_doc = loaded.or(base_doc);
-            // Trying again on the same base (after a taken key) needs no new diff.
-            prepared_diff = remote
-                .as_ref()
-                .zip(diff.clone())
-                .map(|(r, diff)| PreparedDiff {
-                    base_sha256: r.entry.sha256.clone(),
-                    diff,
-                });
+            base_doc = base.or(base_doc);
+            // Trying again on the same base (after a taken key) needs no new diff when the
+            // diff was made ahead (it has its patch); one made here wrote its patch to the
+            // delta file only, and is made again.
+            prepared_diff = prepared;
             snapshot_gz = Some(gz.clone());
             // The views' values are told on the other core while this attempt serializes its
             // delta and uploads (the walk and the change table's encoding are a quarter of a
@@ -457,9 +478,9 @@ impl Run<'_> {
                 doc: &doc,
                 snapshot_gz: gz,
                 prev: remote.as_ref().zip(diff.as_deref()),
+                delta_gz,
                 version,
                 created_at,
-                gzip_level: ds.gzip_level,
                 attempt: &attempt_id,
             });
             if self.opts.dry_run {
@@ -605,51 +626,77 @@ impl Run<'_> {
         }))
     }
 
-    /// Diffs against the previous version and checks the delta by applying it, while the
-    /// snapshot is compressed on the other core (unless `snapshot_gz` has it already). A diff
-    /// made ahead (`prepared`) is used when its base is the previous version. Also returns the
-    /// previous version when it was loaded here: its values are listed after the commit.
+    /// Diffs against the previous version, writes the delta file and checks it by applying it,
+    /// while the snapshot is compressed on the other core (unless the first of `ahead` has it
+    /// already). A diff made ahead (the second of `ahead`) is used when its base is the previous
+    /// version. `held` is the base an earlier attempt loaded.
     async fn diff_and_compress(
         &mut self,
         doc: &Arc<Document>,
         remote: Option<&Remote>,
         dataset_id: i64,
-        snapshot_gz: Option<Bytes>,
-        prepared: Option<PreparedDiff>,
-    ) -> Result<(Option<Arc<Diff>>, Bytes, Option<Arc<Document>>)> {
+        (snapshot_gz, prepared): (Option<Bytes>, Option<PreparedDiff>),
+        held: Option<&Arc<Document>>,
+        at: DeltaAt,
+    ) -> Result<Compared> {
         let level = self.ds.gzip_level;
         let gz_doc = doc.clone();
         let gz = tokio::task::spawn_blocking(move || match snapshot_gz {
             Some(gz) => gz,
             None => Bytes::from(gzip::gzip(gz_doc.bytes(), level)),
         });
-        let mut base = None;
-        let diff = match remote {
-            None => None,
-            Some(r) => match prepared.filter(|p| p.base_sha256 == r.entry.sha256) {
-                Some(PreparedDiff { diff, .. }) => {
-                    debug!(ops = diff.patch.len(), "diffed and checked ahead");
-                    Some(diff)
+        let mut compared = Compared {
+            diff: None,
+            snapshot_gz: Bytes::new(),
+            delta_gz: None,
+            base: None,
+            prepared: None,
+        };
+        if let Some(r) = remote {
+            match prepared.filter(|p| p.base_sha256 == r.entry.sha256) {
+                Some(p) => {
+                    debug!(ops = p.diff.patch.len(), "diffed and checked ahead");
+                    let (diff, name) = (p.diff.clone(), self.ds.name.clone());
+                    let to = (at.version, doc.sha256().to_string());
+                    let delta_gz = crate::blocking(move || {
+                        let header = plan::delta_header(
+                            &name,
+                            &at.from,
+                            (to.0, &to.1),
+                            &at.created_at,
+                            &diff,
+                            &diff.patch,
+                        );
+                        plan::delta_gz(&header, None, at.level)
+                    })
+                    .await;
+                    compared.diff = Some(p.diff.clone());
+                    compared.delta_gz = Some(delta_gz);
+                    compared.prepared = Some(p);
                 }
                 None => {
                     let t = Instant::now();
-                    let prev = self.previous(&r.entry, dataset_id).await?;
+                    let prev = match held.filter(|b| b.sha256() == r.entry.sha256) {
+                        Some(held) => held.clone(),
+                        None => self.previous(&r.entry, dataset_id).await?,
+                    };
                     debug!(
                         ms = t.elapsed().as_millis() as u64,
                         "previous version loaded"
                     );
                     let (new, spec) = (doc.clone(), DiffSpec::of(self.ds));
-                    base = Some(prev.clone());
-                    let d = crate::blocking(move || checked_diff(&prev, &new, spec, Values::Count))
-                        .await?;
-                    Some(Arc::new(d))
+                    compared.base = Some(prev.clone());
+                    let (d, delta_gz) =
+                        crate::blocking(move || checked_delta(&prev, &new, spec, &at)).await?;
+                    compared.diff = Some(Arc::new(d));
+                    compared.delta_gz = Some(delta_gz);
                 }
-            },
-        };
-        let gz = gz
+            }
+        }
+        compared.snapshot_gz = gz
             .await
             .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        Ok((diff, gz, base))
+        Ok(compared)
     }
 
     /// The previous version's document: the one the caller holds when it has that hash, else
