@@ -87,46 +87,55 @@ pub async fn read_manifest_with_etag(
     }
 }
 
-/// Reads and parses a delta object.
-pub async fn read_delta(store: &DynStore, key: &str) -> Result<Delta<'static>> {
-    Ok(read_delta_counted(store, key).await?.0)
-}
-
-/// [`read_delta`], also returning the bytes transferred.
-pub async fn read_delta_counted(store: &DynStore, key: &str) -> Result<(Delta<'static>, u64)> {
+/// Reads a delta object: the delta file's text and the bytes transferred. It is parsed only as
+/// [`apply_step`] applies it, one operation at a time.
+pub async fn read_delta(store: &DynStore, key: &str) -> Result<(Bytes, u64)> {
     let read = read_object(store, key, MAX_DELTA, 0).await?;
-    let delta = serde_json::from_slice(&read.body)
-        .map_err(|e| Error::corrupt(store.url(), key, format!("not a valid delta: {e}")))?;
-    Ok((delta, read.transferred))
+    Ok((read.body, read.transferred))
 }
 
-/// Applies a delta to the document of the version before `to`, checking that the delta says it
-/// goes from that version to `to` and that the result hashes to `to.sha256`. The error says
-/// what did not match.
+/// Applies the delta file `delta` (its text) to the document of the version before `to`,
+/// checking that the file says it goes from that version to `to` and that the result hashes
+/// to `to.sha256`; returns the result and the file's other fields (its patch empty). The error
+/// says what did not match.
 pub fn apply_step(
-    delta: &Delta<'_>,
+    delta: &[u8],
     base: &Document,
     to: &Entry,
-) -> std::result::Result<Document, String> {
-    if delta.from.sha256 != base.sha256() || delta.to.sha256 != to.sha256 {
-        return Err(format!(
+) -> std::result::Result<(Document, Delta<'static>), String> {
+    let mut applied = Vec::with_capacity(base.bytes().len() + 1024);
+    let mut records = Vec::with_capacity(base.record_count().unwrap_or(0));
+    let between = delta::Between {
+        from: base.sha256(),
+        to: &to.sha256,
+    };
+    let (file, by_record) = delta::apply_delta(
+        base,
+        delta::DeltaBytes::Json(delta),
+        Some(between),
+        &mut applied,
+        Some(&mut records),
+    )
+    .map_err(|e| match e {
+        delta::DeltaError::Versions { from, to: goes_to } => format!(
             "it goes from {} to {}, not from {} to version {} ({})",
-            short(&delta.from.sha256),
-            short(&delta.to.sha256),
+            short(&from.sha256),
+            short(&goes_to.sha256),
             short(base.sha256()),
             to.version,
             short(&to.sha256)
-        ));
-    }
-    let (applied, records) =
-        delta::apply_document_records(base, &delta.patch).map_err(|e| e.to_string())?;
+        ),
+        delta::DeltaError::Format(e) => format!("not a valid delta: {e}"),
+        e => e.to_string(),
+    })?;
     // One hash of the result, which either constructor checks; records written one by one are
     // not scanned again.
     let (bytes, none) = (Bytes::from(applied), KeyPointer::default());
-    match records {
-        Some(records) => Document::from_applied(bytes, &none, &to.sha256, base, &records),
-        None => Document::from_canonical(bytes, &none, &to.sha256),
+    match by_record {
+        true => Document::from_applied(bytes, &none, &to.sha256, base, &records),
+        false => Document::from_canonical(bytes, &none, &to.sha256),
     }
+    .map(|doc| (doc, file))
     .map_err(|reason| format!("applied, it does not give version {}: {reason}", to.version))
 }
 

@@ -13,9 +13,7 @@ use crate::canonical::{sha256_hex, Document, KeyPointer};
 use crate::error::{Error, Result};
 use crate::keys::DatasetKeys;
 use crate::manifest::{Entry, Manifest};
-use crate::remote::{
-    apply_step, read_delta_counted, read_latest, read_manifest_with_etag, read_verified,
-};
+use crate::remote::{apply_step, read_delta, read_latest, read_manifest_with_etag, read_verified};
 use crate::store::DynStore;
 
 /// What is on disk: the file's bytes and hash, and the sidecar if it is readable.
@@ -269,13 +267,11 @@ async fn apply_deltas(
     for e in steps {
         progress.inc(1);
         let key = e.delta.as_deref().expect("planned steps have deltas");
-        let (delta, n) = read_delta_counted(store, key)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (delta, n) = read_delta(store, key).await.map_err(|e| e.to_string())?;
         *bytes += n;
         doc = crate::blocking({
             let e = e.clone();
-            move || apply_step(&delta, &doc, &e)
+            move || apply_step(&delta, &doc, &e).map(|(doc, _)| doc)
         })
         .await
         .map_err(|why| format!("delta {key} in {}: {why}", store.url()))?;

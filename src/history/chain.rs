@@ -70,9 +70,9 @@ impl<'a> Chain<'a> {
                         format!("version {} has no delta", entry.version),
                     )
                 })?;
-                let delta = read_delta(self.store, key).await?;
-                let doc = apply_step(&delta, &prev, entry)
-                    .map_err(|why| Error::corrupt(url, key, why))?;
+                let (text, _) = read_delta(self.store, key).await?;
+                let (doc, delta) =
+                    apply_step(&text, &prev, entry).map_err(|why| Error::corrupt(url, key, why))?;
                 self.doc = Some(doc);
                 self.prev = Some(prev);
                 self.delta = Some(delta);

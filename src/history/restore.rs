@@ -131,8 +131,10 @@ pub async fn restore(
                 .delta
                 .as_deref()
                 .expect("plans only hold entries with deltas");
-            let d = read_delta(store, key).await?;
-            doc = apply_step(&d, &doc, e).map_err(|why| Error::corrupt(store.url(), key, why))?;
+            let (text, _) = read_delta(store, key).await?;
+            doc = apply_step(&text, &doc, e)
+                .map_err(|why| Error::corrupt(store.url(), key, why))?
+                .0;
         }
         if doc.sha256() != target.sha256 {
             return Err(corrupt(format!(

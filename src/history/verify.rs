@@ -195,7 +195,8 @@ pub async fn verify_with(
             });
         let by_delta = match chained {
             Some((delta_key, prev_doc)) => Some(match read_delta(store, delta_key).await {
-                Ok(d) => apply_step(&d, &prev_doc, entry)
+                Ok((text, _)) => apply_step(&text, &prev_doc, entry)
+                    .map(|(doc, _)| doc)
                     .map_err(|why| format!("version {v}: delta {delta_key}: {why}")),
                 Err(e) => Err(format!("version {v}: {e}")),
             }),
