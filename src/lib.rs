@@ -47,6 +47,7 @@ pub mod canonical;
 pub mod changes;
 pub mod delta;
 pub mod gzip;
+pub mod pipe;
 pub mod plan;
 
 pub mod keys;

@@ -160,9 +160,19 @@ pub fn delta_header<'a>(
 /// straight into the compressor: a delta of millions of operations is never held as JSON
 /// text, nor (with `planned`) as operations.
 pub fn delta_gz(header: &Delta<'_>, planned: Option<&Planned<'_>>, level: u32) -> Vec<u8> {
-    let mut enc = gzip::encoder(level);
-    crate::delta::write_delta(header, planned, &mut enc).expect("writing to memory cannot fail");
-    enc.finish().expect("compressing into memory cannot fail")
+    write_delta_gz(header, planned, level, Vec::new()).expect("writing to memory cannot fail")
+}
+
+/// [`delta_gz`], compressed into `out`.
+pub fn write_delta_gz<W: std::io::Write>(
+    header: &Delta<'_>,
+    planned: Option<&Planned<'_>>,
+    level: u32,
+    out: W,
+) -> std::io::Result<W> {
+    let mut enc = gzip::encoder_into(out, level);
+    crate::delta::write_delta(header, planned, &mut enc)?;
+    enc.finish()
 }
 
 pub fn build(i: Inputs<'_>) -> PublishPlan {

@@ -145,7 +145,10 @@ pub use apply::{
     apply_and_compare, apply_document, apply_document_into, apply_document_records, AppliedRecord,
 };
 pub use diff::{diff, diff_raw, plan, Planned};
-pub use stream::{apply_delta, check_delta, write_delta, Between, DeltaBytes, DeltaError, Rewind};
+pub use stream::{
+    apply_delta, check_delta, check_delta_read, write_delta, Between, DeltaBytes, DeltaError,
+    Rewind,
+};
 
 #[cfg(test)]
 mod tests;

@@ -89,6 +89,10 @@ pub enum DeltaError {
     Versions { from: VersionRef, to: VersionRef },
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The patch is not in record-wise order, and the file came from a reader that cannot be
+    /// read again ([`check_delta_read`]).
+    #[error("the patch is not in record-wise order")]
+    Unordered,
 }
 
 /// The hashes a delta file must say it goes between, checked before its patch is applied.
@@ -219,6 +223,37 @@ pub fn check_delta(
     let mut c = Compare::new(expected);
     let (header, _) = apply_delta(base, bytes, None, &mut c, None)?;
     Ok((header, c.differs()))
+}
+
+/// [`check_delta`] of a gzip delta file read from `gz` as it comes: a run checks the file it is
+/// compressing on another thread this way. A patch out of record-wise order (or a base that is
+/// no array of records) cannot be applied in one pass, and a reader cannot be read twice:
+/// that is [`DeltaError::Unordered`], for the caller to check the whole file with
+/// [`check_delta`] once it is written.
+pub fn check_delta_read(
+    base: &Document,
+    gz: impl Read,
+    expected: &[u8],
+) -> Result<(Delta<'static>, Option<usize>), DeltaError> {
+    if base.records().is_none() {
+        return Err(DeltaError::Unordered);
+    }
+    let mut c = Compare::new(expected);
+    let mut stream = Stream::new(base, &mut c, |_| {});
+    let reader = io::BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(gz));
+    let parsed = parse(
+        &mut serde_json::Deserializer::from_reader(reader),
+        None,
+        &mut stream,
+    );
+    match parsed {
+        Ok(header) => {
+            stream.finish()?;
+            Ok((header, c.differs()))
+        }
+        Err(_) if stream.out_of_order => Err(DeltaError::Unordered),
+        Err(e) => Err(e),
+    }
 }
 
 /// Parses a delta file, handing each operation of its patch to `stream`; an operation that

@@ -4,14 +4,20 @@
 //! apply give the new version's bytes, and the same error for a patch that does not apply;
 //! and the value counts a run takes before its commit point are the listed changes counted;
 //! and the document `verify` makes of an applied delta without scanning it again is the one a
-//! scan makes.
+//! scan makes; and the delta file a run writes from its plan is the whole diff's, checked as
+//! its compressed bytes are read through a pipe (and, out of record order, checked whole).
 
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::json;
 use snapsync::canonical::{Document, KeyPointer};
 use snapsync::changes::{value_changes, value_counts, PathPattern, ValueCounts};
-use snapsync::delta::{apply_document, apply_document_records, diff, AppliedRecord, PatchOp};
+use snapsync::delta::{
+    apply_delta, apply_document, apply_document_records, check_delta, check_delta_read, diff, plan,
+    AppliedRecord, Delta, DeltaBytes, DeltaError, PatchOp,
+};
+use snapsync::plan::delta_gz;
 
 use crate::common::cli::snapsync_gen;
 
@@ -183,4 +189,134 @@ fn a_document_from_applied_spans_is_the_scanned_one() {
             }
         }
     }
+}
+
+/// A delta file of `patch` from `old` to `new`, as the run writes its fields.
+fn header<'a>(d: &'a snapsync::delta::Diff, patch: &'a [PatchOp]) -> Delta<'a> {
+    let from = snapsync::manifest::Entry {
+        version: 1,
+        sha256: "a".repeat(64),
+        ..Default::default()
+    };
+    snapsync::plan::delta_header(
+        "covid",
+        &from,
+        (2, &"b".repeat(64)),
+        "2026-12-04T06:00:00.000Z",
+        d,
+        patch,
+    )
+}
+
+/// `check_delta_read` of `gz`, fed through a pipe by another thread in small pieces, as a run
+/// feeds it while it compresses.
+fn check_through_pipe(
+    base: &Document,
+    gz: &[u8],
+    expected: &[u8],
+) -> Result<Option<usize>, DeltaError> {
+    std::thread::scope(|scope| {
+        let (mut w, r) = snapsync::pipe::pipe(2);
+        scope.spawn(move || {
+            for piece in gz.chunks(1000) {
+                if w.write_all(piece).is_err() {
+                    break;
+                }
+            }
+        });
+        check_delta_read(base, r, expected).map(|(_, differs)| differs)
+    })
+}
+
+#[test]
+fn a_delta_written_from_its_plan_is_the_whole_diff_and_checks_as_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let days = upstream_days(dir.path(), 80);
+    for pair in days.windows(2) {
+        let (old, new) = (&pair[0], &pair[1]);
+        let whole = diff(old, new);
+        let planned = plan(old, new);
+        assert!(planned.record_count() > 0);
+        // Written from the plan, the file is the whole diff's, byte for byte.
+        let gz = delta_gz(
+            &header(&planned.diff, &planned.diff.patch),
+            Some(&planned),
+            1,
+        );
+        let text = snapsync::gzip::gunzip(&gz, 1 << 40, 0).unwrap();
+        assert_eq!(
+            text,
+            serde_json::to_vec(&header(&whole, &whole.patch)).unwrap()
+        );
+
+        // Read as it comes, it gives the new version; against other bytes, where they differ.
+        assert_eq!(check_through_pipe(old, &gz, new.bytes()).unwrap(), None);
+        let mut other = new.bytes().to_vec();
+        let at = other.len() / 2;
+        other[at] = if other[at] == b'1' { b'2' } else { b'1' };
+        assert_eq!(check_through_pipe(old, &gz, &other).unwrap(), Some(at));
+        // Its text applied as it is parsed: the records apply_document_records reports.
+        let (mut out, mut records) = (Vec::new(), Vec::new());
+        let (read, by_record) = apply_delta(
+            old,
+            DeltaBytes::Json(&text),
+            None,
+            &mut out,
+            Some(&mut records),
+        )
+        .unwrap();
+        assert!(by_record);
+        assert_eq!(read, header(&whole, &[]));
+        let (applied, expected): (Vec<u8>, Option<Vec<AppliedRecord>>) =
+            apply_document_records(old, &whole.patch).unwrap();
+        assert_eq!((out, Some(records)), (applied, expected));
+    }
+}
+
+#[test]
+fn a_delta_out_of_record_order_is_refused_by_the_reader_and_checked_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let days = upstream_days(dir.path(), 40);
+    // A key that repeats (a record duplicated in both days): records are aligned by key
+    // instead of matched, so a changed record's own operations come before the removes and
+    // adds of later records, which no single pass applies.
+    let key = KeyPointer::parse("/country/key").unwrap();
+    let with_a_duplicate = |doc: &Document| {
+        let mut v = doc.to_value();
+        let records = v.as_array_mut().unwrap();
+        records.push(records[0].clone());
+        Document::from_value(&v, &key)
+    };
+    let (old, new) = (with_a_duplicate(&days[0]), with_a_duplicate(&days[1]));
+    let planned = plan(&old, &new);
+    assert_eq!(planned.record_count(), 0);
+    let gz = delta_gz(
+        &header(&planned.diff, &planned.diff.patch),
+        Some(&planned),
+        1,
+    );
+    let read = check_through_pipe(&old, &gz, new.bytes());
+    assert!(matches!(read, Err(DeltaError::Unordered)), "{read:?}");
+    let (_, differs) = check_delta(&old, DeltaBytes::Gzip(&gz), new.bytes()).unwrap();
+    assert_eq!(differs, None);
+}
+
+#[test]
+fn a_streamed_delta_that_does_not_apply_names_its_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let days = upstream_days(dir.path(), 40);
+    let (old, new) = (&days[0], &days[1]);
+    let mut d = diff(old, new);
+    // Past the last record once the record-level operations are done.
+    let len = new.record_count().unwrap();
+    d.patch.push(PatchOp::Remove {
+        path: format!("/{}/country", len + 1),
+    });
+    let gz = delta_gz(&header(&d, &d.patch), None, 1);
+    let e = check_through_pipe(old, &gz, new.bytes()).unwrap_err();
+    let reason = format!("index {} is out of bounds (length {len})", len + 1);
+    assert!(
+        matches!(&e, DeltaError::Apply(a) if a.index == d.patch.len() - 1 && a.reason == reason),
+        "{e}"
+    );
 }
