@@ -1,7 +1,7 @@
 //! The typed queries: datasets, versions (a mirror of the manifest), runs, validators and the
 //! last body, the store probe's verdict, and the join cache.
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, MAIN_DB};
 
 use super::{DatasetState, Db, JoinCached, RunRecord, SourceState};
 use crate::error::Result;
@@ -60,12 +60,20 @@ impl Db {
     pub async fn cached_body(&self, dataset_id: i64, sha256: &str) -> Result<Option<Vec<u8>>> {
         let sha256 = sha256.to_string();
         self.call(move |c| {
-            c.query_row(
-                "SELECT body_gz FROM body_cache WHERE dataset_id = ?1 AND sha256 = ?2",
-                params![dataset_id, sha256],
-                |r| r.get(0),
-            )
-            .optional()
+            // Read through a blob handle, straight into one buffer: a query would make SQLite
+            // hold the whole blob and then copy it out (a 300 MB dataset's is 31 MB).
+            let found = c
+                .query_row(
+                    "SELECT rowid FROM body_cache WHERE dataset_id = ?1 AND sha256 = ?2",
+                    params![dataset_id, sha256],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?;
+            let Some(row) = found else { return Ok(None) };
+            let blob = c.blob_open(MAIN_DB, c"body_cache", c"body_gz", row, true)?;
+            let mut body = vec![0; blob.len()];
+            blob.read_at_exact(&mut body, 0)?;
+            Ok(Some(body))
         })
         .await
     }
@@ -107,10 +115,15 @@ impl Db {
                 )?;
             }
             if let Some((version, sha256, body)) = body {
+                // Written through a blob handle into a zeroblob of its size: bound as a
+                // parameter, the body would be copied twice on its way in.
                 tx.execute(
-                    "INSERT OR REPLACE INTO body_cache (dataset_id, version, sha256, body_gz) VALUES (?1, ?2, ?3, ?4)",
-                    params![dataset_id, version as i64, sha256, &body[..]],
+                    "INSERT OR REPLACE INTO body_cache (dataset_id, version, sha256, body_gz) VALUES (?1, ?2, ?3, zeroblob(?4))",
+                    params![dataset_id, version as i64, sha256, body.len() as i64],
                 )?;
+                let row = tx.last_insert_rowid();
+                tx.blob_open(MAIN_DB, c"body_cache", c"body_gz", row, false)?
+                    .write_at(&body, 0)?;
             }
             if let Some(s) = source {
                 tx.execute(

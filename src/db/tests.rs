@@ -354,3 +354,73 @@ fn migration_5_keeps_every_run_and_accepts_abandoned() {
         .unwrap();
     assert_eq!(indexes, 1);
 }
+
+#[tokio::test]
+async fn the_body_cache_keeps_the_newest_body_of_each_dataset_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = Db::open(&dir.path().join("s.db")).await.unwrap();
+    let (a, b) = (
+        db.dataset("file:///s", "a").await.unwrap().id,
+        db.dataset("file:///s", "b").await.unwrap().id,
+    );
+    // Larger than a page and not a multiple of one: written and read through blob handles.
+    let body = |seed: u8, len: usize| -> bytes::Bytes {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<u8>>()
+            .into()
+    };
+    let entry = |version: u64, sha: &str| Entry {
+        version,
+        sha256: sha.into(),
+        ..Entry::default()
+    };
+    let (first, second, other) = (body(1, 100_003), body(2, 5_001), body(3, 70_000));
+    db.record_versions(
+        a,
+        vec![entry(1, "s1")],
+        Some((1, "s1".into(), first.clone())),
+        None,
+    )
+    .await
+    .unwrap();
+    db.record_versions(
+        b,
+        vec![entry(1, "o1")],
+        Some((1, "o1".into(), other.clone())),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        db.cached_body(a, "s1").await.unwrap().as_deref(),
+        Some(&first[..])
+    );
+    assert_eq!(db.cached_body(a, "o1").await.unwrap(), None, "another hash");
+    // A newer version's body replaces the older one (a shorter one too).
+    db.record_versions(
+        a,
+        vec![entry(2, "s2")],
+        Some((2, "s2".into(), second.clone())),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(db.cached_body(a, "s1").await.unwrap(), None);
+    assert_eq!(
+        db.cached_body(a, "s2").await.unwrap().as_deref(),
+        Some(&second[..])
+    );
+    assert_eq!(
+        db.cached_body(b, "o1").await.unwrap().as_deref(),
+        Some(&other[..])
+    );
+    let empty = bytes::Bytes::new();
+    db.record_versions(a, vec![entry(3, "s3")], Some((3, "s3".into(), empty)), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.cached_body(a, "s3").await.unwrap().as_deref(),
+        Some(&[][..])
+    );
+}
