@@ -54,7 +54,7 @@ impl Prepared {
     pub async fn diff_against(&mut self, ds: &DatasetConfig, base: Arc<Document>) {
         let (new, spec) = (self.doc.clone(), DiffSpec::of(ds));
         let base_sha256 = base.sha256().to_string();
-        let diff = crate::blocking(move || checked_diff(&base, &new, spec, Values::List)).await;
+        let diff = crate::blocking(move || checked_diff(&base, &new, spec)).await;
         self.diff = diff.ok().map(|diff| PreparedDiff {
             base_sha256,
             diff: Arc::new(diff),
@@ -268,22 +268,10 @@ impl DiffSpec {
     }
 }
 
-/// What [`checked_diff`] tells of the changed values: their list (a diff made ahead, whose base
-/// is not kept), or only their counts (a run, which tells them to the views one at a time while
-/// it publishes: [`tell_values`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Values {
-    List,
-    Count,
-}
-
-/// Diffs, checks the delta by applying it, and tells the changed records' values apart.
-pub(super) fn checked_diff(
-    prev: &Document,
-    new: &Document,
-    spec: DiffSpec,
-    values: Values,
-) -> Result<Diff> {
+/// Diffs, checks the delta by applying it, and lists the changed records' values: a diff made
+/// ahead, whose base is not kept (a run only counts them, [`checked_delta`], and tells them to
+/// the views one at a time while it publishes, [`tell_values`]).
+pub(super) fn checked_diff(prev: &Document, new: &Document, spec: DiffSpec) -> Result<Diff> {
     let t = Instant::now();
     let mut d = delta::diff(prev, new);
     debug!(
@@ -300,7 +288,8 @@ pub(super) fn checked_diff(
     if let Some(offset) = differs {
         return Err(does_not_give(&spec, new, offset));
     }
-    tell_apart(prev, new, &spec, values, &mut d);
+    d.values = changes::value_changes(prev, new, &spec.key, &d.changes, &spec.derived);
+    d.counts = d.values.as_deref().map(changes::ValueCounts::of);
     debug!(
         ms = t.elapsed().as_millis() as u64,
         values = ?d.counts,
@@ -320,13 +309,14 @@ pub(super) struct DeltaAt {
 
 /// Diffs, writes the delta file (gzip) with each changed record's operations made only as they
 /// are written, and checks it by applying those very bytes to `prev` as they are read, comparing
-/// the result with `new`'s bytes; then counts the changed values. The diff returned has no
+/// the result with `new`'s bytes; and counts the changed values. The diff returned has no
 /// patch: the file holds it. So a changed run never holds its patch, which on a day that
 /// revises history is the largest thing it would (about 100 bytes per operation).
 ///
 /// The check runs on another thread, reading the compressed bytes through a pipe as they are
 /// written: diff, serialization and compression on one core, decompression, parse and apply on
-/// the other, so it adds little wall time to the write.
+/// the other, so it adds little wall time to the write; the values are counted while the
+/// checker finishes.
 pub(super) fn checked_delta(
     prev: &Document,
     new: &Document,
@@ -344,6 +334,7 @@ pub(super) fn checked_delta(
         &planned.diff,
         &planned.diff.patch,
     );
+    let mut counts = None;
     let (gz, checked) = std::thread::scope(|scope| {
         let (pipe, reader) = crate::pipe::pipe(16);
         let checker = scope.spawn(move || delta::check_delta_read(prev, reader, new.bytes()));
@@ -351,9 +342,13 @@ pub(super) fn checked_delta(
             kept: Vec::new(),
             pipe: Some(pipe),
         };
+        // The pipe ends with the tee: the checker then reads to the end of the file.
         let gz = crate::plan::write_delta_gz(&header, Some(&planned), at.level, tee)
             .map(|tee| tee.kept)
             .expect("writing to memory cannot fail");
+        // The checker has more to do than the writer: the values are counted meanwhile.
+        let changes = &planned.diff.changes;
+        counts = changes::value_counts(prev, new, &spec.key, changes, &spec.derived);
         let checked = checker
             .join()
             .unwrap_or_else(|e| std::panic::resume_unwind(e));
@@ -389,12 +384,8 @@ pub(super) fn checked_delta(
     drop(written);
     let mut d = planned.diff;
     d.patch = Vec::new();
-    tell_apart(prev, new, &spec, Values::Count, &mut d);
-    debug!(
-        ms = t.elapsed().as_millis() as u64,
-        values = ?d.counts,
-        "values told apart"
-    );
+    d.counts = counts;
+    debug!(values = ?d.counts, "values told apart");
     Ok((d, gz))
 }
 
@@ -437,19 +428,6 @@ fn does_not_give(spec: &DiffSpec, new: &Document, offset: usize) -> Error {
             new.sha256()
         ),
     )
-}
-
-/// Tells the changed records' values apart into `d` (their list or their counts).
-fn tell_apart(prev: &Document, new: &Document, spec: &DiffSpec, values: Values, d: &mut Diff) {
-    match values {
-        Values::List => {
-            d.values = changes::value_changes(prev, new, &spec.key, &d.changes, &spec.derived);
-            d.counts = d.values.as_deref().map(changes::ValueCounts::of);
-        }
-        Values::Count => {
-            d.counts = changes::value_counts(prev, new, &spec.key, &d.changes, &spec.derived);
-        }
-    }
 }
 
 /// The views of a version (number and `created_at`) published with `diff`: its changed values

@@ -457,9 +457,8 @@ impl Run<'_> {
             // delta file only, and is made again.
             prepared_diff = prepared;
             snapshot_gz = Some(gz.clone());
-            // The views' values are told on the other core while this attempt serializes its
-            // delta and uploads (the walk and the change table's encoding are a quarter of a
-            // changed run's CPU); they are written only once the version is committed. A retry
+            // The views' values are told on the other core while this attempt uploads (the walk
+            // and the change table's encoding are a quarter of a changed run's CPU); they are written only once the version is committed. A retry
             // or a dry run drops them.
             let views = diff.clone().filter(|_| !self.opts.dry_run).map(|diff| {
                 let base = base_doc.clone().filter(|b| {
@@ -626,10 +625,10 @@ impl Run<'_> {
         }))
     }
 
-    /// Diffs against the previous version, writes the delta file and checks it by applying it,
-    /// while the snapshot is compressed on the other core (unless the first of `ahead` has it
-    /// already). A diff made ahead (the second of `ahead`) is used when its base is the previous
-    /// version. `held` is the base an earlier attempt loaded.
+    /// Diffs against the previous version, writes the delta file and checks it by applying it
+    /// (the check on another thread), while the snapshot is compressed on a third (unless
+    /// `snapshot_gz` has it already). A diff made ahead (`prepared`) is used when its base is
+    /// the previous version. `held` is the base an earlier attempt loaded.
     async fn diff_and_compress(
         &mut self,
         doc: &Arc<Document>,
