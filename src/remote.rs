@@ -103,7 +103,19 @@ pub fn apply_step(
     base: &Document,
     to: &Entry,
 ) -> std::result::Result<(Document, Delta<'static>), String> {
-    let mut applied = Vec::with_capacity(base.bytes().len() + 1024);
+    apply_step_into(delta, base, to, Vec::new())
+}
+
+/// [`apply_step`], writing the result into `buffer` (emptied first): the buffer of a version
+/// no longer needed ([`Document::into_buffer`]).
+pub fn apply_step_into(
+    delta: &[u8],
+    base: &Document,
+    to: &Entry,
+    mut applied: Vec<u8>,
+) -> std::result::Result<(Document, Delta<'static>), String> {
+    applied.clear();
+    applied.reserve(base.bytes().len() + 1024);
     let mut records = Vec::with_capacity(base.record_count().unwrap_or(0));
     let between = delta::Between {
         from: base.sha256(),

@@ -6,7 +6,7 @@ use crate::canonical::{Document, KeyPointer};
 use crate::delta::Delta;
 use crate::error::{Error, Result};
 use crate::manifest::Entry;
-use crate::remote::{apply_step, read_delta, read_document};
+use crate::remote::{apply_step_into, read_delta, read_document};
 use crate::store::DynStore;
 
 /// One version reached: its entry, its document, and the delta that led to it from the
@@ -71,8 +71,10 @@ impl<'a> Chain<'a> {
                     )
                 })?;
                 let (text, _) = read_delta(self.store, key).await?;
-                let (doc, delta) =
-                    apply_step(&text, &prev, entry).map_err(|why| Error::corrupt(url, key, why))?;
+                // The buffer of the version before `prev` (unless a caller kept it).
+                let spare = self.prev.take().and_then(Document::into_buffer);
+                let (doc, delta) = apply_step_into(&text, &prev, entry, spare.unwrap_or_default())
+                    .map_err(|why| Error::corrupt(url, key, why))?;
                 self.doc = Some(doc);
                 self.prev = Some(prev);
                 self.delta = Some(delta);

@@ -7,7 +7,7 @@ use crate::canonical::{Document, KeyPointer};
 use crate::error::{Error, Result};
 use crate::keys::{self};
 use crate::manifest::{Entry, Manifest};
-use crate::remote::{apply_step, read_delta, read_document};
+use crate::remote::{apply_step_into, read_delta, read_document};
 use crate::store::DynStore;
 
 /// Which version to restore.
@@ -125,6 +125,8 @@ pub async fn restore(
             Some(p.deltas.len() as u64),
             crate::progress::Unit::Deltas,
         );
+        // The buffer of the version before `doc`, for the next one.
+        let mut spare: Option<Vec<u8>> = None;
         for e in &p.deltas {
             progress.inc(1);
             let key = e
@@ -132,9 +134,10 @@ pub async fn restore(
                 .as_deref()
                 .expect("plans only hold entries with deltas");
             let (text, _) = read_delta(store, key).await?;
-            doc = apply_step(&text, &doc, e)
+            let next = apply_step_into(&text, &doc, e, spare.take().unwrap_or_default())
                 .map_err(|why| Error::corrupt(store.url(), key, why))?
                 .0;
+            spare = std::mem::replace(&mut doc, next).into_buffer();
         }
         if doc.sha256() != target.sha256 {
             return Err(corrupt(format!(

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, DatasetKeys};
 use crate::manifest::{Entry, Manifest};
 use crate::remote::{
-    apply_step, check_stored_hash, read_delta, read_document, read_manifest_with_etag,
+    apply_step_into, check_stored_hash, read_delta, read_document, read_manifest_with_etag,
     read_verified, recover_entries, write_manifest,
 };
 use crate::store::{DynStore, PutMode};
@@ -163,6 +163,8 @@ pub async fn verify_with(
 
     let mut newly_pruned = Vec::new();
     let mut prev: Option<(Entry, Arc<Document>)> = None;
+    // The buffer of the version before `prev`, for the next one the deltas rebuild.
+    let mut spare: Option<Vec<u8>> = None;
     let progress = crate::progress::start(
         format!("verifying {}", dataset_name(keys)),
         Some(walk.versions.len() as u64),
@@ -195,9 +197,11 @@ pub async fn verify_with(
             });
         let by_delta = match chained {
             Some((delta_key, prev_doc)) => Some(match read_delta(store, delta_key).await {
-                Ok((text, _)) => apply_step(&text, &prev_doc, entry)
-                    .map(|(doc, _)| doc)
-                    .map_err(|why| format!("version {v}: delta {delta_key}: {why}")),
+                Ok((text, _)) => {
+                    apply_step_into(&text, &prev_doc, entry, spare.take().unwrap_or_default())
+                        .map(|(doc, _)| doc)
+                        .map_err(|why| format!("version {v}: delta {delta_key}: {why}"))
+                }
                 Err(e) => Err(format!("version {v}: {e}")),
             }),
             None => None,
@@ -241,7 +245,8 @@ pub async fn verify_with(
                 "version {v} cannot be restored: its snapshot was pruned and the chain to it is broken"
             ));
         }
-        prev = doc.map(|d| (entry.clone(), d));
+        let before = std::mem::replace(&mut prev, doc.map(|d| (entry.clone(), d)));
+        spare = before.and_then(|(_, d)| Arc::try_unwrap(d).ok()?.into_buffer());
     }
 
     // Repairing the manifest: what was recovered, and snapshots the deltas make unnecessary.
