@@ -64,6 +64,16 @@ pub struct Reader {
     at: usize,
 }
 
+impl Reader {
+    /// The chunks as they come, until the writer is dropped (after what was read already):
+    /// for a reader that takes whole chunks, without copying them out.
+    pub fn into_chunks(self) -> impl Iterator<Item = Vec<u8>> {
+        let Reader { rx, chunk, at } = self;
+        let rest = (at < chunk.len()).then(|| chunk[at..].to_vec());
+        rest.into_iter().chain(rx)
+    }
+}
+
 impl Read for Reader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.at == self.chunk.len() {

@@ -10,6 +10,7 @@
 //! `write_*`; "fetch" is the HTTP source's.
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::canonical::{sha256_hex, Document, KeyPointer};
@@ -107,7 +108,8 @@ pub fn apply_step(
 }
 
 /// [`apply_step`], writing the result into `buffer` (emptied first): the buffer of a version
-/// no longer needed ([`Document::into_buffer`]).
+/// no longer needed ([`Document::into_buffer`]). A large result is hashed on the other core as
+/// it is written (the hash was a third of rebuilding a version).
 pub fn apply_step_into(
     delta: &[u8],
     base: &Document,
@@ -121,13 +123,33 @@ pub fn apply_step_into(
         from: base.sha256(),
         to: &to.sha256,
     };
-    let (file, by_record) = delta::apply_delta(
-        base,
-        delta::DeltaBytes::Json(delta),
-        Some(between),
-        &mut applied,
-        Some(&mut records),
-    )
+    let beside = base.bytes().len() >= crate::canonical::HASH_BESIDE;
+    let (pipe, chunks) = crate::pipe::pipe(16);
+    let mut out = HashedOut {
+        out: applied,
+        sent: 0,
+        pipe: beside.then_some(pipe),
+    };
+    let (file, by_record, bytes, hashed) = std::thread::scope(|s| {
+        let hasher = beside.then(|| {
+            s.spawn(move || {
+                let mut hash = Sha256::new();
+                chunks.into_chunks().for_each(|c| hash.update(&c));
+                hex::encode(hash.finalize())
+            })
+        });
+        let result = delta::apply_delta(
+            base,
+            delta::DeltaBytes::Json(delta),
+            Some(between),
+            &mut out,
+            Some(&mut records),
+        );
+        // The end of the hashed stream (whatever the apply said: the hasher must see its end).
+        let (bytes, whole) = out.finish();
+        let got = hasher.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        result.map(|(file, by_record)| (file, by_record, bytes, got.filter(|_| whole)))
+    })
     .map_err(|e| match e {
         delta::DeltaError::Versions { from, to: goes_to } => format!(
             "it goes from {} to {}, not from {} to version {} ({})",
@@ -142,13 +164,65 @@ pub fn apply_step_into(
     })?;
     // One hash of the result, which either constructor checks; records written one by one are
     // not scanned again.
-    let (bytes, none) = (Bytes::from(applied), KeyPointer::default());
+    let (bytes, none) = (Bytes::from(bytes), KeyPointer::default());
     match by_record {
-        true => Document::from_applied(bytes, &none, &to.sha256, base, &records),
+        true => Document::from_applied((bytes, hashed), &none, &to.sha256, base, &records),
         false => Document::from_canonical(bytes, &none, &to.sha256),
     }
     .map(|doc| (doc, file))
     .map_err(|reason| format!("applied, it does not give version {}: {reason}", to.version))
+}
+
+/// An applied version's bytes, each 64 KiB of them handed on to a hasher as it is complete.
+/// A rewind (the apply starting over) abandons the hash: the result is then hashed whole.
+struct HashedOut {
+    out: Vec<u8>,
+    /// How much of `out` the hasher has.
+    sent: usize,
+    pipe: Option<crate::pipe::Writer>,
+}
+
+impl HashedOut {
+    const CHUNK: usize = 1 << 20;
+
+    /// Hands on what is unsent.
+    fn send(&mut self) {
+        if let Some(pipe) = &mut self.pipe {
+            if std::io::Write::write_all(pipe, &self.out[self.sent..]).is_err() {
+                self.pipe = None;
+            }
+            self.sent = self.out.len();
+        }
+    }
+
+    /// The bytes, and whether the hasher had every one of them; it has seen the end.
+    fn finish(mut self) -> (Vec<u8>, bool) {
+        self.send();
+        let whole = self.pipe.take().is_some();
+        (std::mem::take(&mut self.out), whole)
+    }
+}
+
+impl std::io::Write for HashedOut {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.out.extend_from_slice(data);
+        if self.out.len() - self.sent >= Self::CHUNK {
+            self.send();
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl delta::Rewind for HashedOut {
+    fn rewind(&mut self) {
+        self.out.clear();
+        self.sent = 0;
+        self.pipe = None;
+    }
 }
 
 /// The first 12 characters of a hash, for messages (whatever a tampered manifest holds).
@@ -426,4 +500,94 @@ pub async fn delete_objects(store: &DynStore, keys: &[String]) -> Result<usize> 
         store.delete(k).await?;
     }
     Ok(keys.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::delta::{PatchOp, VersionRef};
+
+    /// Records enough that the result is hashed on the other core as it is written.
+    fn large(edit: impl Fn(usize) -> Value) -> Document {
+        let records: Vec<Value> = (0..4000).map(edit).collect();
+        let doc = Document::from_value(&Value::Array(records), &KeyPointer::parse("/k").unwrap());
+        assert!(doc.bytes().len() >= crate::canonical::HASH_BESIDE);
+        doc
+    }
+
+    fn record(i: usize, extra: &str) -> Value {
+        json!({"k": i, "series": vec![i; 60], "extra": extra})
+    }
+
+    /// The delta file of `patch` from `base` to the version hashing to `to`.
+    fn file(base: &Document, to: &str, patch: &[PatchOp]) -> Vec<u8> {
+        let delta = Delta {
+            format: delta::FORMAT.into(),
+            dataset: "d".into(),
+            from: VersionRef {
+                version: 1,
+                sha256: base.sha256().into(),
+            },
+            to: VersionRef {
+                version: 2,
+                sha256: to.into(),
+            },
+            created_at: "2026-12-04T06:00:00Z".into(),
+            summary: Default::default(),
+            changes: Cow::Owned(Vec::new()),
+            patch: Cow::Borrowed(patch),
+        };
+        serde_json::to_vec(&delta).unwrap()
+    }
+
+    fn entry(sha256: &str) -> Entry {
+        Entry {
+            version: 2,
+            sha256: sha256.into(),
+            ..Entry::default()
+        }
+    }
+
+    #[test]
+    fn a_large_version_hashed_as_it_is_written_is_the_new_version() {
+        let base = large(|i| record(i, "a"));
+        let new = large(|i| record(i, if i % 7 == 0 { "b" } else { "a" }));
+        let d = delta::diff(&base, &new);
+        let text = file(&base, new.sha256(), &d.patch);
+        let (doc, _) = apply_step_into(&text, &base, &entry(new.sha256()), vec![1; 10]).unwrap();
+        assert_eq!(doc.bytes(), new.bytes());
+        assert_eq!(doc.sha256(), new.sha256());
+        assert_eq!(doc.record_count(), new.record_count());
+
+        // A delta whose result is not the version it names: the hash says so.
+        let other = large(|i| record(i, if i % 5 == 0 { "b" } else { "a" }));
+        let text = file(&base, new.sha256(), &delta::diff(&base, &other).patch);
+        let err = apply_step(&text, &base, &entry(new.sha256())).unwrap_err();
+        assert!(
+            err.contains(&format!("content hashes to {}", other.sha256())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_large_version_applied_whole_after_a_false_start_is_hashed_whole() {
+        let base = large(|i| record(i, "a"));
+        // An operation on a later record before one on an earlier: the apply starts over
+        // (after more than a chunk of records went to the hasher) and applies the file whole,
+        // and the result is hashed whole.
+        let patch: Vec<PatchOp> = serde_json::from_value(json!([
+            {"op": "replace", "path": "/3900/extra", "value": "b"},
+            {"op": "replace", "path": "/10/extra", "value": "b"}
+        ]))
+        .unwrap();
+        let new = large(|i| record(i, if i == 3900 || i == 10 { "b" } else { "a" }));
+        let text = file(&base, new.sha256(), &patch);
+        let (doc, _) = apply_step(&text, &base, &entry(new.sha256())).unwrap();
+        assert_eq!(doc.bytes(), new.bytes());
+        assert_eq!(doc.sha256(), new.sha256());
+    }
 }

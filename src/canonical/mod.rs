@@ -141,14 +141,68 @@ impl Tables {
     }
 }
 
-/// `bytes` as the text of the version `sha256` names: its hash (returned) checked, and UTF-8.
-fn checked_text(bytes: Bytes, sha256: &str) -> Result<(String, ByteString), String> {
-    let got = sha256_hex(&bytes);
-    if got != sha256 {
-        return Err(format!("content hashes to {got}, expected {sha256}"));
+/// Below this many bytes a document is hashed on the calling thread: a thread would cost more
+/// than it saves.
+pub(crate) const HASH_BESIDE: usize = 1 << 20;
+
+/// `bytes` as the text of the version `sha256` names: its hash (returned) checked, and UTF-8,
+/// then given to `build` (which finds its records). `hashed` is the hash of `bytes` when
+/// whatever wrote them took it as they were written; otherwise it is taken on another core
+/// while `build` runs here. A hash that does not match is the error whatever `build` said.
+fn checked_text<T>(
+    bytes: Bytes,
+    sha256: &str,
+    hashed: Option<String>,
+    build: impl FnOnce(ByteString) -> Result<T, String>,
+) -> Result<(String, T), String> {
+    let text = |bytes: Bytes| {
+        ByteString::try_from(bytes)
+            .map_err(|e| format!("not UTF-8 text: {e}"))
+            .and_then(build)
+    };
+    let mismatch = |got: &str| format!("content hashes to {got}, expected {sha256}");
+    if hashed.is_some() || bytes.len() < HASH_BESIDE {
+        let got = hashed.unwrap_or_else(|| sha256_hex(&bytes));
+        if got != sha256 {
+            return Err(mismatch(&got));
+        }
+        return text(bytes).map(|built| (got, built));
     }
-    let text = ByteString::try_from(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
-    Ok((got, text))
+    let (got, built) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| sha256_hex(&bytes));
+        let built = text(bytes.clone());
+        let got = hashing
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        (got, built)
+    });
+    if got != sha256 {
+        return Err(mismatch(&got));
+    }
+    built.map(|built| (got, built))
+}
+
+/// The records of canonical text (none unless it is an array) and their tables, from a scan
+/// that allocates nothing per value.
+fn scanned_records(text: &str, key: &KeyPointer) -> Result<(Option<Vec<Record>>, Tables), String> {
+    let mut tables = Tables::default();
+    if !text.starts_with('[') {
+        return Ok((None, tables));
+    }
+    let base = text.as_ptr() as usize;
+    let items = split_array(text).ok_or("not a canonical JSON array")?;
+    let mut records = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let start = item.as_ptr() as usize - base;
+        let too_large = |e: &str| format!("record {i} {e}");
+        let key = tables.scanned_key(item, key).map_err(too_large)?;
+        let members = member_spans(item)
+            .map(|spans| tables.members(spans))
+            .transpose()
+            .map_err(too_large)?;
+        records.push(Tables::record(start, start + item.len(), key, members));
+    }
+    Ok((Some(records), tables))
 }
 
 /// Whether `spans` (from whatever wrote `item`) are member spans of the object `item`: each
@@ -266,26 +320,10 @@ impl Document {
     /// The text is not parsed: such a document is a base to diff from or to patch (where
     /// text that does not split is an error), not the new side of a diff.
     pub fn from_canonical(bytes: Bytes, key: &KeyPointer, sha256: &str) -> Result<Self, String> {
-        let (got, text) = checked_text(bytes, sha256)?;
-        let mut tables = Tables::default();
-        let records = if text.starts_with('[') {
-            let base = text.as_ptr() as usize;
-            let items = split_array(&text).ok_or("not a canonical JSON array")?;
-            let mut records = Vec::with_capacity(items.len());
-            for (i, item) in items.into_iter().enumerate() {
-                let start = item.as_ptr() as usize - base;
-                let too_large = |e: &str| format!("record {i} {e}");
-                let key = tables.scanned_key(item, key).map_err(too_large)?;
-                let members = member_spans(item)
-                    .map(|spans| tables.members(spans))
-                    .transpose()
-                    .map_err(too_large)?;
-                records.push(Tables::record(start, start + item.len(), key, members));
-            }
-            Some(records)
-        } else {
-            None
-        };
+        let (got, (text, records, tables)) = checked_text(bytes, sha256, None, |text| {
+            let (records, tables) = scanned_records(&text, key)?;
+            Ok((text, records, tables))
+        })?;
         Ok(Document {
             sha256: got,
             text,
@@ -299,56 +337,59 @@ impl Document {
     /// where each record of the result is, which are untouched copies of a record of `base`
     /// (whose member spans are taken from there), and the member spans of the records it
     /// rewrote (checked against their text); only other records are scanned. Checked against
-    /// `sha256`, and refused unless the spans tile the top-level array exactly.
+    /// `sha256` (`hashed`: the hash of `bytes`, when the apply took it as it wrote them), and
+    /// refused unless the spans tile the top-level array exactly.
     pub fn from_applied(
-        bytes: Bytes,
+        (bytes, hashed): (Bytes, Option<String>),
         key: &KeyPointer,
         sha256: &str,
         base: &Document,
         applied: &[crate::delta::AppliedRecord<'_>],
     ) -> Result<Self, String> {
-        let (got, text) = checked_text(bytes, sha256)?;
-        let b = text.as_bytes();
-        // The spans must be exactly `[` r0 `,` r1 … `]`: whatever wrote them, the document's
-        // records are then the array's elements.
-        let mut at = 0;
-        for (i, r) in applied.iter().enumerate() {
-            let sep = if i == 0 { b'[' } else { b',' };
-            if r.start != at + 1 || b.get(at) != Some(&sep) || r.end < r.start {
-                return Err(format!("record {i} is not where the applied spans say"));
+        let (got, (text, records, tables)) = checked_text(bytes, sha256, hashed, |text| {
+            let b = text.as_bytes();
+            // The spans must be exactly `[` r0 `,` r1 … `]`: whatever wrote them, the document's
+            // records are then the array's elements.
+            let mut at = 0;
+            for (i, r) in applied.iter().enumerate() {
+                let sep = if i == 0 { b'[' } else { b',' };
+                if r.start != at + 1 || b.get(at) != Some(&sep) || r.end < r.start {
+                    return Err(format!("record {i} is not where the applied spans say"));
+                }
+                at = r.end;
             }
-            at = r.end;
-        }
-        let closes = if applied.is_empty() { &b"[]"[..] } else { b"]" };
-        if b.len() != at + closes.len() || !b.ends_with(closes) || b.len() < 2 {
-            return Err("the applied spans do not end the array".into());
-        }
-        let mut tables = Tables::default();
-        let mut records = Vec::with_capacity(applied.len());
-        for (i, r) in applied.iter().enumerate() {
-            let too_large = |e: &str| format!("record {i} {e}");
-            let item = &text[r.start..r.end];
-            let k = tables.scanned_key(item, key).map_err(too_large)?;
-            // A copy's spans, relative to its start, are its base record's: the same bytes.
-            let copied = r
-                .copy_of
-                .filter(|c| base.bytes().get(c.start..c.end) == Some(item.as_bytes()))
-                .and_then(|c| base.members_of(c));
-            let members = match (copied, &r.members) {
-                (Some(spans), _) => {
-                    let spans = spans
-                        .iter()
-                        .map(|m| (m.name as usize, m.value as usize, m.end as usize));
-                    Some(tables.members(spans))
-                }
-                (None, Some(spans)) if members_fit(item, spans) => {
-                    Some(tables.members(spans.iter().copied()))
-                }
-                (None, _) => member_spans(item).map(|spans| tables.members(spans)),
-            };
-            let members = members.transpose().map_err(too_large)?;
-            records.push(Tables::record(r.start, r.end, k, members));
-        }
+            let closes = if applied.is_empty() { &b"[]"[..] } else { b"]" };
+            if b.len() != at + closes.len() || !b.ends_with(closes) || b.len() < 2 {
+                return Err("the applied spans do not end the array".into());
+            }
+            let mut tables = Tables::default();
+            let mut records = Vec::with_capacity(applied.len());
+            for (i, r) in applied.iter().enumerate() {
+                let too_large = |e: &str| format!("record {i} {e}");
+                let item = &text[r.start..r.end];
+                let k = tables.scanned_key(item, key).map_err(too_large)?;
+                // A copy's spans, relative to its start, are its base record's: the same bytes.
+                let copied = r
+                    .copy_of
+                    .filter(|c| base.bytes().get(c.start..c.end) == Some(item.as_bytes()))
+                    .and_then(|c| base.members_of(c));
+                let members = match (copied, &r.members) {
+                    (Some(spans), _) => {
+                        let spans = spans
+                            .iter()
+                            .map(|m| (m.name as usize, m.value as usize, m.end as usize));
+                        Some(tables.members(spans))
+                    }
+                    (None, Some(spans)) if members_fit(item, spans) => {
+                        Some(tables.members(spans.iter().copied()))
+                    }
+                    (None, _) => member_spans(item).map(|spans| tables.members(spans)),
+                };
+                let members = members.transpose().map_err(too_large)?;
+                records.push(Tables::record(r.start, r.end, k, members));
+            }
+            Ok((text, records, tables))
+        })?;
         Ok(Document {
             sha256: got,
             text,

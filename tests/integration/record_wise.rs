@@ -174,7 +174,7 @@ fn a_document_from_applied_spans_is_the_scanned_one() {
                 let bytes = bytes::Bytes::from(bytes);
                 let sha = snapsync::canonical::sha256_hex(&bytes);
                 let scanned = Document::from_canonical(bytes.clone(), &key, &sha).unwrap();
-                let made = Document::from_applied(bytes.clone(), &key, &sha, old, &records);
+                let made = Document::from_applied((bytes.clone(), None), &key, &sha, old, &records);
                 assert!(made.unwrap() == scanned, "the documents differ");
                 // A span one byte off, or one record short, is refused.
                 let mut off = records.clone();
@@ -183,7 +183,7 @@ fn a_document_from_applied_spans_is_the_scanned_one() {
                 short.pop();
                 for bad in [off, short] {
                     let bad: Vec<AppliedRecord<'_>> = bad;
-                    let made = Document::from_applied(bytes.clone(), &key, &sha, old, &bad);
+                    let made = Document::from_applied((bytes.clone(), None), &key, &sha, old, &bad);
                     assert!(made.is_err());
                 }
             }
