@@ -127,6 +127,14 @@ impl Rewind for Vec<u8> {
     }
 }
 
+/// What was kept is dropped, and the pipe's reader (a hasher) is cut off: its hash is not the
+/// result's.
+impl Rewind for crate::pipe::Tee {
+    fn rewind(&mut self) {
+        self.restart();
+    }
+}
+
 /// Applies the delta file `bytes` to `base` into `out` and returns the file's other fields (its
 /// `patch` empty) and whether the result was written record by record. Then `records`, when
 /// asked for, has where each record of the result is (as [`super::apply_document_records`]);

@@ -336,15 +336,12 @@ pub(super) fn checked_delta(
     );
     let mut counts = None;
     let (gz, checked) = std::thread::scope(|scope| {
-        let (pipe, reader) = crate::pipe::pipe(16);
+        let (pipe, reader) = crate::pipe::pipe(16, crate::pipe::CHUNK);
         let checker = scope.spawn(move || delta::check_delta_read(prev, reader, new.bytes()));
-        let tee = Tee {
-            kept: Vec::new(),
-            pipe: Some(pipe),
-        };
+        let tee = crate::pipe::Tee::new(Vec::new(), Some(pipe));
         // The pipe ends with the tee: the checker then reads to the end of the file.
         let gz = crate::plan::write_delta_gz(&header, Some(&planned), at.level, tee)
-            .map(|tee| tee.kept)
+            .map(|tee| tee.finish().0)
             .expect("writing to memory cannot fail");
         // The checker has more to do than the writer: the values are counted meanwhile.
         let changes = &planned.diff.changes;
@@ -387,30 +384,6 @@ pub(super) fn checked_delta(
     d.counts = counts;
     debug!(values = ?d.counts, "values told apart");
     Ok((d, gz))
-}
-
-/// Keeps what is written, and hands it on to a pipe while its reader reads: a checker that
-/// stopped early (its error is the one reported) or cannot read in one pass (it checks the
-/// whole file afterwards) does not stop the file being written whole.
-struct Tee {
-    kept: Vec<u8>,
-    pipe: Option<crate::pipe::Writer>,
-}
-
-impl std::io::Write for Tee {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.kept.extend_from_slice(data);
-        if let Some(pipe) = &mut self.pipe {
-            if pipe.write_all(data).is_err() {
-                self.pipe = None;
-            }
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 fn mismatch(spec: &DiffSpec, reason: String) -> Error {

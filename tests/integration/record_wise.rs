@@ -216,7 +216,7 @@ fn check_through_pipe(
     expected: &[u8],
 ) -> Result<Option<usize>, DeltaError> {
     std::thread::scope(|scope| {
-        let (mut w, r) = snapsync::pipe::pipe(2);
+        let (mut w, r) = snapsync::pipe::pipe(2, snapsync::pipe::CHUNK);
         scope.spawn(move || {
             for piece in gz.chunks(1000) {
                 if w.write_all(piece).is_err() {
